@@ -1,0 +1,318 @@
+"""
+Fine-tune BERT for NER with one visible training loop, and score it with our span F1.
+
+    python train.py                                   # the default run: CoNLL-2003 in data/conll2003
+    python train.py --max_steps 20 --out_dir out/smoke
+    python train.py --original o.conll --distilled d.conll --strategy seq-d-o
+    torchrun --nproc_per_node 2 train.py ...          # the same run on 2 processes (gloo on CPU, nccl on GPU)
+
+Training data comes from one or two sources: original (human) labels O and distilled (LLM)
+labels D. At every step each example of the batch is drawn from D with probability p(t), t the
+training progress; `--strategy` picks p (mix.py): original (0), distilled (1), union (D's share),
+seq-d-o (1 then 0, the paper's Simple Mix), seq-o-d, or any `--schedule`. Every strategy gets the
+same step budget: epochs x ceil((|O| + |D|) / batch_size), so comparisons are fair.
+
+Writes into --out_dir: metrics.json (dev and test scores in eval.py's JSON shape, speed, the
+realised share of D), model/ (a Hugging Face folder of the best dev checkpoint) and
+test_predictions.conll (token gold predicted).
+"""
+import argparse
+import json
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from data import labels_from, read_conll, write_conll
+from eval import span_f1
+from mix import MixSampler, strategy_schedule
+from model import default_model_dir, from_pretrained, load_tokenizer, save_pretrained
+
+
+@dataclass
+class Config:
+    # data
+    data_dir: str = "data/conll2003"  # holds train.txt, valid.txt, test.txt
+    train_file: str = ""  # overrides data_dir/train.txt as the original (human) data
+    original: str = ""  # same as --train_file
+    distilled: str = ""  # LLM-labelled data, tag in the last column
+    strategy: str = "original"  # original | distilled | union | seq-d-o | seq-o-d | schedule
+    schedule: str = ""  # with --strategy schedule: constant | linear | sigmoid | power | step
+    schedule_args: str = ""  # e.g. k=10,t0=0.5
+    # model
+    model_dir: str = ""  # any Hugging Face BERT folder; default: the MiniLM-L6-H384 weights
+    max_len: int = 128  # word pieces per window, [CLS] and [SEP] included; longer sentences are split
+    dropout: float = -1.0  # -1 keeps the checkpoint's dropout
+    # optimisation
+    epochs: float = 3.0
+    max_steps: int = 0  # > 0 overrides the step budget (smoke runs)
+    batch_size: int = 32  # sentences per optimizer step, over all processes
+    grad_accum: int = 1  # micro-batches per optimizer step
+    lr: float = 1e-4
+    warmup: float = 0.0  # fraction of steps of linear warmup
+    weight_decay: float = 0.0  # not applied to biases and LayerNorm
+    grad_clip: float = 1.0
+    seed: int = 0
+    # speed (each can be turned off to compare)
+    group_by_length: int = 1  # batches of sentences of similar length: less padding
+    bf16: int = 1  # bfloat16 autocast where the hardware supports it
+    sdpa: int = 1  # PyTorch's fused scaled_dot_product_attention
+    fused_adamw: int = 1
+    compile: int = 0  # torch.compile the model
+    # evaluation and output
+    eval_every: int = 0  # steps between dev evaluations; 0: once per epoch
+    eval_batch_size: int = 128
+    out_dir: str = "out/default"
+    device: str = "auto"  # auto | cpu | cuda
+    progress: int = 1  # tqdm bars
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for f in fields(Config):
+        p.add_argument(f"--{f.name}", type=f.type if f.type != "bool" else int, default=f.default)
+    return Config(**vars(p.parse_args(argv)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Words -> word pieces. The first piece of each word carries the word's label, the rest -100.
+
+def encode(sentences, tokenizer, label2id, max_len):
+    """One example per window: a sentence whose pieces do not fit in max_len is cut into
+    consecutive windows at word boundaries, so no word is lost from training or scoring."""
+    cls, sep, unk = (tokenizer.token_to_id(t) for t in ("[CLS]", "[SEP]", "[UNK]"))
+    room = max_len - 2
+    encodings = tokenizer.encode_batch([words for words, _ in sentences], is_pretokenized=True, add_special_tokens=False)
+    examples = []
+    for si, ((words, tags), enc) in enumerate(zip(sentences, encodings)):
+        pieces = [[] for _ in words]
+        for piece, wi in zip(enc.ids, enc.word_ids):
+            pieces[wi].append(piece)
+        pieces = [p[:room] or [unk] for p in pieces]  # a word the normaliser erases still gets a slot
+        start = 0
+        while start < len(words):
+            end, n = start, 0
+            while end < len(words) and n + len(pieces[end]) <= room:
+                n += len(pieces[end])
+                end += 1
+            ids, labels, starts = [cls], [-100], []
+            for wi in range(start, end):
+                starts.append(len(ids))
+                ids += pieces[wi]
+                # a label the training data never had (in dev or test) is scored, never trained on
+                labels += [label2id.get(tags[wi], -100)] + [-100] * (len(pieces[wi]) - 1)
+            examples.append({"ids": ids + [sep], "labels": labels + [-100], "starts": starts, "sent": si, "first_word": start})
+            start = end
+    return examples
+
+
+def collate(examples, device):
+    T = max(len(e["ids"]) for e in examples)
+    ids = torch.zeros(len(examples), T, dtype=torch.long)
+    labels = torch.full((len(examples), T), -100, dtype=torch.long)
+    mask = torch.zeros(len(examples), T, dtype=torch.long)
+    for i, e in enumerate(examples):
+        n = len(e["ids"])
+        ids[i, :n], labels[i, :n], mask[i, :n] = torch.tensor(e["ids"]), torch.tensor(e["labels"]), 1
+    return ids.to(device), mask.to(device), labels.to(device)
+
+
+def autocast(cfg, device):
+    return torch.autocast(device.type, dtype=torch.bfloat16) if cfg.bf16 else nullcontext()
+
+
+@torch.inference_mode()
+def predict(model, sentences, examples, cfg, device):
+    """Tags for every word of every sentence, longest windows first to keep padding low."""
+    model.eval()
+    id2label = model.config.id2label
+    preds = [["O"] * len(words) for words, _ in sentences]
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i]["ids"]))
+    for b in range(0, len(order), cfg.eval_batch_size):
+        batch = [examples[i] for i in order[b:b + cfg.eval_batch_size]]
+        ids, mask, _ = collate(batch, device)
+        with autocast(cfg, device):
+            logits, _ = model(ids, mask)
+        best = logits.argmax(-1).tolist()
+        for e, row in zip(batch, best):
+            for k, pos in enumerate(e["starts"]):  # a word's prediction is its first piece's
+                preds[e["sent"]][e["first_word"] + k] = id2label[row[pos]]
+    model.train()
+    return preds
+
+
+def evaluate(model, sentences, examples, cfg, device):
+    preds = predict(model, sentences, examples, cfg, device)
+    return span_f1([tags for _, tags in sentences], preds), preds
+
+
+# ---------------------------------------------------------------------------------------------
+# Optimisation
+
+def get_lr(step, total_steps, cfg):
+    """Linear warmup to cfg.lr, then linear decay to 0 at total_steps."""
+    warmup = int(cfg.warmup * total_steps)
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    return cfg.lr * max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+
+def make_optimizer(model, cfg, device):
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "LayerNorm" not in n]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 or "LayerNorm" in n]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, fused=bool(cfg.fused_adamw) or None)
+
+
+def setup_distributed(cfg):
+    """torchrun sets RANK; a plain `python train.py` runs as rank 0 of 1 with nothing else changed."""
+    if int(os.environ.get("RANK", -1)) == -1:
+        device = torch.device("cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+        return 0, 1, device
+    rank, world, local_rank = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"])
+    use_cuda = cfg.device in ("auto", "cuda") and torch.cuda.is_available()
+    dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+        return rank, world, torch.device("cuda", local_rank)
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world))))
+    return rank, world, torch.device("cpu")
+
+
+def train(cfg):
+    rank, world, device = setup_distributed(cfg)
+    master = rank == 0
+    log = print if master else (lambda *a, **k: None)
+    torch.manual_seed(cfg.seed)
+
+    # data
+    original_path = cfg.original or cfg.train_file or os.path.join(cfg.data_dir, "train.txt")
+    original = read_conll(original_path) if cfg.strategy != "distilled" or not cfg.distilled else []
+    distilled = read_conll(cfg.distilled) if cfg.distilled else []
+    if distilled and cfg.strategy == "original":
+        raise SystemExit("--distilled is given but --strategy original ignores it: choose a strategy that uses it")
+    dev = read_conll(os.path.join(cfg.data_dir, "valid.txt"))
+    test = read_conll(os.path.join(cfg.data_dir, "test.txt"))
+    labels = labels_from(original + distilled)
+    label2id = {l: i for i, l in enumerate(labels)}
+
+    model_dir = cfg.model_dir or default_model_dir()
+    tokenizer = load_tokenizer(model_dir)
+    ex_o = encode(original, tokenizer, label2id, cfg.max_len)
+    ex_d = encode(distilled, tokenizer, label2id, cfg.max_len)
+    ex_dev = encode(dev, tokenizer, label2id, cfg.max_len)
+    ex_test = encode(test, tokenizer, label2id, cfg.max_len)
+
+    # model
+    model = from_pretrained(model_dir, id2label=dict(enumerate(labels)), verbose=master)
+    model.config.sdpa = bool(cfg.sdpa)
+    for layer in model.bert.encoder.layer:
+        layer.attention.self.sdpa = bool(cfg.sdpa)
+    if cfg.dropout >= 0:
+        for m in model.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.p = cfg.dropout
+        for layer in model.bert.encoder.layer:
+            layer.attention.self.dropout_p = cfg.dropout
+    model.to(device)
+    raw_model = model
+    if cfg.compile:
+        model = torch.compile(model, dynamic=True)
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(model)
+    optimizer = make_optimizer(raw_model, cfg, device)
+
+    # the step budget, the same for every strategy
+    total_steps = cfg.max_steps or math.ceil(cfg.epochs * math.ceil((len(ex_o) + len(ex_d)) / cfg.batch_size))
+    steps_per_epoch = math.ceil((len(ex_o) + len(ex_d)) / cfg.batch_size)
+    eval_every = cfg.eval_every or steps_per_epoch
+    schedule = strategy_schedule(cfg.strategy, len(ex_o), len(ex_d), cfg.schedule or None, cfg.schedule_args or None)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    sampler = MixSampler([len(e["ids"]) for e in ex_o], [len(e["ids"]) for e in ex_d], schedule,
+                         total_steps, cfg.batch_size, gen, group_by_length=bool(cfg.group_by_length))
+    if cfg.batch_size % (world * cfg.grad_accum):
+        raise SystemExit(f"--batch_size {cfg.batch_size} must be a multiple of processes x --grad_accum = {world * cfg.grad_accum}")
+    source = {"O": ex_o, "D": ex_d}
+    log(f"{len(ex_o)} original + {len(ex_d)} distilled windows, {len(labels)} labels, strategy {cfg.strategy}, "
+        f"{total_steps} steps of {cfg.batch_size} on {world} process(es), device {device}")
+
+    os.makedirs(cfg.out_dir, exist_ok=True) if master else None
+    history, best_f1, best_state, best_step = [], -1.0, None, -1
+    train_time, train_tokens = 0.0, 0
+    bar = tqdm(total=total_steps, disable=not (master and cfg.progress), dynamic_ncols=True)
+    model.train()
+    for step, batch in enumerate(sampler):
+        t0 = time.perf_counter()
+        lr = get_lr(step, total_steps, cfg)
+        for g in optimizer.param_groups:
+            g["lr"] = lr
+        examples = [source[s][i] for s, i in batch]
+        # The loss is a mean over every labelled word of the global batch, whatever its split into
+        # processes and micro-batches: each piece sums its losses and divides by the global count.
+        n_labelled = sum(sum(l != -100 for l in e["labels"]) for e in examples)
+        mine = examples[rank::world]
+        micro = [mine[i::cfg.grad_accum] for i in range(cfg.grad_accum)]
+        step_loss = 0.0
+        for k, mb in enumerate(micro):
+            ids, mask, labels_t = collate(mb, device)
+            sync = nullcontext() if world == 1 or k == len(micro) - 1 else model.no_sync()
+            with sync:
+                with autocast(cfg, device):
+                    logits, _ = model(ids, mask)
+                loss = F.cross_entropy(logits.flatten(0, 1).float(), labels_t.flatten(), ignore_index=-100, reduction="sum")
+                loss = loss * world / max(1, n_labelled)  # DDP averages over processes; undo that
+                loss.backward()
+            step_loss += loss.item() / world
+            train_tokens += int(mask.sum())
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        train_time += time.perf_counter() - t0
+        bar.update(1)
+        bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{train_tokens * world / train_time:.0f}")
+
+        last = step == total_steps - 1
+        if master and ((step + 1) % eval_every == 0 or last):
+            scores, _ = evaluate(raw_model, dev, ex_dev, cfg, device)
+            history.append({"step": step + 1, "loss": step_loss, "dev_f1": scores["f1"]})
+            bar.write(f"step {step + 1}: loss {step_loss:.4f}, dev F1 {100 * scores['f1']:.2f}")
+            if scores["f1"] > best_f1:
+                best_f1, best_step = scores["f1"], step + 1
+                best_state = {k: v.detach().clone() for k, v in raw_model.state_dict().items()}
+    bar.close()
+
+    metrics = None
+    if master:
+        raw_model.load_state_dict(best_state)
+        save_pretrained(raw_model, os.path.join(cfg.out_dir, "model"), model_dir)
+        dev_scores, _ = evaluate(raw_model, dev, ex_dev, cfg, device)
+        test_scores, test_preds = evaluate(raw_model, test, ex_test, cfg, device)
+        write_conll(os.path.join(cfg.out_dir, "test_predictions.conll"),
+                    [list(zip(words, gold, pred)) for (words, gold), pred in zip(test, test_preds)])
+        d_share = sampler.realised
+        metrics = {
+            "dev": dev_scores, "test": test_scores, "best_step": best_step, "total_steps": total_steps,
+            "train_seconds": train_time, "train_tokens_per_s": train_tokens * world / max(train_time, 1e-9),
+            "strategy": cfg.strategy, "schedule": getattr(schedule, "describe", cfg.schedule),
+            "realised_d_share": sum(d_share) / max(1, len(d_share)), "realised_d_share_per_step": d_share,
+            "history": history, "world_size": world, "config": asdict(cfg),
+        }
+        with open(os.path.join(cfg.out_dir, "metrics.json.tmp"), "w") as f:
+            json.dump(metrics, f, indent=1)
+        os.replace(os.path.join(cfg.out_dir, "metrics.json.tmp"), os.path.join(cfg.out_dir, "metrics.json"))
+        log(f"best dev F1 {100 * best_f1:.2f} at step {best_step}; test F1 {100 * test_scores['f1']:.2f}; "
+            f"{train_time:.0f} s training, {metrics['train_tokens_per_s']:.0f} tokens/s -> {cfg.out_dir}")
+    if world > 1:
+        dist.destroy_process_group()
+    return metrics
+
+
+if __name__ == "__main__":
+    train(parse_args())
