@@ -1,0 +1,131 @@
+"""Our span F1 against seqeval, the library everyone trusts, to the last digit."""
+import json
+import os
+import random
+import subprocess
+import sys
+import warnings
+
+import pytest
+from seqeval.metrics import classification_report, f1_score
+from seqeval.scheme import IOB2
+
+from common import CONLL, ROOT
+from data import read_conll
+from eval import get_entities, span_f1
+
+warnings.filterwarnings("ignore")  # seqeval warns about undefined precision on empty predictions
+
+
+def seqeval_scores(gold, pred, strict):
+    kw = {"mode": "strict", "scheme": IOB2} if strict else {}
+    report = classification_report(gold, pred, output_dict=True, zero_division=0, **kw)
+    per_type = {t: v for t, v in report.items() if not t.endswith("avg")}
+    return f1_score(gold, pred, **kw), report["micro avg"], per_type
+
+
+def assert_same(gold, pred, strict):
+    ours = span_f1(gold, pred, strict=strict)
+    f1, micro, per_type = seqeval_scores(gold, pred, strict)
+    assert ours["f1"] == pytest.approx(f1, abs=1e-12)
+    assert ours["precision"] == pytest.approx(micro["precision"], abs=1e-12)
+    assert ours["recall"] == pytest.approx(micro["recall"], abs=1e-12)
+    for t, s in per_type.items():
+        assert ours["per_type"][t]["f1"] == pytest.approx(s["f1-score"], abs=1e-12), t
+        assert ours["per_type"][t]["precision"] == pytest.approx(s["precision"], abs=1e-12), t
+        assert ours["per_type"][t]["support"] == s["support"], t
+
+
+def corrupt(tags, kind, rng):
+    """Prediction errors of the kinds a tagger makes."""
+    out = list(tags)
+    for i, t in enumerate(tags):
+        r = rng.random()
+        if kind == "drop" and t != "O" and r < 0.2:
+            out[i] = "O"
+        elif kind == "type" and t != "O" and r < 0.2:
+            out[i] = t[:2] + rng.choice(["PER", "ORG", "LOC", "MISC"])
+        elif kind == "b_to_i" and t.startswith("B-") and r < 0.3:
+            out[i] = "I-" + t[2:]  # same span under conlleval, no span under strict IOB2
+        elif kind == "boundary" and t.startswith("B-") and r < 0.3 and i + 1 < len(tags) and tags[i + 1] == "O":
+            out[i + 1] = "I-" + t[2:]
+        elif kind == "spurious" and t == "O" and r < 0.03:
+            out[i] = rng.choice(["B-", "I-"]) + rng.choice(["PER", "ORG", "LOC", "MISC"])
+    return out
+
+
+@pytest.fixture(scope="module")
+def conll_test_tags():
+    return [tags for _, tags in read_conll(os.path.join(CONLL, "test.txt"))]
+
+
+@pytest.mark.parametrize("strict", [False, True])
+@pytest.mark.parametrize("kind", ["none", "drop", "type", "b_to_i", "boundary", "spurious", "all"])
+def test_full_conll_test_set_matches_seqeval(conll_test_tags, kind, strict):
+    rng = random.Random(kind)
+    kinds = ["drop", "type", "b_to_i", "boundary", "spurious"] if kind == "all" else [kind]
+    pred = conll_test_tags
+    for k in kinds:
+        pred = [corrupt(t, k, rng) for t in pred]
+    assert_same(conll_test_tags, pred, strict)
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_thousands_of_random_sequences_match_seqeval(strict):
+    rng = random.Random(1)
+    tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
+    for _ in range(3000):
+        gold = [[rng.choice(tags) for _ in range(rng.randint(1, 9))] for _ in range(rng.randint(1, 4))]
+        pred = [[rng.choice(tags) for _ in g] for g in gold]
+        ours = span_f1(gold, pred, strict=strict)["f1"]
+        assert ours == pytest.approx(seqeval_scores(gold, pred, strict)[0], abs=1e-12), (gold, pred)
+
+
+def test_default_and_strict_differ_as_documented():
+    gold, pred = [["B-X", "I-X", "O"]], [["I-X", "I-X", "O"]]
+    assert span_f1(gold, pred)["f1"] == 1.0
+    assert span_f1(gold, pred, strict=True)["f1"] == 0.0
+    assert get_entities(["B-PER", "I-LOC", "I-LOC", "O", "I-ORG"]) == [("PER", 0, 1), ("LOC", 1, 3), ("ORG", 4, 5)]
+    assert get_entities(["B-PER", "I-LOC", "I-LOC", "O", "I-ORG"], strict=True) == [("PER", 0, 1)]
+
+
+def test_no_predictions_scores_zero_not_an_error():
+    s = span_f1([["B-PER", "O"]], [["O", "O"]])
+    assert (s["precision"], s["recall"], s["f1"]) == (0.0, 0.0, 0.0)
+    assert s["per_type"]["PER"]["support"] == 1
+
+
+def write(path, sentences):
+    with open(path, "w") as f:
+        f.write("\n\n".join("\n".join(f"{w} {t}" for w, t in s) for s in sentences) + "\n")
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "eval.py"), *args], capture_output=True, text=True)
+
+
+def test_cli_json_shape_and_values(tmp_path):
+    gold = [[("EU", "B-ORG"), ("rejects", "O"), ("German", "B-MISC")], [("Peter", "B-PER"), ("Blackburn", "I-PER")]]
+    pred = [[("EU", "B-ORG"), ("rejects", "O"), ("German", "B-LOC")], [("Peter", "B-PER"), ("Blackburn", "I-PER")]]
+    write(tmp_path / "g.txt", gold)
+    write(tmp_path / "p.txt", pred)
+    r = run_cli("--gold", str(tmp_path / "g.txt"), "--pred", str(tmp_path / "p.txt"), "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert set(out) == {"precision", "recall", "f1", "per_type"}
+    assert out["f1"] == pytest.approx(2 / 3)
+    assert out["per_type"]["MISC"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    assert out["per_type"]["LOC"]["support"] == 0
+    assert all(0 <= v["f1"] <= 1 for v in out["per_type"].values())
+    text = run_cli("--gold", str(tmp_path / "g.txt"), "--pred", str(tmp_path / "p.txt")).stdout
+    assert "overall" in text and "66.67" in text
+
+
+def test_cli_refuses_different_tokens_naming_the_place(tmp_path):
+    write(tmp_path / "g.txt", [[("EU", "B-ORG"), ("rejects", "O")], [("Peter", "B-PER")]])
+    write(tmp_path / "p.txt", [[("EU", "B-ORG"), ("reject", "O")], [("Peter", "B-PER")]])
+    r = run_cli("--gold", str(tmp_path / "g.txt"), "--pred", str(tmp_path / "p.txt"))
+    assert r.returncode != 0 and "sentence 1, token 2" in r.stderr and "'rejects'" in r.stderr
+    write(tmp_path / "p.txt", [[("EU", "B-ORG"), ("rejects", "O")]])
+    r = run_cli("--gold", str(tmp_path / "g.txt"), "--pred", str(tmp_path / "p.txt"))
+    assert r.returncode != 0 and "has 2 sentences" in r.stderr and "p.txt has 1" in r.stderr

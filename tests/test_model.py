@@ -1,0 +1,147 @@
+"""Our BERT against transformers' BertForTokenClassification, loaded from the same folders."""
+import os
+import shutil
+
+import pytest
+import torch
+import transformers
+
+from model import BertConfig, BertForTokenClassification, default_model_dir, from_pretrained, load_tokenizer, save_pretrained
+
+LABELS = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC", 4: "I-LOC"}
+
+
+def batch(vocab, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(min(1000, vocab // 2), vocab, (4, 23), generator=g)
+    mask = torch.ones_like(ids)
+    mask[1, 15:] = 0  # padded rows: their real positions must not see the padding
+    mask[3, 4:] = 0
+    return ids, mask
+
+
+def hf_logits(folder, ids, mask):
+    hf = transformers.AutoModelForTokenClassification.from_pretrained(folder).eval()
+    with torch.no_grad():
+        return hf(input_ids=ids, attention_mask=mask).logits
+
+
+def our_logits(model, ids, mask):
+    model.eval()
+    with torch.no_grad():
+        return model(ids, mask)[0]
+
+
+def assert_close(a, b, mask):
+    real = mask.bool()  # logits at padded positions are meaningless on both sides
+    assert (a[real] - b[real]).abs().max().item() < 1e-4
+
+
+@pytest.fixture(scope="module")
+def minilm_with_head(tmp_path_factory):
+    """The default MiniLM weights with a random 5-label head, saved by us."""
+    torch.manual_seed(0)
+    model = from_pretrained(default_model_dir(), id2label=LABELS, verbose=False)
+    folder = str(tmp_path_factory.mktemp("minilm"))
+    save_pretrained(model, folder, default_model_dir())
+    return model, folder
+
+
+def test_minilm_logits_equal_transformers_and_our_folder_reloads_there(minilm_with_head):
+    model, folder = minilm_with_head
+    ids, mask = batch(30522)
+    ours = our_logits(model, ids, mask)
+    assert_close(ours, hf_logits(folder, ids, mask), mask)
+    hf_cfg = transformers.AutoConfig.from_pretrained(folder)
+    assert hf_cfg.id2label == LABELS and hf_cfg.label2id == {v: k for k, v in LABELS.items()}
+    for name in ("tokenizer.json", "vocab.txt"):
+        assert os.path.exists(os.path.join(folder, name))
+    again = from_pretrained(folder, verbose=False)  # our own folder reloads with its head
+    assert_close(our_logits(again, ids, mask), ours, mask)
+
+
+def test_minilm_backbone_equals_transformers_loaded_from_the_original_folder():
+    torch.manual_seed(1)
+    ours = from_pretrained(default_model_dir(), id2label=LABELS, verbose=False).eval()
+    hf = transformers.BertModel.from_pretrained(default_model_dir(), add_pooling_layer=False).eval()
+    ids, mask = batch(30522, seed=1)
+    with torch.no_grad():
+        a = ours.bert(ids, mask)
+        b = hf(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert_close(a, b, mask)
+
+
+def small_hf_folder(tmp_path, as_bin_with_gamma_beta=False):
+    cfg = transformers.BertConfig(vocab_size=1200, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                  intermediate_size=96, max_position_embeddings=64, id2label=LABELS,
+                                  label2id={v: k for k, v in LABELS.items()})
+    torch.manual_seed(2)
+    hf = transformers.BertForTokenClassification(cfg).eval()
+    for p in hf.parameters():  # random values everywhere, not only the default init
+        torch.nn.init.normal_(p, std=0.2)
+    folder = str(tmp_path / "small")
+    hf.save_pretrained(folder)
+    if as_bin_with_gamma_beta:
+        sd = {k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): v
+              for k, v in hf.state_dict().items()}
+        os.remove(os.path.join(folder, "model.safetensors"))
+        torch.save(sd, os.path.join(folder, "pytorch_model.bin"))
+    return hf, folder
+
+
+@pytest.mark.parametrize("as_bin", [False, True], ids=["safetensors", "bin-gamma-beta"])
+def test_small_random_config_from_transformers(tmp_path, as_bin):
+    hf, folder = small_hf_folder(tmp_path, as_bin)
+    ours = from_pretrained(folder, verbose=False)
+    assert ours.config.id2label == LABELS and ours.config.hidden_size == 64
+    ids, mask = batch(1200)
+    with torch.no_grad():
+        ref = hf(input_ids=ids, attention_mask=mask).logits
+    assert_close(our_logits(ours, ids, mask), ref, mask)
+    # and what we save from it loads back into transformers with the same logits
+    save_pretrained(ours, str(tmp_path / "ours"))
+    assert_close(hf_logits(str(tmp_path / "ours"), ids, mask), ref, mask)
+
+
+def test_loading_reports_ignored_keys_and_refuses_bad_shapes(tmp_path, capsys):
+    _, folder = small_hf_folder(tmp_path)
+    from_pretrained(folder, id2label={0: "O", 1: "B-X", 2: "I-X"})  # other labels: the head is fresh
+    out = capsys.readouterr().out
+    assert "classifier freshly initialised" in out and "classifier.weight" in out
+    cfg_path = os.path.join(folder, "config.json")
+    text = open(cfg_path).read()
+    with open(cfg_path, "w") as f:
+        f.write(text.replace('"intermediate_size": 96', '"intermediate_size": 128'))
+    with pytest.raises(ValueError, match=r"intermediate\.dense\.(weight|bias) has shape"):
+        from_pretrained(folder, verbose=False)
+
+
+def test_missing_weights_are_refused(tmp_path):
+    hf, folder = small_hf_folder(tmp_path, as_bin_with_gamma_beta=True)
+    sd = torch.load(os.path.join(folder, "pytorch_model.bin"))
+    del sd["bert.encoder.layer.1.output.dense.weight"]
+    torch.save(sd, os.path.join(folder, "pytorch_model.bin"))
+    with pytest.raises(ValueError, match="layer.1.output.dense.weight"):
+        from_pretrained(folder, verbose=False)
+
+
+def test_step_by_step_attention_equals_fused_attention():
+    torch.manual_seed(3)
+    cfg = BertConfig(vocab_size=500, hidden_size=48, num_hidden_layers=2, num_attention_heads=3, intermediate_size=64,
+                     id2label=LABELS)
+    fused = BertForTokenClassification(cfg)
+    plain = BertForTokenClassification(BertConfig(**{**cfg.__dict__, "sdpa": False}))
+    plain.load_state_dict(fused.state_dict())
+    ids, mask = batch(500)
+    assert_close(our_logits(fused, ids, mask), our_logits(plain, ids, mask), mask)
+
+
+def test_vocab_txt_tokenizer_equals_tokenizer_json(tmp_path):
+    src = default_model_dir()
+    shutil.copy(os.path.join(src, "vocab.txt"), tmp_path)
+    shutil.copy(os.path.join(src, "tokenizer_config.json"), tmp_path)
+    words = ["EU", "rejects", "German", "call", "Blackburn", "1996-08-22", "Müller", "S.Korea"]
+    a = load_tokenizer(src).encode(words, is_pretokenized=True, add_special_tokens=False)
+    b = load_tokenizer(str(tmp_path)).encode(words, is_pretokenized=True, add_special_tokens=False)
+    assert a.ids == b.ids and a.word_ids == b.word_ids
+    assert len(load_tokenizer(src).encode(["x"] * 600, is_pretokenized=True).ids) >= 600  # never truncated
