@@ -258,7 +258,7 @@ def train(cfg):
         n_labelled = sum(sum(l != -100 for l in e["labels"]) for e in examples)
         mine = examples[rank::world]
         micro = [mine[i::cfg.grad_accum] for i in range(cfg.grad_accum)]
-        step_loss = 0.0
+        step_loss = torch.zeros((), device=device)
         for k, mb in enumerate(micro):
             ids, mask, labels_t = collate(mb, device)
             sync = nullcontext() if world == 1 or k == len(micro) - 1 else model.no_sync()
@@ -268,8 +268,11 @@ def train(cfg):
                 loss = F.cross_entropy(logits.flatten(0, 1).float(), labels_t.flatten(), ignore_index=-100, reduction="sum")
                 loss = loss * world / max(1, n_labelled)  # DDP averages over processes; undo that
                 loss.backward()
-            step_loss += loss.item() / world
+            step_loss += loss.detach() / world
             train_tokens += int(mask.sum())
+        if world > 1:  # each process holds its share of the loss; the printed loss is the whole batch's
+            dist.all_reduce(step_loss)
+        step_loss = step_loss.item()
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()

@@ -1,0 +1,135 @@
+"""train.py in smoke mode: tiny data, a few steps, every strategy, and the equivalences the loop promises."""
+import json
+import os
+import random
+import subprocess
+import sys
+
+import pytest
+from safetensors.torch import load_file
+
+from common import CONLL, ROOT
+from data import read_conll, write_conll
+from eval import span_f1
+from model import default_model_dir, load_tokenizer
+from train import Config, encode, get_lr, train
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """200 training, 60 dev and 60 test sentences of CoNLL-2003, and a noisy 'distilled' copy of 120 others."""
+    d = tmp_path_factory.mktemp("tiny")
+    train_s, dev, test = (read_conll(os.path.join(CONLL, f)) for f in ("train.txt", "valid.txt", "test.txt"))
+    for name, sents in (("train.txt", train_s[:200]), ("valid.txt", dev[:60]), ("test.txt", test[:60])):
+        write_conll(str(d / name), [list(zip(w, t)) for w, t in sents])
+    rng = random.Random(0)
+    noisy = [(w, [t if t == "O" or rng.random() < 0.7 else "O" for t in tags]) for w, tags in train_s[200:320]]
+    write_conll(str(d / "distilled.txt"), [list(zip(w, t)) for w, t in noisy])
+    return d
+
+
+def smoke(tiny, out, **kw):
+    defaults = dict(data_dir=str(tiny), out_dir=str(out), max_steps=4, batch_size=8, eval_batch_size=32, progress=0)
+    return train(Config(**{**defaults, **kw}))
+
+
+def test_long_sentences_are_windowed_and_every_word_is_kept():
+    tok = load_tokenizer(default_model_dir())
+    words = ["Blackburn", "said", "Mr.", "Schwarzenegger", "visited", "Johannesburg", "."] * 9
+    tags = ["B-PER", "O", "O", "B-PER", "O", "B-LOC", "O"] * 9
+    l2i = {"O": 0, "B-PER": 1, "I-PER": 2, "B-LOC": 3}
+    ex = encode([(words, tags), (["Peter"], ["B-MISC"])], tok, l2i, max_len=16)
+    windows = [e for e in ex if e["sent"] == 0]
+    assert len(windows) > 1 and all(len(e["ids"]) <= 16 for e in ex)
+    covered = [e["first_word"] + k for e in windows for k in range(len(e["starts"]))]
+    assert covered == list(range(len(words)))  # each word in exactly one window, in order
+    for e in windows:  # the first piece carries the label, the others and [CLS]/[SEP] carry -100
+        firsts = [e["labels"][p] for p in e["starts"]]
+        assert firsts == [l2i[tags[e["first_word"] + k]] for k in range(len(e["starts"]))]
+        assert sum(l != -100 for l in e["labels"]) == len(e["starts"])
+    assert ex[-1]["labels"][ex[-1]["starts"][0]] == -100  # a label unseen in training is never trained on
+
+
+def test_lr_warms_up_then_decays_linearly_to_zero():
+    cfg = Config(lr=1e-3, warmup=0.1)
+    lrs = [get_lr(s, 100, cfg) for s in range(100)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
+    assert lrs[10] == pytest.approx(1e-3) and lrs[55] == pytest.approx(5e-4) and lrs[99] == pytest.approx(1e-3 / 90)
+    assert get_lr(0, 100, Config(lr=1e-3, warmup=0.0)) == pytest.approx(1e-3)
+
+
+def test_default_run_writes_its_outputs_and_is_deterministic(tiny, tmp_path):
+    m1 = smoke(tiny, tmp_path / "a", seed=3)
+    m2 = smoke(tiny, tmp_path / "b", seed=3)
+    assert m1["dev"] == m2["dev"] and m1["test"] == m2["test"]
+    on_disk = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert set(on_disk["test"]) == {"precision", "recall", "f1", "per_type"} and on_disk["train_tokens_per_s"] > 0
+    assert on_disk["strategy"] == "original" and on_disk["realised_d_share"] == 0.0
+    rows = read_conll(str(tmp_path / "a" / "test_predictions.conll"))
+    gold = read_conll(str(tiny / "test.txt"))
+    assert [w for w, _ in rows] == [w for w, _ in gold]  # every test word got a prediction
+    assert read_conll(str(tmp_path / "a" / "test_predictions.conll"), column=1) == gold
+    assert span_f1([t for _, t in gold], [t for _, t in rows]) == on_disk["test"]  # the file is what was scored
+    import transformers
+    hf = transformers.AutoModelForTokenClassification.from_pretrained(str(tmp_path / "a" / "model"))
+    assert hf.config.num_labels == 9
+
+
+@pytest.mark.parametrize("strategy, schedule", [("distilled", ""), ("union", ""), ("seq-d-o", ""), ("seq-o-d", ""),
+                                                ("schedule", "sigmoid"), ("schedule", "power")])
+def test_every_strategy_runs(tiny, tmp_path, strategy, schedule):
+    m = smoke(tiny, tmp_path, distilled=str(tiny / "distilled.txt"), strategy=strategy, schedule=schedule,
+              max_steps=6, batch_size=4)
+    share = m["realised_d_share_per_step"]
+    assert len(share) == 6 and m["strategy"] == strategy
+    if strategy == "distilled":
+        assert share == [1.0] * 6
+    if strategy == "seq-d-o":  # D first: 120 of 320 windows -> the switch is at t = 0.375, after step 2
+        assert share[:3] == [1.0] * 3 and share[3:] == [0.0] * 3
+    if strategy == "seq-o-d":
+        assert share[:4] == [0.0] * 4 and share[4:] == [1.0] * 2
+    if schedule:
+        assert m["schedule"].startswith(schedule)
+
+
+def test_distilled_data_with_strategy_original_is_refused(tiny, tmp_path):
+    with pytest.raises(SystemExit, match="choose a strategy"):
+        smoke(tiny, tmp_path, distilled=str(tiny / "distilled.txt"))
+
+
+def final_weights(folder):
+    return load_file(os.path.join(folder, "model", "model.safetensors"))
+
+
+def assert_same_run(a, b, atol=1e-4):
+    """Adam turns float noise in near-zero gradients into ~1e-5 differences after a few steps at lr 1e-3;
+    a real mistake (another weighting of the words, a lost micro-batch) moves weights by ~lr."""
+    assert_same_weights(final_weights(a), final_weights(b), atol)
+    loss = [json.loads((f / "metrics.json").read_text())["history"][-1]["loss"] for f in (a, b)]
+    assert loss[0] == pytest.approx(loss[1], rel=1e-5)  # Adam hides a wrong loss scale; the loss does not
+
+
+def assert_same_weights(a, b, atol):
+    assert a.keys() == b.keys()
+    worst = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert worst < atol, worst
+
+
+EXACT = dict(max_steps=3, batch_size=8, dropout=0.0, bf16=0, seed=5, lr=1e-3)  # no dropout: ranks draw it apart
+
+
+def test_gradient_accumulation_equals_one_big_batch(tiny, tmp_path):
+    smoke(tiny, tmp_path / "one", **EXACT)
+    smoke(tiny, tmp_path / "acc", grad_accum=4, **EXACT)
+    assert_same_run(tmp_path / "one", tmp_path / "acc")
+
+
+def test_torchrun_two_processes_equal_one_process(tiny, tmp_path):
+    smoke(tiny, tmp_path / "single", **EXACT)
+    args = [f"--{k}={v}" for k, v in dict(data_dir=tiny, out_dir=tmp_path / "ddp", eval_batch_size=32, progress=0, **EXACT).items()]
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        os.path.join(ROOT, "train.py"), *args], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "2 process(es)" in r.stdout and r.stdout.count("test F1") == 1  # only rank 0 prints
+    assert json.loads((tmp_path / "ddp" / "metrics.json").read_text())["world_size"] == 2
+    assert_same_run(tmp_path / "single", tmp_path / "ddp")
