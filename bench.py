@@ -1,0 +1,183 @@
+"""
+Training and inference speed of our BERT against Hugging Face's, in one run, on the same machine.
+
+    python bench.py                      # about 10 minutes on 2 CPU cores
+    python bench.py --steps 10 --rounds 1 --configs ours,hf-default   # a quick look
+
+Both sides train on the same CoNLL-2003 sentences (same word pieces, first-piece labels), from the
+same MiniLM-L6-H384 weights, with the same batch size and thread count. Each configuration runs in
+its own process (so peak memory is its own), round after round in turn (so a noisy neighbour hurts
+all alike); the median round counts. Configurations:
+- hf-default: transformers' BertForTokenClassification, random batches, fp32, torch AdamW
+  (what run_ner.py does);
+- hf-best: the same with transformers' own LengthGroupedSampler (group_by_length) and bf16 autocast;
+- ours: python train.py's defaults: length-homogeneous batches, bf16 autocast, fused attention
+  and fused AdamW;
+- ours-fp32-random: our model under hf-default's conditions (the model alone, no speed work).
+Speed counts real (non-padding) word pieces per second. The last line is the ratio of ours to each HF.
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+CONFIGS = {  # name: (implementation, batching, bf16)
+    "hf-default": ("hf", "random", False),
+    "hf-best": ("hf", "hf-grouped", True),
+    "ours": ("ours", "ours-grouped", True),
+    "ours-fp32-random": ("ours", "random", False),
+}
+
+
+def matmul_peak(dtype, n=2048, k=1024, m=1024, reps=20):
+    """GFLOP/s of a plain matrix multiply: the ceiling any training step works under."""
+    a, b = torch.randn(n, k, dtype=dtype), torch.randn(k, m, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n * k * m * reps / (time.perf_counter() - t0) / 1e9
+
+
+def load_examples(n_sentences, seed):
+    from data import labels_from, read_conll, sample_indices
+    from model import default_model_dir, load_tokenizer
+    from train import encode
+    sents = read_conll(os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "conll2003", "train.txt"))
+    sents = [sents[i] for i in sample_indices(len(sents), n_sentences, seed)]
+    labels = labels_from(sents)
+    return encode(sents, load_tokenizer(default_model_dir()), {l: i for i, l in enumerate(labels)}, 128), labels
+
+
+def batches(examples, batching, batch_size, n, seed):
+    """n batches of example indices, batched the way each configuration does it."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = [len(e["ids"]) for e in examples]
+    if batching == "random":
+        order = torch.cat([torch.randperm(len(examples), generator=g) for _ in range(1 + n * batch_size // len(examples))])
+    elif batching == "hf-grouped":
+        from transformers.trainer_pt_utils import LengthGroupedSampler
+        order = []
+        while len(order) < n * batch_size:
+            order += list(LengthGroupedSampler(batch_size, lengths=lengths, generator=g))
+    else:
+        from mix import Stream
+        order = Stream(lengths, batch_size, g).take(n * batch_size)
+    order = [int(i) for i in order]
+    return [order[i * batch_size:(i + 1) * batch_size] for i in range(n)]
+
+
+def build(impl, labels):
+    from model import default_model_dir
+    if impl == "hf":
+        from transformers import BertForTokenClassification
+        model = BertForTokenClassification.from_pretrained(default_model_dir(), num_labels=len(labels))
+        return model, torch.optim.AdamW(model.parameters(), lr=1e-4), lambda ids, mask: model(input_ids=ids, attention_mask=mask).logits
+    from model import from_pretrained
+    from train import Config, make_optimizer
+    model = from_pretrained(default_model_dir(), id2label=dict(enumerate(labels)), verbose=False)
+    return model, make_optimizer(model, Config(), "cpu"), lambda ids, mask: model(ids, mask)[0]
+
+
+def run_one(name, args):
+    """One configuration in this process: training steps, then inference over the same sentences."""
+    from train import collate
+    impl, batching, bf16 = CONFIGS[name]
+    torch.manual_seed(0)
+    examples, labels = load_examples(args.sentences, args.seed)
+    model, opt, forward = build(impl, labels)
+    cast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else (lambda: torch.autocast("cpu", enabled=False))
+    model.train()
+    tokens, padded, seconds = 0, 0, 0.0
+    for i, idx in enumerate(batches(examples, batching, args.batch_size, args.warmup + args.steps, args.seed)):
+        t0 = time.perf_counter()
+        ids, mask, lab = collate([examples[j] for j in idx], "cpu")
+        with cast():
+            logits = forward(ids, mask)
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), lab.flatten(), ignore_index=-100)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if i >= args.warmup:
+            seconds += time.perf_counter() - t0
+            tokens += int(mask.sum())
+            padded += mask.numel()
+    # inference: every sentence once; HF as its Trainer.predict does (file order), ours as train.py (sorted)
+    model.eval()
+    order = sorted(range(len(examples)), key=lambda j: len(examples[j]["ids"])) if impl == "ours" or bf16 else list(range(len(examples)))
+    inf_tokens, t0 = 0, time.perf_counter()
+    with torch.inference_mode():
+        for b in range(0, len(order), args.eval_batch_size):
+            ids, mask, _ = collate([examples[j] for j in order[b:b + args.eval_batch_size]], "cpu")
+            with cast():
+                forward(ids, mask)
+            inf_tokens += int(mask.sum())
+    inf_seconds = time.perf_counter() - t0
+    return {"name": name, "train_tok_s": tokens / seconds, "fill": tokens / padded, "infer_tok_s": inf_tokens / inf_seconds,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated, from: " + ", ".join(CONFIGS))
+    p.add_argument("--steps", type=int, default=40, help="timed training steps per round")
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps first")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--eval_batch_size", type=int, default=128)
+    p.add_argument("--sentences", type=int, default=2000, help="seeded sample of CoNLL-2003 train")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one configuration and print JSON
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.one:
+        print(json.dumps(run_one(args.one, args)))
+        return
+
+    names = args.configs.split(",")
+    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch_size}, {args.steps} timed steps x {args.rounds} rounds")
+    peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+    print(f"matmul peak: fp32 {peak32:.0f} GFLOP/s, bf16 {peak16:.0f} GFLOP/s")
+    from model import BertConfig
+    c = BertConfig()
+    flop_per_token = 6 * c.num_hidden_layers * (4 * c.hidden_size ** 2 + 2 * c.hidden_size * c.intermediate_size)
+    runs = {n: [] for n in names}
+    forwarded = [f"--{k}={getattr(args, k)}" for k in ("steps", "warmup", "batch_size", "eval_batch_size", "sentences", "seed", "threads")]
+    for r in range(args.rounds):
+        for n in names:
+            out = subprocess.run([sys.executable, os.path.abspath(__file__), "--one", n, *forwarded],
+                                 capture_output=True, text=True, cwd=os.path.dirname(os.path.abspath(__file__)))
+            if out.returncode:
+                sys.exit(f"{n} failed:\n{out.stderr[-3000:]}")
+            runs[n].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(f"  round {r + 1} {n:<17} {runs[n][-1]['train_tok_s']:7.0f} train tok/s {runs[n][-1]['infer_tok_s']:7.0f} infer tok/s", flush=True)
+
+    med = {n: {k: statistics.median(x[k] for x in rs) for k in ("train_tok_s", "fill", "infer_tok_s", "peak_rss_mb")} for n, rs in runs.items()}
+    print(f"\n| configuration | train tokens/s | padding fill | GFLOP/s | % of bf16 peak | inference tokens/s | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|")
+    for n, m in med.items():
+        gflops = m["train_tok_s"] * flop_per_token / 1e9
+        print(f"| {n} | {m['train_tok_s']:,.0f} | {100 * m['fill']:.0f} % | {gflops:.0f} | {100 * gflops / peak16:.0f} % "
+              f"| {m['infer_tok_s']:,.0f} | {m['peak_rss_mb']:,.0f} |")
+    print(f"\ncommand: python bench.py --steps {args.steps} --rounds {args.rounds} --threads {args.threads}")
+    if {"ours", "hf-default", "hf-best"} <= set(med):
+        o = med["ours"]
+        frac = o["train_tok_s"] * flop_per_token / 1e9 / peak16
+        print(f"inference ratio ours/HF-default {o['infer_tok_s'] / med['hf-default']['infer_tok_s']:.2f} "
+              f"ours/HF-best {o['infer_tok_s'] / med['hf-best']['infer_tok_s']:.2f}")
+        print(f"ratio ours/HF-default {o['train_tok_s'] / med['hf-default']['train_tok_s']:.2f} "
+              f"ours/HF-best {o['train_tok_s'] / med['hf-best']['train_tok_s']:.2f} (ours at {100 * frac:.0f} % of the bf16 matmul peak)")
+
+
+if __name__ == "__main__":
+    main()
