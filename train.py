@@ -280,6 +280,9 @@ def train(cfg):
         train_time += time.perf_counter() - t0
         bar.update(1)
         bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{train_tokens * world / train_time:.0f}")
+        if master and not cfg.progress and (step + 1) % max(1, total_steps // 20) == 0:  # logs without a bar
+            print(f"step {step + 1}/{total_steps}: loss {step_loss:.4f}, lr {lr:.2e}, "
+                  f"{train_tokens * world / train_time:.0f} tokens/s", flush=True)
 
         last = step == total_steps - 1
         if master and ((step + 1) % eval_every == 0 or last):
