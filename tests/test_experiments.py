@@ -1,0 +1,154 @@
+"""experiments.py: the simulated corruption, annotation F1 over matched sentences, the table maths,
+and a tiny end-to-end run that resumes without repeating a run."""
+import json
+import os
+
+import pytest
+
+from common import CONLL
+from data import read_conll, write_conll
+from eval import get_entities
+from experiments import annotation_f1, compare, corrupt, main, markdown, mean_std, summarize
+
+
+@pytest.fixture(scope="module")
+def conll_train():
+    return read_conll(os.path.join(CONLL, "train.txt"))
+
+
+def changed_share(before, after):
+    n = changed = 0
+    for (_, g), (_, c) in zip(before, after):
+        gold, now = get_entities(g), set(get_entities(c))
+        n += len(gold)
+        changed += sum(e not in now for e in gold)
+    return changed / n
+
+
+def test_rate_zero_changes_nothing_and_rate_one_changes_every_entity(conll_train):
+    sents = conll_train[:3000]
+    same, stats = corrupt(sents, 0.0, seed=1)
+    assert same == sents and stats["corrupted"] == 0
+    every, stats = corrupt(sents, 1.0, seed=1)
+    assert changed_share(sents, every) == 1.0 and stats["corrupted"] == stats["entities"]
+    assert all(stats[k] > 0.25 * stats["entities"] for k in ("dropped", "wrong type", "wrong boundary"))
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.3, 0.5])
+def test_share_of_changed_entities_is_the_rate_and_tags_stay_valid(conll_train, rate):
+    out, stats = corrupt(conll_train, rate, seed=0)
+    assert stats["entities"] > 20000
+    assert changed_share(conll_train, out) == pytest.approx(rate, abs=1e-3)
+    assert [w for w, _ in out] == [w for w, _ in conll_train]  # sentences and tokens never change
+    types = {t[2:] for _, tags in conll_train for t in tags if t != "O"}
+    for _, tags in out:
+        assert get_entities(tags, strict=True) == get_entities(tags)  # strict IOB2: no stray I-
+        assert {t[2:] for t in tags if t != "O"} <= types
+
+
+def test_corruption_is_seeded_and_nested_across_rates(conll_train):
+    sents = conll_train[:2000]
+    assert corrupt(sents, 0.3, seed=4) == corrupt(sents, 0.3, seed=4)
+    assert corrupt(sents, 0.3, seed=4)[0] != corrupt(sents, 0.3, seed=5)[0]
+    low, high = corrupt(sents, 0.1, seed=4)[0], corrupt(sents, 0.3, seed=4)[0]
+    for (_, g), (_, lo), (_, hi) in zip(sents, low, high):  # what 0.1 changed, 0.3 changed too
+        changed_lo = {e for e in get_entities(g) if e not in set(get_entities(lo))}
+        assert changed_lo <= {e for e in get_entities(g) if e not in set(get_entities(hi))}
+
+
+def test_boundary_and_type_corruptions_on_one_sentence():
+    words = ["New", "York", "is", "big"]
+    gold = ["B-LOC", "I-LOC", "O", "O"]
+    seen = set()
+    for seed in range(60):
+        (_, tags), = corrupt([(words, gold)], 1.0, seed=seed, types=["LOC", "PER"])[0]
+        seen.add(tuple(tags))
+    assert seen == {("O", "O", "O", "O"), ("B-PER", "I-PER", "O", "O"),  # dropped, wrong type
+                    ("B-LOC", "I-LOC", "I-LOC", "O"),  # extended right (nothing to the left)
+                    ("O", "B-LOC", "O", "O"), ("B-LOC", "O", "O", "O")}  # shrunk
+
+
+def test_annotation_f1_over_the_sentences_d_shares_with_o():
+    o = [(["A", "b"], ["B-PER", "O"]), (["C"], ["B-LOC"]), (["A", "b"], ["O", "O"]), (["D"], ["B-ORG"])]
+    d = [(["C"], ["B-LOC"]), (["A", "b"], ["B-PER", "O"]), (["Z"], ["B-PER"])]  # 2 of O's 4, and one stranger
+    a = annotation_f1(o, d)
+    assert (a["matched"], a["n_original"], a["n_distilled"]) == (2, 4, 3)
+    assert a["f1"] == 1.0  # C LOC and A PER both right; the missing sentences do not count
+    d[1] = (["A", "b"], ["B-ORG", "O"])
+    assert annotation_f1(o, d)["f1"] == pytest.approx(0.5)
+    assert annotation_f1(o, [(["Z"], ["O"])])["f1"] is None
+
+
+def test_table_maths_mean_std_and_paired_differences():
+    assert mean_std([]) == (None, None) and mean_std([0.5]) == (0.5, None)
+    m, s = mean_std([0.80, 0.82, 0.84])
+    assert m == pytest.approx(0.82) and s == pytest.approx(0.02)
+    c = compare({0: 0.80, 1: 0.85, 2: 0.84}, {0: 0.81, 1: 0.82, 2: 0.80, 3: 0.9})
+    assert c["n"] == 3 and c["paired"] == 3 and c["better"] == 2
+    assert c["delta_mean"] == pytest.approx((-0.01 + 0.03 + 0.04) / 3)
+    assert c["delta_std"] == pytest.approx(mean_std([-0.01, 0.03, 0.04])[1])
+
+    rows = [{"d": "x", "regimen": r, "seed": s, "status": "done", "test_f1": f, "realised_d_share": sh}
+            for r, sh, fs in (("original", 0.0, [0.80, 0.82]), ("seq-d-o", 0.5, [0.83, 0.81]))
+            for s, f in enumerate(fs)]
+    rows.append({"d": "x", "regimen": "seq-d-o", "seed": 2, "status": "failed", "error": "boom"})
+    summary = summarize(rows, ["x"], ["original", "seq-d-o"])
+    sdo = summary["x"]["seq-d-o"]
+    assert sdo["n"] == 2 and sdo["better"] == 1 and sdo["delta_mean"] == pytest.approx(0.01) and sdo["d_share"] == 0.5
+    d = {"name": "x", "path": "x.conll", "simulated": False, "max_steps": 10, "eval_every": 5, "batch_size": 8,
+         "annotation": {"f1": 0.5, "matched": 3, "n_original": 4, "n_distilled": 3}}
+    md = markdown("python experiments.py --x", [d], ["original", "seq-d-o"], summary, rows, 3)
+    assert "| seq-d-o | 82.00 ± 1.41 (n=2) | +1.00 ± 2.83 | 1/2 | 0.50 |" in md
+    assert "| original | 81.00 ± 1.41 (n=2) | – | – | 0.00 |" in md
+    assert "annotation F1 50.00 over 3 of 4 O sentences" in md and "seq-d-o seed 2" in md
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """40 training sentences as O, 20 dev and 20 test sentences of CoNLL-2003."""
+    d = tmp_path_factory.mktemp("tiny")
+    train_s, dev, test = (read_conll(os.path.join(CONLL, f)) for f in ("train.txt", "valid.txt", "test.txt"))
+    for name, sents in (("o.conll", train_s[:40]), ("valid.txt", dev[:20]), ("test.txt", test[:20])):
+        write_conll(str(d / name), [list(zip(w, t)) for w, t in sents])
+    return d
+
+
+def test_end_to_end_resumes_without_repeating_a_run(tiny, tmp_path, capsys):
+    out = tmp_path / "exp"
+    argv = ["--original", str(tiny / "o.conll"), "--data_dir", str(tiny), "--simulate", "0.5", "--seeds", "0",
+            "--regimens", "original", "seq-d-o", "--schedules", "--max_steps", "2", "--batch_size", "8",
+            "--out_dir", str(out), "--", "--eval_batch_size", "32"]
+    main(argv)
+    first = capsys.readouterr().out
+    assert "0 already done, 2 to run" in first and first.count("    done in") == 2
+    res = json.loads((out / "results.json").read_text())
+    assert {(r["regimen"], r["status"]) for r in res["runs"]} == {("original", "done"), ("seq-d-o", "done")}
+    run = {r["regimen"]: r for r in res["runs"]}
+    assert run["seq-d-o"]["total_steps"] == 2 and run["original"]["realised_d_share"] == 0.0
+    assert res["d_files"][0]["annotation"]["matched"] == 40 and res["d_files"][0]["corruption"]["corrupted"] > 0
+    md = (out / "results.md").read_text()
+    assert "simulated" in md and "| seq-d-o |" in md and "| original |" in md and "python experiments.py --original" in md
+    assert not (out / "runs" / "sim-0.5" / "seq-d-o" / "seed0" / "model").exists()  # models are not kept
+
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")}
+    main(argv)
+    second = capsys.readouterr().out
+    assert "2 already done, 0 to run" in second and "done in" not in second
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")} == mtimes
+
+
+def test_a_crashing_run_is_recorded_and_the_runner_carries_on(tiny, tmp_path, capsys):
+    out = tmp_path / "exp"
+    argv = ["--original", str(tiny / "o.conll"), "--data_dir", str(tiny), "--simulate", "0.5", "--seeds", "0,1",
+            "--regimens", "original", "--schedules", "--max_steps", "1", "--out_dir", str(out), "--", "--no_such_flag", "1"]
+    main(argv)
+    assert capsys.readouterr().out.count("FAILED") == 2  # both seeds tried
+    res = json.loads((out / "results.json").read_text())
+    assert [r["status"] for r in res["runs"]] == ["failed", "failed"]
+    assert "unrecognized arguments" in res["runs"][0]["error"]
+    assert "Failed (stderr in results.json): original seed 0, original seed 1" in (out / "results.md").read_text()
+
+
+def test_runner_flags_after_double_dash_are_refused(tiny):
+    with pytest.raises(SystemExit):
+        main(["--original", str(tiny / "o.conll"), "--simulate", "0.5", "--", "--seed", "3"])
