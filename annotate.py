@@ -1,0 +1,758 @@
+"""
+Phase 1: an LLM labels sentences for NER through any OpenAI-compatible endpoint (OpenAI, vLLM,
+Ollama, the llama.cpp server), and the labels are scored against gold where there is gold.
+
+    python annotate.py --input data/conll2003/train.txt --limit 1000 --seed 0 --prompt completion --out runs/d.conll
+    python annotate.py --format bbc --input data/bbc/bbc.jsonl --limit 500 --out runs/bbc.conll
+    python annotate.py --limit 1000 --dry_run          # one full prompt and a token estimate; sends nothing
+
+Input: a CoNLL file (its gold tags are used only to score the LLM), or BBC articles, split here into
+sentences and CoNLL-2003 tokens (punctuation, "'s" and "n't" split off) with article id and sentence
+index kept. `--limit N --seed S` takes data.sample_indices' seeded sample, so
+`python data.py sample --limit N --seed S` writes the gold of exactly the sentences annotated here.
+
+Prompts (written out below): `standard` (chat; definitions of the four types and k worked examples
+drawn, seeded, from a gold file; the answer is a JSON list of {"text", "type"}), `cot` (chat; four
+steps: context, candidates, type of each, justification; then "Answer: <JSON list>") and `completion`
+(/v1/completions; k example lines "Sentence: ..." / "Entities: Name (TYPE); ...", stop at the newline,
+which very small models follow far better than JSON).
+
+Files written, FILE being --out without its extension:
+- --out: CoNLL, `token gold llm` with gold input, `token llm` without; the LLM tag is always last.
+- FILE.replies.jsonl: one line per input sentence in input order: the raw reply, entities kept and
+  dropped, the status, its sentence number in --out ("out_sentence") and, for BBC, article and sentence.
+- FILE.report.json: requests, cache hits, retries, failures by kind, tokens (from `usage`), parse
+  failures, entities proposed / kept / dropped and, with gold input, span F1 (eval.py) against gold.
+
+A sentence whose request failed for good (after retries) or whose reply cannot be read is NOT written
+to --out as all-O (that would teach the student its names are not names): it is left out and listed
+in the report with the reason. Only replies that were read are cached, so the same command run again
+retries exactly those sentences.
+
+Cache and resume: each reply that was read is committed to an sqlite cache (--cache) the moment it
+arrives, keyed on the whole request (endpoint, model, messages or prompt, sampling parameters); the
+output files are written at the end, atomically. A run killed at any moment (kill -9 included) is
+resumed by the same command: finished sentences come from the cache (only requests in flight at the
+kill are sent again) and each sentence is written once. A second identical run sends no request.
+
+HTTP: a timeout on every call; exponential backoff with jitter on 429, 5xx, timeouts, dropped
+connections and unreadable bodies, honouring Retry-After; any other 4xx (wrong model, bad key) stops
+the run with the server's message. The key comes from $OPENAI_API_KEY (or --api_key_env) and is
+written to no log, cache or output.
+"""
+import argparse
+import email.utils
+import hashlib
+import json
+import os
+import random
+import re
+import sqlite3
+import sys
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field, fields
+
+import requests
+from tqdm import tqdm
+
+from data import read_conll, sample_indices, write_conll
+from eval import get_entities, span_f1
+
+
+def opt(default, help, type=None, choices=None):
+    return field(default=default, metadata={"help": help, "type": type, "choices": choices})
+
+
+@dataclass
+class Config:
+    # data
+    input: str = opt("data/conll2003/train.txt", "CoNLL file or BBC jsonl")
+    format: str = opt("conll", "input format", choices=["conll", "bbc"])
+    limit: int = opt(None, "annotate a seeded random sample of this many sentences", type=int)
+    seed: int = opt(0, "seed of the sample and of the worked examples")
+    out: str = opt("runs/llm.conll", "CoNLL output; FILE.report.json and FILE.replies.jsonl go beside it")
+    # model and prompt
+    base_url: str = opt(None, "API root; default $OPENAI_BASE_URL, else http://127.0.0.1:8080/v1", type=str)
+    model: str = opt("smollm2", "model name sent to the endpoint")
+    api_key_env: str = opt("OPENAI_API_KEY", "environment variable holding the API key (none sent if unset)")
+    prompt: str = opt("standard", "prompt form", choices=["standard", "cot", "completion"])
+    shots: int = opt(None, "worked examples; default 3 standard, 2 cot, 8 completion", type=int)
+    examples: str = opt("data/conll2003/train.txt", "gold CoNLL file the worked examples are drawn from")
+    temperature: float = opt(0.0, "sampling temperature")
+    max_tokens: int = opt(None, "reply length limit; default 256 standard, 384 cot, 64 completion", type=int)
+    max_entity_tokens: int = opt(10, "longer 'entities' are dropped (CoNLL-2003 train's longest has 10 tokens)")
+    # client
+    concurrency: int = opt(4, "requests in flight at once")
+    timeout: float = opt(120.0, "seconds to wait for a reply, per attempt")
+    max_retries: int = opt(6, "retries per request after the first attempt")
+    backoff_base: float = opt(1.0, "first retry waits about this many seconds, doubling after each")
+    backoff_max: float = opt(60.0, "longest wait between retries (Retry-After is honoured up to 600 s)")
+    cache: str = opt("runs/llm_cache.sqlite", "sqlite cache of replies that were read")
+    dry_run: bool = opt(False, "print one full prompt and a token estimate; send nothing")
+    progress: int = opt(1, "tqdm progress bar")
+
+
+DEFAULT_SHOTS = {"standard": 3, "cot": 2, "completion": 8}
+DEFAULT_MAX_TOKENS = {"standard": 256, "cot": 384, "completion": 64}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for f in fields(Config):
+        if f.type == "bool" or f.type is bool:
+            p.add_argument(f"--{f.name}", action="store_true", help=f.metadata["help"])
+        else:
+            p.add_argument(f"--{f.name}", type=f.metadata["type"] or type(f.default), default=f.default,
+                           choices=f.metadata["choices"], help=f.metadata["help"])
+    cfg = Config(**vars(p.parse_args(argv)))
+    cfg.base_url = cfg.base_url or os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8080/v1"
+    cfg.shots = DEFAULT_SHOTS[cfg.prompt] if cfg.shots is None else cfg.shots
+    cfg.max_tokens = DEFAULT_MAX_TOKENS[cfg.prompt] if cfg.max_tokens is None else cfg.max_tokens
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------
+# Input: CoNLL sentences, or BBC articles cut into sentences and CoNLL-2003 tokens.
+
+TITLES = "Mr|Mrs|Ms|Dr|St|Jr|Sr|Prof|Gen|Col|Lt|Sgt|Capt|Gov|Sen|Rep|Rev|Inc|Ltd|Co|Corp|Bros|No|vs|etc"
+TOKEN_RE = re.compile(rf"""
+    (?:[A-Za-z]\.){{2,}}                          # U.S. U.N. keep their dots, as in CoNLL-2003
+  | (?:{TITLES})\.(?=\s+\w)                       # Mr. Smith: a title keeps its dot and ends no sentence
+  | [A-Z]\.(?=\s+[A-Z])                           # the initial in J. Smith
+  | \w+(?=n't\b) | n't\b                          # do n't
+  | '(?:s|re|ve|ll|d|m)\b                         # Google 's, they 're
+  | \d+(?:[.,:]\d+)*\w*                           # 1,000  3.5  1.13bn  (the $ and % are tokens)
+  | \w+(?:[-&.]\w+|'(?!(?:s|re|ve|ll|d|m)\b)\w+)*  # words, high-speed, AT&T, O'Neill
+  | \S                                            # any other character
+""", re.X)
+ENDS, CLOSERS = {".", "!", "?"}, {'"', "'", ")", "]"}
+
+
+def tokenize(text):
+    return TOKEN_RE.findall(text)
+
+
+def split_sentences(text):
+    """Token lists, one per sentence: a sentence ends at . ! or ? (with the quotes or brackets written
+    right after it, no space between) when the next token starts with a capital, a digit or a quote;
+    a line break always ends one (BBC paragraphs are lines)."""
+    sentences = []
+    for line in text.splitlines():
+        spans = [(m.group(), m.start(), m.end()) for m in TOKEN_RE.finditer(line)]
+        toks, start, i = [t for t, _, _ in spans], 0, 0
+        while i < len(toks):
+            if toks[i] in ENDS:
+                j = i + 1
+                while j < len(toks) and toks[j] in CLOSERS and spans[j][1] == spans[j - 1][2]:
+                    j += 1
+                if j == len(toks) or toks[j][0].isupper() or toks[j][0].isdigit() or toks[j] in ('"', "'", "("):
+                    sentences.append(toks[start:j])
+                    start = j
+                i = j
+            else:
+                i += 1
+        if start < len(toks):
+            sentences.append(toks[start:])
+    return sentences
+
+
+def load_records(cfg):
+    """The sentences to annotate: dicts with index (in the whole input), words, gold (or None), meta."""
+    if cfg.format == "conll":
+        sents = read_conll(cfg.input)
+        return [{"index": i, "words": sents[i][0], "gold": sents[i][1], "meta": {}}
+                for i in sample_indices(len(sents), cfg.limit, cfg.seed)]
+    sents = []
+    with open(cfg.input, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    article = json.loads(line)
+                    text, aid = article["text"], article["id"]
+                except (ValueError, KeyError) as e:
+                    raise SystemExit(f"{cfg.input}:{lineno}: expected a JSON object with 'id' and 'text' ({e})")
+                sents += [(aid, j, words) for j, words in enumerate(split_sentences(text))]
+    return [{"index": i, "words": sents[i][2], "gold": None, "meta": {"article": sents[i][0], "sentence": sents[i][1]}}
+            for i in sample_indices(len(sents), cfg.limit, cfg.seed)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Prompts. Worked examples come from a gold file: the same k sentences for every request.
+
+DEFINITIONS = """\
+PER: people: first names, surnames, full names (e.g. "Clinton", "Alex Ferguson").
+ORG: organisations: companies, sports teams and clubs, political parties, unions, institutions, agencies (e.g. "Reuters", "Manchester United", "EU").
+LOC: locations: countries, cities, regions, continents, rivers, mountains (e.g. "Germany", "Paris", "Europe").
+MISC: other names: nationalities and other words made from names, languages, religions, events, titles of works, products (e.g. "German", "World Cup", "Windows")."""
+
+STANDARD_SYSTEM = f"""\
+You are an expert annotator of named entities in news text. Label every named entity in the sentence with one of four types:
+{DEFINITIONS}
+Copy each entity exactly as it is written in the sentence, in the order they appear. Dates, numbers, job titles and other common nouns are not entities.
+Answer with a JSON list and nothing else: [{{"text": "...", "type": "PER"}}], or [] if the sentence has no entity."""
+
+COT_SYSTEM = f"""\
+You are an expert annotator of named entities in news text. The four entity types are:
+{DEFINITIONS}
+Work in four steps, one line each:
+1. Context: what the sentence is about.
+2. Candidates: the names in the sentence, copied exactly as written.
+3. Types: the type of each candidate, decided from the context (drop a candidate that is not a name).
+4. Justification: why each type is right.
+Then write a last line "Answer: " followed by the JSON list [{{"text": "...", "type": "PER"}}], or [] if there is no entity."""
+
+COMPLETION_HEADER = "Named entities in news sentences. Types: PER (person), ORG (organisation), LOC (location), MISC (other names: nationalities, events, works).\n\n"
+
+WHY = {"PER": "names a person", "ORG": "names an organisation", "LOC": "names a place",
+       "MISC": "is another kind of name (a nationality, event, work or product)"}
+
+
+def json_answer(ents):
+    return json.dumps([{"text": t, "type": y} for t, y in ents])
+
+
+def cot_answer(ents):
+    """The worked example's reasoning, written from its gold entities."""
+    if not ents:
+        return ("1. Context: a news sentence that names no one and nothing in particular.\n2. Candidates: none.\n"
+                "3. Types: none.\n4. Justification: no word names a person, organisation, place or other thing.\nAnswer: []")
+    names = "; ".join(t for t, _ in ents)
+    return (f"1. Context: a news sentence that mentions {names}.\n2. Candidates: {names}.\n"
+            f"3. Types: {'; '.join(f'{t} is {y}' for t, y in ents)}.\n"
+            f"4. Justification: {'; '.join(f'{t} {WHY[y]}' for t, y in ents)}.\nAnswer: {json_answer(ents)}")
+
+
+def completion_answer(ents):
+    return "; ".join(f"{t} ({y})" for t, y in ents) if ents else "none"
+
+
+def draw_shots(path, k, seed, exclude=()):
+    """k worked examples (words, [(text, type)]) drawn with `seed` from a gold CoNLL file: ordinary prose
+    (6-30 tokens, not a headline or a results line), one without entities when k >= 3, the others
+    chosen to show all four types first; no sentence that is being annotated."""
+    if k <= 0:
+        return []
+    sents = read_conll(path)
+    order = list(range(len(sents)))
+    random.Random(seed).shuffle(order)
+    exclude = set(exclude)
+
+    def prose(words):
+        alpha = [w for w in words if w.isalpha()]
+        return 6 <= len(words) <= 30 and len(alpha) >= 4 and sum(w.islower() for w in alpha) >= 0.5 * len(alpha)
+
+    with_ents, without = [], []
+    for i in order:
+        words, tags = sents[i]
+        if tuple(words) not in exclude and prose(words):
+            ents = [(" ".join(words[s:e]), t) for t, s, e in get_entities(tags)]
+            (with_ents if ents else without).append((words, ents))
+    want = k - 1 if k >= 3 and without else k
+    chosen, seen = [], set()
+    while len(chosen) < want and with_ents:  # first the sentences that show the most types not shown yet
+        best = max(with_ents, key=lambda ex: len({t for _, t in ex[1]} - seen))  # the first such, in seeded order
+        if not {t for _, t in best[1]} - seen:
+            break
+        chosen.append(best)
+        seen |= {t for _, t in best[1]}
+    for ex in with_ents:
+        if len(chosen) < want and ex not in chosen:
+            chosen.append(ex)
+    if want < k:
+        chosen.insert(1, without[0])  # not last, so "the last example is empty" is no pattern to copy
+    return chosen
+
+
+def build_request(cfg, words, shots):
+    """(endpoint, JSON payload) of the request for one sentence."""
+    sentence = " ".join(words)
+    if cfg.prompt == "completion":
+        prompt = COMPLETION_HEADER + "".join(
+            f"Sentence: {' '.join(w)}\nEntities: {completion_answer(e)}\n\n" for w, e in shots)
+        prompt += f"Sentence: {sentence}\nEntities:"
+        return "completions", {"model": cfg.model, "prompt": prompt, "temperature": cfg.temperature,
+                               "max_tokens": cfg.max_tokens, "stop": ["\n"]}
+    system, answer = (STANDARD_SYSTEM, json_answer) if cfg.prompt == "standard" else (COT_SYSTEM, cot_answer)
+    messages = [{"role": "system", "content": system}]
+    for w, e in shots:
+        messages += [{"role": "user", "content": f"Sentence: {' '.join(w)}"}, {"role": "assistant", "content": answer(e)}]
+    messages.append({"role": "user", "content": f"Sentence: {sentence}"})
+    return "chat/completions", {"model": cfg.model, "messages": messages, "temperature": cfg.temperature,
+                                "max_tokens": cfg.max_tokens}
+
+
+def prompt_text(endpoint, payload):
+    if endpoint == "completions":
+        return payload["prompt"]
+    return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in payload["messages"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the reply: find the answer, then map its entity strings onto the sentence's tokens.
+
+ANSWER_RE = re.compile(r"\banswer\s*:", re.I)
+TEXT_KEYS, TYPE_KEYS = ("text", "entity", "name", "word", "span"), ("type", "label", "entity_type", "category", "tag")
+OBJECT_RE = re.compile(r"\{[^{}]*\}")
+OPEN_RE = re.compile(r"[\[{]")
+FIELD_RE = re.compile(r"""["']?(\w+)["']?\s*:\s*(?:"([^"]*)"|'([^']*)')""")
+ITEM_RE = re.compile(r"^(.+?)\s*\(\s*([A-Za-z-]+)\s*\)\W*$")
+TYPES = ("PER", "ORG", "LOC", "MISC")
+TYPE_ALIASES = {"PERSON": "PER", "ORGANIZATION": "ORG", "ORGANISATION": "ORG", "LOCATION": "LOC", "MISCELLANEOUS": "MISC"}
+
+
+def json_values(text):
+    """The top-level JSON lists and objects in `text`, in order; fences and prose around them are skipped."""
+    decoder, values, i = json.JSONDecoder(), [], 0
+    while (m := OPEN_RE.search(text, i)) is not None:
+        try:
+            value, i = decoder.raw_decode(text, m.start())
+            values.append(value)
+        except json.JSONDecodeError:
+            i = m.start() + 1
+    return values
+
+
+def json_items(text):
+    """(items, how) from a JSON-style answer: the last list; else an {"entities": [...]} object or an
+    {entity: type} / {type: [entities]} mapping; else the {...} fragments of a broken list (how =
+    "repaired": single quotes, a missing bracket, a reply cut off mid-list). None if there is none."""
+    values = json_values(text)
+    lists = [v for v in values if isinstance(v, list)]
+    if lists:
+        return lists[-1], "ok"
+    for v in reversed(values):
+        if isinstance(v.get("entities"), list):
+            return v["entities"], "ok"
+        if v and not any(k in v for k in TEXT_KEYS) and all(isinstance(x, (str, list)) for x in v.values()):
+            return [(k, t) if isinstance(t, str) else (x, k) for k, t in v.items()
+                    for x in (t if isinstance(t, list) else [None])], "ok"
+    items = []
+    for frag in OBJECT_RE.findall(text):
+        try:
+            items.append(json.loads(frag))
+        except ValueError:
+            items.append({m[0]: m[1] or m[2] for m in FIELD_RE.findall(frag)})
+    items = [x for x in items if isinstance(x, dict) and any(k in x for k in TEXT_KEYS)]
+    return (items, "repaired") if items else None
+
+
+def completion_items(text):
+    """Items from a line "Name (TYPE); Name (TYPE)" or "none"; a part without "(TYPE)" is kept as a bare
+    string, which counts as a malformed entity."""
+    line = text.strip().split("\n")[0].strip()
+    if not line:
+        return None
+    if line.lower().rstrip(".") in ("none", "no entities", "-", "n/a"):
+        return [], "ok"
+    items = []
+    for part in filter(None, (p.strip() for p in line.split(";"))):
+        m = ITEM_RE.match(part)
+        items.append((m[1], m[2]) if m else part)
+    return items, "ok"
+
+
+def parse_reply(form, content, finish_reason=None):
+    """(items, status): status "ok" or "repaired" with a list of raw items, or a failure ("empty",
+    "truncated", "no_answer") with items None. For `cot`, the answer after the last "Answer:" wins."""
+    if not content or not content.strip():
+        return None, "empty"
+    if form == "completion":
+        return completion_items(content) or (None, "no_answer")
+    found = None
+    if form == "cot":
+        marks = list(ANSWER_RE.finditer(content))
+        if marks:
+            found = json_items(content[marks[-1].end():])
+        if not found and finish_reason == "length":
+            return None, "truncated"  # cut off in the reasoning: any list so far is not the answer
+    found = found or json_items(content)
+    if found is None:
+        return None, "truncated" if finish_reason == "length" else "no_answer"
+    return found
+
+
+def item_pair(item):
+    """(text, type) of one answer item, or None if it has no such shape."""
+    if isinstance(item, dict):
+        text = next((item[k] for k in TEXT_KEYS if k in item), None)
+        etype = next((item[k] for k in TYPE_KEYS if k in item), None)
+    elif isinstance(item, (list, tuple)) and len(item) == 2:
+        text, etype = item
+    else:
+        return None
+    return (text, etype) if isinstance(text, str) and isinstance(etype, str) else None
+
+
+def normalise_type(etype):
+    t = re.sub(r"^[BI]-", "", etype.strip().upper())
+    t = TYPE_ALIASES.get(t, t)
+    return t if t in TYPES else None
+
+
+def find_span(tokens, needle, start, tags):
+    """First (i, j), i >= start, whose tokens joined without spaces equal `needle` and whose tags are
+    all O (tags None: any). Matching without spaces finds "Germany's" in `Germany 's`."""
+    for i in range(start, len(tokens)):
+        if not needle.startswith(tokens[i]):
+            continue
+        s, j = "", i
+        while j < len(tokens) and len(s) < len(needle):
+            s, j = s + tokens[j], j + 1
+        if s == needle and (tags is None or all(t == "O" for t in tags[i:j])):
+            return i, j
+    return None
+
+
+def align(words, items, max_entity_tokens=10):
+    """BIO tags on exactly `words`, the entities kept, and a Counter of those dropped by reason.
+
+    Entities are placed left to right with a cursor that follows the previous match, first exactly
+    and then ignoring case, so a repeated name maps to its occurrences in order. One not found after
+    the cursor is looked for from the start (a list out of order). Tokens already labelled are never
+    relabelled; pure punctuation at either end of a match is trimmed off."""
+    tags, kept, dropped, cursor = ["O"] * len(words), [], Counter(), 0
+    lower = [w.lower() for w in words]
+    for item in items:
+        pair = item_pair(item)
+        if pair is None:
+            dropped["malformed"] += 1
+            continue
+        text, etype = pair
+        etype = normalise_type(etype)
+        if etype is None:
+            dropped["bad_type"] += 1
+            continue
+        needle = "".join(text.split())
+        if not any(c.isalnum() for c in needle):
+            dropped["not_found"] += 1
+            continue
+        searches = [(words, needle, cursor), (lower, needle.lower(), cursor), (words, needle, 0), (lower, needle.lower(), 0)]
+        span, n = None, 0
+        for n, (toks, nd, start) in enumerate(searches):
+            if (span := find_span(toks, nd, start, tags)) is not None:
+                break
+        if span is None:
+            dropped["overlap" if find_span(lower, needle.lower(), 0, None) else "not_found"] += 1
+            continue
+        i, j = span
+        while not any(c.isalnum() for c in words[i]):
+            i += 1
+        while not any(c.isalnum() for c in words[j - 1]):
+            j -= 1
+        if j - i > max_entity_tokens:
+            dropped["too_long"] += 1
+            continue
+        tags[i:j] = [f"B-{etype}"] + [f"I-{etype}"] * (j - i - 1)
+        kept.append({"text": " ".join(words[i:j]), "type": etype, "start": i, "end": j})
+        if n < 2:
+            cursor = span[1]
+    return tags, kept, dropped
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP with retries, and the cache.
+
+class Fatal(Exception):
+    """An answer no retry can fix (a 4xx other than 429): the run stops."""
+
+
+class GaveUp(Exception):
+    """Every attempt of one request failed."""
+
+
+class Cancelled(Exception):
+    """The run is stopping: the request was not sent."""
+
+
+class Stats:
+    """Counters shared by the worker threads."""
+
+    def __init__(self):
+        self.c, self.lock = Counter(), threading.Lock()
+
+    def add(self, key, n=1):
+        with self.lock:
+            self.c[key] += n
+
+
+_jitter = random.Random()  # backoff jitter spreads clients apart; it needs no seed
+
+
+def retry_after(value):
+    """Seconds asked for by a Retry-After header (a number or an HTTP date), or None."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def post(session, url, payload, headers, cfg, stats, redact, stop):
+    """The response body of one request, retried as the module docstring says; `stop` (an Event) cancels it."""
+    for attempt in range(cfg.max_retries + 1):
+        if stop.is_set():
+            raise Cancelled()
+        wait = None
+        stats.add("requests_sent")
+        try:
+            r = session.post(url, json=payload, headers=headers, timeout=(min(10.0, cfg.timeout), cfg.timeout))
+        except requests.Timeout:
+            kind = "timeout"
+        except requests.RequestException:  # refused, reset, closed mid-body
+            kind = "connection"
+        else:
+            if r.status_code == 200:
+                try:
+                    body = r.json()
+                    body["choices"][0]
+                    return body
+                except (ValueError, KeyError, IndexError, TypeError):
+                    kind = "bad_response"
+            elif r.status_code == 429 or r.status_code >= 500:
+                kind, wait = f"http_{r.status_code}", retry_after(r.headers.get("Retry-After"))
+            else:
+                hint = {401: "check the API key", 403: "check the API key",
+                        404: "check --model and --base_url"}.get(r.status_code, "check the request settings")
+                stop.set()  # no other thread sends anything more
+                raise Fatal(redact(f"{url} answered HTTP {r.status_code} ({hint}): {r.text[:500]}"))
+        stats.add(f"fail_{kind}")
+        if attempt == cfg.max_retries:
+            raise GaveUp(f"{kind} on all {attempt + 1} attempts")
+        stats.add("retries")
+        backoff = min(cfg.backoff_max, cfg.backoff_base * 2 ** attempt) * (0.5 + _jitter.random())
+        time.sleep(min(wait, 600.0) + _jitter.random() * cfg.backoff_base if wait is not None else backoff)
+
+
+def reply_of(endpoint, body):
+    choice = body["choices"][0]
+    content = choice.get("text") if endpoint == "completions" else (choice.get("message") or {}).get("content")
+    return {"content": content or "", "finish_reason": choice.get("finish_reason"), "usage": body.get("usage") or {}}
+
+
+def cache_key(endpoint, payload):
+    return hashlib.sha256(json.dumps([endpoint, payload], sort_keys=True).encode()).hexdigest()
+
+
+class Cache:
+    """Replies that were read, keyed on the request; each committed on its own, so a kill loses none."""
+
+    def __init__(self, path):
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        self.db = sqlite3.connect(path, timeout=60)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, request TEXT, reply TEXT, created REAL)")
+        self.db.commit()
+
+    def get(self, key):
+        row = self.db.execute("SELECT reply FROM replies WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put(self, key, request, reply):
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?)",
+                            (key, json.dumps(request), json.dumps(reply), time.time()))
+
+
+# ---------------------------------------------------------------------------------------------
+# The run.
+
+def atomic_write(path, text):
+    with open(f"{path}.tmp", "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(f"{path}.tmp", path)
+
+
+def side_paths(out):
+    stem = os.path.splitext(out)[0]
+    return f"{stem}.report.json", f"{stem}.replies.jsonl"
+
+
+def dry_run(cfg, calls, cache_path):
+    cached = 0
+    if os.path.exists(cache_path):
+        cache = Cache(cache_path)
+        cached = sum(cache.get(key) is not None for _, _, key in calls)
+    print(prompt_text(calls[0][0], calls[0][1]))
+    chars = [len(prompt_text(e, p)) for e, p, _ in calls]
+    todo = len(calls) - cached
+    est = sum(chars) / 4 * todo / max(1, len(calls))  # about 4 characters a token in English
+    print(f"\n--- {len(calls)} sentences, {cached} cached, {todo} to send to {cfg.base_url}/{calls[0][0]} ({cfg.model})")
+    print(f"--- prompt tokens about {est:,.0f} ({sum(chars) / 4 / len(calls):,.0f} a sentence); "
+          f"completion tokens at most {todo * cfg.max_tokens:,} ({cfg.max_tokens} a sentence)")
+
+
+def run(cfg):
+    """Annotate, write --out and its two side files, and return the report (None for --dry_run)."""
+    t0 = time.time()
+    records = load_records(cfg)
+    if not records:
+        raise SystemExit(f"{cfg.input}: no sentences")
+    shots = draw_shots(cfg.examples, cfg.shots, cfg.seed, exclude={tuple(r["words"]) for r in records})
+    calls = [(e, p, cache_key(e, p)) for e, p in (build_request(cfg, r["words"], shots) for r in records)]
+    if cfg.dry_run:
+        return dry_run(cfg, calls, cfg.cache)
+    key = os.environ.get(cfg.api_key_env, "")
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+
+    def redact(s):
+        return s.replace(key, "***") if key else s
+
+    cache, stats, local, stop = Cache(cfg.cache), Stats(), threading.local(), threading.Event()
+    replies, failures = [None] * len(records), {}  # failures: sentence position -> (reason, detail)
+    for i, (_, _, k) in enumerate(calls):
+        replies[i] = cache.get(k)
+    todo = [i for i, r in enumerate(replies) if r is None]
+    stats.add("cache_hits", len(records) - len(todo))
+
+    def call(i):
+        if not hasattr(local, "session"):
+            local.session = requests.Session()  # one per thread: Session is not documented thread-safe
+        endpoint, payload, _ = calls[i]
+        return reply_of(endpoint, post(local.session, f"{cfg.base_url.rstrip('/')}/{endpoint}", payload, headers, cfg, stats, redact, stop))
+
+    stopped = None
+    bar = tqdm(total=len(records), initial=len(records) - len(todo), unit="sent", disable=not cfg.progress,
+               desc=f"{cfg.prompt} {cfg.model}", dynamic_ncols=True)
+    pool = ThreadPoolExecutor(max(1, cfg.concurrency))
+    futures = {pool.submit(call, i): i for i in todo}
+    try:
+        for fut in as_completed(futures):
+            i = futures[fut]
+            try:
+                reply = fut.result()
+            except GaveUp as e:
+                failures[i] = ("gave_up", str(e))
+            except Cancelled:
+                continue
+            else:
+                stats.add("prompt_tokens", reply["usage"].get("prompt_tokens", 0))
+                stats.add("completion_tokens", reply["usage"].get("completion_tokens", 0))
+                replies[i] = reply
+                if parse_reply(cfg.prompt, reply["content"], reply["finish_reason"])[0] is not None:
+                    cache.put(calls[i][2], calls[i][1], reply)  # an unreadable reply is not kept: a rerun retries it
+                else:
+                    stats.add("unreadable")
+            bar.update()
+            bar.set_postfix(tok_in=stats.c["prompt_tokens"], tok_out=stats.c["completion_tokens"], failed=len(failures),
+                            unreadable=stats.c["unreadable"], refresh=False)
+    except Fatal as e:
+        stopped = str(e)
+        for f in futures:
+            f.cancel()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+    report = assemble(cfg, records, replies, failures, stats, stopped, time.time() - t0)
+    if stopped:
+        raise Fatal(stopped)
+    return report
+
+
+def assemble(cfg, records, replies, failures, stats, stopped, seconds):
+    """Write --out, the replies file and the report (only the report if the run was stopped)."""
+    report_path, replies_path = side_paths(cfg.out)
+    has_gold = records[0]["gold"] is not None
+    rows, lines, acc = [], [], Counter()
+    gold_out, pred_out, pred_all = [], [], []
+    for i, rec in enumerate(records):
+        reply = replies[i]
+        line = {"index": rec["index"], **rec["meta"], "status": None, "out_sentence": None}
+        tags = None
+        if reply is not None:
+            line["reply"] = reply
+            items, status = parse_reply(cfg.prompt, reply["content"], reply["finish_reason"])
+            line["status"] = status
+            acc["prompt_tokens_total"] += reply["usage"].get("prompt_tokens", 0)
+            acc["completion_tokens_total"] += reply["usage"].get("completion_tokens", 0)
+            if items is None:
+                failures[i] = (status, f"reply not readable ({status})")
+            else:
+                tags, kept, dropped = align(rec["words"], items, cfg.max_entity_tokens)
+                acc["entities_proposed"] += len(items)
+                acc["entities_kept"] += len(kept)
+                acc.update({f"dropped_{k}": v for k, v in dropped.items()})
+                acc[f"replies_{status}"] += 1
+                line.update(entities=kept, dropped=dict(dropped))
+        if i in failures:
+            line.update(status=failures[i][0], reason=failures[i][1])
+        elif tags is not None:
+            line["out_sentence"] = len(rows)
+            cols = (rec["words"], rec["gold"], tags) if has_gold else (rec["words"], tags)
+            rows.append(list(zip(*cols)))
+            if has_gold:
+                gold_out.append(rec["gold"])
+                pred_out.append(tags)
+        if has_gold:
+            pred_all.append(tags or ["O"] * len(rec["words"]))
+        lines.append(json.dumps(line, ensure_ascii=False))
+    c = stats.c
+    reasons = Counter(r for r, _ in failures.values())
+    report = {
+        "config": {k: v for k, v in asdict(cfg).items() if k != "progress"},
+        "stopped": stopped,
+        "seconds": round(seconds, 2),  # wall time of this run, requests and cache look-ups
+        "sentences": len(records),
+        "sentences_written": len(rows),
+        "sentences_failed": len(failures),
+        "sentences_not_attempted": sum(r is None for r in replies) - reasons["gave_up"],
+        "requests_sent": c["requests_sent"],
+        "cache_hits": c["cache_hits"],
+        "retries": c["retries"],
+        "attempt_failures": {k[5:]: v for k, v in sorted(c.items()) if k.startswith("fail_")},
+        "failures_by_reason": dict(reasons),
+        "parse_failures": sum(v for k, v in reasons.items() if k != "gave_up"),
+        "replies_repaired": acc["replies_repaired"],
+        "prompt_tokens": c["prompt_tokens"],  # sent by this run
+        "completion_tokens": c["completion_tokens"],
+        "prompt_tokens_total": acc["prompt_tokens_total"],  # of every reply used, cached ones included
+        "completion_tokens_total": acc["completion_tokens_total"],
+        "entities_proposed": acc["entities_proposed"],
+        "entities_kept": acc["entities_kept"],
+        "entities_dropped": {k[8:]: v for k, v in sorted(acc.items()) if k.startswith("dropped_")},
+        "failed": [{"index": records[i]["index"], **records[i]["meta"], "reason": r, "detail": d}
+                   for i, (r, d) in sorted(failures.items())],
+    }
+    if has_gold:
+        report["span_f1"] = span_f1(gold_out, pred_out)  # over the sentences in --out
+        report["span_f1_all_input"] = span_f1([r["gold"] for r in records], pred_all)  # failed ones as all-O
+    os.makedirs(os.path.dirname(cfg.out) or ".", exist_ok=True)
+    if not stopped:
+        write_conll(cfg.out, rows)
+        atomic_write(replies_path, "\n".join(lines) + "\n")
+    atomic_write(report_path, json.dumps(report, indent=1) + "\n")
+    return report
+
+
+def summary(report, out):
+    r = report
+    s = (f"{out}: {r['sentences_written']}/{r['sentences']} sentences written; {r['requests_sent']} requests, "
+         f"{r['cache_hits']} cached, {r['retries']} retries; tokens {r['prompt_tokens']:,} in, {r['completion_tokens']:,} out; "
+         f"entities {r['entities_kept']}/{r['entities_proposed']} kept")
+    if "span_f1" in r:
+        s += f"; span F1 vs gold {100 * r['span_f1']['f1']:.1f} ({100 * r['span_f1_all_input']['f1']:.1f} over all input)"
+    if r["failed"]:
+        s += f"\n{len(r['failed'])} sentences failed ({r['failures_by_reason']}) and are not in {out}; the same command retries them"
+    return s
+
+
+def main(argv=None):
+    cfg = parse_args(argv)
+    try:
+        report = run(cfg)
+    except Fatal as e:
+        print(f"annotate.py: stopped: {e}\n(finished replies are cached; fix the setting and run the same command)", file=sys.stderr)
+        return 2
+    if report is not None:
+        print(summary(report, cfg.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

