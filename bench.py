@@ -84,7 +84,7 @@ def build(impl, labels):
     from model import from_pretrained
     from train import Config, make_optimizer
     model = from_pretrained(default_model_dir(), id2label=dict(enumerate(labels)), verbose=False)
-    return model, make_optimizer(model, Config(), "cpu"), lambda ids, mask: model(ids, mask)[0]
+    return model, make_optimizer(model, Config()), lambda ids, mask: model(ids, mask)[0]
 
 
 def run_one(name, args):

@@ -200,9 +200,10 @@ def hf_to_ours(key):
     return key
 
 
-def from_pretrained(model_dir, id2label=None, verbose=True):
+def from_pretrained(model_dir, id2label=None, verbose=True, **overrides):
     """Load any Hugging Face BERT folder. With id2label the head is sized for those labels and,
-    unless the checkpoint has a head with exactly those labels, freshly initialised."""
+    unless the checkpoint has a head with exactly those labels, freshly initialised. `overrides`
+    set config fields that do not change the weights' shapes (dropout, sdpa)."""
     with open(os.path.join(model_dir, "config.json")) as f:
         hf = json.load(f)
     if hf.get("model_type", "bert") != "bert":
@@ -211,6 +212,10 @@ def from_pretrained(model_dir, id2label=None, verbose=True):
     ckpt_labels = {int(k): v for k, v in hf.get("id2label", {}).items()}
     cfg = BertConfig(**{k: v for k, v in hf.items() if k in known})
     cfg.id2label = {int(k): v for k, v in (id2label or ckpt_labels or {0: "O"}).items()}
+    for k, v in overrides.items():
+        if k not in ("hidden_dropout_prob", "attention_probs_dropout_prob", "sdpa"):
+            raise ValueError(f"cannot override {k!r} of a pretrained model")
+        setattr(cfg, k, v)
     if cfg.hidden_act != "gelu":
         raise ValueError(f"{model_dir}: hidden_act {cfg.hidden_act!r} is not supported (only exact 'gelu')")
     model = BertForTokenClassification(cfg)

@@ -163,7 +163,7 @@ def get_lr(step, total_steps, cfg):
     return cfg.lr * max(0.0, (total_steps - step) / max(1, total_steps - warmup))
 
 
-def make_optimizer(model, cfg, device):
+def make_optimizer(model, cfg):
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "LayerNorm" not in n]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 or "LayerNorm" in n]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -210,27 +210,21 @@ def train(cfg):
     ex_test = encode(test, tokenizer, label2id, cfg.max_len)
 
     # model
-    model = from_pretrained(model_dir, id2label=dict(enumerate(labels)), verbose=master)
-    model.config.sdpa = bool(cfg.sdpa)
-    for layer in model.bert.encoder.layer:
-        layer.attention.self.sdpa = bool(cfg.sdpa)
+    overrides = {"sdpa": bool(cfg.sdpa)}
     if cfg.dropout >= 0:
-        for m in model.modules():
-            if isinstance(m, torch.nn.Dropout):
-                m.p = cfg.dropout
-        for layer in model.bert.encoder.layer:
-            layer.attention.self.dropout_p = cfg.dropout
+        overrides.update(hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout)
+    model = from_pretrained(model_dir, id2label=dict(enumerate(labels)), verbose=master, **overrides)
     model.to(device)
     raw_model = model
     if cfg.compile:
         model = torch.compile(model, dynamic=True)
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(model)
-    optimizer = make_optimizer(raw_model, cfg, device)
+    optimizer = make_optimizer(raw_model, cfg)
 
     # the step budget, the same for every strategy
-    total_steps = cfg.max_steps or math.ceil(cfg.epochs * math.ceil((len(ex_o) + len(ex_d)) / cfg.batch_size))
     steps_per_epoch = math.ceil((len(ex_o) + len(ex_d)) / cfg.batch_size)
+    total_steps = cfg.max_steps or math.ceil(cfg.epochs * steps_per_epoch)
     eval_every = cfg.eval_every or steps_per_epoch
     schedule = strategy_schedule(cfg.strategy, len(ex_o), len(ex_d), cfg.schedule or None, cfg.schedule_args or None)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -242,7 +236,8 @@ def train(cfg):
     log(f"{len(ex_o)} original + {len(ex_d)} distilled windows, {len(labels)} labels, strategy {cfg.strategy}, "
         f"{total_steps} steps of {cfg.batch_size} on {world} process(es), device {device}")
 
-    os.makedirs(cfg.out_dir, exist_ok=True) if master else None
+    if master:
+        os.makedirs(cfg.out_dir, exist_ok=True)
     history, best_f1, best_state, best_step = [], -1.0, None, -1
     train_time, train_tokens = 0.0, 0
     bar = tqdm(total=total_steps, disable=not (master and cfg.progress), dynamic_ncols=True)
