@@ -10,9 +10,11 @@ An entity is a maximal run of tokens with one type. Two readings of a tag sequen
 A predicted entity is correct only if its type, start and end all equal a gold entity's.
 
     python eval.py --gold data/conll2003/test.txt --pred out/test_predictions.conll [--strict] [--json]
+    python eval.py --summarize runs/seed0 runs/seed1 runs/seed2     # mean ± std over train.py runs
 """
 import argparse
 import json
+import os
 import sys
 from collections import Counter
 
@@ -85,13 +87,35 @@ def format_report(scores):
     return "\n".join(lines)
 
 
+def summarize(run_dirs):
+    """Mean ± sample std over runs (e.g. seeds) of what train.py wrote into each metrics.json."""
+    import statistics
+    runs = []
+    for d in run_dirs:
+        with open(os.path.join(d, "metrics.json")) as f:
+            runs.append(json.load(f))
+
+    def ms(xs, scale=1.0):
+        xs = [scale * x for x in xs]
+        return f"{statistics.mean(xs):.2f} ± {statistics.stdev(xs) if len(xs) > 1 else 0.0:.2f}"
+    return (f"{len(runs)} runs: test F1 {ms([r['test']['f1'] for r in runs], 100)}, dev F1 {ms([r['dev']['f1'] for r in runs], 100)}, "
+            f"training s {ms([r['train_seconds'] for r in runs])}, tokens/s {ms([r['train_tokens_per_s'] for r in runs])}\n"
+            f"test F1 per run: " + ", ".join(f"{100 * r['test']['f1']:.2f}" for r in runs))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="BIO span F1 of a prediction file against a gold file (tag in the last column).")
-    ap.add_argument("--gold", required=True, help="CoNLL-style file, gold tag in the last column")
-    ap.add_argument("--pred", required=True, help="CoNLL-style file over the same tokens, predicted tag in the last column")
+    ap.add_argument("--gold", help="CoNLL-style file, gold tag in the last column")
+    ap.add_argument("--pred", help="CoNLL-style file over the same tokens, predicted tag in the last column")
     ap.add_argument("--strict", action="store_true", help="strict IOB2: an I-X without B-X starts no entity")
     ap.add_argument("--json", action="store_true", help="print the scores as JSON")
+    ap.add_argument("--summarize", nargs="+", metavar="OUT_DIR", help="instead: mean ± std over train.py output folders")
     args = ap.parse_args(argv)
+    if args.summarize:
+        print(summarize(args.summarize))
+        return
+    if not (args.gold and args.pred):
+        ap.error("--gold and --pred are required (or --summarize)")
     try:
         gold, pred = read_conll(args.gold), read_conll(args.pred)
         check_same_tokens(gold, pred, args.gold, args.pred)

@@ -129,3 +129,14 @@ def test_cli_refuses_different_tokens_naming_the_place(tmp_path):
     write(tmp_path / "p.txt", [[("EU", "B-ORG"), ("rejects", "O")]])
     r = run_cli("--gold", str(tmp_path / "g.txt"), "--pred", str(tmp_path / "p.txt"))
     assert r.returncode != 0 and "has 2 sentences" in r.stderr and "p.txt has 1" in r.stderr
+
+
+def test_summarize_gives_mean_and_sample_std_over_runs(tmp_path):
+    for i, f1 in enumerate([0.85, 0.87, 0.89]):
+        (tmp_path / f"s{i}").mkdir()
+        (tmp_path / f"s{i}" / "metrics.json").write_text(json.dumps(
+            {"test": {"f1": f1}, "dev": {"f1": 0.9}, "train_seconds": 100.0 + i, "train_tokens_per_s": 2000.0}))
+    r = run_cli("--summarize", *(str(tmp_path / f"s{i}") for i in range(3)))
+    assert r.returncode == 0, r.stderr
+    assert "3 runs: test F1 87.00 ± 2.00, dev F1 90.00 ± 0.00, training s 101.00 ± 1.00" in r.stdout
+    assert "85.00, 87.00, 89.00" in r.stdout
