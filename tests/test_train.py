@@ -12,7 +12,12 @@ from common import CONLL, ROOT
 from data import read_conll, write_conll
 from eval import span_f1
 from model import default_model_dir, load_tokenizer
-from train import Config, encode, get_lr, train
+import itertools
+
+import numpy as np
+
+from eval import get_entities
+from train import Config, bio_transitions, encode, get_lr, train, viterbi
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +55,33 @@ def test_long_sentences_are_windowed_and_every_word_is_kept():
     assert ex[-1]["labels"][ex[-1]["starts"][0]] == -100  # a label unseen in training is never trained on
 
 
+LABELS = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+
+
+def is_valid_bio(tags):
+    return get_entities(tags) == get_entities(tags, strict=True)  # no I-X that fails to continue an X
+
+
+def test_viterbi_finds_the_best_valid_sequence_by_brute_force():
+    rng = np.random.default_rng(0)
+    allowed = bio_transitions(LABELS)
+    valid = {n: [seq for seq in itertools.product(range(5), repeat=n) if is_valid_bio([LABELS[i] for i in seq])]
+             for n in range(1, 5)}
+    for _ in range(300):
+        n = int(rng.integers(1, 5))
+        lp = np.log(rng.dirichlet(np.ones(5), size=n))
+        best = max(valid[n], key=lambda seq: sum(lp[k, i] for k, i in enumerate(seq)))
+        assert tuple(viterbi(lp, allowed)) == best
+
+
+def test_viterbi_keeps_a_valid_argmax_and_repairs_an_invalid_one():
+    allowed = bio_transitions(LABELS)
+    lp = np.log(np.array([[0.1, 0.7, 0.1, 0.05, 0.05], [0.1, 0.1, 0.6, 0.1, 0.1], [0.8, 0.05, 0.05, 0.05, 0.05]]))
+    assert viterbi(lp, allowed) == list(lp.argmax(-1))  # B-LOC I-LOC O is already valid
+    lp = np.log(np.array([[0.6, 0.3, 0.02, 0.03, 0.05], [0.2, 0.05, 0.7, 0.0001, 0.0499]]))  # B-LOC I-LOC 0.21 > O O 0.12
+    assert [LABELS[i] for i in viterbi(lp, allowed)] == ["B-LOC", "I-LOC"]  # argmax O I-LOC is not valid BIO
+
+
 def test_lr_warms_up_then_decays_linearly_to_zero():
     cfg = Config(lr=1e-3, warmup=0.1)
     lrs = [get_lr(s, 100, cfg) for s in range(100)]
@@ -65,6 +97,7 @@ def test_default_run_writes_its_outputs_and_is_deterministic(tiny, tmp_path):
     on_disk = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert set(on_disk["test"]) == {"precision", "recall", "f1", "per_type"} and on_disk["train_tokens_per_s"] > 0
     assert on_disk["strategy"] == "original" and on_disk["realised_d_share"] == 0.0
+    assert 0.0 <= on_disk["test_f1_argmax"] <= 1.0
     rows = read_conll(str(tmp_path / "a" / "test_predictions.conll"))
     gold = read_conll(str(tiny / "test.txt"))
     assert [w for w, _ in rows] == [w for w, _ in gold]  # every test word got a prediction
