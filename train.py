@@ -217,6 +217,7 @@ def setup_distributed(cfg):
 
 
 def train(cfg):
+    started = time.perf_counter()
     rank, world, device = setup_distributed(cfg)
     master = rank == 0
     log = print if master else (lambda *a, **k: None)
@@ -338,6 +339,7 @@ def train(cfg):
             "realised_d_share": sum(d_share) / max(1, len(d_share)), "realised_d_share_per_step": d_share,
             "history": history, "world_size": world, "config": asdict(cfg),
         }
+        metrics["wall_seconds"] = time.perf_counter() - started  # the whole job: loading, training, evaluation
         with open(os.path.join(cfg.out_dir, "metrics.json.tmp"), "w") as f:
             json.dump(metrics, f, indent=1)
         os.replace(os.path.join(cfg.out_dir, "metrics.json.tmp"), os.path.join(cfg.out_dir, "metrics.json"))

@@ -97,7 +97,7 @@ def test_default_run_writes_its_outputs_and_is_deterministic(tiny, tmp_path):
     on_disk = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert set(on_disk["test"]) == {"precision", "recall", "f1", "per_type"} and on_disk["train_tokens_per_s"] > 0
     assert on_disk["strategy"] == "original" and on_disk["realised_d_share"] == 0.0
-    assert 0.0 <= on_disk["test_f1_argmax"] <= 1.0
+    assert 0.0 <= on_disk["test_f1_argmax"] <= 1.0 and on_disk["wall_seconds"] > on_disk["train_seconds"]
     rows = read_conll(str(tmp_path / "a" / "test_predictions.conll"))
     gold = read_conll(str(tiny / "test.txt"))
     assert [w for w, _ in rows] == [w for w, _ in gold]  # every test word got a prediction
