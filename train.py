@@ -12,6 +12,9 @@ training progress; `--strategy` picks p (mix.py): original (0), distilled (1), u
 seq-d-o (1 then 0, the paper's Simple Mix), seq-o-d, or any `--schedule`. Every strategy gets the
 same step budget: epochs x ceil((|O| + |D|) / batch_size), so comparisons are fair.
 
+A word's prediction comes from its first word piece; by default the tags of a sentence are the most
+probable valid BIO sequence (`--decode viterbi`: no I-X after O or after another type).
+
 Writes into --out_dir: metrics.json (dev and test scores in eval.py's JSON shape, speed, the
 realised share of D), model/ (a Hugging Face folder of the best dev checkpoint) and
 test_predictions.conll (token gold predicted).
