@@ -163,7 +163,7 @@ def main():
             print(f"  round {r + 1} {n:<17} {runs[n][-1]['train_tok_s']:7.0f} train tok/s {runs[n][-1]['infer_tok_s']:7.0f} infer tok/s", flush=True)
 
     med = {n: {k: statistics.median(x[k] for x in rs) for k in ("train_tok_s", "fill", "infer_tok_s", "peak_rss_mb")} for n, rs in runs.items()}
-    print(f"\n| configuration | train tokens/s | padding fill | GFLOP/s | % of bf16 peak | inference tokens/s | peak RSS MB |")
+    print("\n| configuration | train tokens/s | padding fill | GFLOP/s | % of bf16 peak | inference tokens/s | peak RSS MB |")
     print("|---|---|---|---|---|---|---|")
     for n, m in med.items():
         gflops = m["train_tok_s"] * flop_per_token / 1e9

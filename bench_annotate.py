@@ -78,7 +78,7 @@ def main():
         rows.append((f"{args.cached} sentences, fully cached re-run", secs, 0))
     httpd.shutdown()
     print(f"server delay {args.delay * 1000:.0f} ms per request; ideal sequential time {args.requests * args.delay:.1f} s\n")
-    print(f"| run | seconds | requests sent | sentences/s |\n|---|---|---|---|")
+    print("| run | seconds | requests sent | sentences/s |\n|---|---|---|---|")
     for name, secs, sent in rows:
         n = args.cached if "cached" in name else args.requests
         print(f"| {name} | {secs:.2f} | {sent} | {n / secs:,.0f} |")

@@ -55,7 +55,6 @@ made from other data or settings. The model/ folder of a finished run is deleted
 import argparse
 import hashlib
 import json
-import math
 import os
 import random
 import re
@@ -179,9 +178,9 @@ def count_windows(sentences, tokenizer, max_len):
 
 
 def budget(n_o, n_d, epochs, batch_size):
-    """(total steps, steps per epoch) exactly as train.py computes them from window counts."""
-    per_epoch = math.ceil((n_o + n_d) / batch_size)
-    return math.ceil(epochs * per_epoch), per_epoch
+    """(total steps, steps per epoch) from window counts: train.py's own formula."""
+    from train import step_budget  # imports torch; only needed here
+    return step_budget(n_o, n_d, epochs, batch_size)
 
 
 # ---------------------------------------------------------------------------------------------

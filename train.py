@@ -189,6 +189,12 @@ def evaluate(model, sentences, examples, cfg, device):
 # ---------------------------------------------------------------------------------------------
 # Optimisation
 
+def step_budget(n_original, n_distilled, epochs, batch_size):
+    """(total steps, steps per epoch): the same for every strategy over the same two sources."""
+    per_epoch = math.ceil((n_original + n_distilled) / batch_size)
+    return math.ceil(epochs * per_epoch), per_epoch
+
+
 def get_lr(step, total_steps, cfg):
     """Linear warmup to cfg.lr, then linear decay to 0 at total_steps."""
     warmup = int(cfg.warmup * total_steps)
@@ -258,8 +264,8 @@ def train(cfg):
     optimizer = make_optimizer(raw_model, cfg)
 
     # the step budget, the same for every strategy
-    steps_per_epoch = math.ceil((len(ex_o) + len(ex_d)) / cfg.batch_size)
-    total_steps = cfg.max_steps or math.ceil(cfg.epochs * steps_per_epoch)
+    total_steps, steps_per_epoch = step_budget(len(ex_o), len(ex_d), cfg.epochs, cfg.batch_size)
+    total_steps = cfg.max_steps or total_steps
     eval_every = cfg.eval_every or steps_per_epoch
     schedule = strategy_schedule(cfg.strategy, len(ex_o), len(ex_d), cfg.schedule or None, cfg.schedule_args or None)
     gen = torch.Generator().manual_seed(cfg.seed)
