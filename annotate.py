@@ -58,7 +58,7 @@ from dataclasses import asdict, dataclass, field, fields
 import requests
 from tqdm import tqdm
 
-from data import read_conll, sample_indices, write_conll
+from data import atomic_write, read_conll, sample_indices, write_conll
 from eval import get_entities, span_f1
 
 
@@ -562,12 +562,6 @@ class Cache:
 
 # ---------------------------------------------------------------------------------------------
 # The run.
-
-def atomic_write(path, text):
-    with open(f"{path}.tmp", "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(f"{path}.tmp", path)
-
 
 def side_paths(out):
     stem = os.path.splitext(out)[0]

@@ -48,15 +48,16 @@ def read_conll(path, column=-1):
     return sentences
 
 
+def atomic_write(path, text):
+    """Write a whole file or nothing: an interrupted run never leaves half a file under its name."""
+    with open(f"{path}.tmp", "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(f"{path}.tmp", path)
+
+
 def write_conll(path, rows):
-    """Write sentences given as lists of per-token column tuples, atomically (temp file + rename)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        for sentence in rows:
-            for cols in sentence:
-                f.write(" ".join(cols) + "\n")
-            f.write("\n")
-    os.replace(tmp, path)
+    """Write sentences given as lists of per-token column tuples, atomically."""
+    atomic_write(path, "".join("".join(" ".join(cols) + "\n" for cols in sentence) + "\n" for sentence in rows))
 
 
 def labels_from(sentences):

@@ -65,7 +65,7 @@ import subprocess
 import sys
 import time
 
-from data import labels_from, read_conll, write_conll
+from data import atomic_write, labels_from, read_conll, write_conll
 from eval import get_entities, span_f1
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -248,9 +248,7 @@ def read_json(path):
 
 
 def write_json(path, obj):
-    with open(path + ".tmp", "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(path + ".tmp", path)
+    atomic_write(path, json.dumps(obj, indent=1))
 
 
 def is_done(job):
@@ -402,9 +400,7 @@ def write_results(args, command, ds, regimen_names, jobs):
                {"command": command, "d_files": ds, "regimens": regimen_names, "seeds": args.seeds,
                 "summary": summary, "runs": rows})
     md = markdown(command, ds, regimen_names, summary, rows, len(args.seeds))
-    with open(os.path.join(args.out_dir, "results.md.tmp"), "w") as f:
-        f.write(md)
-    os.replace(os.path.join(args.out_dir, "results.md.tmp"), os.path.join(args.out_dir, "results.md"))
+    atomic_write(os.path.join(args.out_dir, "results.md"), md)
     return rows, summary
 
 

@@ -33,7 +33,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from data import labels_from, read_conll, write_conll
+from data import atomic_write, labels_from, read_conll, write_conll
 from eval import span_f1
 from mix import MixSampler, strategy_schedule
 from model import default_model_dir, from_pretrained, load_tokenizer, save_pretrained
@@ -349,9 +349,7 @@ def train(cfg):
             "history": history, "world_size": world, "config": asdict(cfg),
         }
         metrics["wall_seconds"] = time.perf_counter() - started  # the whole job: loading, training, evaluation
-        with open(os.path.join(cfg.out_dir, "metrics.json.tmp"), "w") as f:
-            json.dump(metrics, f, indent=1)
-        os.replace(os.path.join(cfg.out_dir, "metrics.json.tmp"), os.path.join(cfg.out_dir, "metrics.json"))
+        atomic_write(os.path.join(cfg.out_dir, "metrics.json"), json.dumps(metrics, indent=1))
         log(f"best dev F1 {100 * best_f1:.2f} at step {best_step}; test F1 {100 * test_scores['f1']:.2f}; "
             f"{train_time:.0f} s training, {metrics['train_tokens_per_s']:.0f} tokens/s -> {cfg.out_dir}")
     if world > 1:
