@@ -7,3 +7,12 @@ _candidates = [os.environ.get("NER_DATA", ""), os.path.join(ROOT, "data"), os.pa
 DATA = next((c for c in _candidates if c and os.path.exists(os.path.join(c, "conll2003", "train.txt"))), None)
 assert DATA, f"CoNLL-2003 not found in any of {_candidates}: link it as data/ (see README)"
 CONLL = os.path.join(DATA, "conll2003")
+
+
+def write_tiny_conll(folder, n_train, n_eval, train_name="train.txt"):
+    """The first sentences of each CoNLL-2003 split written into folder; returns the whole train split."""
+    from data import read_conll, write_conll
+    train, dev, test = (read_conll(os.path.join(CONLL, f)) for f in ("train.txt", "valid.txt", "test.txt"))
+    for name, sents in ((train_name, train[:n_train]), ("valid.txt", dev[:n_eval]), ("test.txt", test[:n_eval])):
+        write_conll(os.path.join(folder, name), [list(zip(w, t)) for w, t in sents])
+    return train

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from common import CONLL
-from data import read_conll, write_conll
+from common import CONLL, write_tiny_conll
+from data import read_conll
 from eval import get_entities
 from experiments import annotation_f1, compare, corrupt, main, markdown, mean_std, summarize
 
@@ -107,9 +107,7 @@ def test_table_maths_mean_std_and_paired_differences():
 def tiny(tmp_path_factory):
     """40 training sentences as O, 20 dev and 20 test sentences of CoNLL-2003."""
     d = tmp_path_factory.mktemp("tiny")
-    train_s, dev, test = (read_conll(os.path.join(CONLL, f)) for f in ("train.txt", "valid.txt", "test.txt"))
-    for name, sents in (("o.conll", train_s[:40]), ("valid.txt", dev[:20]), ("test.txt", test[:20])):
-        write_conll(str(d / name), [list(zip(w, t)) for w, t in sents])
+    write_tiny_conll(str(d), n_train=40, n_eval=20, train_name="o.conll")
     return d
 
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 from safetensors.torch import load_file
 
-from common import CONLL, ROOT
+from common import ROOT, write_tiny_conll
 from data import read_conll, write_conll
 from eval import span_f1
 from model import default_model_dir, load_tokenizer
@@ -24,9 +24,7 @@ from train import Config, bio_transitions, encode, get_lr, train, viterbi
 def tiny(tmp_path_factory):
     """200 training, 60 dev and 60 test sentences of CoNLL-2003, and a noisy 'distilled' copy of 120 others."""
     d = tmp_path_factory.mktemp("tiny")
-    train_s, dev, test = (read_conll(os.path.join(CONLL, f)) for f in ("train.txt", "valid.txt", "test.txt"))
-    for name, sents in (("train.txt", train_s[:200]), ("valid.txt", dev[:60]), ("test.txt", test[:60])):
-        write_conll(str(d / name), [list(zip(w, t)) for w, t in sents])
+    train_s = write_tiny_conll(str(d), n_train=200, n_eval=60)
     rng = random.Random(0)
     noisy = [(w, [t if t == "O" or rng.random() < 0.7 else "O" for t in tags]) for w, tags in train_s[200:320]]
     write_conll(str(d / "distilled.txt"), [list(zip(w, t)) for w, t in noisy])
