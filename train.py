@@ -279,7 +279,7 @@ def train(cfg):
 
     if master:
         os.makedirs(cfg.out_dir, exist_ok=True)
-    history, best_f1, best_state, best_step = [], -1.0, None, -1
+    history, best_dev, best_state, best_step = [], {"f1": -1.0}, None, -1
     train_time, train_tokens = 0.0, 0
     bar = tqdm(total=total_steps, disable=not (master and cfg.progress), dynamic_ncols=True)
     model.train()
@@ -325,8 +325,8 @@ def train(cfg):
             scores, _ = evaluate(raw_model, dev, ex_dev, cfg, device)
             history.append({"step": step + 1, "loss": step_loss, "dev_f1": scores["f1"]})
             bar.write(f"step {step + 1}: loss {step_loss:.4f}, dev F1 {100 * scores['f1']:.2f}")
-            if scores["f1"] > best_f1:
-                best_f1, best_step = scores["f1"], step + 1
+            if scores["f1"] > best_dev["f1"]:
+                best_dev, best_step = scores, step + 1
                 best_state = {k: v.detach().clone() for k, v in raw_model.state_dict().items()}
     bar.close()
 
@@ -334,7 +334,6 @@ def train(cfg):
     if master:
         raw_model.load_state_dict(best_state)
         save_pretrained(raw_model, os.path.join(cfg.out_dir, "model"), model_dir)
-        dev_scores, _ = evaluate(raw_model, dev, ex_dev, cfg, device)
         test_scores, test_preds = evaluate(raw_model, test, ex_test, cfg, device)
         argmax_cfg = Config(**{**asdict(cfg), "decode": "argmax"})  # what constrained decoding adds, same weights
         test_argmax = test_scores if cfg.decode == "argmax" else evaluate(raw_model, test, ex_test, argmax_cfg, device)[0]
@@ -342,7 +341,7 @@ def train(cfg):
                     [list(zip(words, gold, pred)) for (words, gold), pred in zip(test, test_preds)])
         d_share = sampler.realised
         metrics = {
-            "dev": dev_scores, "test": test_scores, "test_f1_argmax": test_argmax["f1"], "best_step": best_step, "total_steps": total_steps,
+            "dev": best_dev, "test": test_scores, "test_f1_argmax": test_argmax["f1"], "best_step": best_step, "total_steps": total_steps,
             "train_seconds": train_time, "train_tokens_per_s": train_tokens * world / max(train_time, 1e-9),
             "strategy": cfg.strategy, "schedule": getattr(schedule, "describe", cfg.schedule),
             "realised_d_share": sum(d_share) / max(1, len(d_share)), "realised_d_share_per_step": d_share,
@@ -350,7 +349,7 @@ def train(cfg):
         }
         metrics["wall_seconds"] = time.perf_counter() - started  # the whole job: loading, training, evaluation
         atomic_write(os.path.join(cfg.out_dir, "metrics.json"), json.dumps(metrics, indent=1))
-        log(f"best dev F1 {100 * best_f1:.2f} at step {best_step}; test F1 {100 * test_scores['f1']:.2f}; "
+        log(f"best dev F1 {100 * best_dev['f1']:.2f} at step {best_step}; test F1 {100 * test_scores['f1']:.2f}; "
             f"{train_time:.0f} s training, {metrics['train_tokens_per_s']:.0f} tokens/s -> {cfg.out_dir}")
     if world > 1:
         dist.destroy_process_group()
