@@ -46,6 +46,10 @@ Annotation F1: each D's labels against O's gold (eval.span_f1), over the D sente
 equal an O sentence's (a real D may lack the sentences whose LLM call failed, or hold others);
 reported with how many sentences matched. D's own gold column is not used.
 
+Several at once: --jobs N runs N train.py processes side by side, each with cpu_count / N threads
+(OMP_NUM_THREADS). On 2 CPU cores, two 1-thread runs finish ~1.25x sooner than one 2-thread run after
+another; never give the runs more threads in all than there are cores, each would slow many times.
+
 Resume: a run whose metrics.json exists is not repeated; a failed run (its stderr tail is kept in
 results.json) is retried by the same command. Each run folder keeps runner.json, whose fingerprint
 (train.py arguments, with O and D given by content hash) must match: out_dir refuses to mix runs
@@ -53,6 +57,7 @@ made from other data or settings. The model/ folder of a finished run is deleted
 --keep_models 1 (about 90 MB each).
 """
 import argparse
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -272,14 +277,15 @@ def tail(path, n=3000):
         return ""
 
 
-def run_job(job, keep_models=False):
-    """Run one train.py as a subprocess; a crash is recorded, never raised."""
+def run_job(job, keep_models=False, threads=0):
+    """Run one train.py as a subprocess; a crash is recorded, never raised. threads > 0 sets its OMP_NUM_THREADS."""
     os.makedirs(job["run_dir"], exist_ok=True)
     record = {"fingerprint": job["fingerprint"], "command": shlex.join(job["cmd"]), "status": "running"}
     write_json(os.path.join(job["run_dir"], "runner.json"), record)
     t0 = time.time()
     with open(os.path.join(job["run_dir"], "train.log"), "w") as out, open(os.path.join(job["run_dir"], "train.err"), "w") as err:
-        rc = subprocess.run(job["cmd"], stdout=out, stderr=err).returncode
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads)) if threads else None
+        rc = subprocess.run(job["cmd"], stdout=out, stderr=err, env=env).returncode
     ok = rc == 0 and is_done(job)
     record.update(status="done" if ok else "failed", returncode=rc, wall_s=time.time() - t0,
                   error=None if ok else tail(os.path.join(job["run_dir"], "train.err")))
@@ -437,6 +443,8 @@ def parse_args(argv):
     p.add_argument("--eval_every", type=int, default=0, help="steps between dev evaluations; 0: once per epoch of the budget")
     p.add_argument("--model_dir", default="", help="a Hugging Face BERT folder; default: train.py's")
     p.add_argument("--keep_models", type=int, default=0, help="1 keeps each run's model/ folder")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs at once, each with cpu_count / jobs threads (unless OMP_NUM_THREADS is set)")
     p.add_argument("--dry_run", action="store_true", help="print the train.py commands and stop")
     args = p.parse_args(argv)
     args.extra = extra
@@ -451,6 +459,8 @@ def parse_args(argv):
         p.error(f"--simulate takes comma-separated rates such as 0.1,0.3,0.5, got {args.simulate!r}")
     if any(not 0 <= r <= 1 for r in args.rates):
         p.error(f"--simulate rates must lie in [0, 1], got {args.simulate!r}")
+    if args.jobs < 1:
+        p.error(f"--jobs must be at least 1, got {args.jobs}")
     if not args.distilled and not args.rates:
         p.error("nothing to compare: give --distilled files and/or --simulate rates")
     needed = [args.original, *(d.partition("=")[2] or d for d in args.distilled),
@@ -463,6 +473,18 @@ def parse_args(argv):
 
 def fmt_time(s):
     return "?" if s is None else f"{s / 3600:.1f} h" if s >= 5400 else f"{s / 60:.0f} min" if s >= 90 else f"{s:.0f} s"
+
+
+def report(job, record, finished, total, started):
+    left = fmt_time((time.time() - started) / finished * (total - finished))
+    if record["status"] == "done":
+        m = read_json(os.path.join(job["run_dir"], "metrics.json"))
+        print(f"    {job['label']}: done in {fmt_time(record['wall_s'])}: test F1 {pct(m['test']['f1'])}, "
+              f"dev F1 {pct(m['dev']['f1'])} ({finished}/{total} done, ~{left} left)", flush=True)
+    else:
+        last = (record["error"] or "").strip().splitlines()[-1:] or ["(no stderr)"]
+        print(f"    {job['label']}: FAILED (exit {record['returncode']}) after {fmt_time(record['wall_s'])}: {last[0]}",
+              flush=True)
 
 
 def main(argv=None):
@@ -509,21 +531,26 @@ def main(argv=None):
     print(f"{len(unique)} runs for {len(ds)} D file(s) x {len(regimens)} regimens x {len(args.seeds)} seed(s): "
           f"{len(unique) - len(todo)} already done, {len(todo)} to run", flush=True)
     write_results(args, command, ds, regimen_names, jobs)
-    walls = []
-    for i, job in enumerate(todo):
-        left = fmt_time(statistics.fmean(walls) * (len(todo) - i) if walls else None)
-        print(f"[{i + 1}/{len(todo)}] {job['label']} "
-              f"({i} done, {len(todo) - i} left, ~{left} left) -> {job['run_dir']}", flush=True)
-        record = run_job(job, keep_models=bool(args.keep_models))
-        walls.append(record["wall_s"])
-        if record["status"] == "done":
-            m = read_json(os.path.join(job["run_dir"], "metrics.json"))
-            print(f"    done in {fmt_time(record['wall_s'])}: test F1 {pct(m['test']['f1'])}, "
-                  f"dev F1 {pct(m['dev']['f1'])}", flush=True)
-        else:
-            last = (record["error"] or "").strip().splitlines()[-1:] or ["(no stderr)"]
-            print(f"    FAILED (exit {record['returncode']}) after {fmt_time(record['wall_s'])}: {last[0]}", flush=True)
-        write_results(args, command, ds, regimen_names, jobs)
+    threads = 0
+    if args.jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
+        threads = max(1, (os.cpu_count() or 1) // args.jobs)  # more threads than cores slows every run many times
+    started, finished = time.time(), 0
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        running = {}
+        for i, job in enumerate(todo):
+            print(f"[{i + 1}/{len(todo)}] {job['label']} -> {job['run_dir']}", flush=True)
+            running[pool.submit(run_job, job, bool(args.keep_models), threads)] = job
+            if len(running) < args.jobs and i + 1 < len(todo):
+                continue
+            done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                finished += 1
+                report(running.pop(future), future.result(), finished, len(todo), started)
+            write_results(args, command, ds, regimen_names, jobs)
+        for future in concurrent.futures.as_completed(list(running)):
+            finished += 1
+            report(running.pop(future), future.result(), finished, len(todo), started)
+            write_results(args, command, ds, regimen_names, jobs)
     rows, _ = write_results(args, command, ds, regimen_names, jobs)
     failed = sum(r["status"] == "failed" for r in {r["run_dir"]: r for r in rows}.values())
     print(f"wrote {os.path.join(args.out_dir, 'results.md')} and results.json"

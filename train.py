@@ -275,7 +275,8 @@ def train(cfg):
         raise SystemExit(f"--batch_size {cfg.batch_size} must be a multiple of processes x --grad_accum = {world * cfg.grad_accum}")
     source = {"O": ex_o, "D": ex_d}
     log(f"{len(ex_o)} original + {len(ex_d)} distilled windows, {len(labels)} labels, strategy {cfg.strategy}, "
-        f"{total_steps} steps of {cfg.batch_size} on {world} process(es), device {device}")
+        f"{total_steps} steps of {cfg.batch_size} on {world} process(es), device {device}"
+        + (f" with {torch.get_num_threads()} threads" if device.type == "cpu" else ""))
 
     if master:
         os.makedirs(cfg.out_dir, exist_ok=True)

@@ -111,14 +111,18 @@ def tiny(tmp_path_factory):
     return d
 
 
-def test_end_to_end_resumes_without_repeating_a_run(tiny, tmp_path, capsys):
+def test_end_to_end_two_runs_at_once_then_resume_without_repeating_a_run(tiny, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     out = tmp_path / "exp"
     argv = ["--original", str(tiny / "o.conll"), "--data_dir", str(tiny), "--simulate", "0.5", "--seeds", "0",
             "--regimens", "original", "seq-d-o", "--schedules", "--max_steps", "2", "--batch_size", "8",
-            "--out_dir", str(out), "--", "--eval_batch_size", "32"]
+            "--jobs", "2", "--out_dir", str(out), "--", "--eval_batch_size", "32"]
     main(argv)
     first = capsys.readouterr().out
-    assert "0 already done, 2 to run" in first and first.count("    done in") == 2
+    assert "0 already done, 2 to run" in first and first.count(": done in") == 2
+    threads = max(1, (os.cpu_count() or 1) // 2)  # the runs share the cores instead of each taking all of them
+    for log in out.rglob("train.log"):
+        assert f"device cpu with {threads} threads" in log.read_text()
     res = json.loads((out / "results.json").read_text())
     assert {(r["regimen"], r["status"]) for r in res["runs"]} == {("original", "done"), ("seq-d-o", "done")}
     run = {r["regimen"]: r for r in res["runs"]}
@@ -139,7 +143,7 @@ def test_a_crashing_run_is_recorded_and_the_runner_carries_on(tiny, tmp_path, ca
     out = tmp_path / "exp"
     argv = ["--original", str(tiny / "o.conll"), "--data_dir", str(tiny), "--simulate", "0.5", "--seeds", "0,1",
             "--regimens", "original", "--schedules", "--max_steps", "1", "--out_dir", str(out), "--", "--no_such_flag", "1"]
-    main(argv)
+    main(argv)  # one run at a time (--jobs 1)
     assert capsys.readouterr().out.count("FAILED") == 2  # both seeds tried
     res = json.loads((out / "results.json").read_text())
     assert [r["status"] for r in res["runs"]] == ["failed", "failed"]
