@@ -13,7 +13,9 @@ all alike); the median round counts. Configurations:
 - hf-best: the same with transformers' own LengthGroupedSampler (group_by_length) and bf16 autocast;
 - ours: python train.py's defaults: length-homogeneous batches, bf16 autocast, fused attention
   and fused AdamW;
-- ours-fp32-random: our model under hf-default's conditions (the model alone, no speed work).
+- ours-fp32-random: our model under hf-default's conditions (the model alone, no speed work);
+- ours-compiled (only when named in --configs): ours under torch.compile(dynamic=True), as
+  train.py --compile 1; its start-up is the first warm-up step, printed as compile_s.
 Speed counts real (non-padding) word pieces per second. The last line is the ratio of ours to each HF.
 """
 import argparse
@@ -33,7 +35,9 @@ CONFIGS = {  # name: (implementation, batching, bf16)
     "hf-best": ("hf", "hf-grouped", True),
     "ours": ("ours", "ours-grouped", True),
     "ours-fp32-random": ("ours", "random", False),
+    "ours-compiled": ("ours-compiled", "ours-grouped", True),  # not run unless asked for: --configs ours,ours-compiled
 }
+DEFAULT_CONFIGS = ("hf-default", "hf-best", "ours", "ours-fp32-random")
 
 
 def matmul_peak(dtype, n=2048, k=1024, m=1024, reps=20):
@@ -84,7 +88,10 @@ def build(impl, labels):
     from model import from_pretrained
     from train import Config, make_optimizer
     model = from_pretrained(default_model_dir(), id2label=dict(enumerate(labels)), verbose=False)
-    return model, make_optimizer(model, Config()), lambda ids, mask: model(ids, mask)[0]
+    opt = make_optimizer(model, Config())
+    if impl == "ours-compiled":  # as train.py --compile 1 does
+        model = torch.compile(model, dynamic=True)
+    return model, opt, lambda ids, mask: model(ids, mask)[0]
 
 
 def run_one(name, args):
@@ -107,13 +114,15 @@ def run_one(name, args):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
+        if i == 0:
+            first_step = time.perf_counter() - t0
         if i >= args.warmup:
             seconds += time.perf_counter() - t0
             tokens += int(mask.sum())
             padded += mask.numel()
     # inference: every sentence once; HF as its Trainer.predict does (file order), ours as train.py (sorted)
     model.eval()
-    order = sorted(range(len(examples)), key=lambda j: len(examples[j]["ids"])) if impl == "ours" or bf16 else list(range(len(examples)))
+    order = sorted(range(len(examples)), key=lambda j: len(examples[j]["ids"])) if impl.startswith("ours") or bf16 else list(range(len(examples)))
     inf_tokens, t0 = 0, time.perf_counter()
     with torch.inference_mode():
         for b in range(0, len(order), args.eval_batch_size):
@@ -122,13 +131,13 @@ def run_one(name, args):
                 forward(ids, mask)
             inf_tokens += int(mask.sum())
     inf_seconds = time.perf_counter() - t0
-    return {"name": name, "train_tok_s": tokens / seconds, "fill": tokens / padded, "infer_tok_s": inf_tokens / inf_seconds,
+    return {"name": name, "train_tok_s": tokens / seconds, "fill": tokens / padded, "infer_tok_s": inf_tokens / inf_seconds, "first_step_s": first_step,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated, from: " + ", ".join(CONFIGS))
+    p.add_argument("--configs", default=",".join(DEFAULT_CONFIGS), help="comma-separated, from: " + ", ".join(CONFIGS))
     p.add_argument("--steps", type=int, default=40, help="timed training steps per round")
     p.add_argument("--warmup", type=int, default=5, help="untimed steps first")
     p.add_argument("--rounds", type=int, default=3)
@@ -162,14 +171,20 @@ def main():
             runs[n].append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(f"  round {r + 1} {n:<17} {runs[n][-1]['train_tok_s']:7.0f} train tok/s {runs[n][-1]['infer_tok_s']:7.0f} infer tok/s", flush=True)
 
-    med = {n: {k: statistics.median(x[k] for x in rs) for k in ("train_tok_s", "fill", "infer_tok_s", "peak_rss_mb")} for n, rs in runs.items()}
-    print("\n| configuration | train tokens/s | padding fill | GFLOP/s | % of bf16 peak | inference tokens/s | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|")
+    med = {n: {k: statistics.median(x[k] for x in rs) for k in ("train_tok_s", "fill", "infer_tok_s", "peak_rss_mb", "first_step_s")} for n, rs in runs.items()}
+    print("\n| configuration | train tokens/s | padding fill | GFLOP/s | % of bf16 peak | inference tokens/s | peak RSS MB | first step s |")
+    print("|---|---|---|---|---|---|---|---|")
     for n, m in med.items():
         gflops = m["train_tok_s"] * flop_per_token / 1e9
         print(f"| {n} | {m['train_tok_s']:,.0f} | {100 * m['fill']:.0f} % | {gflops:.0f} | {100 * gflops / peak16:.0f} % "
-              f"| {m['infer_tok_s']:,.0f} | {m['peak_rss_mb']:,.0f} |")
-    print(f"\ncommand: python bench.py --steps {args.steps} --rounds {args.rounds} --threads {args.threads}")
+              f"| {m['infer_tok_s']:,.0f} | {m['peak_rss_mb']:,.0f} | {m['first_step_s']:.1f} |")
+    configs = "" if names == list(DEFAULT_CONFIGS) else f" --configs {args.configs}"
+    print(f"\ncommand: python bench.py --steps {args.steps} --rounds {args.rounds} --threads {args.threads}{configs}")
+    if {"ours", "ours-compiled"} <= set(med):
+        c = med["ours-compiled"]
+        print(f"ratio ours-compiled/ours: training {c['train_tok_s'] / med['ours']['train_tok_s']:.2f}, "
+              f"inference {c['infer_tok_s'] / med['ours']['infer_tok_s']:.2f}, first step {c['first_step_s']:.1f} s "
+              f"against {med['ours']['first_step_s']:.1f} s")
     if {"ours", "hf-default", "hf-best"} <= set(med):
         o = med["ours"]
         frac = o["train_tok_s"] * flop_per_token / 1e9 / peak16
