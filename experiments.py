@@ -364,9 +364,10 @@ def d_heading(d):
     what = (f"**simulated**: {c['corrupted']} of O's {c['entities']} gold entities ({100 * d['rate']:g}%) corrupted: "
             f"{c['dropped']} dropped, {c['wrong type']} wrong type, {c['wrong boundary']} wrong boundary "
             f"(sim_seed {d['sim_seed']})" if d["simulated"] else f"`{d['path']}`")
+    scored = ("dev F1 once, at the last step; test F1 of the last checkpoint" if d["eval_every"] >= d["max_steps"]
+              else f"dev F1 every {d['eval_every']} steps and at the last; test F1 of the best-dev checkpoint")
     return (f"### D = {d['name']}: {a['n_distilled']} sentences, annotation F1 {f1}\n\n{what}. "
-            f"Every run: {d['max_steps']} steps of {d['batch_size']} sentences, dev F1 every {d['eval_every']} steps "
-            f"and at the last; test F1 of the best-dev checkpoint.")
+            f"Every run: {d['max_steps']} steps of {d['batch_size']} sentences, {scored}.")
 
 
 def markdown(command, ds, regimen_names, summary, rows, n_seeds):

@@ -101,6 +101,10 @@ def test_table_maths_mean_std_and_paired_differences():
     assert "| seq-d-o | 82.00 ± 1.41 (n=2) | +1.00 ± 2.83 | 1/2 | 0.50 |" in md
     assert "| original | 81.00 ± 1.41 (n=2) | – | – | 0.00 |" in md
     assert "annotation F1 50.00 over 3 of 4 O sentences" in md and "seq-d-o seed 2" in md
+    assert "dev F1 every 5 steps and at the last; test F1 of the best-dev checkpoint" in md
+    d["eval_every"] = 10  # one dev evaluation, at the end: nothing to choose from
+    md = markdown("python experiments.py --x", [d], ["original", "seq-d-o"], summary, rows, 3)
+    assert "dev F1 once, at the last step; test F1 of the last checkpoint" in md and "best-dev" not in md
 
 
 @pytest.fixture(scope="module")
