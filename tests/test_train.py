@@ -164,3 +164,26 @@ def test_torchrun_two_processes_equal_one_process(tiny, tmp_path):
     assert "2 process(es)" in r.stdout and r.stdout.count("test F1") == 1  # only rank 0 prints
     assert json.loads((tmp_path / "ddp" / "metrics.json").read_text())["world_size"] == 2
     assert_same_run(tmp_path / "single", tmp_path / "ddp")
+
+
+def test_fused_adamw_takes_the_same_steps_as_plain_adamw():
+    import torch
+    from model import BertConfig, BertForTokenClassification
+    from train import make_optimizer
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                     max_position_embeddings=16, id2label={0: "O", 1: "B-X", 2: "I-X"},
+                     hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    models = [BertForTokenClassification(cfg) for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    start = models[0].classifier.weight.detach().clone()
+    opts = [make_optimizer(m, Config(fused_adamw=f, lr=1e-2)) for m, f in zip(models, (1, 0))]
+    ids, mask = torch.randint(0, 50, (4, 10)), torch.ones(4, 10, dtype=torch.long)
+    for _ in range(5):
+        for m, opt in zip(models, opts):
+            m(ids, mask)[0].square().mean().backward()
+            opt.step()
+            opt.zero_grad()
+    for (name, a), b in zip(models[0].named_parameters(), models[1].parameters()):
+        assert torch.allclose(a, b, atol=1e-6), name
+    assert (models[0].classifier.weight - start).abs().max() > 1e-2  # the steps did move the weights
