@@ -15,7 +15,7 @@ all alike); the median round counts. Configurations:
   and fused AdamW;
 - ours-fp32-random: our model under hf-default's conditions (the model alone, no speed work);
 - ours-compiled (only when named in --configs): ours under torch.compile(dynamic=True), as
-  train.py --compile 1; its start-up is the first warm-up step, printed as compile_s.
+  train.py --compile 1; its start-up shows in the "first step s" column (the compile happens there).
 Speed counts real (non-padding) word pieces per second. The last line is the ratio of ours to each HF.
 """
 import argparse
