@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -178,8 +179,7 @@ def main():
         gflops = m["train_tok_s"] * flop_per_token / 1e9
         print(f"| {n} | {m['train_tok_s']:,.0f} | {100 * m['fill']:.0f} % | {gflops:.0f} | {100 * gflops / peak16:.0f} % "
               f"| {m['infer_tok_s']:,.0f} | {m['peak_rss_mb']:,.0f} | {m['first_step_s']:.1f} |")
-    configs = "" if names == list(DEFAULT_CONFIGS) else f" --configs {args.configs}"
-    print(f"\ncommand: python bench.py --steps {args.steps} --rounds {args.rounds} --threads {args.threads}{configs}")
+    print(f"\ncommand: python bench.py {shlex.join(sys.argv[1:])}".rstrip())
     if {"ours", "ours-compiled"} <= set(med):
         c = med["ours-compiled"]
         print(f"ratio ours-compiled/ours: training {c['train_tok_s'] / med['ours']['train_tok_s']:.2f}, "
