@@ -535,23 +535,20 @@ def main(argv=None):
     threads = 0
     if args.jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
         threads = max(1, (os.cpu_count() or 1) // args.jobs)  # more threads than cores slows every run many times
-    started, finished = time.time(), 0
-    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        running = {}
-        for i, job in enumerate(todo):
-            print(f"[{i + 1}/{len(todo)}] {job['label']} -> {job['run_dir']}", flush=True)
-            running[pool.submit(run_job, job, bool(args.keep_models), threads)] = job
-            if len(running) < args.jobs and i + 1 < len(todo):
-                continue
-            done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
-            for future in done:
-                finished += 1
-                report(running.pop(future), future.result(), finished, len(todo), started)
+    started = time.time()
+
+    def start(i, job):
+        print(f"[{i + 1}/{len(todo)}] {job['label']} -> {job['run_dir']}", flush=True)
+        return run_job(job, bool(args.keep_models), threads)
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs)
+    try:
+        futures = {pool.submit(start, i, job): job for i, job in enumerate(todo)}
+        for finished, future in enumerate(concurrent.futures.as_completed(futures), 1):
+            report(futures[future], future.result(), finished, len(todo), started)
             write_results(args, command, ds, regimen_names, jobs)
-        for future in concurrent.futures.as_completed(list(running)):
-            finished += 1
-            report(running.pop(future), future.result(), finished, len(todo), started)
-            write_results(args, command, ds, regimen_names, jobs)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # Ctrl-C: no queued run starts; running ones end
     rows, _ = write_results(args, command, ds, regimen_names, jobs)
     failed = sum(r["status"] == "failed" for r in {r["run_dir"]: r for r in rows}.values())
     print(f"wrote {os.path.join(args.out_dir, 'results.md')} and results.json"
