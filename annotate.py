@@ -638,10 +638,8 @@ def run(cfg):
                             unreadable=stats.c["unreadable"], refresh=False)
     except Fatal as e:
         stopped = str(e)
-        for f in futures:
-            f.cancel()
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown(wait=True, cancel_futures=True)  # requests not yet started are dropped
         bar.close()
     report = assemble(cfg, records, replies, failures, stats, stopped, time.time() - t0)
     if stopped:
