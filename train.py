@@ -133,12 +133,14 @@ def autocast(cfg, device):
 
 
 @torch.inference_mode()
-def predict(model, sentences, examples, cfg, device):
-    """Tags for every word of every sentence, longest windows first to keep padding low."""
+def predict(model, sentences, examples, cfg, device, decodes=None):
+    """Tags for every word of every sentence, longest windows first to keep padding low: one list of
+    sentences per decoding in `decodes` (default: cfg.decode alone), all from one forward pass."""
     model.eval()
     id2label = model.config.id2label
     allowed = bio_transitions([id2label[i] for i in range(len(id2label))])
-    preds = [["O"] * len(words) for words, _ in sentences]
+    decodes = decodes or (cfg.decode,)
+    preds = {d: [["O"] * len(words) for words, _ in sentences] for d in decodes}
     order = sorted(range(len(examples)), key=lambda i: len(examples[i]["ids"]))
     for b in range(0, len(order), cfg.eval_batch_size):
         batch = [examples[i] for i in order[b:b + cfg.eval_batch_size]]
@@ -148,11 +150,12 @@ def predict(model, sentences, examples, cfg, device):
         logprobs = logits.float().log_softmax(-1).numpy()
         for e, lp in zip(batch, logprobs):
             word_lp = lp[e["starts"]]  # (words, labels): a word's prediction is its first piece's
-            best = viterbi(word_lp, allowed) if cfg.decode == "viterbi" else word_lp.argmax(-1)
-            for k, label in enumerate(best):
-                preds[e["sent"]][e["first_word"] + k] = id2label[int(label)]
+            for d in preds:  # each decoding once, even if named twice
+                best = viterbi(word_lp, allowed) if d == "viterbi" else word_lp.argmax(-1)
+                for k, label in enumerate(best):
+                    preds[d][e["sent"]][e["first_word"] + k] = id2label[int(label)]
     model.train()
-    return preds
+    return [preds[d] for d in decodes]
 
 
 def bio_transitions(labels):
@@ -182,7 +185,7 @@ def viterbi(logprobs, allowed):
 
 
 def evaluate(model, sentences, examples, cfg, device):
-    preds = predict(model, sentences, examples, cfg, device)
+    preds, = predict(model, sentences, examples, cfg, device)
     return span_f1([tags for _, tags in sentences], preds), preds
 
 
@@ -335,9 +338,10 @@ def train(cfg):
     if master:
         raw_model.load_state_dict(best_state)
         save_pretrained(raw_model, os.path.join(cfg.out_dir, "model"), model_dir)
-        test_scores, test_preds = evaluate(raw_model, test, ex_test, cfg, device)
-        argmax_cfg = Config(**{**asdict(cfg), "decode": "argmax"})  # what constrained decoding adds, same weights
-        test_argmax = test_scores if cfg.decode == "argmax" else evaluate(raw_model, test, ex_test, argmax_cfg, device)[0]
+        # the chosen decoding, and argmax beside it: what constrained decoding adds, on the same logits
+        test_preds, argmax_preds = predict(raw_model, test, ex_test, cfg, device, (cfg.decode, "argmax"))
+        test_gold = [tags for _, tags in test]
+        test_scores, test_argmax = span_f1(test_gold, test_preds), span_f1(test_gold, argmax_preds)
         write_conll(os.path.join(cfg.out_dir, "test_predictions.conll"),
                     [list(zip(words, gold, pred)) for (words, gold), pred in zip(test, test_preds)])
         d_share = sampler.realised
