@@ -1,19 +1,34 @@
 """
-Reading and writing CoNLL-style NER files, and the seeded sample every script shares.
+Reading and writing CoNLL-style NER files and JSONL text-classification files, the seeded sample
+every script shares, and the seeded train / valid / test split of a classification dataset.
 
 A CoNLL file has one token per line, columns separated by whitespace, the NER tag in the last
 column, and a blank line between sentences. `-DOCSTART-` lines are skipped. Any number of
 columns works (CoNLL-2003 has four: token, POS, chunk, NER), so another BIO dataset reads
 unchanged. Tags must be `O`, `B-TYPE` or `I-TYPE`; anything else is refused with file and line.
 
+A JSONL file has one JSON object a line (UTF-8, a byte-order mark at the start is ignored); blank
+lines are skipped, anything else that is not an object is refused with file and line.
+
+`split` reads such a file, builds each text from `--text_fields` (joined by a blank line), drops
+duplicate texts (exact after collapsing whitespace; the first copy is kept, and every copy of a text
+that carries two labels is dropped), then cuts each label's records, shuffled with the seed, into
+train / valid / test. `--per_class 8,32` also writes nested few-shot subsets of train.jsonl:
+train_k8_s0.jsonl is inside train_k32_s0.jsonl, one set per subset seed.
+
     python data.py sample --input data/conll2003/train.txt --limit 1000 --seed 0 --out o.conll
+    python data.py split --input data/bbc/bbc.jsonl --out_dir runs/bbc_split --seed 0 --per_class 8,32 --subset_seeds 0,1,2
 """
 import argparse
+import json
 import os
 import random
 import re
+import sys
 
 TAG_RE = re.compile(r"^(O|[BI]-[^\s]+)$")
+# a line of nothing but whitespace, byte-order marks and zero-width characters counts as blank
+BLANK_RE = re.compile(r"[\s\ufeff\u200b\u200c\u200d\u2060]*")
 
 
 class DataError(ValueError):
@@ -73,14 +88,212 @@ def sample_indices(n, limit, seed):
     return sorted(random.Random(seed).sample(range(n), limit))
 
 
-def main():
-    p = argparse.ArgumentParser(description="Write the seeded sample of a CoNLL file (gold tags).")
-    p.add_argument("cmd", choices=["sample"])
-    p.add_argument("--input", required=True)
-    p.add_argument("--limit", type=int, required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True)
-    args = p.parse_args()
+def _json_kind(value):
+    return {list: "an array", str: "a string", bool: "true/false", type(None): "null"}.get(type(value), "a number")
+
+
+def _not_utf8(path):
+    """The message for a file that does not decode as UTF-8, with the first bad line (read again as bytes)."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):  # no UTF-8 character contains the byte of a newline
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                return f"{path}:{lineno}: not UTF-8 (byte 0x{raw[e.start]:02x} at byte {e.start + 1} of the line); save it as UTF-8"
+    return f"{path}: not UTF-8; save it as UTF-8"
+
+
+def read_jsonl_numbered(path):
+    """(line number, object) for each non-blank line of a JSONL file; see read_jsonl."""
+    records = []
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            for lineno, line in enumerate(f, 1):
+                if BLANK_RE.fullmatch(line):
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{path}:{lineno}: expected a JSON object, got invalid JSON ({e.msg} at column {e.colno})") from None
+                if not isinstance(obj, dict):
+                    raise DataError(f"{path}:{lineno}: expected a JSON object {{...}}, got {_json_kind(obj)}")
+                records.append((lineno, obj))
+    except UnicodeDecodeError:
+        raise DataError(_not_utf8(path)) from None
+    return records
+
+
+def read_jsonl(path):
+    """One dict per non-blank line; a line that is not a JSON object raises DataError with file and line."""
+    return [obj for _, obj in read_jsonl_numbered(path)]
+
+
+def write_jsonl(path, records):
+    """One JSON object a line, non-ASCII kept as it is, written atomically."""
+    atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+
+def read_classification(path, text_fields=("text",), label_field="label"):
+    """Records {"id"?, "text", "label"} of a JSONL file; the text joins the non-empty text_fields with a blank line."""
+    out = []
+    for lineno, rec in read_jsonl_numbered(path):
+        if label_field not in rec:
+            raise DataError(f"{path}:{lineno}: no {label_field!r} field (expected the record's label)")
+        label = rec[label_field]
+        if not isinstance(label, str) or not label.strip():
+            raise DataError(f"{path}:{lineno}: field {label_field!r} is {label!r}, expected a non-empty label string")
+        parts = []
+        for field in text_fields:
+            value = rec.get(field)
+            if value is not None and not isinstance(value, str):
+                raise DataError(f"{path}:{lineno}: field {field!r} is {_json_kind(value)}, expected a string")
+            if value and value.strip():
+                parts.append(value)
+        if not parts:
+            raise DataError(f"{path}:{lineno}: no text in any of the fields {', '.join(text_fields)}")
+        out.append(({"id": rec["id"]} if "id" in rec else {}) | {"text": "\n\n".join(parts), "label": label})
+    return out
+
+
+def drop_duplicates(records):
+    """Keep the first copy of each text (exact after collapsing whitespace) and no copy of a text with two labels.
+
+    Returns (kept records, number of extra copies dropped, number of records dropped for conflicting labels)."""
+    groups = {}  # collapsed text -> indices of its copies, in file order
+    for i, r in enumerate(records):
+        groups.setdefault(" ".join(r["text"].split()), []).append(i)
+    keep, n_copies, n_conflicting = [], 0, 0
+    for idx in groups.values():
+        if len({records[i]["label"] for i in idx}) > 1:
+            n_conflicting += len(idx)  # which label is right is unknown, so neither copy is trusted
+        else:
+            keep.append(idx[0])
+            n_copies += len(idx) - 1
+    return [records[i] for i in sorted(keep)], n_copies, n_conflicting
+
+
+def _share(n, fraction):
+    """Records of a class of n that a split of this fraction gets: rounded half up, at least one if fraction > 0."""
+    return max(1, int(n * fraction + 0.5 + 1e-9)) if fraction > 0 else 0
+
+
+def stratified_split(labels, seed, valid=0.15, test=0.15):
+    """Indices (train, valid, test), each in input order: every label's indices shuffled and cut by the fractions."""
+    by_label = {}
+    for i, label in enumerate(labels):
+        by_label.setdefault(label, []).append(i)
+    rng = random.Random(seed)
+    train, dev, held = [], [], []
+    for label in sorted(by_label):
+        idx = by_label[label]
+        rng.shuffle(idx)
+        n_valid, n_test = _share(len(idx), valid), _share(len(idx), test)
+        if n_valid + n_test >= len(idx):
+            raise DataError(f"label {label!r} has {len(idx)} records: too few to give train, valid and test a share")
+        dev += idx[:n_valid]
+        held += idx[n_valid:n_valid + n_test]
+        train += idx[n_valid + n_test:]
+    return sorted(train), sorted(dev), sorted(held)
+
+
+def per_class_subsets(labels, ks, seed):
+    """{k: indices} with k of each label, in input order; each label is shuffled once, so smaller sets nest in larger."""
+    by_label = {}
+    for i, label in enumerate(labels):
+        by_label.setdefault(label, []).append(i)
+    smallest = min(by_label, key=lambda label: (len(by_label[label]), label))
+    if max(ks) > len(by_label[smallest]):
+        raise DataError(f"--per_class {max(ks)} is more than the smallest class has in train "
+                        f"({smallest!r}: {len(by_label[smallest])})")
+    rng = random.Random(seed)
+    for label in sorted(by_label):
+        rng.shuffle(by_label[label])
+    return {k: sorted(i for label in by_label for i in by_label[label][:k]) for k in ks}
+
+
+def split_main(args):
+    records = read_classification(args.input, args.text_fields, args.label_field)
+    kept, n_copies, n_conflicting = drop_duplicates(records)
+    if not kept:
+        raise DataError(f"{args.input}: no records left after dropping duplicates")
+    train, dev, test = (
+        [kept[i] for i in idx] for idx in stratified_split([r["label"] for r in kept], args.seed, args.valid, args.test))
+    train_labels = [r["label"] for r in train]
+    subsets = {s: per_class_subsets(train_labels, args.per_class, s) for s in args.subset_seeds} if args.per_class else {}
+    os.makedirs(args.out_dir, exist_ok=True)
+    for name, part in (("train", train), ("valid", dev), ("test", test)):
+        write_jsonl(os.path.join(args.out_dir, f"{name}.jsonl"), part)
+    for s, by_k in subsets.items():
+        for k, idx in by_k.items():
+            write_jsonl(os.path.join(args.out_dir, f"train_k{k}_s{s}.jsonl"), [train[i] for i in idx])
+
+    labels = sorted({r["label"] for r in kept})
+    w = max(len("total"), *map(len, labels))
+    lines = [f"{'input records':<30}{len(records):>7}", f"{'duplicate copies dropped':<30}{n_copies:>7}",
+             f"{'conflicting copies dropped':<30}{n_conflicting:>7}", f"{'kept':<30}{len(kept):>7}", "",
+             f"{'label':<{w}}{'train':>8}{'valid':>8}{'test':>8}{'total':>8}"]
+    for label in labels + [None]:
+        counts = [sum(label in (None, r["label"]) for r in part) for part in (train, dev, test)]
+        lines.append(f"{label or 'total':<{w}}" + "".join(f"{c:>8}" for c in counts + [sum(counts)]))
+    print("\n".join(lines))
+    print(f"wrote train.jsonl, valid.jsonl, test.jsonl to {args.out_dir} (seed {args.seed})")
+    for s in subsets:
+        print("wrote " + ", ".join(f"train_k{k}_s{s}.jsonl" for k in args.per_class) + f" ({', '.join(map(str, args.per_class))} per class, subset seed {s})")
+
+
+def _int_list(text):
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 0, got {text!r}")
+    return values
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
+    return value
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Seeded samples and splits of data files.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    q = sub.add_parser("sample", help="write the seeded sample of a CoNLL file (gold tags)")
+    q.add_argument("--input", required=True)
+    q.add_argument("--limit", type=int, required=True)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", required=True)
+    q = sub.add_parser("split", help="deduplicated, stratified train/valid/test split of a JSONL classification file")
+    q.add_argument("--input", required=True, help="JSONL, one object a line with the label and text fields")
+    q.add_argument("--out_dir", required=True, help="where train.jsonl, valid.jsonl, test.jsonl (and subsets) go")
+    q.add_argument("--seed", type=int, default=0, help="seed of the train/valid/test shuffle")
+    q.add_argument("--valid", type=_fraction, default=0.15, help="fraction of each label for valid.jsonl")
+    q.add_argument("--test", type=_fraction, default=0.15, help="fraction of each label for test.jsonl")
+    q.add_argument("--per_class", type=_int_list, help="e.g. 8,32: also write train_kK_sS.jsonl, K per class, nested")
+    q.add_argument("--subset_seeds", type=_int_list, help="seeds S of the per-class subsets (default: --seed)")
+    q.add_argument("--text_fields", default="title,text", help="fields joined, blank line between, into the text")
+    q.add_argument("--label_field", default="label")
+    args = p.parse_args(argv)
+    if args.cmd == "split":
+        if args.valid + args.test >= 1:
+            p.error(f"--valid {args.valid} and --test {args.test} leave nothing for train")
+        if args.per_class and min(args.per_class) < 1:
+            p.error(f"--per_class needs sizes of at least 1, got {args.per_class}")
+        args.text_fields = [f for f in args.text_fields.split(",") if f]
+        args.subset_seeds = args.subset_seeds or [args.seed]
+        try:
+            split_main(args)
+        except (DataError, OSError) as e:
+            msg = f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.filename else str(e)
+            print(f"error: {msg}", file=sys.stderr)
+            sys.exit(2)
+        return
     sentences = read_conll(args.input)
     chosen = [sentences[i] for i in sample_indices(len(sentences), args.limit, args.seed)]
     write_conll(args.out, [list(zip(w, t)) for w, t in chosen])
