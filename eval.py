@@ -1,5 +1,6 @@
 """
-Span-level precision, recall and F1 for BIO tags, written by hand.
+Span-level precision, recall and F1 for BIO tags, and accuracy and macro-F1 for text classification,
+written by hand.
 
 An entity is a maximal run of tokens with one type. Two readings of a tag sequence:
 - default (conlleval.pl, seqeval's default mode): an entity starts at B-X, at I-X after O,
@@ -9,7 +10,12 @@ An entity is a maximal run of tokens with one type. Two readings of a tag sequen
   continue such a run belongs to no entity. So [I-PER, I-PER] has no entity at all.
 A predicted entity is correct only if its type, start and end all equal a gold entity's.
 
+Classification (a gold file ending in .jsonl): one JSON object a line in both files, the same texts
+in the same order; accuracy, per-class precision/recall/F1, macro-F1 (unweighted mean over the
+labels, 0 where undefined, as scikit-learn's zero_division=0) and the confusion matrix.
+
     python eval.py --gold data/conll2003/test.txt --pred out/test_predictions.conll [--strict] [--json]
+    python eval.py --gold runs/bbc_split/test.jsonl --pred out/test_predictions.jsonl [--json]
     python eval.py --summarize runs/seed0 runs/seed1 runs/seed2     # mean ± std over train.py runs
 """
 import argparse
@@ -18,7 +24,7 @@ import os
 import sys
 from collections import Counter
 
-from data import read_conll
+from data import DataError, read_conll, read_jsonl_numbered
 
 
 def get_entities(tags, strict=False):
@@ -87,6 +93,69 @@ def format_report(scores):
     return "\n".join(lines)
 
 
+def classification_scores(gold, pred, labels=None):
+    """Accuracy, macro-F1, per-class scores and confusion matrix of two equal-length lists of labels.
+
+    labels defaults to the sorted union of gold and pred; a text whose gold or predicted label is not
+    in labels is left out of the matrix (and of the per-class scores of the labels it lacks)."""
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold labels but {len(pred)} predicted")
+    if not gold:
+        raise ValueError("no texts to score")
+    labels = sorted(set(gold) | set(pred)) if labels is None else list(labels)
+    n_gold, n_pred = Counter(gold), Counter(pred)
+    n_correct = Counter(g for g, p in zip(gold, pred) if g == p)
+    per_class = {}
+    for label in labels:
+        p, r, f = _prf(n_correct[label], n_pred[label], n_gold[label])
+        per_class[label] = {"precision": p, "recall": r, "f1": f, "support": n_gold[label]}
+    index = {label: i for i, label in enumerate(labels)}
+    matrix = [[0] * len(labels) for _ in labels]  # rows: gold, columns: predicted
+    for g, p in zip(gold, pred):
+        if g in index and p in index:
+            matrix[index[g]][index[p]] += 1
+    return {"accuracy": sum(n_correct.values()) / len(gold),
+            "macro_f1": sum(s["f1"] for s in per_class.values()) / len(labels) if labels else 0.0,
+            "per_class": per_class, "confusion": {"labels": labels, "matrix": matrix}}
+
+
+def format_classification_report(scores):
+    labels = scores["confusion"]["labels"]
+    w = max(len("macro avg"), *map(len, labels))
+    lines = [f"{'label':<{w}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}"]
+    for label, s in scores["per_class"].items():
+        lines.append(f"{label:<{w}}{100 * s['precision']:>10.2f}{100 * s['recall']:>10.2f}{100 * s['f1']:>10.2f}{s['support']:>9}")
+    per_class = scores["per_class"].values()
+    support = sum(s["support"] for s in per_class)
+    macro_p, macro_r = (sum(s[k] for s in per_class) / max(len(per_class), 1) for k in ("precision", "recall"))
+    lines.append(f"{'macro avg':<{w}}{100 * macro_p:>10.2f}{100 * macro_r:>10.2f}{100 * scores['macro_f1']:>10.2f}{support:>9}")
+    lines.append(f"{'accuracy':<{w}}{'':>20}{100 * scores['accuracy']:>10.2f}{support:>9}")
+    cw = max(7, *(len(str(c)) + 2 for row in scores["confusion"]["matrix"] for c in row))
+    lines += ["", "confusion matrix (rows: gold, columns: predicted)",
+              f"{'':<{w}}" + "".join(f"{label[:cw - 2]:>{cw}}" for label in labels)]
+    for label, row in zip(labels, scores["confusion"]["matrix"]):
+        lines.append(f"{label:<{w}}" + "".join(f"{c:>{cw}}" for c in row))
+    return "\n".join(lines)
+
+
+def read_label_pairs(gold_path, pred_path, label_field="label", pred_field="label"):
+    """Gold and predicted labels of two JSONL files over the same texts, refusing the first line where they differ."""
+    gold, pred = read_jsonl_numbered(gold_path), read_jsonl_numbered(pred_path)
+    if len(gold) != len(pred):
+        raise ValueError(f"{gold_path} has {len(gold)} records, {pred_path} has {len(pred)}")
+    out = ([], [])
+    for (gl, g), (pl, p) in zip(gold, pred):
+        for key in ("id", "text"):
+            if key in g and key in p and g[key] != p[key]:
+                raise ValueError(f"{gold_path}:{gl} and {pred_path}:{pl}: different {key}s "
+                                 f"({str(g[key])[:60]!r} and {str(p[key])[:60]!r}); the files must list the same texts in the same order")
+        for path, lineno, rec, field, labels in ((gold_path, gl, g, label_field, out[0]), (pred_path, pl, p, pred_field, out[1])):
+            if not isinstance(rec.get(field), str):
+                raise ValueError(f"{path}:{lineno}: field {field!r} is {rec.get(field, 'missing')!r}, expected a label string")
+            labels.append(rec[field])
+    return out
+
+
 def summarize(run_dirs):
     """Mean ± sample std over runs (e.g. seeds) of what train.py wrote into each metrics.json."""
     import statistics
@@ -98,24 +167,50 @@ def summarize(run_dirs):
     def ms(xs, scale=1.0):
         xs = [scale * x for x in xs]
         return f"{statistics.mean(xs):.2f} ± {statistics.stdev(xs) if len(xs) > 1 else 0.0:.2f}"
+    tasks = {r.get("task", "ner") for r in runs}
+    if len(tasks) > 1:
+        raise ValueError(f"runs of different tasks ({', '.join(sorted(tasks))}) cannot be summarized together")
+    if tasks == {"classify"}:
+        speed = "".join(f", {name} {ms([r[key] for r in runs])}" for key, name in
+                        (("train_seconds", "training s"), ("train_tokens_per_s", "tokens/s")) if all(key in r for r in runs))
+        return (f"{len(runs)} runs: test accuracy {ms([r['test']['accuracy'] for r in runs], 100)}, "
+                f"test macro-F1 {ms([r['test']['macro_f1'] for r in runs], 100)}, "
+                f"dev accuracy {ms([r['dev']['accuracy'] for r in runs], 100)}, dev macro-F1 {ms([r['dev']['macro_f1'] for r in runs], 100)}"
+                f"{speed}\ntest accuracy / macro-F1 per run: "
+                + ", ".join(f"{100 * r['test']['accuracy']:.2f} / {100 * r['test']['macro_f1']:.2f}" for r in runs))
     return (f"{len(runs)} runs: test F1 {ms([r['test']['f1'] for r in runs], 100)}, dev F1 {ms([r['dev']['f1'] for r in runs], 100)}, "
             f"training s {ms([r['train_seconds'] for r in runs])}, tokens/s {ms([r['train_tokens_per_s'] for r in runs])}\n"
             f"test F1 per run: " + ", ".join(f"{100 * r['test']['f1']:.2f}" for r in runs))
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="BIO span F1 of a prediction file against a gold file (tag in the last column).")
-    ap.add_argument("--gold", help="CoNLL-style file, gold tag in the last column")
-    ap.add_argument("--pred", help="CoNLL-style file over the same tokens, predicted tag in the last column")
+    ap = argparse.ArgumentParser(description="BIO span F1 of a prediction file against a gold file (tag in the last column); "
+                                             "accuracy and macro-F1 when the gold file is .jsonl.")
+    ap.add_argument("--gold", help="CoNLL-style file, gold tag in the last column; or JSONL, one labelled text a line")
+    ap.add_argument("--pred", help="CoNLL-style file over the same tokens, predicted tag in the last column; or JSONL over the same texts")
+    ap.add_argument("--label_field", default="label", help="JSONL: the gold file's label field")
+    ap.add_argument("--pred_field", default="label", help="JSONL: the prediction file's label field")
     ap.add_argument("--strict", action="store_true", help="strict IOB2: an I-X without B-X starts no entity")
     ap.add_argument("--json", action="store_true", help="print the scores as JSON")
     ap.add_argument("--summarize", nargs="+", metavar="OUT_DIR", help="instead: mean ± std over train.py output folders")
     args = ap.parse_args(argv)
     if args.summarize:
-        print(summarize(args.summarize))
+        try:
+            print(summarize(args.summarize))
+        except ValueError as e:
+            sys.exit(f"error: {e}")
         return
     if not (args.gold and args.pred):
         ap.error("--gold and --pred are required (or --summarize)")
+    if args.gold.endswith(".jsonl"):
+        try:
+            scores = classification_scores(*read_label_pairs(args.gold, args.pred, args.label_field, args.pred_field))
+        except (DataError, ValueError) as e:
+            sys.exit(f"error: {e}")
+        except OSError as e:
+            sys.exit(f"error: {e.filename}: {e.strerror}")
+        print(json.dumps(scores, indent=2, ensure_ascii=False) if args.json else format_classification_report(scores))
+        return
     try:
         gold, pred = read_conll(args.gold), read_conll(args.pred)
         check_same_tokens(gold, pred, args.gold, args.pred)

@@ -1,4 +1,4 @@
-"""Our span F1 against seqeval, the library everyone trusts, to the last digit."""
+"""Our span F1 against seqeval, and our accuracy and macro-F1 against scikit-learn, to the last digit."""
 import json
 import os
 import random
@@ -9,10 +9,11 @@ import warnings
 import pytest
 from seqeval.metrics import classification_report, f1_score
 from seqeval.scheme import IOB2
+from sklearn import metrics as skm
 
 from common import CONLL, ROOT
 from data import read_conll
-from eval import get_entities, span_f1
+from eval import classification_scores, get_entities, span_f1
 
 warnings.filterwarnings("ignore")  # seqeval warns about undefined precision on empty predictions
 
@@ -140,3 +141,98 @@ def test_summarize_gives_mean_and_sample_std_over_runs(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "3 runs: test F1 87.00 ± 2.00, dev F1 90.00 ± 0.00, training s 101.00 ± 1.00" in r.stdout
     assert "85.00, 87.00, 89.00" in r.stdout
+
+
+def assert_same_as_sklearn(gold, pred, labels=None):
+    ours = classification_scores(gold, pred, labels)
+    names = sorted(set(gold) | set(pred)) if labels is None else labels
+    assert ours["accuracy"] == pytest.approx(skm.accuracy_score(gold, pred), abs=1e-12)
+    assert ours["macro_f1"] == pytest.approx(skm.f1_score(gold, pred, labels=labels, average="macro", zero_division=0), abs=1e-12)
+    p, r, f, support = skm.precision_recall_fscore_support(gold, pred, labels=names, zero_division=0)
+    assert list(ours["per_class"]) == names
+    for i, name in enumerate(names):
+        s = ours["per_class"][name]
+        assert (s["precision"], s["recall"], s["f1"]) == pytest.approx((p[i], r[i], f[i]), abs=1e-12), name
+        assert s["support"] == support[i], name
+    assert ours["confusion"] == {"labels": names, "matrix": skm.confusion_matrix(gold, pred, labels=labels).tolist()}
+
+
+@pytest.mark.filterwarnings("ignore:A single label was found")  # sklearn notes one-label cases; they are meant
+def test_thousands_of_random_classifications_match_sklearn():
+    rng = random.Random(2)
+    for case in range(2000):
+        names = rng.sample(["business", "entertainment", "politics", "sport", "tech", "world"], rng.randint(2, 6))
+        gold_names = rng.sample(names, rng.randint(1, len(names)))  # some labels only ever predicted,
+        pred_names = rng.sample(names, rng.randint(1, len(names)))  # some never predicted
+        gold = [rng.choice(gold_names) for _ in range(rng.randint(1, 40))]
+        right = rng.random()
+        pred = [g if g in pred_names and rng.random() < right else rng.choice(pred_names) for g in gold]
+        # every third case also names the labels, the same way scikit-learn takes them: all of them, in another order
+        assert_same_as_sklearn(gold, pred, rng.sample(names, len(names)) if case % 3 == 0 else None)
+
+
+def test_classification_edge_cases():
+    s = classification_scores(["a", "a"], ["b", "b"])
+    assert (s["accuracy"], s["macro_f1"]) == (0.0, 0.0)
+    assert s["per_class"]["b"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert s["confusion"] == {"labels": ["a", "b"], "matrix": [[0, 2], [0, 0]]}
+    assert classification_scores(["x"], ["x"])["macro_f1"] == 1.0
+    with pytest.raises(ValueError, match="2 gold labels but 1 predicted"):
+        classification_scores(["a", "b"], ["a"])
+
+
+def write_jsonl_lines(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+
+
+def test_cli_classification_over_two_jsonl_files(tmp_path):
+    gold = [{"id": i, "text": t, "label": lab} for i, (t, lab) in
+            enumerate([("Shares rose", "business"), ("Cup final", "sport"), ("New phone", "tech"), ("Rates held", "business")])]
+    pred = [dict(g, label=lab) for g, lab in zip(gold, ["business", "sport", "business", "tech"])]
+    write_jsonl_lines(tmp_path / "g.jsonl", gold)
+    write_jsonl_lines(tmp_path / "p.jsonl", [{"text": p["text"], "guess": p["label"]} for p in pred])  # no id: texts checked
+    r = run_cli("--gold", str(tmp_path / "g.jsonl"), "--pred", str(tmp_path / "p.jsonl"), "--pred_field", "guess", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out == json.loads(json.dumps(classification_scores([g["label"] for g in gold], [p["label"] for p in pred])))
+    assert out["accuracy"] == 0.5 and out["macro_f1"] == pytest.approx((0.5 + 1 + 0) / 3)
+    assert out["confusion"] == {"labels": ["business", "sport", "tech"], "matrix": [[1, 0, 1], [0, 1, 0], [1, 0, 0]]}
+    text = run_cli("--gold", str(tmp_path / "g.jsonl"), "--pred", str(tmp_path / "p.jsonl"), "--pred_field", "guess").stdout
+    assert "macro avg" in text and "50.00" in text and "confusion matrix" in text
+
+
+def test_cli_refuses_jsonl_files_over_different_texts(tmp_path):
+    gold = [{"id": "a", "text": "one", "label": "x"}, {"id": "b", "text": "two", "label": "y"}]
+    write_jsonl_lines(tmp_path / "g.jsonl", gold)
+    write_jsonl_lines(tmp_path / "p.jsonl", [gold[0], dict(gold[1], text="TWO")])
+    r = run_cli("--gold", str(tmp_path / "g.jsonl"), "--pred", str(tmp_path / "p.jsonl"))
+    assert r.returncode != 0 and r.stderr.startswith("error: ") and "g.jsonl:2 and" in r.stderr and "p.jsonl:2: different texts" in r.stderr
+    write_jsonl_lines(tmp_path / "p.jsonl", [gold[1], gold[0]])
+    r = run_cli("--gold", str(tmp_path / "g.jsonl"), "--pred", str(tmp_path / "p.jsonl"))
+    assert r.returncode != 0 and "g.jsonl:1 and" in r.stderr and "different ids ('a' and 'b')" in r.stderr
+    write_jsonl_lines(tmp_path / "p.jsonl", gold[:1])
+    r = run_cli("--gold", str(tmp_path / "g.jsonl"), "--pred", str(tmp_path / "p.jsonl"))
+    assert r.returncode != 0 and "g.jsonl has 2 records" in r.stderr and "p.jsonl has 1" in r.stderr
+    write_jsonl_lines(tmp_path / "p.jsonl", [gold[0], {"id": "b", "text": "two"}])
+    r = run_cli("--gold", str(tmp_path / "g.jsonl"), "--pred", str(tmp_path / "p.jsonl"))
+    assert r.returncode != 0 and "p.jsonl:2: field 'label' is 'missing'" in r.stderr
+    (tmp_path / "p.jsonl").write_text('{"id": "a", "text": "one", "label": "x"}\nnot json\n')
+    r = run_cli("--gold", str(tmp_path / "g.jsonl"), "--pred", str(tmp_path / "p.jsonl"))
+    assert r.returncode != 0 and "p.jsonl:2: expected a JSON object" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_summarize_classification_runs(tmp_path):
+    for i, (acc, f1) in enumerate([(0.95, 0.94), (0.96, 0.95), (0.97, 0.96)]):
+        (tmp_path / f"s{i}").mkdir()
+        (tmp_path / f"s{i}" / "metrics.json").write_text(json.dumps(
+            {"task": "classify", "test": {"accuracy": acc, "macro_f1": f1}, "dev": {"accuracy": 0.9, "macro_f1": 0.8},
+             "train_seconds": 10.0 + i}))
+    r = run_cli("--summarize", *(str(tmp_path / f"s{i}") for i in range(3)))
+    assert r.returncode == 0, r.stderr
+    assert ("3 runs: test accuracy 96.00 ± 1.00, test macro-F1 95.00 ± 1.00, dev accuracy 90.00 ± 0.00, "
+            "dev macro-F1 80.00 ± 0.00, training s 11.00 ± 1.00\n") in r.stdout
+    assert "95.00 / 94.00, 96.00 / 95.00, 97.00 / 96.00" in r.stdout
+    (tmp_path / "ner").mkdir()
+    (tmp_path / "ner" / "metrics.json").write_text(json.dumps({"test": {"f1": 0.8}, "dev": {"f1": 0.8}}))
+    r = run_cli("--summarize", str(tmp_path / "s0"), str(tmp_path / "ner"))
+    assert r.returncode != 0 and "different tasks (classify, ner)" in r.stderr
