@@ -1,0 +1,70 @@
+"""
+Reference measurement: TF-IDF with logistic regression on a split written by `data.py split`.
+
+Not part of the project's pipeline: it says how far a bag of words gets on the same test set, so the
+distilled BERT has a floor to beat. Word 1-2 grams with sublinear tf, fitted on the training file
+only; scikit-learn's logistic regression with its defaults (L2, C=1, lbfgs) and more iterations.
+Scores come from eval.py's classification_scores. scikit-learn is a reference-only dependency
+(requirements-test.txt), as transformers is for bench.py; the project itself never imports it.
+
+    python data.py split --input data/bbc/bbc.jsonl --out_dir runs/bbc_split --seed 0 --per_class 8,32 --subset_seeds 0,1,2
+    python baseline_tfidf.py --data_dir runs/bbc_split                                   # the whole train.jsonl
+    python baseline_tfidf.py --data_dir runs/bbc_split --train_file train_k8_s0.jsonl    # 8 texts per class
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+from data import DataError, read_jsonl
+from eval import classification_scores, format_classification_report
+
+
+def texts_and_labels(path):
+    records = read_jsonl(path)
+    for i, r in enumerate(records, 1):
+        if not isinstance(r.get("text"), str) or not isinstance(r.get("label"), str):
+            raise DataError(f"{path}: record {i} needs a string 'text' and a string 'label'")
+    return [r["text"] for r in records], [r["label"] for r in records]
+
+
+def fit_and_score(train_path, eval_paths):
+    """Fit on train_path; {name: classification_scores} on each evaluation file."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    x_train, y_train = texts_and_labels(train_path)
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+    classifier = LogisticRegression(max_iter=2000).fit(vectorizer.fit_transform(x_train), y_train)
+    scores = {}
+    for name, path in eval_paths.items():
+        x, y = texts_and_labels(path)
+        scores[name] = classification_scores(y, list(classifier.predict(vectorizer.transform(x))))
+    return scores, len(x_train)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="TF-IDF + logistic regression accuracy and macro-F1 on a data.py split.")
+    ap.add_argument("--data_dir", required=True, help="folder with train.jsonl, valid.jsonl, test.jsonl (data.py split)")
+    ap.add_argument("--train_file", help="training JSONL: a path, or a file name inside --data_dir (default: train.jsonl)")
+    args = ap.parse_args(argv)
+    train = args.train_file or "train.jsonl"
+    if not os.path.exists(train):  # a bare name such as train_k8_s0.jsonl is looked for in --data_dir
+        train = os.path.join(args.data_dir, train)
+    t0 = time.time()
+    try:
+        scores, n_train = fit_and_score(train, {s: os.path.join(args.data_dir, f"{s}.jsonl") for s in ("valid", "test")})
+    except DataError as e:
+        sys.exit(f"error: {e}")
+    except OSError as e:
+        sys.exit(f"error: {e.filename}: {e.strerror}")
+    print(f"trained on {n_train} texts of {train} in {time.time() - t0:.1f} s; test set:")
+    print(format_classification_report(scores["test"]))
+    print(f"test accuracy {100 * scores['test']['accuracy']:.2f}, test macro-F1 {100 * scores['test']['macro_f1']:.2f}, "
+          f"valid accuracy {100 * scores['valid']['accuracy']:.2f}, valid macro-F1 {100 * scores['valid']['macro_f1']:.2f}")
+    print(json.dumps({"train_file": train, "n_train": n_train,
+                      **{f"{s}_{k}": scores[s][k] for s in ("test", "valid") for k in ("accuracy", "macro_f1")}}))
+
+
+if __name__ == "__main__":
+    main()
