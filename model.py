@@ -1,18 +1,21 @@
 """
-BERT for token classification, written from scratch to be read.
+BERT for token classification (NER) and sequence classification (a label per text), written
+from scratch to be read, and smaller student BERTs built from a bigger one.
 
-Module names mirror Hugging Face's (`bert.encoder.layer.0.attention.self.query`, ...), so a
-checkpoint loads with no name map beyond two old spellings; `from_pretrained` checks every
+Module names mirror Hugging Face's (`bert.encoder.layer.0.attention.self.query`, `bert.pooler.dense`,
+...), so a checkpoint loads with no name map beyond two old spellings; `from_pretrained` checks every
 shape and says which checkpoint keys it ignored, and `save_pretrained` writes a folder that
-`transformers.AutoModelForTokenClassification.from_pretrained` loads with the same logits.
+`transformers.AutoModelForTokenClassification` (or `...ForSequenceClassification`) loads with the
+same logits. A folder says itself which head it has (`architectures` in config.json).
 
-    python model.py [MODEL_DIR]     # load a BERT folder and print its size and ignored keys
+    python model.py [MODEL_DIR]     # load a BERT folder; print the parameter counts of it and of its students
 """
 import json
 import math
 import os
+import re
 import shutil
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import torch
 import torch.nn as nn
@@ -135,11 +138,23 @@ class Encoder(nn.Module):
         return x
 
 
-class Bert(nn.Module):
+class Pooler(nn.Module):
+    """dense + tanh over the [CLS] vector: BERT's summary of the whole text, pretrained by next-sentence prediction."""
+
     def __init__(self, cfg):
+        super().__init__()
+        self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+
+    def forward(self, h):
+        return torch.tanh(self.dense(h[:, 0]))  # (B, H)
+
+
+class Bert(nn.Module):
+    def __init__(self, cfg, add_pooling_layer=False):
         super().__init__()
         self.embeddings = Embeddings(cfg)
         self.encoder = Encoder(cfg)
+        self.pooler = Pooler(cfg) if add_pooling_layer else None
 
     def forward(self, input_ids, attention_mask, token_type_ids=None):
         if token_type_ids is None:
@@ -148,17 +163,20 @@ class Bert(nn.Module):
         return self.encoder(self.embeddings(input_ids, token_type_ids), mask)  # (B, T, H)
 
 
-class BertForTokenClassification(nn.Module):
+class BertClassifier(nn.Module):
+    """What both heads share: the encoder, dropout, a linear classifier and the weight initialisation."""
+    pooled = False
+
     def __init__(self, cfg):
         super().__init__()
         self.config = cfg
-        self.bert = Bert(cfg)
+        self.bert = Bert(cfg, add_pooling_layer=self.pooled)
         self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
         self.classifier = nn.Linear(cfg.hidden_size, cfg.num_labels)
         self.apply(self._init_weights)
 
     def _init_weights(self, m):
-        # Only a fresh model or a fresh classifier head uses this; pretrained weights overwrite it.
+        # A fresh model or a fresh classifier head uses this; pretrained weights overwrite the rest.
         if isinstance(m, (nn.Linear, nn.Embedding)):
             nn.init.normal_(m.weight, std=self.config.initializer_range)
         if isinstance(m, nn.Linear) and m.bias is not None:
@@ -167,12 +185,29 @@ class BertForTokenClassification(nn.Module):
             nn.init.zeros_(m.weight[m.padding_idx])
 
     def forward(self, input_ids, attention_mask, token_type_ids=None, labels=None):
-        h = self.bert(input_ids, attention_mask, token_type_ids)
-        logits = self.classifier(self.dropout(h))  # (B, T, num_labels)
+        logits = self.classifier(self.dropout(self.features(input_ids, attention_mask, token_type_ids)))
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), labels.view(-1), ignore_index=-100)
         return logits, loss
+
+
+class BertForTokenClassification(BertClassifier):
+    """A label per word piece: logits (B, T, num_labels)."""
+
+    def features(self, input_ids, attention_mask, token_type_ids):
+        return self.bert(input_ids, attention_mask, token_type_ids)  # (B, T, H)
+
+
+class BertForSequenceClassification(BertClassifier):
+    """A label per text, from the pooled [CLS] vector: logits (B, num_labels)."""
+    pooled = True
+
+    def features(self, input_ids, attention_mask, token_type_ids):
+        return self.bert.pooler(self.bert(input_ids, attention_mask, token_type_ids))  # (B, H)
+
+
+HEADS = {"token": BertForTokenClassification, "sequence": BertForSequenceClassification}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,10 +235,16 @@ def hf_to_ours(key):
     return key
 
 
-def from_pretrained(model_dir, id2label=None, verbose=True, **overrides):
-    """Load any Hugging Face BERT folder. With id2label the head is sized for those labels and,
-    unless the checkpoint has a head with exactly those labels, freshly initialised. `overrides`
-    set config fields that do not change the weights' shapes (dropout, sdpa)."""
+def head_of(hf_config):
+    """'sequence' for a folder saved as a sequence classifier, else 'token' (a bare BertModel included)."""
+    return "sequence" if any("SequenceClassification" in a for a in hf_config.get("architectures") or []) else "token"
+
+
+def from_pretrained(model_dir, id2label=None, head=None, verbose=True, **overrides):
+    """Load any Hugging Face BERT folder. `head` is 'token' or 'sequence' (default: what the folder was
+    saved as). With id2label the classifier is sized for those labels and, unless the checkpoint has a
+    head with exactly those labels, freshly initialised; so is the pooler of a checkpoint that has none.
+    `overrides` set config fields that do not change the weights' shapes (dropout, sdpa)."""
     with open(os.path.join(model_dir, "config.json")) as f:
         hf = json.load(f)
     if hf.get("model_type", "bert") != "bert":
@@ -218,9 +259,10 @@ def from_pretrained(model_dir, id2label=None, verbose=True, **overrides):
         setattr(cfg, k, v)
     if cfg.hidden_act != "gelu":
         raise ValueError(f"{model_dir}: hidden_act {cfg.hidden_act!r} is not supported (only exact 'gelu')")
-    model = BertForTokenClassification(cfg)
+    head = head or head_of(hf)
+    model = HEADS[head](cfg)
     ours = model.state_dict()
-    reuse_head = ckpt_labels == cfg.id2label
+    reuse_head = ckpt_labels == cfg.id2label and head == head_of(hf)
     filled, ignored = set(), []
     for key, tensor in read_checkpoint(model_dir).items():
         name = hf_to_ours(key)
@@ -231,12 +273,15 @@ def from_pretrained(model_dir, id2label=None, verbose=True, **overrides):
             raise ValueError(f"{model_dir}: {key} has shape {tuple(tensor.shape)}, the config expects {tuple(ours[name].shape)}")
         ours[name].copy_(tensor)
         filled.add(name)
-    missing = [k for k in ours if k not in filled and not k.startswith("classifier.")]
+    fresh = [k for k in ours if k not in filled and k.startswith(("classifier.", "bert.pooler."))]
+    missing = [k for k in ours if k not in filled and k not in fresh]
     if missing:
         raise ValueError(f"{model_dir}: the checkpoint has no weights for {missing}")
-    fresh_head = not {"classifier.weight", "classifier.bias"} <= filled
     if verbose:
-        print(f"loaded {model_dir}: {len(filled)} tensors, classifier {'freshly initialised' if fresh_head else 'from checkpoint'}"
+        parts = ["classifier freshly initialised" if "classifier.weight" in fresh else "classifier from checkpoint"]
+        if head == "sequence":
+            parts.append("pooler freshly initialised" if "bert.pooler.dense.weight" in fresh else "pooler from checkpoint")
+        print(f"loaded {model_dir} as a {head} classifier: {len(filled)} tensors, {', '.join(parts)}"
               + (f", ignored {len(ignored)} keys: {', '.join(ignored)}" if ignored else ""))
     return model
 
@@ -247,7 +292,7 @@ def save_pretrained(model, out_dir, tokenizer_dir=None):
     os.makedirs(out_dir, exist_ok=True)
     cfg = model.config
     hf = {k: v for k, v in asdict(cfg).items() if k not in ("id2label", "sdpa")}
-    hf.update(model_type="bert", architectures=["BertForTokenClassification"],
+    hf.update(model_type="bert", architectures=[type(model).__name__],
               id2label={str(i): l for i, l in cfg.id2label.items()}, label2id={l: i for i, l in cfg.id2label.items()})
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         json.dump(hf, f, indent=2)
@@ -257,6 +302,71 @@ def save_pretrained(model, out_dir, tokenizer_dir=None):
         src = os.path.join(tokenizer_dir, name)
         if os.path.exists(src) and os.path.abspath(src) != os.path.abspath(os.path.join(out_dir, name)):
             shutil.copy(src, out_dir)
+
+
+# ---------------------------------------------------------------------------------------------
+# Students: smaller BERTs built from a bigger one
+#
+# A student is named L<layers>-H<hidden>. At the teacher's width it keeps the teacher's embeddings,
+# its BOTTOM layers and its pooler and head (for fine-tuning, dropping the top layers loses least:
+# Sajjad et al., "On the effect of dropping layers of pre-trained transformer models", 2023).
+# Narrower, no layer can be copied; the word embeddings keep the most they can: the teacher's matrix
+# E (vocab x H) is projected on its top-h right singular vectors V_h (truncated SVD, E V_h = U_h S_h, the
+# best rank-h summary of E), position and segment embeddings through the same V_h; the layers, pooler
+# and head start from random weights, with heads of the teacher's head size and a 4h feed-forward.
+# init="random" starts everything from random weights (the same shapes).
+
+STUDENTS = {  # the presets `python model.py` prints; any L<n>-H<h> works
+    "L3-H384": "the bottom 3 of MiniLM's 6 layers: half the encoder",
+    "L1-H384": "MiniLM's first layer alone",
+    "L2-H192": "2 layers of width 192, embeddings by truncated SVD: over 10x fewer encoder parameters",
+}
+
+
+def parse_student(spec):
+    m = re.fullmatch(r"L(\d+)-H(\d+)", spec)
+    if not m or int(m[1]) < 1 or int(m[2]) < 1:
+        raise ValueError(f"student {spec!r}: expected L<layers>-H<hidden>, e.g. L2-H192")
+    return int(m[1]), int(m[2])
+
+
+def make_student(teacher, spec, init="pretrained"):
+    """A smaller model of the teacher's kind (same head, labels, vocabulary) as described above."""
+    layers, hidden = parse_student(spec)
+    t = teacher.config
+    head_size = t.hidden_size // t.num_attention_heads
+    if layers > t.num_hidden_layers or hidden > t.hidden_size or hidden % head_size:
+        raise ValueError(f"student {spec}: needs at most {t.num_hidden_layers} layers, a width of at most "
+                         f"{t.hidden_size} and a multiple of the head size {head_size}")
+    narrow = hidden < t.hidden_size
+    cfg = replace(t, num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=hidden // head_size,
+                  intermediate_size=4 * hidden if narrow else t.intermediate_size, id2label=dict(t.id2label))
+    student = type(teacher)(cfg)
+    if init == "random":
+        return student
+    if init != "pretrained":
+        raise ValueError(f"student init {init!r}: expected pretrained or random")
+    with torch.no_grad():
+        if not narrow:
+            own = student.state_dict()
+            for k, v in teacher.state_dict().items():
+                if k in own:  # the embeddings, layers 0..layers-1, the pooler and the head
+                    own[k].copy_(v)
+            return student
+        E = teacher.bert.embeddings
+        V = torch.linalg.svd(E.word_embeddings.weight.float(), full_matrices=False)[2][:hidden].T  # (H, h)
+        S = student.bert.embeddings
+        for name in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
+            getattr(S, name).weight.copy_(getattr(E, name).weight.float() @ V)
+    return student
+
+
+def count_parameters(model):
+    """(total, encoder without its embedding tables): the second is what costs compute per token."""
+    total = sum(p.numel() for p in model.parameters())
+    encoder = sum(p.numel() for n, p in model.bert.named_parameters()
+                  if not n.startswith(("embeddings.word_", "embeddings.position_", "embeddings.token_type_", "pooler.")))
+    return total, encoder
 
 
 def load_tokenizer(model_dir):
@@ -291,6 +401,12 @@ def default_model_dir():
 
 if __name__ == "__main__":
     import sys
-    m = from_pretrained(sys.argv[1] if len(sys.argv) > 1 else default_model_dir())
-    print(m.config)
-    print(f"{sum(p.numel() for p in m.parameters()) / 1e6:.1f} M parameters")
+    model_dir = sys.argv[1] if len(sys.argv) > 1 else default_model_dir()
+    teacher = from_pretrained(model_dir)
+    print(teacher.config)
+    total, encoder = count_parameters(teacher)
+    print(f"\n{'model':<10}{'total':>10}{'non-emb':>10}{'fewer':>8}  (M parameters; non-emb: the encoder without its embedding tables)")
+    print(f"{'teacher':<10}{total / 1e6:>10.2f}{encoder / 1e6:>10.2f}{1:>7.1f}x  {model_dir}")
+    for spec, what in STUDENTS.items():
+        t, e = count_parameters(make_student(teacher, spec))
+        print(f"{spec:<10}{t / 1e6:>10.2f}{e / 1e6:>10.2f}{encoder / e:>7.1f}x  {what}")

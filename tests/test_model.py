@@ -1,4 +1,5 @@
-"""Our BERT against transformers' BertForTokenClassification, loaded from the same folders."""
+"""Our BERT against transformers' BertForTokenClassification and BertForSequenceClassification, from the same folders;
+students built from a bigger BERT."""
 import os
 import shutil
 
@@ -6,7 +7,8 @@ import pytest
 import torch
 import transformers
 
-from model import BertConfig, BertForTokenClassification, default_model_dir, from_pretrained, load_tokenizer, save_pretrained
+from model import (BertConfig, BertForSequenceClassification, BertForTokenClassification, count_parameters, default_model_dir,
+                   from_pretrained, load_tokenizer, make_student, save_pretrained)
 
 LABELS = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC", 4: "I-LOC"}
 
@@ -145,3 +147,88 @@ def test_vocab_txt_tokenizer_equals_tokenizer_json(tmp_path):
     b = load_tokenizer(str(tmp_path)).encode(words, is_pretokenized=True, add_special_tokens=False)
     assert a.ids == b.ids and a.word_ids == b.word_ids
     assert len(load_tokenizer(src).encode(["x"] * 600, is_pretokenized=True).ids) >= 600  # never truncated
+
+
+CLASSES = {0: "business", 1: "politics", 2: "sport"}
+
+
+def test_sequence_classifier_equals_transformers_and_fills_the_pooler(tmp_path, capsys):
+    torch.manual_seed(4)
+    ours = from_pretrained(default_model_dir(), id2label=CLASSES, head="sequence")
+    assert "pooler from checkpoint" in capsys.readouterr().out  # MiniLM's pooler is used, not ignored
+    folder = str(tmp_path / "seq")
+    save_pretrained(ours, folder, default_model_dir())
+    hf = transformers.AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    ids, mask = batch(30522, seed=4)
+    with torch.no_grad():
+        ref = hf(input_ids=ids, attention_mask=mask).logits
+    got = our_logits(ours, ids, mask)
+    assert got.shape == (4, 3) and (got - ref).abs().max().item() < 1e-4
+    again = from_pretrained(folder, verbose=False)  # the folder says it is a sequence classifier
+    assert isinstance(again, BertForSequenceClassification) and again.config.id2label == CLASSES
+    assert (our_logits(again, ids, mask) - got).abs().max().item() < 1e-4
+
+
+def test_a_sequence_head_on_a_folder_without_pooler_starts_fresh(tmp_path, capsys):
+    _, folder = small_hf_folder(tmp_path)  # a token classifier: no pooler weights
+    model = from_pretrained(folder, id2label=CLASSES, head="sequence")
+    assert "pooler freshly initialised" in capsys.readouterr().out and model.bert.pooler is not None
+
+
+@pytest.mark.parametrize("head", ["token", "sequence"])
+def test_students_have_the_promised_sizes_and_load_in_transformers(tmp_path, head):
+    teacher = from_pretrained(default_model_dir(), id2label=CLASSES, head=head, verbose=False)
+    _, teacher_encoder = count_parameters(teacher)
+    assert round(teacher_encoder / 1e6, 1) == 10.6  # MiniLM-L6-H384 without its embedding tables
+    sizes = {}
+    for spec in ("L3-H384", "L1-H384", "L2-H192"):
+        student = make_student(teacher, spec)
+        sizes[spec] = count_parameters(student)[1]
+        folder = str(tmp_path / spec)
+        save_pretrained(student, folder)
+        auto = transformers.AutoModelForTokenClassification if head == "token" else transformers.AutoModelForSequenceClassification
+        hf = auto.from_pretrained(folder).eval()
+        ids, mask = batch(30522, seed=5)
+        with torch.no_grad():
+            ref = hf(input_ids=ids, attention_mask=mask).logits
+        got = our_logits(student, ids, mask)
+        assert (got - ref)[mask.bool()].abs().max().item() < 1e-4 if head == "token" else (got - ref).abs().max().item() < 1e-4
+    assert teacher_encoder / sizes["L2-H192"] >= 10 and 1 < teacher_encoder / sizes["L3-H384"] < 10
+
+
+def test_a_student_of_the_same_width_copies_the_bottom_layers():
+    teacher = from_pretrained(default_model_dir(), id2label=LABELS, verbose=False)
+    student = make_student(teacher, "L2-H384")
+    t, s = teacher.state_dict(), student.state_dict()
+    assert set(s) == {k for k in t if not k.startswith(("bert.encoder.layer.2.", "bert.encoder.layer.3.",
+                                                        "bert.encoder.layer.4.", "bert.encoder.layer.5."))}
+    assert all(torch.equal(s[k], t[k]) for k in s)
+    ids, mask = batch(30522, seed=6)
+    teacher.eval(), student.eval()
+    with torch.no_grad():  # the student is the teacher cut after its second layer
+        a = student.bert(ids, mask)
+        x = teacher.bert.embeddings(ids, torch.zeros_like(ids))
+        for layer in teacher.bert.encoder.layer[:2]:
+            x = layer(x, mask.bool()[:, None, None, :])
+    assert_close(a, x, mask)
+
+
+def test_a_narrow_student_projects_the_embeddings_by_truncated_svd():
+    teacher = from_pretrained(default_model_dir(), id2label=LABELS, verbose=False)
+    student = make_student(teacher, "L2-H192")
+    E, W = teacher.bert.embeddings.word_embeddings.weight, student.bert.embeddings.word_embeddings.weight
+    U, S, _ = torch.linalg.svd(E, full_matrices=False)
+    # E V_h = U_h S_h up to the sign of each singular vector
+    assert torch.allclose(W.abs(), (U[:, :192] * S[:192]).abs(), atol=1e-4)
+    # the best rank-192 summary of E keeps most of it
+    assert (S[:192] ** 2).sum() / (S ** 2).sum() > 0.6
+    assert student.config.num_attention_heads == 6 and student.config.intermediate_size == 768
+    random = make_student(teacher, "L2-H192", init="random")
+    assert not torch.allclose(random.bert.embeddings.word_embeddings.weight.abs(), W.abs(), atol=1e-2)
+
+
+@pytest.mark.parametrize("spec", ["L7-H384", "L2-H500", "L2-H100", "2x192", "L0-H384"])
+def test_impossible_students_are_refused(spec):
+    teacher = from_pretrained(default_model_dir(), id2label=LABELS, verbose=False)
+    with pytest.raises(ValueError, match="student"):
+        make_student(teacher, spec)
