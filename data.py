@@ -11,7 +11,8 @@ A JSONL file has one JSON object a line (UTF-8, a byte-order mark at the start i
 lines are skipped, anything else that is not an object is refused with file and line.
 
 `split` reads such a file, builds each text from `--text_fields` (joined by a blank line), drops
-duplicate texts (exact after collapsing whitespace; the first copy is kept, and every copy of a text
+duplicate texts (exact after collapsing whitespace, of the whole text or of any `--dedup_fields` alone,
+so an article republished under a new title counts; the first copy is kept, and every copy of a text
 that carries two labels is dropped), then cuts each label's records, shuffled with the seed, into
 train / valid / test. `--per_class 8,32` also writes nested few-shot subsets of train.jsonl:
 train_k8_s0.jsonl is inside train_k32_s0.jsonl, one set per subset seed.
@@ -35,16 +36,21 @@ class DataError(ValueError):
     """A malformed data file; the message names the file and the line."""
 
 
-def read_conll(path, column=-1):
-    """Read sentences as (words, tags) pairs; `column` picks the tag column (default: the last)."""
-    sentences, words, tags = [], [], []
+def read_conll(path, column=-1, with_probs=False):
+    """Read sentences as (words, tags) pairs; `column` picks the tag column (default: the last).
+    with_probs: (sentences, soft) where soft[i] is None, or sentence i's {label: probability} per word
+    (the soft-label column just before the tag; see format_probs)."""
+    sentences, soft, words, tags, dists = [], [], [], [], []
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             parts = line.split()
             if not parts:
                 if words:
+                    if dists and len(dists) != len(words):
+                        raise DataError(f"{path}:{lineno - 1}: a sentence with soft labels on some words only")
                     sentences.append((words, tags))
-                    words, tags = [], []
+                    soft.append(dists or None)
+                    words, tags, dists = [], [], []
                 continue
             if parts[0] == "-DOCSTART-":
                 continue
@@ -58,9 +64,48 @@ def read_conll(path, column=-1):
                 raise DataError(f"{path}:{lineno}: tag {tag!r} is not O, B-TYPE or I-TYPE")
             words.append(parts[0])
             tags.append(tag)
+            if with_probs and len(parts) >= 3 and PROBS_RE.match(parts[-2]):
+                dists.append(parse_probs(parts[-2], f"{path}:{lineno}"))
     if words:
+        if dists and len(dists) != len(words):
+            raise DataError(f"{path}: the last sentence has soft labels on some words only")
         sentences.append((words, tags))
-    return sentences
+        soft.append(dists or None)
+    return (sentences, soft) if with_probs else sentences
+
+
+# ---------------------------------------------------------------------------------------------
+# Soft labels: a probability distribution over the labels, per word (CoNLL) or per text (JSONL).
+# CoNLL: a column `LABEL=p|LABEL=p|...` just before the tag, every label of the model listed (so the
+# distribution says which labels exist); the tag stays last and is the most probable label, so every
+# reader of hard tags (eval.py, mix.py, read_conll) works unchanged. JSONL: "probs": {label: p} beside
+# "label". `python predict.py --soft` writes both.
+
+PROBS_RE = re.compile(r"^[^=|\s]+=[0-9.eE+-]+(\|[^=|\s]+=[0-9.eE+-]+)*$")
+
+
+def format_probs(probs, labels):
+    """'O=0.981|B-PER=0.0012|...': 4 significant digits, enough for any temperature in use."""
+    return "|".join(f"{label}={float(p):.4g}" for label, p in zip(labels, probs))
+
+
+def parse_probs(text, where):
+    """{label: probability} from format_probs' text; refuses negative or all-zero values."""
+    dist = {}
+    for item in text.split("|"):
+        label, _, p = item.partition("=")
+        try:
+            dist[label] = float(p)
+        except ValueError:
+            raise DataError(f"{where}: probability {p!r} of {label!r} is not a number") from None
+    return check_probs(dist, where)
+
+
+def check_probs(dist, where):
+    """A soft label must be probabilities (0..1) that do not all vanish; train.py normalises the sum."""
+    if any(not 0.0 <= p <= 1.0 + 1e-6 for p in dist.values()) or sum(dist.values()) <= 0:
+        raise DataError(f"{where}: soft label {dist!r} is not a probability distribution")
+    return dist
 
 
 def atomic_write(path, text):
@@ -134,9 +179,17 @@ def write_jsonl(path, records):
 
 
 def read_classification(path, text_fields=("text",), label_field="label"):
-    """Records {"id"?, "text", "label"} of a JSONL file; the text joins the non-empty text_fields with a blank line."""
+    """Records {"id"?, "text", "label", "probs"?} of a JSONL file; the text joins the non-empty text_fields with
+    a blank line. "probs", a soft label {label: probability}, is kept where present; without a label field,
+    its most probable label is the label."""
     out = []
     for lineno, rec in read_jsonl_numbered(path):
+        probs = rec.get("probs")
+        if probs is not None:
+            if not isinstance(probs, dict) or not probs or not all(isinstance(p, (int, float)) for p in probs.values()):
+                raise DataError(f"{path}:{lineno}: field 'probs' is {probs!r}, expected an object {{label: probability}}")
+            probs = check_probs({k: float(v) for k, v in probs.items()}, f"{path}:{lineno}")
+            rec.setdefault(label_field, max(probs, key=probs.get))
         if label_field not in rec:
             raise DataError(f"{path}:{lineno}: no {label_field!r} field (expected the record's label)")
         label = rec[label_field]
@@ -151,17 +204,34 @@ def read_classification(path, text_fields=("text",), label_field="label"):
                 parts.append(value)
         if not parts:
             raise DataError(f"{path}:{lineno}: no text in any of the fields {', '.join(text_fields)}")
-        out.append(({"id": rec["id"]} if "id" in rec else {}) | {"text": "\n\n".join(parts), "label": label})
+        out.append(({"id": rec["id"]} if "id" in rec else {}) | {"text": "\n\n".join(parts), "label": label}
+                   | ({"probs": probs} if probs is not None else {}))
     return out
 
 
-def drop_duplicates(records):
+def drop_duplicates(records, extra_keys=None):
     """Keep the first copy of each text (exact after collapsing whitespace) and no copy of a text with two labels.
+    extra_keys[i], if given, are further strings of record i (say its body without the title): records sharing
+    any of them are copies too, so an article republished under a new title does not land in two splits.
 
     Returns (kept records, number of extra copies dropped, number of records dropped for conflicting labels)."""
-    groups = {}  # collapsed text -> indices of its copies, in file order
+    parent = list(range(len(records)))  # union-find: records linked by any shared key form one group
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+    first = {}
     for i, r in enumerate(records):
-        groups.setdefault(" ".join(r["text"].split()), []).append(i)
+        for key in [r["text"], *(extra_keys[i] if extra_keys else [])]:
+            key = " ".join(key.split())
+            if key:
+                j = first.setdefault(key, i)
+                parent[max(root(i), root(j))] = min(root(i), root(j))
+    groups = {}
+    for i in range(len(records)):
+        groups.setdefault(root(i), []).append(i)
     keep, n_copies, n_conflicting = [], 0, 0
     for idx in groups.values():
         if len({records[i]["label"] for i in idx}) > 1:
@@ -213,7 +283,9 @@ def per_class_subsets(labels, ks, seed):
 
 def split_main(args):
     records = read_classification(args.input, args.text_fields, args.label_field)
-    kept, n_copies, n_conflicting = drop_duplicates(records)
+    raw = read_jsonl(args.input) if args.dedup_fields else []  # the same records, in the same order, every field
+    extra = [[r.get(f) or "" for f in args.dedup_fields] for r in raw] if raw else None
+    kept, n_copies, n_conflicting = drop_duplicates(records, extra)
     if not kept:
         raise DataError(f"{args.input}: no records left after dropping duplicates")
     train, dev, test = (
@@ -279,6 +351,8 @@ def main(argv=None):
     q.add_argument("--subset_seeds", type=_int_list, help="seeds S of the per-class subsets (default: --seed)")
     q.add_argument("--text_fields", default="title,text", help="fields joined, blank line between, into the text")
     q.add_argument("--label_field", default="label")
+    q.add_argument("--dedup_fields", default="text", help="texts that share any of these fields alone are duplicates "
+                   "too (BBC republished some articles under a new title); empty: only whole texts")
     args = p.parse_args(argv)
     if args.cmd == "split":
         if args.valid + args.test >= 1:
@@ -286,6 +360,7 @@ def main(argv=None):
         if args.per_class and min(args.per_class) < 1:
             p.error(f"--per_class needs sizes of at least 1, got {args.per_class}")
         args.text_fields = [f for f in args.text_fields.split(",") if f]
+        args.dedup_fields = [f for f in args.dedup_fields.split(",") if f]
         args.subset_seeds = args.subset_seeds or [args.seed]
         try:
             split_main(args)
