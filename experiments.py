@@ -435,7 +435,7 @@ def parse_args(argv):
                    help="blending schedules of mix.py run as --strategy schedule; --schedules alone: none")
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2], help="comma-separated")
     p.add_argument("--out_dir", default="runs/experiments", help="results.md, results.json, runs/, data/")
-    p.add_argument("--data_dir", default=defaults.data_dir, help="holds valid.txt and test.txt")
+    p.add_argument("--data_dir", default="data/conll2003", help="holds valid.txt and test.txt")
     p.add_argument("--epochs", type=float, default=defaults.epochs, help="sets the step budget")
     p.add_argument("--max_steps", type=int, default=0, help="> 0: this many steps for every run instead of the budget")
     p.add_argument("--batch_size", type=int, default=defaults.batch_size, help="sentences per step")

@@ -1,23 +1,35 @@
 """
-Fine-tune BERT for NER with one visible training loop, and score it with our span F1.
+Fine-tune BERT for NER or text classification with one visible training loop, learning from hard
+labels or from a teacher's soft labels, and score it with our span F1 or accuracy / macro-F1.
 
-    python train.py                                   # the default run: CoNLL-2003 in data/conll2003
+    python train.py                                   # the default run: NER on CoNLL-2003 in data/conll2003
     python train.py --max_steps 20 --out_dir out/smoke
     python train.py --original o.conll --distilled d.conll --strategy seq-d-o
+    python train.py --task classify --data_dir runs/bbc   # train.jsonl, valid.jsonl, test.jsonl: {"text", "label"}
+    python train.py --student L2-H192 --distilled soft.conll --strategy distilled   # a small student, soft labels
     torchrun --nproc_per_node 2 train.py ...          # the same run on 2 processes (gloo on CPU, nccl on GPU)
 
-Training data comes from one or two sources: original (human) labels O and distilled (LLM)
-labels D. At every step each example of the batch is drawn from D with probability p(t), t the
-training progress; `--strategy` picks p (mix.py): original (0), distilled (1), union (D's share),
-seq-d-o (1 then 0, the paper's Simple Mix), seq-o-d, or any `--schedule`. Every strategy gets the
-same step budget: epochs x ceil((|O| + |D|) / batch_size), so comparisons are fair.
+Training data comes from one or two sources: original (human) labels O and distilled (LLM or
+teacher) labels D. At every step each example of the batch is drawn from D with probability p(t),
+t the training progress; `--strategy` picks p (mix.py): original (0), distilled (1), union (D's
+share), seq-d-o (1 then 0, the paper's Simple Mix), seq-o-d, or any `--schedule`. Every strategy gets
+the same step budget: epochs x ceil((|O| + |D|) / batch_size), so comparisons are fair.
 
-A word's prediction comes from its first word piece; by default the tags of a sentence are the most
-probable valid BIO sequence (`--decode viterbi`: no I-X after O or after another type).
+Soft labels: a file may give, per word (CoNLL, a `LABEL=p|LABEL=p|...` column before the tag) or per
+text (JSONL, a "probs" object beside "label"), a probability distribution over the labels (data.py
+reads and writes both; `python predict.py --soft` makes them). Where an example has one, its loss is
+kd_alpha x cross entropy with the hard label + (1 - kd_alpha) x T^2 x KL at temperature T
+(`distillation_loss`); elsewhere it is plain cross entropy.
+
+NER: a word's prediction comes from its first word piece; by default the tags of a sentence are the
+most probable valid BIO sequence (`--decode viterbi`: no I-X after O or after another type).
+Classification: the pooled [CLS] vector; a text longer than --max_len pieces keeps its beginning.
+
+`--student L<layers>-H<hidden>` trains a smaller BERT built from --model_dir (model.py, make_student).
 
 Writes into --out_dir: metrics.json (dev and test scores in eval.py's JSON shape, speed, the
 realised share of D), model/ (a Hugging Face folder of the best dev checkpoint) and
-test_predictions.conll (token gold predicted).
+test_predictions.conll (token gold predicted) or test_predictions.jsonl ({"text", "gold", "pred"}).
 """
 import argparse
 import json
@@ -33,19 +45,22 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from data import atomic_write, labels_from, read_conll, write_conll
-from eval import span_f1
+from data import atomic_write, labels_from, read_classification, read_conll, write_conll, write_jsonl
+from eval import classification_scores, span_f1
 from mix import MixSampler, strategy_schedule
-from model import default_model_dir, from_pretrained, load_tokenizer, save_pretrained
+from model import default_model_dir, from_pretrained, load_tokenizer, make_student, save_pretrained
 
 
 @dataclass
 class Config:
     # data
-    data_dir: str = "data/conll2003"  # holds train.txt, valid.txt, test.txt
+    task: str = "ner"  # ner: a BIO tag per word (CoNLL files) | classify: a label per text (JSONL files)
+    data_dir: str = ""  # holds train, valid and test (.txt for ner, .jsonl for classify); ner default: data/conll2003
     train_file: str = ""  # overrides data_dir/train.txt as the original (human) data
     original: str = ""  # same as --train_file
-    distilled: str = ""  # LLM-labelled data, tag in the last column
+    distilled: str = ""  # LLM- or teacher-labelled data, hard or soft labels
+    text_field: str = "text"  # classify: the JSONL field holding the text
+    label_field: str = "label"  # classify: the JSONL field holding the label
     strategy: str = "original"  # original | distilled | union | seq-d-o | seq-o-d | schedule
     schedule: str = ""  # with --strategy schedule: constant | linear | sigmoid | power | step
     schedule_args: str = ""  # e.g. k=10,t0=0.5
@@ -53,6 +68,11 @@ class Config:
     model_dir: str = ""  # any Hugging Face BERT folder; default: the MiniLM-L6-H384 weights
     max_len: int = 128  # word pieces per window, [CLS] and [SEP] included; longer sentences are split
     dropout: float = -1.0  # -1 keeps the checkpoint's dropout
+    student: str = ""  # L<layers>-H<hidden>: train a smaller BERT built from model_dir (model.py)
+    student_init: str = "pretrained"  # pretrained: copied / projected from model_dir | random
+    # distillation, where the data has soft labels
+    kd_alpha: float = 0.0  # weight of the hard-label cross entropy; 1 - kd_alpha goes to the soft labels
+    kd_temperature: float = 2.0  # T of the KL term; the term is scaled by T^2
     # optimisation
     epochs: float = 5.0
     max_steps: int = 0  # > 0 overrides the step budget (smoke runs)
@@ -72,7 +92,7 @@ class Config:
     # evaluation and output
     eval_every: int = 0  # steps between dev evaluations; 0: once per epoch
     eval_batch_size: int = 128
-    decode: str = "viterbi"  # viterbi: the best valid BIO sequence | argmax: each word on its own
+    decode: str = "viterbi"  # ner: viterbi: the best valid BIO sequence | argmax: each word on its own
     out_dir: str = "out/default"
     device: str = "auto"  # auto | cpu | cuda
     progress: int = 1  # tqdm bars
@@ -88,9 +108,19 @@ def parse_args(argv=None):
 # ---------------------------------------------------------------------------------------------
 # Words -> word pieces. The first piece of each word carries the word's label, the rest -100.
 
-def encode(sentences, tokenizer, label2id, max_len):
+def soft_vector(dist, label2id):
+    """A {label: probability} mapping as a vector over the model's labels (labels it lacks get 0)."""
+    v = np.zeros(len(label2id), dtype=np.float32)
+    for label, p in dist.items():
+        if label in label2id:
+            v[label2id[label]] = p
+    return v / v.sum() if v.sum() > 0 else None
+
+
+def encode(sentences, tokenizer, label2id, max_len, soft=None):
     """One example per window: a sentence whose pieces do not fit in max_len is cut into
-    consecutive windows at word boundaries, so no word is lost from training or scoring."""
+    consecutive windows at word boundaries, so no word is lost from training or scoring.
+    `soft`, if given, holds per sentence None or one {label: probability} per word."""
     cls, sep, unk = (tokenizer.token_to_id(t) for t in ("[CLS]", "[SEP]", "[UNK]"))
     room = max_len - 2
     encodings = tokenizer.encode_batch([words for words, _ in sentences], is_pretokenized=True, add_special_tokens=False)
@@ -100,6 +130,7 @@ def encode(sentences, tokenizer, label2id, max_len):
         for piece, wi in zip(enc.ids, enc.word_ids):
             pieces[wi].append(piece)
         pieces = [p[:room] or [unk] for p in pieces]  # a word the normaliser erases still gets a slot
+        dists = soft[si] if soft else None
         start = 0
         while start < len(words):
             end, n = start, 0
@@ -112,50 +143,105 @@ def encode(sentences, tokenizer, label2id, max_len):
                 ids += pieces[wi]
                 # a label the training data never had (in dev or test) is scored, never trained on
                 labels += [label2id.get(tags[wi], -100)] + [-100] * (len(pieces[wi]) - 1)
-            examples.append({"ids": ids + [sep], "labels": labels + [-100], "starts": starts, "sent": si, "first_word": start})
+            examples.append({"ids": ids + [sep], "labels": labels + [-100], "starts": starts, "sent": si, "first_word": start,
+                             "soft": [soft_vector(d, label2id) for d in dists[start:end]] if dists else None})
             start = end
     return examples
 
 
+def encode_texts(records, tokenizer, label2id, max_len):
+    """One example per text: [CLS] + its first max_len - 2 pieces + [SEP]. The beginning is kept because
+    a news article (like most documents) says what it is about first: title, then the lead."""
+    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    encodings = tokenizer.encode_batch([text for text, _, _ in records], add_special_tokens=False)
+    return [{"ids": [cls] + enc.ids[:max_len - 2] + [sep], "label": label2id.get(label, -100),
+             "soft": soft_vector(probs, label2id) if probs else None}
+            for (text, label, probs), enc in zip(records, encodings)]
+
+
 def collate(examples, device):
+    """Padded ids, attention mask and labels: (B, T) per word piece, or (B,) for a label per text."""
     T = max(len(e["ids"]) for e in examples)
     ids = torch.zeros(len(examples), T, dtype=torch.long)
-    labels = torch.full((len(examples), T), -100, dtype=torch.long)
     mask = torch.zeros(len(examples), T, dtype=torch.long)
+    per_text = "label" in examples[0]
+    labels = torch.full((len(examples),) if per_text else (len(examples), T), -100, dtype=torch.long)
     for i, e in enumerate(examples):
         n = len(e["ids"])
-        ids[i, :n], labels[i, :n], mask[i, :n] = torch.tensor(e["ids"]), torch.tensor(e["labels"]), 1
+        ids[i, :n], mask[i, :n] = torch.tensor(e["ids"]), 1
+        if per_text:
+            labels[i] = e["label"]
+        else:
+            labels[i, :n] = torch.tensor(e["labels"])
     return ids.to(device), mask.to(device), labels.to(device)
+
+
+def soft_targets(examples, labels, n_labels):
+    """Teacher distributions in the labels' shape plus a label axis, zero where there is none, and a mask
+    of where they are: (B, T, C) and (B, T) per word piece (at each word's first piece), (B, C) and (B,) per text."""
+    targets = torch.zeros(*labels.shape, n_labels)
+    has = torch.zeros(labels.shape, dtype=torch.bool)
+    for i, e in enumerate(examples):
+        if e["soft"] is None:
+            continue
+        rows = [((i,), e["soft"])] if "label" in e else [((i, pos), v) for pos, v in zip(e["starts"], e["soft"])]
+        for where, v in rows:
+            targets[where], has[where] = torch.from_numpy(v), True
+    return targets, has
 
 
 def autocast(cfg, device):
     return torch.autocast(device.type, dtype=torch.bfloat16) if cfg.bf16 else nullcontext()
 
 
+def sorted_batches(examples, batch_size):
+    """Batches of example indices, shortest first: similar lengths share a batch, so little is padding."""
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i]["ids"]))
+    return [order[b:b + batch_size] for b in range(0, len(order), batch_size)]
+
+
 @torch.inference_mode()
-def predict(model, sentences, examples, cfg, device, decodes=None):
-    """Tags for every word of every sentence, longest windows first to keep padding low: one list of
-    sentences per decoding in `decodes` (default: cfg.decode alone), all from one forward pass."""
+def predict(model, sentences, examples, cfg, device, decodes=None, with_probs=False):
+    """Tags for every word of every sentence: one list of sentences per decoding in `decodes` (default:
+    cfg.decode alone), all from one forward pass; with_probs adds each word's label distribution."""
     model.eval()
     id2label = model.config.id2label
     allowed = bio_transitions([id2label[i] for i in range(len(id2label))])
     decodes = decodes or (cfg.decode,)
     preds = {d: [["O"] * len(words) for words, _ in sentences] for d in decodes}
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i]["ids"]))
-    for b in range(0, len(order), cfg.eval_batch_size):
-        batch = [examples[i] for i in order[b:b + cfg.eval_batch_size]]
+    probs = [[None] * len(words) for words, _ in sentences]
+    for idx in sorted_batches(examples, cfg.eval_batch_size):
+        batch = [examples[i] for i in idx]
         ids, mask, _ = collate(batch, device)
         with autocast(cfg, device):
             logits, _ = model(ids, mask)
-        logprobs = logits.float().log_softmax(-1).numpy()
+        logprobs = logits.float().log_softmax(-1).cpu().numpy()
         for e, lp in zip(batch, logprobs):
             word_lp = lp[e["starts"]]  # (words, labels): a word's prediction is its first piece's
             for d in preds:  # each decoding once, even if named twice
                 best = viterbi(word_lp, allowed) if d == "viterbi" else word_lp.argmax(-1)
                 for k, label in enumerate(best):
                     preds[d][e["sent"]][e["first_word"] + k] = id2label[int(label)]
+            if with_probs:
+                for k, p in enumerate(np.exp(word_lp)):
+                    probs[e["sent"]][e["first_word"] + k] = p
     model.train()
-    return [preds[d] for d in decodes]
+    out = [preds[d] for d in decodes]
+    return out + [probs] if with_probs else out
+
+
+@torch.inference_mode()
+def predict_texts(model, examples, cfg, device):
+    """The most probable label of every text, and its distribution over the labels (texts, C)."""
+    model.eval()
+    probs = np.zeros((len(examples), model.config.num_labels), dtype=np.float32)
+    for idx in sorted_batches(examples, cfg.eval_batch_size):
+        ids, mask, _ = collate([examples[i] for i in idx], device)
+        with autocast(cfg, device):
+            logits, _ = model(ids, mask)
+        probs[idx] = logits.float().softmax(-1).cpu().numpy()
+    model.train()
+    return [model.config.id2label[int(i)] for i in probs.argmax(-1)], probs
 
 
 def bio_transitions(labels):
@@ -184,9 +270,32 @@ def viterbi(logprobs, allowed):
     return path[::-1]
 
 
-def evaluate(model, sentences, examples, cfg, device):
-    preds, = predict(model, sentences, examples, cfg, device)
-    return span_f1([tags for _, tags in sentences], preds), preds
+# ---------------------------------------------------------------------------------------------
+# The loss: cross entropy with hard labels, KL divergence with a teacher's soft labels
+
+def distillation_loss(logits, teacher_probs, T):
+    """Per row: T^2 * KL(p_T || q_T) = T^2 * sum_c p_T[c] * (log p_T[c] - log q_T[c]), where
+    q_T = softmax(logits / T) is the student's distribution and p_T = softmax(log p / T) the teacher's,
+    both at temperature T (Hinton et al. 2015; p_T is what the teacher's logits / T would give). A T above
+    1 flattens both, so the student also learns which wrong labels the teacher finds plausible. The
+    gradient of the KL term scales as 1 / T^2; the T^2 factor undoes that, so changing T does not change
+    the step size. With T = 1 and a one-hot p it is the cross entropy with that label."""
+    log_q = F.log_softmax(logits.float() / T, dim=-1)
+    p = F.softmax(torch.log(teacher_probs) / T, dim=-1)  # log 0 = -inf: a zero stays zero
+    return T * T * (torch.xlogy(p, p) - p * log_q).sum(-1)
+
+
+def loss_sum(logits, labels, soft, has_soft, cfg):
+    """Summed over the labelled positions (or texts): where a soft label exists,
+    kd_alpha * cross entropy + (1 - kd_alpha) * distillation loss; elsewhere cross entropy alone."""
+    logits, labels = logits.reshape(-1, logits.size(-1)), labels.reshape(-1)
+    ce = F.cross_entropy(logits.float(), labels, ignore_index=-100, reduction="none")
+    if not has_soft.any():
+        return ce.sum()
+    has_soft, soft = has_soft.reshape(-1), soft.reshape(-1, soft.size(-1))
+    kd = torch.zeros_like(ce)
+    kd[has_soft] = distillation_loss(logits[has_soft], soft[has_soft], cfg.kd_temperature)
+    return torch.where(has_soft, cfg.kd_alpha * ce + (1 - cfg.kd_alpha) * kd, ce).sum()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,36 +337,75 @@ def setup_distributed(cfg):
     return rank, world, torch.device("cpu")
 
 
+def read_split(cfg, path):
+    """NER: (sentences, per-sentence soft labels or None); classify: ((text, label, probs) records, None)."""
+    if cfg.task == "ner":
+        return read_conll(path, with_probs=True)
+    return [(r["text"], r["label"], r.get("probs")) for r in read_classification(path, (cfg.text_field,), cfg.label_field)], None
+
+
+def label_list(cfg, items, soft):
+    """The labels of the training data, hard and soft (a soft label names every label of its teacher):
+    NER in labels_from's order, classes sorted."""
+    if cfg.task == "ner":
+        keys = sorted({k for sent in soft for dists in [sent or []] for d in dists for k in d})
+        return labels_from(items + [(keys, keys)])
+    return sorted({label for _, label, _ in items} | {k for _, _, probs in items for k in (probs or {})})
+
+
 def train(cfg):
     started = time.perf_counter()
     rank, world, device = setup_distributed(cfg)
     master = rank == 0
     log = print if master else (lambda *a, **k: None)
     torch.manual_seed(cfg.seed)
+    ner = cfg.task == "ner"
+    if cfg.task not in ("ner", "classify"):
+        raise SystemExit(f"--task {cfg.task!r}: expected ner or classify")
 
     # data
-    original_path = cfg.original or cfg.train_file or os.path.join(cfg.data_dir, "train.txt")
-    original = read_conll(original_path) if cfg.strategy != "distilled" or not cfg.distilled else []
-    distilled = read_conll(cfg.distilled) if cfg.distilled else []
+    data_dir = cfg.data_dir or ("data/conll2003" if ner else "")
+    if not data_dir:
+        raise SystemExit("--task classify needs --data_dir: a folder with train.jsonl, valid.jsonl and test.jsonl "
+                         "(python data.py split makes one)")
+    ext = ".txt" if ner else ".jsonl"
+    original_path = cfg.original or cfg.train_file or os.path.join(data_dir, "train" + ext)
+    original, soft_o = read_split(cfg, original_path) if cfg.strategy != "distilled" or not cfg.distilled else ([], None)
+    distilled, soft_d = read_split(cfg, cfg.distilled) if cfg.distilled else ([], None)
     if distilled and cfg.strategy == "original":
         raise SystemExit("--distilled is given but --strategy original ignores it: choose a strategy that uses it")
-    dev = read_conll(os.path.join(cfg.data_dir, "valid.txt"))
-    test = read_conll(os.path.join(cfg.data_dir, "test.txt"))
-    labels = labels_from(original + distilled)
+    dev, _ = read_split(cfg, os.path.join(data_dir, "valid" + ext))
+    test, _ = read_split(cfg, os.path.join(data_dir, "test" + ext))
+    labels = label_list(cfg, original + distilled, (soft_o or []) + (soft_d or []))
     label2id = {l: i for i, l in enumerate(labels)}
 
     model_dir = cfg.model_dir or default_model_dir()
     tokenizer = load_tokenizer(model_dir)
-    ex_o = encode(original, tokenizer, label2id, cfg.max_len)
-    ex_d = encode(distilled, tokenizer, label2id, cfg.max_len)
-    ex_dev = encode(dev, tokenizer, label2id, cfg.max_len)
-    ex_test = encode(test, tokenizer, label2id, cfg.max_len)
+    if ner:
+        ex_o, ex_d = encode(original, tokenizer, label2id, cfg.max_len, soft_o), encode(distilled, tokenizer, label2id, cfg.max_len, soft_d)
+        ex_dev, ex_test = (encode(s, tokenizer, label2id, cfg.max_len) for s in (dev, test))
+        gold_dev, gold_test = ([tags for _, tags in s] for s in (dev, test))
+    else:
+        ex_o, ex_d, ex_dev, ex_test = (encode_texts(r, tokenizer, label2id, cfg.max_len) for r in (original, distilled, dev, test))
+        gold_dev, gold_test = ([label for _, label, _ in r] for r in (dev, test))
 
-    # model
+    def evaluate(examples, sentences, gold):
+        """(scores, predictions) of the whole split: span F1 (NER) or accuracy / macro-F1 (classify)."""
+        if ner:
+            preds, = predict(raw_model, sentences, examples, cfg, device)
+            return span_f1(gold, preds), preds
+        preds, _ = predict_texts(raw_model, examples, cfg, device)
+        return classification_scores(gold, preds, labels=sorted(set(labels) | set(gold))), preds
+    key = "f1" if ner else "accuracy"  # what chooses the checkpoint
+
+    # model: the pretrained BERT, or a smaller student built from it
     overrides = {"sdpa": bool(cfg.sdpa)}
     if cfg.dropout >= 0:
         overrides.update(hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout)
-    model = from_pretrained(model_dir, id2label=dict(enumerate(labels)), verbose=master, **overrides)
+    head = "token" if ner else "sequence"
+    model = from_pretrained(model_dir, id2label=dict(enumerate(labels)), head=head, verbose=master, **overrides)
+    if cfg.student:
+        model = make_student(model, cfg.student, cfg.student_init)
     model.to(device)
     raw_model = model
     if cfg.compile:
@@ -277,13 +425,14 @@ def train(cfg):
     if cfg.batch_size % (world * cfg.grad_accum):
         raise SystemExit(f"--batch_size {cfg.batch_size} must be a multiple of processes x --grad_accum = {world * cfg.grad_accum}")
     source = {"O": ex_o, "D": ex_d}
-    log(f"{len(ex_o)} original + {len(ex_d)} distilled windows, {len(labels)} labels, strategy {cfg.strategy}, "
-        f"{total_steps} steps of {cfg.batch_size} on {world} process(es), device {device}"
+    n_soft = sum(e["soft"] is not None for e in ex_o + ex_d)
+    log(f"{len(ex_o)} original + {len(ex_d)} distilled {'windows' if ner else 'texts'} ({n_soft} with soft labels), "
+        f"{len(labels)} labels, strategy {cfg.strategy}, {total_steps} steps of {cfg.batch_size} on {world} process(es), device {device}"
         + (f" with {torch.get_num_threads()} threads" if device.type == "cpu" else ""))
 
     if master:
         os.makedirs(cfg.out_dir, exist_ok=True)
-    history, best_dev, best_state, best_step = [], {"f1": -1.0}, None, -1
+    history, best_dev, best_state, best_step = [], {key: -1.0}, None, -1
     train_time, train_tokens = 0.0, 0
     bar = tqdm(total=total_steps, disable=not (master and cfg.progress), dynamic_ncols=True)
     model.train()
@@ -293,19 +442,20 @@ def train(cfg):
         for g in optimizer.param_groups:
             g["lr"] = lr
         examples = [source[s][i] for s, i in batch]
-        # The loss is a mean over every labelled word of the global batch, whatever its split into
+        # The loss is a mean over every labelled word (or text) of the global batch, whatever its split into
         # processes and micro-batches: each piece sums its losses and divides by the global count.
-        n_labelled = sum(sum(l != -100 for l in e["labels"]) for e in examples)
+        n_labelled = sum(e["label"] != -100 if "label" in e else sum(l != -100 for l in e["labels"]) for e in examples)
         mine = examples[rank::world]
         micro = [mine[i::cfg.grad_accum] for i in range(cfg.grad_accum)]
         step_loss = torch.zeros((), device=device)
         for k, mb in enumerate(micro):
             ids, mask, labels_t = collate(mb, device)
+            soft, has_soft = soft_targets(mb, labels_t, len(labels))
             sync = nullcontext() if world == 1 or k == len(micro) - 1 else model.no_sync()
             with sync:
                 with autocast(cfg, device):
                     logits, _ = model(ids, mask)
-                loss = F.cross_entropy(logits.flatten(0, 1).float(), labels_t.flatten(), ignore_index=-100, reduction="sum")
+                loss = loss_sum(logits, labels_t, soft.to(device), has_soft.to(device), cfg)
                 loss = loss * world / max(1, n_labelled)  # DDP averages over processes; undo that
                 loss.backward()
             step_loss += loss.detach() / world
@@ -326,10 +476,10 @@ def train(cfg):
 
         last = step == total_steps - 1
         if master and ((step + 1) % eval_every == 0 or last):
-            scores, _ = evaluate(raw_model, dev, ex_dev, cfg, device)
-            history.append({"step": step + 1, "loss": step_loss, "dev_f1": scores["f1"]})
-            bar.write(f"step {step + 1}: loss {step_loss:.4f}, dev F1 {100 * scores['f1']:.2f}")
-            if scores["f1"] > best_dev["f1"]:
+            scores, _ = evaluate(ex_dev, dev, gold_dev)
+            history.append({"step": step + 1, "loss": step_loss, f"dev_{key}": scores[key]})
+            bar.write(f"step {step + 1}: loss {step_loss:.4f}, dev {'F1' if ner else 'accuracy'} {100 * scores[key]:.2f}")
+            if scores[key] > best_dev[key]:
                 best_dev, best_step = scores, step + 1
                 best_state = {k: v.detach().clone() for k, v in raw_model.state_dict().items()}
     bar.close()
@@ -338,15 +488,20 @@ def train(cfg):
     if master:
         raw_model.load_state_dict(best_state)
         save_pretrained(raw_model, os.path.join(cfg.out_dir, "model"), model_dir)
-        # the chosen decoding, and argmax beside it: what constrained decoding adds, on the same logits
-        test_preds, argmax_preds = predict(raw_model, test, ex_test, cfg, device, (cfg.decode, "argmax"))
-        test_gold = [tags for _, tags in test]
-        test_scores, test_argmax = span_f1(test_gold, test_preds), span_f1(test_gold, argmax_preds)
-        write_conll(os.path.join(cfg.out_dir, "test_predictions.conll"),
-                    [list(zip(words, gold, pred)) for (words, gold), pred in zip(test, test_preds)])
+        extra = {}
+        if ner:
+            # the chosen decoding, and argmax beside it: what constrained decoding adds, on the same logits
+            test_preds, argmax_preds = predict(raw_model, test, ex_test, cfg, device, (cfg.decode, "argmax"))
+            test_scores, extra["test_f1_argmax"] = span_f1(gold_test, test_preds), span_f1(gold_test, argmax_preds)["f1"]
+            write_conll(os.path.join(cfg.out_dir, "test_predictions.conll"),
+                        [list(zip(words, gold, pred)) for (words, gold), pred in zip(test, test_preds)])
+        else:
+            test_scores, test_preds = evaluate(ex_test, test, gold_test)
+            write_jsonl(os.path.join(cfg.out_dir, "test_predictions.jsonl"),
+                        [{"text": text, "gold": gold, "pred": pred} for (text, gold, _), pred in zip(test, test_preds)])
         d_share = sampler.realised
         metrics = {
-            "dev": best_dev, "test": test_scores, "test_f1_argmax": test_argmax["f1"], "best_step": best_step, "total_steps": total_steps,
+            "task": cfg.task, "dev": best_dev, "test": test_scores, **extra, "best_step": best_step, "total_steps": total_steps,
             "train_seconds": train_time, "train_tokens_per_s": train_tokens * world / max(train_time, 1e-9),
             "strategy": cfg.strategy, "schedule": getattr(schedule, "describe", cfg.schedule),
             "realised_d_share": sum(d_share) / max(1, len(d_share)), "realised_d_share_per_step": d_share,
@@ -354,8 +509,10 @@ def train(cfg):
         }
         metrics["wall_seconds"] = time.perf_counter() - started  # the whole job: loading, training, evaluation
         atomic_write(os.path.join(cfg.out_dir, "metrics.json"), json.dumps(metrics, indent=1))
-        log(f"best dev F1 {100 * best_dev['f1']:.2f} at step {best_step}; test F1 {100 * test_scores['f1']:.2f}; "
-            f"{train_time:.0f} s training, {metrics['train_tokens_per_s']:.0f} tokens/s -> {cfg.out_dir}")
+        what = "F1" if ner else "accuracy"
+        log(f"best dev {what} {100 * best_dev[key]:.2f} at step {best_step}; test {what} {100 * test_scores[key]:.2f}"
+            + ("" if ner else f", macro-F1 {100 * test_scores['macro_f1']:.2f}")
+            + f"; {train_time:.0f} s training, {metrics['train_tokens_per_s']:.0f} tokens/s -> {cfg.out_dir}")
     if world > 1:
         dist.destroy_process_group()
     return metrics
