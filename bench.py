@@ -15,8 +15,12 @@ all alike); the median round counts. Configurations:
   and fused AdamW;
 - ours-fp32-random: our model under hf-default's conditions (the model alone, no speed work);
 - ours-compiled (only when named in --configs): ours under torch.compile(dynamic=True), as
-  train.py --compile 1; its start-up shows in the "first step s" column (the compile happens there).
+  train.py --compile 1; its start-up shows in the "first step s" column (the compile happens there);
+- student (with --student L<n>-H<h>): ours with the smaller student model.py's make_student builds
+  (train.py --student), to set its speed against the teacher's (ours) in one run.
 Speed counts real (non-padding) word pieces per second. The last line is the ratio of ours to each HF.
+
+    python bench.py --configs ours --student L2-H192     # student against teacher
 """
 import argparse
 import json
@@ -37,6 +41,7 @@ CONFIGS = {  # name: (implementation, batching, bf16)
     "ours": ("ours", "ours-grouped", True),
     "ours-fp32-random": ("ours", "random", False),
     "ours-compiled": ("ours-compiled", "ours-grouped", True),  # not run unless asked for: --configs ours,ours-compiled
+    "student": ("ours-student", "ours-grouped", True),  # added by --student SPEC
 }
 DEFAULT_CONFIGS = ("hf-default", "hf-best", "ours", "ours-fp32-random")
 
@@ -52,11 +57,11 @@ def matmul_peak(dtype, n=2048, k=1024, m=1024, reps=20):
     return 2 * n * k * m * reps / (time.perf_counter() - t0) / 1e9
 
 
-def load_examples(n_sentences, seed):
+def load_examples(n_sentences, seed, data_dir):
     from data import labels_from, read_conll, sample_indices
     from model import default_model_dir, load_tokenizer
     from train import encode
-    sents = read_conll(os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "conll2003", "train.txt"))
+    sents = read_conll(os.path.join(data_dir, "train.txt"))
     sents = [sents[i] for i in sample_indices(len(sents), n_sentences, seed)]
     labels = labels_from(sents)
     return encode(sents, load_tokenizer(default_model_dir()), {l: i for i, l in enumerate(labels)}, 128), labels
@@ -80,8 +85,8 @@ def batches(examples, batching, batch_size, n, seed):
     return [order[i * batch_size:(i + 1) * batch_size] for i in range(n)]
 
 
-def build(impl, labels):
-    from model import default_model_dir
+def build(impl, labels, student=""):
+    from model import default_model_dir, make_student
     if impl == "hf":
         from transformers import BertForTokenClassification
         model = BertForTokenClassification.from_pretrained(default_model_dir(), num_labels=len(labels))
@@ -92,6 +97,9 @@ def build(impl, labels):
     opt = make_optimizer(model, Config())
     if impl == "ours-compiled":  # as train.py --compile 1 does
         model = torch.compile(model, dynamic=True)
+    if impl == "ours-student":  # as train.py --student does
+        model = make_student(model, student)
+        opt = make_optimizer(model, Config())
     return model, opt, lambda ids, mask: model(ids, mask)[0]
 
 
@@ -100,8 +108,8 @@ def run_one(name, args):
     from train import collate
     impl, batching, bf16 = CONFIGS[name]
     torch.manual_seed(0)
-    examples, labels = load_examples(args.sentences, args.seed)
-    model, opt, forward = build(impl, labels)
+    examples, labels = load_examples(args.sentences, args.seed, args.data_dir)
+    model, opt, forward = build(impl, labels, args.student)
     cast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else (lambda: torch.autocast("cpu", enabled=False))
     model.train()
     tokens, padded, seconds = 0, 0, 0.0
@@ -147,6 +155,9 @@ def main():
     p.add_argument("--sentences", type=int, default=2000, help="seeded sample of CoNLL-2003 train")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--data_dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "conll2003"),
+                   help="a CoNLL folder with train.txt")
+    p.add_argument("--student", default="", help="also run a student L<layers>-H<hidden> (model.py) against ours")
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one configuration and print JSON
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -154,15 +165,22 @@ def main():
         print(json.dumps(run_one(args.one, args)))
         return
 
-    names = args.configs.split(",")
+    names = args.configs.split(",") + (["student"] if args.student and "student" not in args.configs.split(",") else [])
     print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch_size}, {args.steps} timed steps x {args.rounds} rounds")
     peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
     print(f"matmul peak: fp32 {peak32:.0f} GFLOP/s, bf16 {peak16:.0f} GFLOP/s")
-    from model import BertConfig
+    from model import BertConfig, parse_student
     c = BertConfig()
-    flop_per_token = 6 * c.num_hidden_layers * (4 * c.hidden_size ** 2 + 2 * c.hidden_size * c.intermediate_size)
+
+    def flop_per_token(layers, hidden, inner):  # forward + backward over the encoder's matrices
+        return 6 * layers * (4 * hidden ** 2 + 2 * hidden * inner)
+    flops = {n: flop_per_token(c.num_hidden_layers, c.hidden_size, c.intermediate_size) for n in names}
+    if args.student:
+        layers, hidden = parse_student(args.student)
+        flops["student"] = flop_per_token(layers, hidden, c.intermediate_size if hidden == c.hidden_size else 4 * hidden)
     runs = {n: [] for n in names}
-    forwarded = [f"--{k}={getattr(args, k)}" for k in ("steps", "warmup", "batch_size", "eval_batch_size", "sentences", "seed", "threads")]
+    forwarded = [f"--{k}={getattr(args, k)}" for k in ("steps", "warmup", "batch_size", "eval_batch_size", "sentences", "seed", "threads",
+                                                        "data_dir", "student")]
     for r in range(args.rounds):
         for n in names:
             out = subprocess.run([sys.executable, os.path.abspath(__file__), "--one", n, *forwarded],
@@ -176,7 +194,7 @@ def main():
     print("\n| configuration | train tokens/s | padding fill | GFLOP/s | % of bf16 peak | inference tokens/s | peak RSS MB | first step s |")
     print("|---|---|---|---|---|---|---|---|")
     for n, m in med.items():
-        gflops = m["train_tok_s"] * flop_per_token / 1e9
+        gflops = m["train_tok_s"] * flops[n] / 1e9
         print(f"| {n} | {m['train_tok_s']:,.0f} | {100 * m['fill']:.0f} % | {gflops:.0f} | {100 * gflops / peak16:.0f} % "
               f"| {m['infer_tok_s']:,.0f} | {m['peak_rss_mb']:,.0f} | {m['first_step_s']:.1f} |")
     print(f"\ncommand: python bench.py {shlex.join(sys.argv[1:])}".rstrip())
@@ -185,9 +203,13 @@ def main():
         print(f"ratio ours-compiled/ours: training {c['train_tok_s'] / med['ours']['train_tok_s']:.2f}, "
               f"inference {c['infer_tok_s'] / med['ours']['infer_tok_s']:.2f}, first step {c['first_step_s']:.1f} s "
               f"against {med['ours']['first_step_s']:.1f} s")
+    if {"ours", "student"} <= set(med):
+        st = med["student"]
+        print(f"ratio student {args.student}/ours: training {st['train_tok_s'] / med['ours']['train_tok_s']:.2f}, "
+              f"inference {st['infer_tok_s'] / med['ours']['infer_tok_s']:.2f}")
     if {"ours", "hf-default", "hf-best"} <= set(med):
         o = med["ours"]
-        frac = o["train_tok_s"] * flop_per_token / 1e9 / peak16
+        frac = o["train_tok_s"] * flops["ours"] / 1e9 / peak16
         print(f"inference ratio ours/HF-default {o['infer_tok_s'] / med['hf-default']['infer_tok_s']:.2f} "
               f"ours/HF-best {o['infer_tok_s'] / med['hf-best']['infer_tok_s']:.2f}")
         print(f"ratio ours/HF-default {o['train_tok_s'] / med['hf-default']['train_tok_s']:.2f} "
