@@ -108,6 +108,51 @@ def check_probs(dist, where):
     return dist
 
 
+# ---------------------------------------------------------------------------------------------
+# Raw text -> sentences of CoNLL-2003-style tokens (BBC articles, text given to predict.py)
+
+TITLES = "Mr|Mrs|Ms|Dr|St|Jr|Sr|Prof|Gen|Col|Lt|Sgt|Capt|Gov|Sen|Rep|Rev|Inc|Ltd|Co|Corp|Bros|No|vs|etc"
+TOKEN_RE = re.compile(rf"""
+    (?:[A-Za-z]\.){{2,}}                          # U.S. U.N. keep their dots, as in CoNLL-2003
+  | (?:{TITLES})\.(?=\s+\w)                       # Mr. Smith: a title keeps its dot and ends no sentence
+  | [A-Z]\.(?=\s+[A-Z])                           # the initial in J. Smith
+  | \w+(?=n't\b) | n't\b                          # do n't
+  | '(?:s|re|ve|ll|d|m)\b                         # Google 's, they 're
+  | \d+(?:[.,:]\d+)*\w*                           # 1,000  3.5  1.13bn  (the $ and % are tokens)
+  | \w+(?:[-&.]\w+|'(?!(?:s|re|ve|ll|d|m)\b)\w+)*  # words, high-speed, AT&T, O'Neill
+  | \S                                            # any other character
+""", re.X)
+ENDS, CLOSERS = {".", "!", "?"}, {'"', "'", ")", "]"}
+
+
+def tokenize(text):
+    return TOKEN_RE.findall(text)
+
+
+def split_sentences(text):
+    """Token lists, one per sentence: a sentence ends at . ! or ? (with the quotes or brackets written
+    right after it, no space between) when the next token starts with a capital, a digit or a quote;
+    a line break always ends one (BBC paragraphs are lines)."""
+    sentences = []
+    for line in text.splitlines():
+        spans = [(m.group(), m.start(), m.end()) for m in TOKEN_RE.finditer(line)]
+        toks, start, i = [t for t, _, _ in spans], 0, 0
+        while i < len(toks):
+            if toks[i] in ENDS:
+                j = i + 1
+                while j < len(toks) and toks[j] in CLOSERS and spans[j][1] == spans[j - 1][2]:
+                    j += 1
+                if j == len(toks) or toks[j][0].isupper() or toks[j][0].isdigit() or toks[j] in ('"', "'", "("):
+                    sentences.append(toks[start:j])
+                    start = j
+                i = j
+            else:
+                i += 1
+        if start < len(toks):
+            sentences.append(toks[start:])
+    return sentences
+
+
 def atomic_write(path, text):
     """Write a whole file or nothing: an interrupted run never leaves half a file under its name."""
     with open(f"{path}.tmp", "w", encoding="utf-8") as f:

@@ -143,28 +143,7 @@ def test_align_output_is_always_valid_bio():
     assert all(t == "O" or t[:2] in ("B-", "I-") for t in tags)
 
 
-# ------------------------------------------------------------------------------ BBC sentences and tokens
-
-def test_tokenize_like_conll():
-    text = 'Time Warner\'s profits at the U.S. firm rose 76% to $1.13bn, Mr. Parsons said. "We don\'t know," he said!'
-    assert A.tokenize(text) == ["Time", "Warner", "'s", "profits", "at", "the", "U.S.", "firm", "rose", "76", "%", "to", "$",
-                                "1.13bn", ",", "Mr.", "Parsons", "said", ".", '"', "We", "do", "n't", "know", ",", '"',
-                                "he", "said", "!"]
-    assert A.tokenize("O'Neill and AT&T's high-speed") == ["O'Neill", "and", "AT&T", "'s", "high-speed"]
-
-
-def test_split_sentences():
-    text = ('Quarterly profits at US media giant TimeWarner jumped 76%. Mr. Parsons said "fine." Profits rose 2% '
-            'to $11.1bn.\n\nIt owns 8% of Google. it hopes to grow\nPeople should "stay alert". "We are," he said.')
-    sents = A.split_sentences(text)
-    assert [" ".join(s) for s in sents] == [
-        "Quarterly profits at US media giant TimeWarner jumped 76 % .",
-        'Mr. Parsons said " fine . "',
-        "Profits rose 2 % to $ 11.1bn .",
-        "It owns 8 % of Google . it hopes to grow",
-        'People should " stay alert " .',  # the quote after the space opens the next sentence
-        '" We are , " he said .']
-
+# ------------------------------------------------------------------------------ BBC sentences (data.py tokenizes them)
 
 def test_bbc_records_keep_article_and_sentence(tmp_path):
     path = tmp_path / "bbc.jsonl"

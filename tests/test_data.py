@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from common import CONLL, DATA, ROOT
-from data import DataError, labels_from, read_conll, read_jsonl, sample_indices, write_jsonl
+from data import DataError, labels_from, read_conll, read_jsonl, sample_indices, split_sentences, tokenize, write_jsonl
 
 COUNTS = {  # the data README's table: sentences, tokens, B-PER, B-ORG, B-LOC, B-MISC
     "train": (14041, 203621, 6600, 6321, 7140, 3438),
@@ -208,3 +208,24 @@ def test_split_drops_a_text_republished_under_a_new_title_unless_told_not_to(tmp
     assert r.returncode == 0 and "duplicate copies dropped            1" in r.stdout, r.stdout + r.stderr
     r = split_cli("--input", p, "--out_dir", tmp_path / "b", "--dedup_fields", "")
     assert r.returncode == 0 and "duplicate copies dropped            0" in r.stdout, r.stdout + r.stderr
+
+
+def test_tokenize_like_conll():
+    text = 'Time Warner\'s profits at the U.S. firm rose 76% to $1.13bn, Mr. Parsons said. "We don\'t know," he said!'
+    assert tokenize(text) == ["Time", "Warner", "'s", "profits", "at", "the", "U.S.", "firm", "rose", "76", "%", "to", "$",
+                                "1.13bn", ",", "Mr.", "Parsons", "said", ".", '"', "We", "do", "n't", "know", ",", '"',
+                                "he", "said", "!"]
+    assert tokenize("O'Neill and AT&T's high-speed") == ["O'Neill", "and", "AT&T", "'s", "high-speed"]
+
+
+def test_split_sentences():
+    text = ('Quarterly profits at US media giant TimeWarner jumped 76%. Mr. Parsons said "fine." Profits rose 2% '
+            'to $11.1bn.\n\nIt owns 8% of Google. it hopes to grow\nPeople should "stay alert". "We are," he said.')
+    sents = split_sentences(text)
+    assert [" ".join(s) for s in sents] == [
+        "Quarterly profits at US media giant TimeWarner jumped 76 % .",
+        'Mr. Parsons said " fine . "',
+        "Profits rose 2 % to $ 11.1bn .",
+        "It owns 8 % of Google . it hopes to grow",
+        'People should " stay alert " .',  # the quote after the space opens the next sentence
+        '" We are , " he said .']
