@@ -36,11 +36,23 @@ class DataError(ValueError):
     """A malformed data file; the message names the file and the line."""
 
 
-def read_conll(path, column=-1, with_probs=False):
+def read_conll(path, column=-1, with_probs=False, columns=False):
     """Read sentences as (words, tags) pairs; `column` picks the tag column (default: the last).
     with_probs: (sentences, soft) where soft[i] is None, or sentence i's {label: probability} per word
-    (the soft-label column just before the tag; see format_probs)."""
+    (the soft-label column just before the tag; see format_probs).
+    columns: each sentence as its lines' lists of columns, unchecked (text to label may have no tags)."""
     sentences, soft, words, tags, dists = [], [], [], [], []
+    if columns:
+        rows = []
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                parts = line.split()
+                if parts and parts[0] != "-DOCSTART-":
+                    rows.append(parts)
+                elif not parts and rows:
+                    sentences.append(rows)
+                    rows = []
+        return sentences + ([rows] if rows else [])
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             parts = line.split()
@@ -160,9 +172,14 @@ def atomic_write(path, text):
     os.replace(f"{path}.tmp", path)
 
 
+def conll_text(rows):
+    """Sentences given as lists of per-token column tuples, as CoNLL text."""
+    return "".join("".join(" ".join(cols) + "\n" for cols in sentence) + "\n" for sentence in rows)
+
+
 def write_conll(path, rows):
     """Write sentences given as lists of per-token column tuples, atomically."""
-    atomic_write(path, "".join("".join(" ".join(cols) + "\n" for cols in sentence) + "\n" for sentence in rows))
+    atomic_write(path, conll_text(rows))
 
 
 def labels_from(sentences):
@@ -218,9 +235,14 @@ def read_jsonl(path):
     return [obj for _, obj in read_jsonl_numbered(path)]
 
 
+def jsonl_text(records):
+    """One JSON object a line, non-ASCII kept as it is."""
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+
+
 def write_jsonl(path, records):
-    """One JSON object a line, non-ASCII kept as it is, written atomically."""
-    atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    """JSONL, written atomically."""
+    atomic_write(path, jsonl_text(records))
 
 
 def read_classification(path, text_fields=("text",), label_field="label"):
