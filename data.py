@@ -6,9 +6,13 @@ A CoNLL file has one token per line, columns separated by whitespace, the NER ta
 column, and a blank line between sentences. `-DOCSTART-` lines are skipped. Any number of
 columns works (CoNLL-2003 has four: token, POS, chunk, NER), so another BIO dataset reads
 unchanged. Tags must be `O`, `B-TYPE` or `I-TYPE`; anything else is refused with file and line.
+A byte-order mark at the start is ignored, and a line of nothing but invisible characters (byte-order
+marks, zero-width spaces) is the blank line it looks like, so it ends a sentence. A file that is not
+UTF-8, or holds no sentence at all, is refused by name.
 
 A JSONL file has one JSON object a line (UTF-8, a byte-order mark at the start is ignored); blank
-lines are skipped, anything else that is not an object is refused with file and line.
+(or invisible) lines are skipped, anything else that is not an object is refused with file and line,
+and so is a file without any object.
 
 `split` reads such a file, builds each text from `--text_fields` (joined by a blank line), drops
 duplicate texts (exact after collapsing whitespace, of the whole text or of any `--dedup_fields` alone,
@@ -25,15 +29,24 @@ import json
 import os
 import random
 import re
-import sys
+from contextlib import contextmanager
+
+from cli import ArgumentParser, DataError, at_least, run_main
 
 TAG_RE = re.compile(r"^(O|[BI]-[^\s]+)$")
 # a line of nothing but whitespace, byte-order marks and zero-width characters counts as blank
 BLANK_RE = re.compile(r"[\s\ufeff\u200b\u200c\u200d\u2060]*")
 
 
-class DataError(ValueError):
-    """A malformed data file; the message names the file and the line."""
+@contextmanager
+def open_text(path):
+    """A UTF-8 text file open for reading, a byte-order mark at its start dropped; a byte that is not
+    UTF-8 is refused with the file and the line (DataError)."""
+    with open(path, encoding="utf-8-sig") as f:
+        try:
+            yield f
+        except UnicodeDecodeError:
+            raise DataError(_not_utf8(path)) from None
 
 
 def read_conll(path, column=-1, with_probs=False, columns=False):
@@ -44,18 +57,18 @@ def read_conll(path, column=-1, with_probs=False, columns=False):
     sentences, soft, words, tags, dists = [], [], [], [], []
     if columns:
         rows = []
-        with open(path, encoding="utf-8") as f:
+        with open_text(path) as f:
             for line in f:
-                parts = line.split()
+                parts = [] if BLANK_RE.fullmatch(line) else line.split()
                 if parts and parts[0] != "-DOCSTART-":
                     rows.append(parts)
                 elif not parts and rows:
                     sentences.append(rows)
                     rows = []
         return sentences + ([rows] if rows else [])
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         for lineno, line in enumerate(f, 1):
-            parts = line.split()
+            parts = [] if BLANK_RE.fullmatch(line) else line.split()
             if not parts:
                 if words:
                     if dists and len(dists) != len(words):
@@ -83,6 +96,8 @@ def read_conll(path, column=-1, with_probs=False, columns=False):
             raise DataError(f"{path}: the last sentence has soft labels on some words only")
         sentences.append((words, tags))
         soft.append(dists or None)
+    if not sentences:
+        raise DataError(f"no sentences in {path}")
     return (sentences, soft) if with_probs else sentences
 
 
@@ -213,20 +228,19 @@ def _not_utf8(path):
 def read_jsonl_numbered(path):
     """(line number, object) for each non-blank line of a JSONL file; see read_jsonl."""
     records = []
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            for lineno, line in enumerate(f, 1):
-                if BLANK_RE.fullmatch(line):
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path}:{lineno}: expected a JSON object, got invalid JSON ({e.msg} at column {e.colno})") from None
-                if not isinstance(obj, dict):
-                    raise DataError(f"{path}:{lineno}: expected a JSON object {{...}}, got {_json_kind(obj)}")
-                records.append((lineno, obj))
-    except UnicodeDecodeError:
-        raise DataError(_not_utf8(path)) from None
+    with open_text(path) as f:
+        for lineno, line in enumerate(f, 1):
+            if BLANK_RE.fullmatch(line):
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{lineno}: expected a JSON object, got invalid JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object {{...}}, got {_json_kind(obj)}")
+            records.append((lineno, obj))
+    if not records:
+        raise DataError(f"no records in {path}")
     return records
 
 
@@ -401,14 +415,14 @@ def _fraction(text):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Seeded samples and splits of data files.")
+    p = ArgumentParser(description="Seeded samples and splits of data files.")
     sub = p.add_subparsers(dest="cmd", required=True)
     q = sub.add_parser("sample", help="write the seeded sample of a CoNLL file (gold tags)")
-    q.add_argument("--input", required=True)
-    q.add_argument("--limit", type=int, required=True)
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--out", required=True)
-    q = sub.add_parser("split", help="deduplicated, stratified train/valid/test split of a JSONL classification file")
+    q.add_argument("--input", required=True, help="CoNLL file to sample sentences from")
+    q.add_argument("--limit", type=at_least(1), required=True, help="sentences in the sample (all of them if the file has fewer)")
+    q.add_argument("--seed", type=int, default=0, help="seed of the sample (annotate.py --seed takes the same one)")
+    q.add_argument("--out", required=True, help="CoNLL file written: token and gold tag of each chosen sentence, in file order")
+    q = split = sub.add_parser("split", help="deduplicated, stratified train/valid/test split of a JSONL classification file")
     q.add_argument("--input", required=True, help="JSONL, one object a line with the label and text fields")
     q.add_argument("--out_dir", required=True, help="where train.jsonl, valid.jsonl, test.jsonl (and subsets) go")
     q.add_argument("--seed", type=int, default=0, help="seed of the train/valid/test shuffle")
@@ -417,25 +431,19 @@ def main(argv=None):
     q.add_argument("--per_class", type=_int_list, help="e.g. 8,32: also write train_kK_sS.jsonl, K per class, nested")
     q.add_argument("--subset_seeds", type=_int_list, help="seeds S of the per-class subsets (default: --seed)")
     q.add_argument("--text_fields", default="title,text", help="fields joined, blank line between, into the text")
-    q.add_argument("--label_field", default="label")
+    q.add_argument("--label_field", default="label", help="field holding each record's label")
     q.add_argument("--dedup_fields", default="text", help="texts that share any of these fields alone are duplicates "
                    "too (BBC republished some articles under a new title); empty: only whole texts")
     args = p.parse_args(argv)
     if args.cmd == "split":
         if args.valid + args.test >= 1:
-            p.error(f"--valid {args.valid} and --test {args.test} leave nothing for train")
+            split.error(f"--valid {args.valid} and --test {args.test} leave nothing for train")
         if args.per_class and min(args.per_class) < 1:
-            p.error(f"--per_class needs sizes of at least 1, got {args.per_class}")
+            split.error(f"--per_class needs sizes of at least 1, got {args.per_class}")
         args.text_fields = [f for f in args.text_fields.split(",") if f]
         args.dedup_fields = [f for f in args.dedup_fields.split(",") if f]
         args.subset_seeds = args.subset_seeds or [args.seed]
-        try:
-            split_main(args)
-        except (DataError, OSError) as e:
-            msg = f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.filename else str(e)
-            print(f"error: {msg}", file=sys.stderr)
-            sys.exit(2)
-        return
+        return split_main(args)
     sentences = read_conll(args.input)
     chosen = [sentences[i] for i in sample_indices(len(sentences), args.limit, args.seed)]
     write_conll(args.out, [list(zip(w, t)) for w, t in chosen])
@@ -443,4 +451,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

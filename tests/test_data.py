@@ -74,6 +74,31 @@ def test_read_jsonl_skips_a_bom_and_invisible_lines(tmp_path):
     assert not (tmp_path / "b.jsonl.tmp").exists()
 
 
+def test_read_conll_skips_a_bom_and_reads_invisible_lines_as_blank(tmp_path):
+    p = tmp_path / "bom.conll"
+    # a byte-order mark first, then lines of zero-width characters where a blank line was meant
+    p.write_bytes("\ufeff-DOCSTART- -X- O O\n\nEU B-ORG\nrejects O\n\u200b\nGerman B-MISC\n\ufeff \u2060\n\nPeter B-PER\n".encode("utf-8"))
+    assert read_conll(p) == [(["EU", "rejects"], ["B-ORG", "O"]), (["German"], ["B-MISC"]), (["Peter"], ["B-PER"])]
+    assert read_conll(p, columns=True) == [[["EU", "B-ORG"], ["rejects", "O"]], [["German", "B-MISC"]], [["Peter", "B-PER"]]]
+    p.write_bytes("\ufeffEU B-ORG\n".encode("utf-8"))  # the mark glued to the first token
+    assert read_conll(p) == [(["EU"], ["B-ORG"])]
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "-DOCSTART- -X- O O\n\n", "\ufeff\n\u200b\n"])
+def test_read_conll_refuses_a_file_without_sentences(tmp_path, text):
+    p = tmp_path / "none.conll"
+    p.write_text(text, encoding="utf-8")
+    with pytest.raises(DataError, match=f"^no sentences in {p}$"):
+        read_conll(p)
+
+
+def test_read_conll_refuses_a_file_that_is_not_utf8(tmp_path):
+    p = tmp_path / "latin1.conll"
+    p.write_bytes("EU B-ORG\nZ\u00fcrich B-LOC\n".encode("latin-1"))
+    with pytest.raises(DataError, match=rf"^{p}:2: not UTF-8 \(byte 0xfc"):
+        read_conll(p)
+
+
 @pytest.mark.parametrize("line, why", [('[1, 2]', "got an array"), ('"text"', "got a string"), ("3", "got a number"),
                                        ("null", "got null"), ('{"text": "a",}', "invalid JSON"), ("{'a': 1}", "invalid JSON")])
 def test_read_jsonl_names_file_and_line(tmp_path, line, why):

@@ -1,0 +1,124 @@
+"""
+The command line every script shares: flags with help and their defaults in `-h`, and a user's
+mistake answered in one line on stderr, `error: ...`, with exit status 2, never a traceback.
+
+A script's defaults are a dataclass whose fields are made with `opt(default, help)`; `parse_config`
+builds argparse from it (a bool field is a switch, `type` and `choices` where given), so the help
+text sits beside the default it explains:
+
+    @dataclass
+    class Config:
+        lr: float = opt(1e-4, "peak learning rate")
+        task: str = opt("ner", "what to learn", choices=["ner", "classify"])
+    cfg = parse_config(Config, argv, description="...")
+
+`ArgumentParser` is argparse with every default shown in `-h` and a bad flag reported in one line
+(`error: argument --task: invalid choice ...`); `at_least` and `above` are argparse types for counts
+and sizes. `run_main(main)` runs a script's main and turns the mistakes a user makes with input
+(a missing file or folder, a file that is not UTF-8, a malformed line: DataError, which names the
+file and the line) into that one line. Any other exception is a bug and keeps its traceback.
+
+    python -m pytest -q tests/test_cli.py      # every script's answer to bad input and -h
+"""
+import argparse
+import sys
+from dataclasses import MISSING, field, fields
+
+
+class DataError(ValueError):
+    """A malformed data file or model folder; the message names the file and the line.
+    (data.py exports it; it lives here so that run_main catches the one class even in `python data.py`.)"""
+
+
+def opt(default, help, type=None, choices=None):
+    """A dataclass field with its -h help; `type` when the default does not show it (None), `choices` when fixed."""
+    return field(default=default, metadata={"help": help, "type": type, "choices": choices})
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's '(default: ...)' after every help text but a required flag's (it has none); an empty
+    string shows as '' rather than nothing."""
+
+    def _get_help_string(self, action):
+        if action.required:
+            return action.help
+        text = super()._get_help_string(action)
+        return text.replace("%(default)s", "''") if action.default == "" else text
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the defaults in -h, and a usage mistake in one line instead of the usage block."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see python {self.prog} -h)\n")
+
+
+def at_least(low, kind=int):
+    """An argparse type: a `kind` (int or float) no smaller than `low`, e.g. type=at_least(1) for a batch size."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or value < low:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'} >= {low}, got {text!r}")
+        return value
+    return parse
+
+
+def above(low):
+    """An argparse type: a float strictly greater than `low`, e.g. type=above(0) for a learning rate."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = None
+        if value is None or not value > low:  # `not >` also refuses nan
+            raise argparse.ArgumentTypeError(f"expected a number > {low}, got {text!r}")
+        return value
+    return parse
+
+
+def config_parser(cls, description=None):
+    """An ArgumentParser with one --flag per field of the dataclass `cls`, help and choices from its opt()."""
+    p = ArgumentParser(description=description)
+    for f in fields(cls):
+        meta, default = f.metadata, f.default if f.default is not MISSING else None
+        help = (meta.get("help") or "").replace("%", "%%")  # argparse formats help with %
+        if f.type in (bool, "bool"):
+            action = "store_true" if not default else argparse.BooleanOptionalAction
+            p.add_argument(f"--{f.name}", action=action, default=default, help=help)
+            continue
+        kind = meta.get("type") or (f.type if isinstance(f.type, type) else type(default))
+        p.add_argument(f"--{f.name}", type=kind, default=default, choices=meta.get("choices"), help=help)
+    return p
+
+
+def parse_config(cls, argv=None, description=None):
+    """The dataclass `cls` filled from the command line (argv: a list, default sys.argv[1:])."""
+    return cls(**vars(config_parser(cls, description).parse_args(argv)))
+
+
+def error_message(e):
+    """What a user needs to read of an input mistake: the file and what is wrong with it."""
+    if isinstance(e, OSError) and e.filename:
+        return f"{e.filename}: {e.strerror or e}"
+    return str(e)
+
+
+def run_main(main, *args):
+    """Run a script's main(*args) and exit with what it returns (an int is the status). A user's input
+    mistake (DataError: a malformed, empty or non-UTF-8 file, with its name and line; OSError: a
+    file or folder that is missing or cannot be read) ends the run with `error: <message>` on stderr
+    and status 2. Anything else is a bug: it is not caught, and Python prints its traceback."""
+    try:
+        status = main(*args)
+    except (DataError, OSError, UnicodeDecodeError) as e:
+        print(f"error: {error_message(e)}", file=sys.stderr)
+        sys.exit(2)
+    if isinstance(status, int):
+        sys.exit(status)
