@@ -21,6 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from cli import DataError
+
 
 @dataclass
 class BertConfig:
@@ -214,6 +216,29 @@ HEADS = {"token": BertForTokenClassification, "sequence": BertForSequenceClassif
 # Hugging Face folders: config.json, weights, tokenizer files
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def check_model_dir(model_dir):
+    """Refuse, in one line naming it, a folder from_pretrained cannot load: not a folder, no config.json
+    of a BERT, no weights or no tokenizer. Cheap, so a script calls it before reading any data."""
+    if not os.path.isdir(model_dir):
+        raise DataError(f"{model_dir}: no such model folder (a Hugging Face BERT folder, e.g. out_dir/model of train.py)")
+    path = os.path.join(model_dir, "config.json")
+    if not os.path.isfile(path):
+        raise DataError(f"{model_dir}: not a BERT folder: no config.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            hf = json.load(f)
+    except ValueError as e:  # invalid JSON, or not UTF-8
+        raise DataError(f"{path}: not a JSON config ({e})") from None
+    if not isinstance(hf, dict):
+        raise DataError(f"{path}: expected a JSON object {{...}}")
+    if hf.get("model_type", "bert") != "bert":
+        raise DataError(f"{model_dir}: not a BERT folder: model_type {hf['model_type']!r} in config.json, expected 'bert'")
+    if not any(os.path.isfile(os.path.join(model_dir, n)) for n in ("model.safetensors", "pytorch_model.bin")):
+        raise DataError(f"{model_dir}: not a BERT folder: no weights (model.safetensors or pytorch_model.bin)")
+    if not any(os.path.isfile(os.path.join(model_dir, n)) for n in ("tokenizer.json", "vocab.txt")):
+        raise DataError(f"{model_dir}: no tokenizer.json or vocab.txt")
 
 
 def read_checkpoint(model_dir):

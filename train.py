@@ -31,13 +31,12 @@ Writes into --out_dir: metrics.json (dev and test scores in eval.py's JSON shape
 realised share of D), model/ (a Hugging Face folder of the best dev checkpoint) and
 test_predictions.conll (token gold predicted) or test_predictions.jsonl ({"text", "gold", "pred"}).
 """
-import argparse
 import json
 import math
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -45,64 +44,120 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from data import atomic_write, labels_from, read_classification, read_conll, write_conll, write_jsonl
+from cli import opt, parse_config, run_main
+from data import DataError, atomic_write, labels_from, read_classification, read_conll, write_conll, write_jsonl
 from eval import classification_scores, span_f1
-from mix import MixSampler, strategy_schedule
-from model import default_model_dir, from_pretrained, load_tokenizer, make_student, save_pretrained
+from mix import SCHEDULES, STRATEGIES, MixSampler, strategy_schedule
+from model import (check_model_dir, default_model_dir, from_pretrained, load_tokenizer, make_student, parse_student,
+                   save_pretrained)
 
 
 @dataclass
 class Config:
     # data
-    task: str = "ner"  # ner: a BIO tag per word (CoNLL files) | classify: a label per text (JSONL files)
-    data_dir: str = ""  # holds train, valid and test (.txt for ner, .jsonl for classify); ner default: data/conll2003
-    train_file: str = ""  # overrides data_dir/train.txt as the original (human) data
-    original: str = ""  # same as --train_file
-    distilled: str = ""  # LLM- or teacher-labelled data, hard or soft labels
-    text_field: str = "text"  # classify: the JSONL field holding the text
-    label_field: str = "label"  # classify: the JSONL field holding the label
-    strategy: str = "original"  # original | distilled | union | seq-d-o | seq-o-d | schedule
-    schedule: str = ""  # with --strategy schedule: constant | linear | sigmoid | power | step
-    schedule_args: str = ""  # e.g. k=10,t0=0.5
+    task: str = opt("ner", "ner: a BIO tag per word (CoNLL files) | classify: a label per text (JSONL files)", choices=["ner", "classify"])
+    data_dir: str = opt("", "holds train, valid and test (.txt for ner, .jsonl for classify); ner default: data/conll2003")
+    train_file: str = opt("", "overrides data_dir/train.txt as the original (human) data")
+    original: str = opt("", "same as --train_file")
+    distilled: str = opt("", "LLM- or teacher-labelled data, hard or soft labels")
+    text_field: str = opt("text", "classify: the JSONL field holding the text")
+    label_field: str = opt("label", "classify: the JSONL field holding the label")
+    strategy: str = opt("original", "how O and D are mixed (mix.py): O alone, D alone, shuffled together, D then O, O then D, "
+                        "or --schedule", choices=list(STRATEGIES))
+    schedule: str = opt("", "with --strategy schedule: p(t), the share of D at training progress t", choices=["", *SCHEDULES])
+    schedule_args: str = opt("", "the schedule's parameters, e.g. k=10,t0=0.5 (python mix.py lists them)")
     # model
-    model_dir: str = ""  # any Hugging Face BERT folder; default: the MiniLM-L6-H384 weights
-    max_len: int = 128  # word pieces per window, [CLS] and [SEP] included; longer sentences are split
-    dropout: float = -1.0  # -1 keeps the checkpoint's dropout
-    student: str = ""  # L<layers>-H<hidden>: train a smaller BERT built from model_dir (model.py)
-    student_init: str = "pretrained"  # pretrained: copied / projected from model_dir | random
+    model_dir: str = opt("", "any Hugging Face BERT folder; default: the MiniLM-L6-H384 weights")
+    max_len: int = opt(128, "word pieces per window, [CLS] and [SEP] included; longer sentences are split")
+    dropout: float = opt(-1.0, "-1 keeps the checkpoint's dropout")
+    student: str = opt("", "L<layers>-H<hidden>: train a smaller BERT built from model_dir (model.py)")
+    student_init: str = opt("pretrained", "pretrained: copied / projected from model_dir | random", choices=["pretrained", "random"])
     # distillation, where the data has soft labels
-    kd_alpha: float = 0.0  # weight of the hard-label cross entropy; 1 - kd_alpha goes to the soft labels
-    kd_temperature: float = 2.0  # T of the KL term; the term is scaled by T^2
+    kd_alpha: float = opt(0.0, "weight of the hard-label cross entropy; 1 - kd_alpha goes to the soft labels")
+    kd_temperature: float = opt(2.0, "T of the KL term; the term is scaled by T^2")
     # optimisation
-    epochs: float = 5.0
-    max_steps: int = 0  # > 0 overrides the step budget (smoke runs)
-    batch_size: int = 32  # sentences per optimizer step, over all processes
-    grad_accum: int = 1  # micro-batches per optimizer step
-    lr: float = 1e-4
-    warmup: float = 0.1  # fraction of steps of linear warmup
-    weight_decay: float = 0.01  # not applied to biases and LayerNorm
-    grad_clip: float = 1.0
-    seed: int = 0
+    epochs: float = opt(5.0, "passes over the training data (O and D together) that set the step budget")
+    max_steps: int = opt(0, "> 0 overrides the step budget (smoke runs)")
+    batch_size: int = opt(32, "sentences per optimizer step, over all processes")
+    grad_accum: int = opt(1, "micro-batches per optimizer step")
+    lr: float = opt(1e-4, "peak learning rate")
+    warmup: float = opt(0.1, "fraction of steps of linear warmup")
+    weight_decay: float = opt(0.01, "AdamW weight decay, not applied to biases and LayerNorm")
+    grad_clip: float = opt(1.0, "largest gradient norm; 0: no clipping")
+    seed: int = opt(0, "seed of the model's new weights and of the batches")
     # speed (each can be turned off to compare)
-    group_by_length: int = 1  # batches of sentences of similar length: less padding
-    bf16: int = 1  # bfloat16 autocast where the hardware supports it
-    sdpa: int = 1  # PyTorch's fused scaled_dot_product_attention
-    fused_adamw: int = 1
-    compile: int = 0  # torch.compile the model
+    group_by_length: int = opt(1, "batches of sentences of similar length: less padding", choices=[0, 1])
+    bf16: int = opt(1, "bfloat16 autocast where the hardware supports it", choices=[0, 1])
+    sdpa: int = opt(1, "PyTorch's fused scaled_dot_product_attention", choices=[0, 1])
+    fused_adamw: int = opt(1, "PyTorch's fused AdamW step", choices=[0, 1])
+    compile: int = opt(0, "torch.compile the model", choices=[0, 1])
     # evaluation and output
-    eval_every: int = 0  # steps between dev evaluations; 0: once per epoch
-    eval_batch_size: int = 128
-    decode: str = "viterbi"  # ner: viterbi: the best valid BIO sequence | argmax: each word on its own
-    out_dir: str = "out/default"
-    device: str = "auto"  # auto | cpu | cuda
-    progress: int = 1  # tqdm bars
+    eval_every: int = opt(0, "steps between dev evaluations; 0: once per epoch")
+    eval_batch_size: int = opt(128, "sentences (or texts) per forward pass when evaluating")
+    decode: str = opt("viterbi", "ner: viterbi: the best valid BIO sequence | argmax: each word on its own", choices=["viterbi", "argmax"])
+    out_dir: str = opt("out/default", "where metrics.json, model/ and the test predictions go")
+    device: str = opt("auto", "auto: cuda if available, else cpu", choices=["auto", "cpu", "cuda"])
+    progress: int = opt(1, "tqdm bars; 0: a log line every 5% of the steps instead", choices=[0, 1])
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    for f in fields(Config):
-        p.add_argument(f"--{f.name}", type=f.type if f.type != "bool" else int, default=f.default)
-    return Config(**vars(p.parse_args(argv)))
+    return parse_config(Config, argv, description=__doc__.split("\n\n")[0])
+
+
+def check_config(cfg):
+    """Refuse settings that cannot train, in one line naming the flag, before anything is loaded."""
+    bad = [(cfg.task not in ("ner", "classify"), f"--task {cfg.task!r}: expected ner or classify"),
+           (cfg.batch_size < 1, f"--batch_size {cfg.batch_size}: expected at least 1"),
+           (cfg.grad_accum < 1, f"--grad_accum {cfg.grad_accum}: expected at least 1"),
+           (cfg.batch_size % max(1, cfg.grad_accum) != 0, f"--batch_size {cfg.batch_size} must be a multiple of --grad_accum {cfg.grad_accum}"),
+           (cfg.eval_batch_size < 1, f"--eval_batch_size {cfg.eval_batch_size}: expected at least 1"),
+           (cfg.max_len < 3, f"--max_len {cfg.max_len}: expected at least 3 ([CLS], one word piece, [SEP])"),
+           (not cfg.epochs > 0, f"--epochs {cfg.epochs}: expected more than 0"),
+           (cfg.max_steps < 0, f"--max_steps {cfg.max_steps}: expected 0 (the budget) or more"),
+           (cfg.eval_every < 0, f"--eval_every {cfg.eval_every}: expected 0 (once per epoch) or more"),
+           (not cfg.lr > 0, f"--lr {cfg.lr}: expected more than 0"),
+           (not 0 <= cfg.warmup < 1, f"--warmup {cfg.warmup}: expected a fraction of the steps in [0, 1)"),
+           (not cfg.weight_decay >= 0, f"--weight_decay {cfg.weight_decay}: expected 0 or more"),
+           (not cfg.grad_clip >= 0, f"--grad_clip {cfg.grad_clip}: expected 0 (no clipping) or more"),
+           (not cfg.dropout < 1, f"--dropout {cfg.dropout}: expected a probability below 1 (or -1: the checkpoint's)"),
+           (not 0 <= cfg.kd_alpha <= 1, f"--kd_alpha {cfg.kd_alpha}: expected a weight in [0, 1]"),
+           (not cfg.kd_temperature > 0, f"--kd_temperature {cfg.kd_temperature}: expected more than 0"),
+           (cfg.decode not in ("viterbi", "argmax"), f"--decode {cfg.decode!r}: expected viterbi or argmax"),
+           (cfg.device not in ("auto", "cpu", "cuda"), f"--device {cfg.device!r}: expected auto, cpu or cuda"),
+           (cfg.student_init not in ("pretrained", "random"), f"--student_init {cfg.student_init!r}: expected pretrained or random"),
+           (bool(cfg.distilled) and cfg.strategy == "original",
+            "--distilled is given but --strategy original ignores it: choose a strategy that uses it"),
+           (cfg.task == "classify" and not cfg.data_dir, "--task classify needs --data_dir: a folder with train.jsonl, "
+            "valid.jsonl and test.jsonl (python data.py split makes one)")]
+    for failed, message in bad:
+        if failed:
+            raise SystemExit(f"error: {message}")
+    try:  # the strategy, schedule and its arguments, with one example of each source given
+        strategy_schedule(cfg.strategy, 1, int(bool(cfg.distilled)), cfg.schedule or None, cfg.schedule_args or None)
+        if cfg.student:
+            parse_student(cfg.student)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
+
+
+def data_files(cfg):
+    """(original, distilled, dev, test) paths of the run ("" where none is read), refused at once if missing."""
+    ext = ".txt" if cfg.task == "ner" else ".jsonl"
+    data_dir = cfg.data_dir or "data/conll2003"
+    must = f"the folder must hold train{ext}, valid{ext} and test{ext}"
+    hint = (f"CoNLL-2003 is not redistributed: see the README's Data section; {must}, or pass --data_dir"
+            if not cfg.data_dir else f"--data_dir: {must}")
+    if not os.path.isdir(data_dir):
+        raise DataError(f"{data_dir}: no such data folder ({hint})")
+    original = cfg.original or cfg.train_file or os.path.join(data_dir, "train" + ext)
+    if cfg.strategy == "distilled" and cfg.distilled:
+        original = ""  # D alone: O is not read
+    paths = (original, cfg.distilled, os.path.join(data_dir, "valid" + ext), os.path.join(data_dir, "test" + ext))
+    for path in paths:
+        if path and not os.path.isfile(path):
+            own = path in [os.path.join(data_dir, name + ext) for name in ("train", "valid", "test")]
+            raise DataError(f"{path}: no such file" + (f" ({hint})" if own else ""))
+    return paths
 
 
 # ---------------------------------------------------------------------------------------------
@@ -355,31 +410,25 @@ def label_list(cfg, items, soft):
 
 def train(cfg):
     started = time.perf_counter()
+    # flags, then files and the model folder: a mistake stops the run in one line, before any loading
+    check_config(cfg)
+    original_path, distilled_path, dev_path, test_path = data_files(cfg)
+    model_dir = cfg.model_dir or default_model_dir()
+    check_model_dir(model_dir)
     rank, world, device = setup_distributed(cfg)
     master = rank == 0
     log = print if master else (lambda *a, **k: None)
     torch.manual_seed(cfg.seed)
     ner = cfg.task == "ner"
-    if cfg.task not in ("ner", "classify"):
-        raise SystemExit(f"--task {cfg.task!r}: expected ner or classify")
 
     # data
-    data_dir = cfg.data_dir or ("data/conll2003" if ner else "")
-    if not data_dir:
-        raise SystemExit("--task classify needs --data_dir: a folder with train.jsonl, valid.jsonl and test.jsonl "
-                         "(python data.py split makes one)")
-    ext = ".txt" if ner else ".jsonl"
-    original_path = cfg.original or cfg.train_file or os.path.join(data_dir, "train" + ext)
-    original, soft_o = read_split(cfg, original_path) if cfg.strategy != "distilled" or not cfg.distilled else ([], None)
-    distilled, soft_d = read_split(cfg, cfg.distilled) if cfg.distilled else ([], None)
-    if distilled and cfg.strategy == "original":
-        raise SystemExit("--distilled is given but --strategy original ignores it: choose a strategy that uses it")
-    dev, _ = read_split(cfg, os.path.join(data_dir, "valid" + ext))
-    test, _ = read_split(cfg, os.path.join(data_dir, "test" + ext))
+    original, soft_o = read_split(cfg, original_path) if original_path else ([], None)
+    distilled, soft_d = read_split(cfg, distilled_path) if distilled_path else ([], None)
+    dev, _ = read_split(cfg, dev_path)
+    test, _ = read_split(cfg, test_path)
     labels = label_list(cfg, original + distilled, (soft_o or []) + (soft_d or []))
     label2id = {l: i for i, l in enumerate(labels)}
 
-    model_dir = cfg.model_dir or default_model_dir()
     tokenizer = load_tokenizer(model_dir)
     if ner:
         ex_o, ex_d = encode(original, tokenizer, label2id, cfg.max_len, soft_o), encode(distilled, tokenizer, label2id, cfg.max_len, soft_d)
@@ -403,9 +452,12 @@ def train(cfg):
     if cfg.dropout >= 0:
         overrides.update(hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout)
     head = "token" if ner else "sequence"
-    model = from_pretrained(model_dir, id2label=dict(enumerate(labels)), head=head, verbose=master, **overrides)
-    if cfg.student:
-        model = make_student(model, cfg.student, cfg.student_init)
+    try:
+        model = from_pretrained(model_dir, id2label=dict(enumerate(labels)), head=head, verbose=master, **overrides)
+        if cfg.student:
+            model = make_student(model, cfg.student, cfg.student_init)
+    except ValueError as e:  # a checkpoint this code cannot load, or a student it cannot build from it: the user's input
+        raise DataError(str(e)) from None
     model.to(device)
     raw_model = model
     if cfg.compile:
@@ -423,7 +475,7 @@ def train(cfg):
     sampler = MixSampler([len(e["ids"]) for e in ex_o], [len(e["ids"]) for e in ex_d], schedule,
                          total_steps, cfg.batch_size, gen, group_by_length=bool(cfg.group_by_length))
     if cfg.batch_size % (world * cfg.grad_accum):
-        raise SystemExit(f"--batch_size {cfg.batch_size} must be a multiple of processes x --grad_accum = {world * cfg.grad_accum}")
+        raise SystemExit(f"error: --batch_size {cfg.batch_size} must be a multiple of processes x --grad_accum = {world * cfg.grad_accum}")
     source = {"O": ex_o, "D": ex_d}
     n_soft = sum(e["soft"] is not None for e in ex_o + ex_d)
     log(f"{len(ex_o)} original + {len(ex_d)} distilled {'windows' if ner else 'texts'} ({n_soft} with soft labels), "
@@ -519,4 +571,4 @@ def train(cfg):
 
 
 if __name__ == "__main__":
-    train(parse_args())
+    run_main(lambda: train(parse_args()))
