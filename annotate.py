@@ -40,7 +40,6 @@ connections and unreadable bodies, honouring Retry-After; any other 4xx (wrong m
 the run with the server's message. The key comes from $OPENAI_API_KEY (or --api_key_env) and is
 written to no log, cache or output.
 """
-import argparse
 import email.utils
 import hashlib
 import json
@@ -53,17 +52,14 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 
 import requests
 from tqdm import tqdm
 
-from data import atomic_write, read_conll, sample_indices, split_sentences, write_conll
+from cli import DataError, above, at_least, opt, parse_config, run_main
+from data import atomic_write, read_conll, read_jsonl_numbered, sample_indices, split_sentences, write_conll
 from eval import get_entities, span_f1
-
-
-def opt(default, help, type=None, choices=None):
-    return field(default=default, metadata={"help": help, "type": type, "choices": choices})
 
 
 @dataclass
@@ -71,7 +67,7 @@ class Config:
     # data
     input: str = opt("data/conll2003/train.txt", "CoNLL file or BBC jsonl")
     format: str = opt("conll", "input format", choices=["conll", "bbc"])
-    limit: int = opt(None, "annotate a seeded random sample of this many sentences", type=int)
+    limit: int = opt(None, "annotate a seeded random sample of this many sentences", type=at_least(1))
     seed: int = opt(0, "seed of the sample and of the worked examples")
     out: str = opt("runs/llm.conll", "CoNLL output; FILE.report.json and FILE.replies.jsonl go beside it")
     # model and prompt
@@ -79,17 +75,17 @@ class Config:
     model: str = opt("smollm2", "model name sent to the endpoint")
     api_key_env: str = opt("OPENAI_API_KEY", "environment variable holding the API key (none sent if unset)")
     prompt: str = opt("standard", "prompt form", choices=["standard", "cot", "completion"])
-    shots: int = opt(None, "worked examples; default 3 standard, 2 cot, 8 completion", type=int)
+    shots: int = opt(None, "worked examples; default 3 standard, 2 cot, 8 completion", type=at_least(0))
     examples: str = opt("data/conll2003/train.txt", "gold CoNLL file the worked examples are drawn from")
-    temperature: float = opt(0.0, "sampling temperature")
-    max_tokens: int = opt(None, "reply length limit; default 256 standard, 384 cot, 64 completion", type=int)
-    max_entity_tokens: int = opt(10, "longer 'entities' are dropped (CoNLL-2003 train's longest has 10 tokens)")
+    temperature: float = opt(0.0, "sampling temperature", type=at_least(0.0, float))
+    max_tokens: int = opt(None, "reply length limit; default 256 standard, 384 cot, 64 completion", type=at_least(1))
+    max_entity_tokens: int = opt(10, "longer 'entities' are dropped (CoNLL-2003 train's longest has 10 tokens)", type=at_least(1))
     # client
-    concurrency: int = opt(4, "requests in flight at once")
-    timeout: float = opt(120.0, "seconds to wait for a reply, per attempt")
-    max_retries: int = opt(6, "retries per request after the first attempt")
-    backoff_base: float = opt(1.0, "first retry waits about this many seconds, doubling after each")
-    backoff_max: float = opt(60.0, "longest wait between retries (Retry-After is honoured up to 600 s)")
+    concurrency: int = opt(4, "requests in flight at once", type=at_least(1))
+    timeout: float = opt(120.0, "seconds to wait for a reply, per attempt", type=above(0))
+    max_retries: int = opt(6, "retries per request after the first attempt", type=at_least(0))
+    backoff_base: float = opt(1.0, "first retry waits about this many seconds, doubling after each", type=at_least(0.0, float))
+    backoff_max: float = opt(60.0, "longest wait between retries (Retry-After is honoured up to 600 s)", type=at_least(0.0, float))
     cache: str = opt("runs/llm_cache.sqlite", "sqlite cache of replies that were read")
     dry_run: bool = opt(False, "print one full prompt and a token estimate; send nothing")
     progress: int = opt(1, "tqdm progress bar")
@@ -100,14 +96,7 @@ DEFAULT_MAX_TOKENS = {"standard": 256, "cot": 384, "completion": 64}
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    for f in fields(Config):
-        if f.type == "bool" or f.type is bool:
-            p.add_argument(f"--{f.name}", action="store_true", help=f.metadata["help"])
-        else:
-            p.add_argument(f"--{f.name}", type=f.metadata["type"] or type(f.default), default=f.default,
-                           choices=f.metadata["choices"], help=f.metadata["help"])
-    cfg = Config(**vars(p.parse_args(argv)))
+    cfg = parse_config(Config, argv, description=__doc__.split("\n\n")[0])
     cfg.base_url = cfg.base_url or os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8080/v1"
     cfg.shots = DEFAULT_SHOTS[cfg.prompt] if cfg.shots is None else cfg.shots
     cfg.max_tokens = DEFAULT_MAX_TOKENS[cfg.prompt] if cfg.max_tokens is None else cfg.max_tokens
@@ -124,15 +113,10 @@ def load_records(cfg):
         return [{"index": i, "words": sents[i][0], "gold": sents[i][1], "meta": {}}
                 for i in sample_indices(len(sents), cfg.limit, cfg.seed)]
     sents = []
-    with open(cfg.input, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    article = json.loads(line)
-                    text, aid = article["text"], article["id"]
-                except (ValueError, KeyError) as e:
-                    raise SystemExit(f"{cfg.input}:{lineno}: expected a JSON object with 'id' and 'text' ({e})")
-                sents += [(aid, j, words) for j, words in enumerate(split_sentences(text))]
+    for lineno, article in read_jsonl_numbered(cfg.input):
+        if "id" not in article or not isinstance(article.get("text"), str):
+            raise DataError(f"{cfg.input}:{lineno}: expected a JSON object with 'id' and a string 'text'")
+        sents += [(article["id"], j, words) for j, words in enumerate(split_sentences(article["text"]))]
     return [{"index": i, "words": sents[i][2], "gold": None, "meta": {"article": sents[i][0], "sentence": sents[i][1]}}
             for i in sample_indices(len(sents), cfg.limit, cfg.seed)]
 
@@ -545,7 +529,7 @@ def run(cfg):
     t0 = time.time()
     records = load_records(cfg)
     if not records:
-        raise SystemExit(f"{cfg.input}: no sentences")
+        raise DataError(f"no sentences in {cfg.input}")
     shots = draw_shots(cfg.examples, cfg.shots, cfg.seed, exclude={tuple(r["words"]) for r in records})
     calls = [(e, p, cache_key(e, p)) for e, p in (build_request(cfg, r["words"], shots) for r in records)]
     if cfg.dry_run:
@@ -705,4 +689,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -11,53 +11,47 @@ Scores come from eval.py's classification_scores. scikit-learn is a reference-on
     python baseline_tfidf.py --data_dir runs/bbc_split                                   # the whole train.jsonl
     python baseline_tfidf.py --data_dir runs/bbc_split --train_file train_k8_s0.jsonl    # 8 texts per class
 """
-import argparse
 import json
 import os
-import sys
 import time
 
-from data import DataError, read_jsonl
+from cli import ArgumentParser, run_main
+from data import DataError, read_jsonl_numbered
 from eval import classification_scores, format_classification_report
 
 
 def texts_and_labels(path):
-    records = read_jsonl(path)
-    for i, r in enumerate(records, 1):
+    records = read_jsonl_numbered(path)
+    for lineno, r in records:
         if not isinstance(r.get("text"), str) or not isinstance(r.get("label"), str):
-            raise DataError(f"{path}: record {i} needs a string 'text' and a string 'label'")
-    return [r["text"] for r in records], [r["label"] for r in records]
+            raise DataError(f"{path}:{lineno}: expected a string 'text' and a string 'label'")
+    return [r["text"] for _, r in records], [r["label"] for _, r in records]
 
 
 def fit_and_score(train_path, eval_paths):
     """Fit on train_path; {name: classification_scores} on each evaluation file."""
+    x_train, y_train = texts_and_labels(train_path)
+    evals = {name: texts_and_labels(path) for name, path in eval_paths.items()}  # a bad file stops the run before the fit
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
-    x_train, y_train = texts_and_labels(train_path)
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
     classifier = LogisticRegression(max_iter=2000).fit(vectorizer.fit_transform(x_train), y_train)
     scores = {}
-    for name, path in eval_paths.items():
-        x, y = texts_and_labels(path)
+    for name, (x, y) in evals.items():
         scores[name] = classification_scores(y, list(classifier.predict(vectorizer.transform(x))))
     return scores, len(x_train)
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="TF-IDF + logistic regression accuracy and macro-F1 on a data.py split.")
+    ap = ArgumentParser(description="TF-IDF + logistic regression accuracy and macro-F1 on a data.py split.")
     ap.add_argument("--data_dir", required=True, help="folder with train.jsonl, valid.jsonl, test.jsonl (data.py split)")
-    ap.add_argument("--train_file", help="training JSONL: a path, or a file name inside --data_dir (default: train.jsonl)")
+    ap.add_argument("--train_file", help="training JSONL: a path, or a file name inside --data_dir; none: train.jsonl")
     args = ap.parse_args(argv)
     train = args.train_file or "train.jsonl"
     if not os.path.exists(train):  # a bare name such as train_k8_s0.jsonl is looked for in --data_dir
         train = os.path.join(args.data_dir, train)
     t0 = time.time()
-    try:
-        scores, n_train = fit_and_score(train, {s: os.path.join(args.data_dir, f"{s}.jsonl") for s in ("valid", "test")})
-    except DataError as e:
-        sys.exit(f"error: {e}")
-    except OSError as e:
-        sys.exit(f"error: {e.filename}: {e.strerror}")
+    scores, n_train = fit_and_score(train, {s: os.path.join(args.data_dir, f"{s}.jsonl") for s in ("valid", "test")})
     print(f"trained on {n_train} texts of {train} in {time.time() - t0:.1f} s; test set:")
     print(format_classification_report(scores["test"]))
     print(f"test accuracy {100 * scores['test']['accuracy']:.2f}, test macro-F1 {100 * scores['test']['macro_f1']:.2f}, "
@@ -67,4 +61,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

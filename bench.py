@@ -35,6 +35,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from cli import ArgumentParser, at_least, run_main
+
 CONFIGS = {  # name: (implementation, batching, bf16)
     "hf-default": ("hf", "random", False),
     "hf-best": ("hf", "hf-grouped", True),
@@ -145,16 +147,16 @@ def run_one(name, args):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--configs", default=",".join(DEFAULT_CONFIGS), help="comma-separated, from: " + ", ".join(CONFIGS))
-    p.add_argument("--steps", type=int, default=40, help="timed training steps per round")
-    p.add_argument("--warmup", type=int, default=5, help="untimed steps first")
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--eval_batch_size", type=int, default=128)
-    p.add_argument("--sentences", type=int, default=2000, help="seeded sample of CoNLL-2003 train")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--steps", type=at_least(1), default=40, help="timed training steps per round")
+    p.add_argument("--warmup", type=at_least(0), default=5, help="untimed steps first")
+    p.add_argument("--rounds", type=at_least(1), default=3, help="rounds of every configuration in turn; the median counts")
+    p.add_argument("--batch_size", type=at_least(1), default=32, help="sentences per training step")
+    p.add_argument("--eval_batch_size", type=at_least(1), default=128, help="sentences per inference batch")
+    p.add_argument("--sentences", type=at_least(1), default=2000, help="seeded sample of CoNLL-2003 train")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample and of the random batches")
+    p.add_argument("--threads", type=at_least(1), default=torch.get_num_threads(), help="torch threads of every configuration")
     p.add_argument("--data_dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "conll2003"),
                    help="a CoNLL folder with train.txt")
     p.add_argument("--student", default="", help="also run a student L<layers>-H<hidden> (model.py) against ours")
@@ -166,10 +168,21 @@ def main():
         return
 
     names = args.configs.split(",") + (["student"] if args.student and "student" not in args.configs.split(",") else [])
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown:
+        p.error(f"--configs: unknown {', '.join(map(repr, unknown))}; known: {', '.join(CONFIGS)}")
+    if "student" in names and not args.student:
+        p.error("--configs student needs --student L<layers>-H<hidden>, e.g. L2-H192")
+    from model import BertConfig, parse_student
+    try:
+        parse_student(args.student) if args.student else None
+    except ValueError as e:
+        p.error(f"--student: {e}")
+    from data import read_conll
+    read_conll(os.path.join(args.data_dir, "train.txt"))  # a missing or malformed file stops the run here, in one line
     print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch_size}, {args.steps} timed steps x {args.rounds} rounds")
     peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
     print(f"matmul peak: fp32 {peak32:.0f} GFLOP/s, bf16 {peak16:.0f} GFLOP/s")
-    from model import BertConfig, parse_student
     c = BertConfig()
 
     def flop_per_token(layers, hidden, inner):  # forward + backward over the encoder's matrices
@@ -217,4 +230,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

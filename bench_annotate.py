@@ -9,7 +9,6 @@ latency, not our CPU, sets the pace). Nothing here needs a real LLM.
 Each timing is a whole annotate.run (reading the input, prompts, cache, writing the output files),
 with a fresh cache for the uncached runs.
 """
-import argparse
 import json
 import os
 import tempfile
@@ -18,6 +17,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import annotate
+from cli import ArgumentParser, at_least, run_main
+from data import read_conll
 
 
 def start_server(delay):
@@ -57,13 +58,16 @@ def timed_run(base_url, args, workdir, limit, concurrency, cache):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--input", default="data/conll2003/train.txt")
-    p.add_argument("--delay", type=float, default=0.1, help="seconds the server takes per request")
-    p.add_argument("--requests", type=int, default=200)
-    p.add_argument("--concurrency", type=int, default=8)
-    p.add_argument("--cached", type=int, default=1000, help="sentences in the fully cached re-run")
+    p = ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--input", default="data/conll2003/train.txt", help="CoNLL file whose sentences are sent")
+    p.add_argument("--delay", type=at_least(0.0, float), default=0.1, help="seconds the server takes per request")
+    p.add_argument("--requests", type=at_least(1), default=200, help="sentences annotated in each uncached run")
+    p.add_argument("--concurrency", type=at_least(1), default=8, help="requests in flight at once, measured against 1")
+    p.add_argument("--cached", type=at_least(1), default=1000, help="sentences in the fully cached re-run")
     args = p.parse_args()
+    n = len(read_conll(args.input))  # a missing or malformed file stops here, in one line
+    if max(args.requests, args.cached) > n:
+        p.error(f"--requests {args.requests} and --cached {args.cached} need that many sentences; {args.input} has {n}")
     base_url, httpd = start_server(args.delay)
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
@@ -86,4 +90,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

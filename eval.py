@@ -18,12 +18,11 @@ labels, 0 where undefined, as scikit-learn's zero_division=0) and the confusion 
     python eval.py --gold runs/bbc_split/test.jsonl --pred out/test_predictions.jsonl [--json]
     python eval.py --summarize runs/seed0 runs/seed1 runs/seed2     # mean ± std over train.py runs
 """
-import argparse
 import json
 import os
-import sys
 from collections import Counter
 
+from cli import ArgumentParser, run_main
 from data import DataError, read_conll, read_jsonl_numbered
 
 
@@ -78,9 +77,9 @@ def check_same_tokens(gold_sents, pred_sents, gold_path="gold", pred_path="pred"
             a = gw[j] if j < len(gw) else "<end of sentence>"
             b = pw[j] if j < len(pw) else "<end of sentence>"
             if a != b:
-                raise ValueError(f"sentence {i + 1}, token {j + 1}: {gold_path} has {a!r}, {pred_path} has {b!r}")
+                raise DataError(f"sentence {i + 1}, token {j + 1}: {gold_path} has {a!r}, {pred_path} has {b!r}")
     if len(gold_sents) != len(pred_sents):
-        raise ValueError(f"{gold_path} has {len(gold_sents)} sentences, {pred_path} has {len(pred_sents)}")
+        raise DataError(f"{gold_path} has {len(gold_sents)} sentences, {pred_path} has {len(pred_sents)}")
 
 
 def format_report(scores):
@@ -142,16 +141,16 @@ def read_label_pairs(gold_path, pred_path, label_field="label", pred_field="labe
     """Gold and predicted labels of two JSONL files over the same texts, refusing the first line where they differ."""
     gold, pred = read_jsonl_numbered(gold_path), read_jsonl_numbered(pred_path)
     if len(gold) != len(pred):
-        raise ValueError(f"{gold_path} has {len(gold)} records, {pred_path} has {len(pred)}")
+        raise DataError(f"{gold_path} has {len(gold)} records, {pred_path} has {len(pred)}")
     out = ([], [])
     for (gl, g), (pl, p) in zip(gold, pred):
         for key in ("id", "text"):
             if key in g and key in p and g[key] != p[key]:
-                raise ValueError(f"{gold_path}:{gl} and {pred_path}:{pl}: different {key}s "
+                raise DataError(f"{gold_path}:{gl} and {pred_path}:{pl}: different {key}s "
                                  f"({str(g[key])[:60]!r} and {str(p[key])[:60]!r}); the files must list the same texts in the same order")
         for path, lineno, rec, field, labels in ((gold_path, gl, g, label_field, out[0]), (pred_path, pl, p, pred_field, out[1])):
             if not isinstance(rec.get(field), str):
-                raise ValueError(f"{path}:{lineno}: field {field!r} is {rec.get(field, 'missing')!r}, expected a label string")
+                raise DataError(f"{path}:{lineno}: field {field!r} is {rec.get(field, 'missing')!r}, expected a label string")
             labels.append(rec[field])
     return out
 
@@ -161,15 +160,19 @@ def summarize(run_dirs):
     import statistics
     runs = []
     for d in run_dirs:
-        with open(os.path.join(d, "metrics.json")) as f:
-            runs.append(json.load(f))
+        path = os.path.join(d, "metrics.json")
+        with open(path, encoding="utf-8") as f:
+            try:
+                runs.append(json.load(f))
+            except ValueError as e:  # invalid JSON, or bytes that are not UTF-8
+                raise DataError(f"{path}: not a metrics.json of train.py ({e})") from None
 
     def ms(xs, scale=1.0):
         xs = [scale * x for x in xs]
         return f"{statistics.mean(xs):.2f} ± {statistics.stdev(xs) if len(xs) > 1 else 0.0:.2f}"
     tasks = {r.get("task", "ner") for r in runs}
     if len(tasks) > 1:
-        raise ValueError(f"runs of different tasks ({', '.join(sorted(tasks))}) cannot be summarized together")
+        raise DataError(f"runs of different tasks ({', '.join(sorted(tasks))}) cannot be summarized together")
     if tasks == {"classify"}:
         speed = "".join(f", {name} {ms([r[key] for r in runs])}" for key, name in
                         (("train_seconds", "training s"), ("train_tokens_per_s", "tokens/s")) if all(key in r for r in runs))
@@ -184,7 +187,7 @@ def summarize(run_dirs):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="BIO span F1 of a prediction file against a gold file (tag in the last column); "
+    ap = ArgumentParser(description="BIO span F1 of a prediction file against a gold file (tag in the last column); "
                                              "accuracy and macro-F1 when the gold file is .jsonl.")
     ap.add_argument("--gold", help="CoNLL-style file, gold tag in the last column; or JSONL, one labelled text a line")
     ap.add_argument("--pred", help="CoNLL-style file over the same tokens, predicted tag in the last column; or JSONL over the same texts")
@@ -195,30 +198,19 @@ def main(argv=None):
     ap.add_argument("--summarize", nargs="+", metavar="OUT_DIR", help="instead: mean ± std over train.py output folders")
     args = ap.parse_args(argv)
     if args.summarize:
-        try:
-            print(summarize(args.summarize))
-        except ValueError as e:
-            sys.exit(f"error: {e}")
+        print(summarize(args.summarize))
         return
     if not (args.gold and args.pred):
         ap.error("--gold and --pred are required (or --summarize)")
     if args.gold.endswith(".jsonl"):
-        try:
-            scores = classification_scores(*read_label_pairs(args.gold, args.pred, args.label_field, args.pred_field))
-        except (DataError, ValueError) as e:
-            sys.exit(f"error: {e}")
-        except OSError as e:
-            sys.exit(f"error: {e.filename}: {e.strerror}")
+        scores = classification_scores(*read_label_pairs(args.gold, args.pred, args.label_field, args.pred_field))
         print(json.dumps(scores, indent=2, ensure_ascii=False) if args.json else format_classification_report(scores))
         return
-    try:
-        gold, pred = read_conll(args.gold), read_conll(args.pred)
-        check_same_tokens(gold, pred, args.gold, args.pred)
-    except ValueError as e:
-        sys.exit(f"error: {e}")
+    gold, pred = read_conll(args.gold), read_conll(args.pred)
+    check_same_tokens(gold, pred, args.gold, args.pred)
     scores = span_f1([t for _, t in gold], [t for _, t in pred], strict=args.strict)
     print(json.dumps(scores, indent=2) if args.json else format_report(scores))
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

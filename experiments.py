@@ -70,6 +70,7 @@ import subprocess
 import sys
 import time
 
+from cli import ArgumentParser, above, at_least, run_main
 from data import atomic_write, labels_from, read_conll, write_conll
 from eval import get_entities, span_f1
 
@@ -265,7 +266,7 @@ def check_resumable(jobs):
     for job in jobs:
         record = read_json(os.path.join(job["run_dir"], "runner.json"))
         if is_done(job) and record and record.get("fingerprint") != job["fingerprint"]:
-            raise SystemExit(f"{job['run_dir']} holds a finished run made with other data or settings than now "
+            raise SystemExit(f"error: {job['run_dir']} holds a finished run made with other data or settings than now "
                              f"(it ran: {record.get('command')}); use another --out_dir, or delete that folder to redo it")
 
 
@@ -422,9 +423,8 @@ def parse_args(argv):
         argv, extra = argv[:i], argv[i + 1:]
     else:
         extra = []
-    p = argparse.ArgumentParser(description=__doc__.strip().split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                epilog="Anything after -- goes to every train.py run unchanged (e.g. -- --bf16 0 --warmup 0.1).")
+    p = ArgumentParser(description=__doc__.strip().split("\n\n")[0],
+                       epilog="Anything after -- goes to every train.py run unchanged (e.g. -- --bf16 0 --warmup 0.1).")
     p.add_argument("--original", required=True, help="O: gold-labelled CoNLL file (e.g. from data.py sample)")
     p.add_argument("--distilled", nargs="*", default=[], metavar="[NAME=]PATH",
                    help="D files (tag in the last column); NAME defaults to the file name without extension")
@@ -433,18 +433,18 @@ def parse_args(argv):
     p.add_argument("--regimens", nargs="*", default=list(REGIMENS), help=f"of {', '.join(REGIMENS)}")
     p.add_argument("--schedules", nargs="*", default=list(DEFAULT_SCHEDULES), metavar="NAME:ARGS",
                    help="blending schedules of mix.py run as --strategy schedule; --schedules alone: none")
-    p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2], help="comma-separated")
+    p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="comma-separated training seeds, one run of each regimen per seed")
     p.add_argument("--out_dir", default="runs/experiments", help="results.md, results.json, runs/, data/")
     p.add_argument("--data_dir", default="data/conll2003", help="holds valid.txt and test.txt")
-    p.add_argument("--epochs", type=float, default=defaults.epochs, help="sets the step budget")
-    p.add_argument("--max_steps", type=int, default=0, help="> 0: this many steps for every run instead of the budget")
-    p.add_argument("--batch_size", type=int, default=defaults.batch_size, help="sentences per step")
-    p.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate")
-    p.add_argument("--max_len", type=int, default=defaults.max_len, help="word pieces per window")
-    p.add_argument("--eval_every", type=int, default=0, help="steps between dev evaluations; 0: once per epoch of the budget")
+    p.add_argument("--epochs", type=above(0), default=defaults.epochs, help="sets the step budget")
+    p.add_argument("--max_steps", type=at_least(0), default=0, help="> 0: this many steps for every run instead of the budget")
+    p.add_argument("--batch_size", type=at_least(1), default=defaults.batch_size, help="sentences per step")
+    p.add_argument("--lr", type=above(0), default=defaults.lr, help="peak learning rate")
+    p.add_argument("--max_len", type=at_least(3), default=defaults.max_len, help="word pieces per window, [CLS] and [SEP] included")
+    p.add_argument("--eval_every", type=at_least(0), default=0, help="steps between dev evaluations; 0: once per epoch of the budget")
     p.add_argument("--model_dir", default="", help="a Hugging Face BERT folder; default: train.py's")
-    p.add_argument("--keep_models", type=int, default=0, help="1 keeps each run's model/ folder")
-    p.add_argument("--jobs", type=int, default=1,
+    p.add_argument("--keep_models", type=int, default=0, choices=[0, 1], help="1 keeps each run's model/ folder")
+    p.add_argument("--jobs", type=at_least(1), default=1,
                    help="runs at once, each with cpu_count / jobs threads (unless OMP_NUM_THREADS is set)")
     p.add_argument("--dry_run", action="store_true", help="print the train.py commands and stop")
     args = p.parse_args(argv)
@@ -460,8 +460,6 @@ def parse_args(argv):
         p.error(f"--simulate takes comma-separated rates such as 0.1,0.3,0.5, got {args.simulate!r}")
     if any(not 0 <= r <= 1 for r in args.rates):
         p.error(f"--simulate rates must lie in [0, 1], got {args.simulate!r}")
-    if args.jobs < 1:
-        p.error(f"--jobs must be at least 1, got {args.jobs}")
     if not args.distilled and not args.rates:
         p.error("nothing to compare: give --distilled files and/or --simulate rates")
     needed = [args.original, *(d.partition("=")[2] or d for d in args.distilled),
@@ -469,7 +467,17 @@ def parse_args(argv):
     missing = [f for f in needed if not os.path.isfile(f)]
     if missing:
         p.error(f"no such file: {', '.join(missing)}")
+    if args.model_dir:
+        from model import check_model_dir
+        check_model_dir(args.model_dir)
     return args
+
+
+def _seeds(text):
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 0,1,2, got {text!r}") from None
 
 
 def fmt_time(s):
@@ -557,4 +565,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

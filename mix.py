@@ -10,11 +10,12 @@ pairs with a seeded torch.Generator passed in, and records the realised share of
     python mix.py --schedule sigmoid --schedule_args k=20,t0=0.3
     python mix.py --plot schedules.png                         # needs matplotlib
 """
-import argparse
 import inspect
 import math
 
 import torch
+
+from cli import ArgumentParser, run_main
 
 # ----------------------------------------------------------------------------- schedules
 # Each maps t in [0, 1] to p(t) in [0, 1], the probability of drawing from D.
@@ -253,7 +254,7 @@ def plot(schedules, path, n=201):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise SystemExit("--plot needs matplotlib, which is not installed: pip install matplotlib "
+        raise SystemExit("error: --plot needs matplotlib, which is not installed: pip install matplotlib "
                          "(or drop --plot for the text table)") from None
     ts = [i / (n - 1) for i in range(n)]
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -268,9 +269,9 @@ def plot(schedules, path, n=201):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Print (or plot) the blending schedules p(t).")
-    parser.add_argument("--schedule", choices=list(SCHEDULES), help="show only this schedule (default: all)")
-    parser.add_argument("--schedule_args", default="", help="parameters, e.g. k=20,t0=0.3")
+    parser = ArgumentParser(description="Print (or plot) the blending schedules p(t).")
+    parser.add_argument("--schedule", choices=list(SCHEDULES), help="show only this schedule; none: all of them")
+    parser.add_argument("--schedule_args", default="", help="parameters, e.g. k=20,t0=0.3; none: the schedule's defaults")
     parser.add_argument("--plot", metavar="FILE", help="also draw the curves into FILE (needs matplotlib)")
     args = parser.parse_args(argv)
     try:
@@ -288,4 +289,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
