@@ -3,46 +3,65 @@ Label new data with a trained model folder: BIO tags per word (a token classifie
 text (a sequence classifier); the folder says which it is. `--soft` adds the probability
 distributions that train.py learns from as soft labels (a teacher's labels for a student).
 
+    echo "Angela Merkel met Airbus in Toulouse." | python predict.py --model_dir out/default/model --format text
     python predict.py --model_dir out/default/model --input data/conll2003/test.txt --out runs/pred.conll
     python predict.py --model_dir out/default/model --input data/conll2003/train.txt --soft --out runs/teacher.conll
     python predict.py --model_dir out/bbc/model --input runs/bbc/test.jsonl --soft --out runs/bbc_teacher.jsonl
 
-CoNLL input (NER): the first column is the token and, when there is one, the last is a tag that is
-kept; each output line is `token [input tag] [distribution] predicted`, so the prediction is always
-the last column and `read_conll(out)` reads it. JSONL input (classification): every object keeps its
-fields; "label" becomes the prediction (an input "label" moves to "gold") and "probs" the
-distribution. Decoding, windows and batching are train.py's own (`predict`, `predict_texts`).
+Input formats (`--format`; default conll for a token classifier, jsonl for a sequence classifier):
+- text: raw text, cut into sentences and CoNLL-2003-style tokens by data.py (as annotate.py cuts BBC
+  articles); a byte-order mark and invisible characters are dropped; for a sequence classifier each
+  non-blank line is one text;
+- conll: one token a line, the token in the first column; every column of the input is kept;
+- jsonl: one object a line with the text in --text_field; every field is kept.
+Output (`--out`, default standard output): for NER, CoNLL lines `<input columns> [distribution]
+predicted` with the prediction always last, so `read_conll(out)` reads it and `read_conll(out,
+with_probs=True)` the distributions; for classification, JSONL with "label" the prediction (an input
+"label" moves to "gold") and, with --soft, "probs". Windows, decoding (Viterbi over valid BIO by
+default) and sorted bf16 batches are train.py's own (`encode`, `predict`, `predict_texts`), so a model
+predicts here exactly what train.py scored for it.
 """
 import argparse
-import os
 import sys
 
 import torch
 
-from data import DataError, format_probs, read_conll, read_jsonl, write_conll, write_jsonl
-from model import from_pretrained, load_tokenizer
+from data import (BLANK_RE, DataError, conll_text, format_probs, jsonl_text, read_conll, read_jsonl, split_sentences,
+                  write_conll, write_jsonl)
+from model import BertForTokenClassification, from_pretrained, load_tokenizer
 from train import Config, encode, encode_texts, predict, predict_texts
 
+INVISIBLE = dict.fromkeys(map(ord, "\ufeff\u200b\u200c\u200d\u2060"))  # byte-order mark, zero-width characters
 
-def label_conll(model, tokenizer, path, cfg, device, soft):
-    """Rows `token [tag] [probs] predicted` for every sentence of a CoNLL file."""
-    sentences = read_conll(path)
+
+def read_text(path):
+    """Raw text from a file or '-' (standard input), without byte-order marks or zero-width characters."""
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as f:
+                data = f.read()
+        return data.decode("utf-8").translate(INVISIBLE)
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise DataError(f"{'standard input' if path == '-' else path}:{line}: not UTF-8; save it as UTF-8") from None
+
+
+def label_tokens(model, tokenizer, rows, cfg, device, soft, progress):
+    """rows: sentences as lists of column lists, the token first. Returns them with [probs] and the prediction appended."""
+    sentences = [([cols[0] for cols in sent], ["O"] * len(sent)) for sent in rows]  # tags unused
     examples = encode(sentences, tokenizer, {}, cfg.max_len)
-    preds, probs = predict(model, sentences, examples, cfg, device, with_probs=True)
+    preds, probs = predict(model, sentences, examples, cfg, device, with_probs=True, progress=progress)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    rows = []
-    for (words, tags), pred, prob in zip(sentences, preds, probs):
-        rows.append([(w, t, *([format_probs(p, labels)] if soft else []), y) for w, t, y, p in zip(words, tags, pred, prob)])
-    return rows
+    return [[(*cols, *([format_probs(p, labels)] if soft else []), y) for cols, y, p in zip(sent, pred, prob)]
+            for sent, pred, prob in zip(rows, preds, probs)]
 
 
-def label_jsonl(model, tokenizer, path, cfg, device, soft, text_field):
-    records = read_jsonl(path)
-    for i, r in enumerate(records, 1):
-        if not isinstance(r.get(text_field), str):
-            raise DataError(f"{path}:{i}: no text in field {text_field!r}")
+def label_texts(model, tokenizer, records, text_field, cfg, device, soft, progress):
+    """records: dicts with the text in text_field. Returns copies with "label" (and "probs") set."""
     examples = encode_texts([(r[text_field], None, None) for r in records], tokenizer, {}, cfg.max_len)
-    preds, probs = predict_texts(model, examples, cfg, device)
+    preds, probs = predict_texts(model, examples, cfg, device, progress=progress)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     out = []
     for r, pred, p in zip(records, preds, probs):
@@ -56,31 +75,73 @@ def label_jsonl(model, tokenizer, path, cfg, device, soft, text_field):
     return out
 
 
+def read_input(args, token_model):
+    """NER: sentences as lists of column lists; classification: dicts holding the text in args.text_field."""
+    where = "standard input" if args.input == "-" else args.input
+    if token_model:
+        if args.format == "text":
+            rows = [[[w] for w in sent] for sent in split_sentences(read_text(args.input))]
+        elif args.format == "conll":
+            rows = read_conll(args.input, columns=True)
+        else:
+            raise DataError(f"{args.model_dir} is a token classifier (NER): use --format conll or text, not {args.format}")
+        if not rows:
+            raise DataError(f"{where}: no sentences")
+        return rows
+    if args.format == "text":
+        records = [{args.text_field: line.strip()} for line in read_text(args.input).splitlines() if not BLANK_RE.fullmatch(line)]
+    elif args.format == "jsonl":
+        records = read_jsonl(args.input)
+        for i, r in enumerate(records, 1):
+            if not isinstance(r.get(args.text_field), str):
+                raise DataError(f"{where}: record {i} has no text in field {args.text_field!r}")
+    else:
+        raise DataError(f"{args.model_dir} is a sequence classifier: use --format jsonl or text, not {args.format}")
+    if not records:
+        raise DataError(f"{where}: no texts")
+    return records
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model_dir", required=True, help="a folder train.py wrote (out_dir/model), or any BERT classifier folder")
-    p.add_argument("--input", required=True, help="CoNLL file (token classifier) or JSONL file with one text an object (sequence classifier)")
-    p.add_argument("--out", required=True, help="where to write the labelled copy")
+    p.add_argument("--input", default="-", help="the file to label; - reads standard input")
+    p.add_argument("--out", default="-", help="where to write the labelled copy; - writes standard output")
+    p.add_argument("--format", choices=["text", "conll", "jsonl"], help="input format; default conll (NER) or jsonl (classification)")
     p.add_argument("--soft", action="store_true", help="also write each word's / text's distribution over the labels")
-    p.add_argument("--text_field", default="text", help="JSONL: the field holding the text")
+    p.add_argument("--text_field", default="text", help="jsonl: the field holding the text")
     p.add_argument("--decode", default="viterbi", choices=["viterbi", "argmax"], help="NER: the best valid BIO sequence, or each word on its own")
-    p.add_argument("--max_len", type=int, default=128, help="word pieces per window (NER) or per text, [CLS] and [SEP] included")
-    p.add_argument("--batch_size", type=int, default=128)
-    p.add_argument("--bf16", type=int, default=1, help="bfloat16 autocast")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--max_len", type=int, default=128, help="word pieces per window (NER) or per text ([CLS] and [SEP] included)")
+    p.add_argument("--batch_size", type=int, default=128, help="windows or texts per forward pass")
+    p.add_argument("--bf16", type=int, default=1, choices=[0, 1], help="bfloat16 autocast where the hardware has it")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: cuda if available")
+    p.add_argument("--progress", type=int, default=1, choices=[0, 1], help="a tqdm bar on standard error for long inputs")
     args = p.parse_args(argv)
+    if args.max_len < 3 or args.batch_size < 1:
+        p.error("--max_len must be at least 3 ([CLS], a piece, [SEP]) and --batch_size at least 1")
     device = torch.device("cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
     cfg = Config(max_len=args.max_len, eval_batch_size=args.batch_size, bf16=args.bf16, decode=args.decode)
     try:
         model = from_pretrained(args.model_dir, verbose=False).to(device)
         tokenizer = load_tokenizer(args.model_dir)
-        if type(model).__name__ == "BertForTokenClassification":
-            write_conll(args.out, label_conll(model, tokenizer, args.input, cfg, device, args.soft))
+        token_model = isinstance(model, BertForTokenClassification)
+        args.format = args.format or ("conll" if token_model else "jsonl")
+        data = read_input(args, token_model)
+        progress = bool(args.progress) and len(data) >= 1000
+        if token_model:
+            rows = label_tokens(model, tokenizer, data, cfg, device, args.soft, progress)
+            text, write = conll_text, write_conll
         else:
-            write_jsonl(args.out, label_jsonl(model, tokenizer, args.input, cfg, device, args.soft, args.text_field))
-    except (DataError, FileNotFoundError, ValueError) as e:
-        sys.exit(f"error: {e}")
-    print(f"wrote {args.out}")
+            rows = label_texts(model, tokenizer, data, args.text_field, cfg, device, args.soft, progress)
+            text, write = jsonl_text, write_jsonl
+        if args.out == "-":
+            sys.stdout.write(text(rows))
+        else:
+            write(args.out, rows)
+            print(f"labelled {len(rows)} {'sentences' if token_model else 'texts'} -> {args.out}", file=sys.stderr)
+    except (DataError, OSError, ValueError) as e:
+        msg = f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.filename else str(e)
+        sys.exit(f"error: {msg}")
 
 
 if __name__ == "__main__":

@@ -256,7 +256,7 @@ def sorted_batches(examples, batch_size):
 
 
 @torch.inference_mode()
-def predict(model, sentences, examples, cfg, device, decodes=None, with_probs=False):
+def predict(model, sentences, examples, cfg, device, decodes=None, with_probs=False, progress=False):
     """Tags for every word of every sentence: one list of sentences per decoding in `decodes` (default:
     cfg.decode alone), all from one forward pass; with_probs adds each word's label distribution."""
     model.eval()
@@ -265,7 +265,7 @@ def predict(model, sentences, examples, cfg, device, decodes=None, with_probs=Fa
     decodes = decodes or (cfg.decode,)
     preds = {d: [["O"] * len(words) for words, _ in sentences] for d in decodes}
     probs = [[None] * len(words) for words, _ in sentences]
-    for idx in sorted_batches(examples, cfg.eval_batch_size):
+    for idx in tqdm(sorted_batches(examples, cfg.eval_batch_size), disable=not progress, desc="predict", leave=False):
         batch = [examples[i] for i in idx]
         ids, mask, _ = collate(batch, device)
         with autocast(cfg, device):
@@ -286,11 +286,11 @@ def predict(model, sentences, examples, cfg, device, decodes=None, with_probs=Fa
 
 
 @torch.inference_mode()
-def predict_texts(model, examples, cfg, device):
+def predict_texts(model, examples, cfg, device, progress=False):
     """The most probable label of every text, and its distribution over the labels (texts, C)."""
     model.eval()
     probs = np.zeros((len(examples), model.config.num_labels), dtype=np.float32)
-    for idx in sorted_batches(examples, cfg.eval_batch_size):
+    for idx in tqdm(sorted_batches(examples, cfg.eval_batch_size), disable=not progress, desc="predict", leave=False):
         ids, mask, _ = collate([examples[i] for i in idx], device)
         with autocast(cfg, device):
             logits, _ = model(ids, mask)
