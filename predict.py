@@ -21,14 +21,14 @@ with_probs=True)` the distributions; for classification, JSONL with "label" the 
 default) and sorted bf16 batches are train.py's own (`encode`, `predict`, `predict_texts`), so a model
 predicts here exactly what train.py scored for it.
 """
-import argparse
 import sys
 
 import torch
 
+from cli import ArgumentParser, at_least, run_main
 from data import (BLANK_RE, DataError, conll_text, format_probs, jsonl_text, read_conll, read_jsonl, split_sentences,
                   write_conll, write_jsonl)
-from model import BertForTokenClassification, from_pretrained, load_tokenizer
+from model import BertForTokenClassification, check_model_dir, from_pretrained, load_tokenizer
 from train import Config, encode, encode_texts, predict, predict_texts
 
 INVISIBLE = dict.fromkeys(map(ord, "\ufeff\u200b\u200c\u200d\u2060"))  # byte-order mark, zero-width characters
@@ -103,7 +103,7 @@ def read_input(args, token_model):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model_dir", required=True, help="a folder train.py wrote (out_dir/model), or any BERT classifier folder")
     p.add_argument("--input", default="-", help="the file to label; - reads standard input")
     p.add_argument("--out", default="-", help="where to write the labelled copy; - writes standard output")
@@ -111,38 +111,32 @@ def main(argv=None):
     p.add_argument("--soft", action="store_true", help="also write each word's / text's distribution over the labels")
     p.add_argument("--text_field", default="text", help="jsonl: the field holding the text")
     p.add_argument("--decode", default="viterbi", choices=["viterbi", "argmax"], help="NER: the best valid BIO sequence, or each word on its own")
-    p.add_argument("--max_len", type=int, default=128, help="word pieces per window (NER) or per text ([CLS] and [SEP] included)")
-    p.add_argument("--batch_size", type=int, default=128, help="windows or texts per forward pass")
+    p.add_argument("--max_len", type=at_least(3), default=128, help="word pieces per window (NER) or per text ([CLS] and [SEP] included)")
+    p.add_argument("--batch_size", type=at_least(1), default=128, help="windows or texts per forward pass")
     p.add_argument("--bf16", type=int, default=1, choices=[0, 1], help="bfloat16 autocast where the hardware has it")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: cuda if available")
     p.add_argument("--progress", type=int, default=1, choices=[0, 1], help="a tqdm bar on standard error for long inputs")
     args = p.parse_args(argv)
-    if args.max_len < 3 or args.batch_size < 1:
-        p.error("--max_len must be at least 3 ([CLS], a piece, [SEP]) and --batch_size at least 1")
     device = torch.device("cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
     cfg = Config(max_len=args.max_len, eval_batch_size=args.batch_size, bf16=args.bf16, decode=args.decode)
-    try:
-        model = from_pretrained(args.model_dir, verbose=False).to(device)
-        tokenizer = load_tokenizer(args.model_dir)
-        token_model = isinstance(model, BertForTokenClassification)
-        args.format = args.format or ("conll" if token_model else "jsonl")
-        data = read_input(args, token_model)
-        progress = bool(args.progress) and len(data) >= 1000
-        if token_model:
-            rows = label_tokens(model, tokenizer, data, cfg, device, args.soft, progress)
-            text, write = conll_text, write_conll
-        else:
-            rows = label_texts(model, tokenizer, data, args.text_field, cfg, device, args.soft, progress)
-            text, write = jsonl_text, write_jsonl
-        if args.out == "-":
-            sys.stdout.write(text(rows))
-        else:
-            write(args.out, rows)
-            print(f"labelled {len(rows)} {'sentences' if token_model else 'texts'} -> {args.out}", file=sys.stderr)
-    except (DataError, OSError, ValueError) as e:
-        msg = f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.filename else str(e)
-        sys.exit(f"error: {msg}")
-
+    check_model_dir(args.model_dir)
+    model = from_pretrained(args.model_dir, verbose=False).to(device)
+    tokenizer = load_tokenizer(args.model_dir)
+    token_model = isinstance(model, BertForTokenClassification)
+    args.format = args.format or ("conll" if token_model else "jsonl")
+    data = read_input(args, token_model)
+    progress = bool(args.progress) and len(data) >= 1000
+    if token_model:
+        rows = label_tokens(model, tokenizer, data, cfg, device, args.soft, progress)
+        text, write = conll_text, write_conll
+    else:
+        rows = label_texts(model, tokenizer, data, args.text_field, cfg, device, args.soft, progress)
+        text, write = jsonl_text, write_jsonl
+    if args.out == "-":
+        sys.stdout.write(text(rows))
+    else:
+        write(args.out, rows)
+        print(f"labelled {len(rows)} {'sentences' if token_model else 'texts'} -> {args.out}", file=sys.stderr)
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -95,4 +95,4 @@ def test_a_folder_that_is_not_a_bert_folder_is_refused(tmp_path):
     r = predict("--model_dir", tmp_path, "--format", "text", stdin="Hello.")
     assert r.returncode != 0 and "model_type 'gpt2'" in r.stderr and "Traceback" not in r.stderr
     r = predict("--model_dir", tmp_path / "nowhere", "--format", "text", stdin="Hello.")
-    assert r.returncode != 0 and "config.json" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode != 0 and "no such model folder" in r.stderr and "Traceback" not in r.stderr
