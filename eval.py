@@ -17,6 +17,7 @@ labels, 0 where undefined, as scikit-learn's zero_division=0) and the confusion 
     python eval.py --gold data/conll2003/test.txt --pred out/test_predictions.conll [--strict] [--json]
     python eval.py --gold runs/bbc_split/test.jsonl --pred out/test_predictions.jsonl [--json]
     python eval.py --summarize runs/seed0 runs/seed1 runs/seed2     # mean ± std over train.py runs
+    python eval.py --summarize runs/kd_s0 runs/kd_s1 --against runs/gold_s0 runs/gold_s1   # and paired differences
 """
 import json
 import os
@@ -155,9 +156,7 @@ def read_label_pairs(gold_path, pred_path, label_field="label", pred_field="labe
     return out
 
 
-def summarize(run_dirs):
-    """Mean ± sample std over runs (e.g. seeds) of what train.py wrote into each metrics.json."""
-    import statistics
+def read_runs(run_dirs):
     runs = []
     for d in run_dirs:
         path = os.path.join(d, "metrics.json")
@@ -166,6 +165,29 @@ def summarize(run_dirs):
                 runs.append(json.load(f))
             except ValueError as e:  # invalid JSON, or bytes that are not UTF-8
                 raise DataError(f"{path}: not a metrics.json of train.py ({e})") from None
+    return runs
+
+
+def headline(run):
+    """The score a run is judged by: test span F1 (NER) or test accuracy (classification), in %."""
+    return 100 * run["test"]["accuracy" if run.get("task") == "classify" else "f1"]
+
+
+def compare(run_dirs, against):
+    """Paired differences, run i minus run i of `against` (the same seed, say): mean ± std and wins."""
+    import statistics
+    if len(run_dirs) != len(against):
+        raise DataError(f"{len(run_dirs)} runs to compare against {len(against)}: pair them one to one (same seeds)")
+    diffs = [headline(a) - headline(b) for a, b in zip(read_runs(run_dirs), read_runs(against))]
+    sd = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
+    return (f"paired difference {statistics.mean(diffs):+.2f} ± {sd:.2f} ({sum(d > 0 for d in diffs)}/{len(diffs)} better): "
+            + ", ".join(f"{d:+.2f}" for d in diffs))
+
+
+def summarize(run_dirs):
+    """Mean ± sample std over runs (e.g. seeds) of what train.py wrote into each metrics.json."""
+    import statistics
+    runs = read_runs(run_dirs)
 
     def ms(xs, scale=1.0):
         xs = [scale * x for x in xs]
@@ -196,9 +218,13 @@ def main(argv=None):
     ap.add_argument("--strict", action="store_true", help="strict IOB2: an I-X without B-X starts no entity")
     ap.add_argument("--json", action="store_true", help="print the scores as JSON")
     ap.add_argument("--summarize", nargs="+", metavar="OUT_DIR", help="instead: mean ± std over train.py output folders")
+    ap.add_argument("--against", nargs="+", metavar="OUT_DIR", help="with --summarize: also the paired differences of "
+                    "the test score to these runs, one to one in order (the same seeds)")
     args = ap.parse_args(argv)
     if args.summarize:
         print(summarize(args.summarize))
+        if args.against:
+            print(compare(args.summarize, args.against))
         return
     if not (args.gold and args.pred):
         ap.error("--gold and --pred are required (or --summarize)")

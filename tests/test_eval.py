@@ -236,3 +236,16 @@ def test_summarize_classification_runs(tmp_path):
     (tmp_path / "ner" / "metrics.json").write_text(json.dumps({"test": {"f1": 0.8}, "dev": {"f1": 0.8}}))
     r = run_cli("--summarize", str(tmp_path / "s0"), str(tmp_path / "ner"))
     assert r.returncode != 0 and "different tasks (classify, ner)" in r.stderr
+
+
+def test_summarize_against_gives_paired_differences(tmp_path):
+    for name, f1s in (("kd", [0.80, 0.83, 0.81]), ("gold", [0.78, 0.80, 0.82])):
+        for i, f1 in enumerate(f1s):
+            (tmp_path / f"{name}{i}").mkdir()
+            (tmp_path / f"{name}{i}" / "metrics.json").write_text(json.dumps(
+                {"test": {"f1": f1}, "dev": {"f1": 0.9}, "train_seconds": 1.0, "train_tokens_per_s": 1.0}))
+    r = run_cli("--summarize", *(str(tmp_path / f"kd{i}") for i in range(3)), "--against", *(str(tmp_path / f"gold{i}") for i in range(3)))
+    assert r.returncode == 0, r.stderr
+    assert "paired difference +1.33 ± 2.08 (2/3 better): +2.00, +3.00, -1.00" in r.stdout
+    r = run_cli("--summarize", str(tmp_path / "kd0"), "--against", str(tmp_path / "gold0"), str(tmp_path / "gold1"))
+    assert r.returncode != 0 and "pair them one to one" in r.stderr and "Traceback" not in r.stderr
