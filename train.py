@@ -241,7 +241,8 @@ def soft_targets(examples, labels, n_labels):
             continue
         rows = [((i,), e["soft"])] if "label" in e else [((i, pos), v) for pos, v in zip(e["starts"], e["soft"])]
         for where, v in rows:
-            targets[where], has[where] = torch.from_numpy(v), True
+            if v is not None:  # None: a distribution over labels the model does not have
+                targets[where], has[where] = torch.from_numpy(v), True
     return targets, has
 
 

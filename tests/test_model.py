@@ -191,8 +191,8 @@ def test_students_have_the_promised_sizes_and_load_in_transformers(tmp_path, hea
         ids, mask = batch(30522, seed=5)
         with torch.no_grad():
             ref = hf(input_ids=ids, attention_mask=mask).logits
-        got = our_logits(student, ids, mask)
-        assert (got - ref)[mask.bool()].abs().max().item() < 1e-4 if head == "token" else (got - ref).abs().max().item() < 1e-4
+        diff = our_logits(student, ids, mask) - ref
+        assert (diff[mask.bool()] if head == "token" else diff).abs().max().item() < 1e-4  # padded positions mean nothing
     assert teacher_encoder / sizes["L2-H192"] >= 10 and 1 < teacher_encoder / sizes["L3-H384"] < 10
 
 
