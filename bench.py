@@ -96,12 +96,11 @@ def build(impl, labels, student=""):
     from model import from_pretrained
     from train import Config, make_optimizer
     model = from_pretrained(default_model_dir(), id2label=dict(enumerate(labels)), verbose=False)
+    if impl == "ours-student":  # as train.py --student does
+        model = make_student(model, student)
     opt = make_optimizer(model, Config())
     if impl == "ours-compiled":  # as train.py --compile 1 does
         model = torch.compile(model, dynamic=True)
-    if impl == "ours-student":  # as train.py --student does
-        model = make_student(model, student)
-        opt = make_optimizer(model, Config())
     return model, opt, lambda ids, mask: model(ids, mask)[0]
 
 

@@ -34,8 +34,9 @@ from contextlib import contextmanager
 from cli import ArgumentParser, DataError, at_least, run_main
 
 TAG_RE = re.compile(r"^(O|[BI]-[^\s]+)$")
-# a line of nothing but whitespace, byte-order marks and zero-width characters counts as blank
-BLANK_RE = re.compile(r"[\s\ufeff\u200b\u200c\u200d\u2060]*")
+INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060"  # byte-order mark and zero-width characters
+# a line of nothing but whitespace and invisible characters counts as blank
+BLANK_RE = re.compile(rf"[\s{INVISIBLE}]*")
 
 
 @contextmanager

@@ -26,26 +26,24 @@ import sys
 import torch
 
 from cli import ArgumentParser, at_least, run_main
-from data import (BLANK_RE, DataError, conll_text, format_probs, jsonl_text, read_conll, read_jsonl, split_sentences,
-                  write_conll, write_jsonl)
+from data import (BLANK_RE, INVISIBLE, DataError, conll_text, format_probs, jsonl_text, open_text, read_conll, read_jsonl,
+                  split_sentences, write_conll, write_jsonl)
 from model import BertForTokenClassification, check_model_dir, from_pretrained, load_tokenizer
 from train import Config, encode, encode_texts, predict, predict_texts
 
-INVISIBLE = dict.fromkeys(map(ord, "\ufeff\u200b\u200c\u200d\u2060"))  # byte-order mark, zero-width characters
-
-
 def read_text(path):
     """Raw text from a file or '-' (standard input), without byte-order marks or zero-width characters."""
-    try:
-        if path == "-":
-            data = sys.stdin.buffer.read()
-        else:
-            with open(path, "rb") as f:
-                data = f.read()
-        return data.decode("utf-8").translate(INVISIBLE)
-    except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1
-        raise DataError(f"{'standard input' if path == '-' else path}:{line}: not UTF-8; save it as UTF-8") from None
+    if path == "-":
+        data = sys.stdin.buffer.read()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = data[:e.start].count(b"\n") + 1
+            raise DataError(f"standard input:{line}: not UTF-8; send UTF-8") from None
+    else:
+        with open_text(path) as f:  # names the file and line of a byte that is not UTF-8
+            text = f.read()
+    return text.translate(dict.fromkeys(map(ord, INVISIBLE)))
 
 
 def label_tokens(model, tokenizer, rows, cfg, device, soft, progress):

@@ -404,7 +404,7 @@ def label_list(cfg, items, soft):
     """The labels of the training data, hard and soft (a soft label names every label of its teacher):
     NER in labels_from's order, classes sorted."""
     if cfg.task == "ner":
-        keys = sorted({k for sent in soft for dists in [sent or []] for d in dists for k in d})
+        keys = sorted({k for dists in soft if dists for d in dists for k in d})
         return labels_from(items + [(keys, keys)])
     return sorted({label for _, label, _ in items} | {k for _, _, probs in items for k in (probs or {})})
 
