@@ -11,18 +11,23 @@ all alike); the median round counts. Configurations:
 - hf-default: transformers' BertForTokenClassification, random batches, fp32, torch AdamW
   (what run_ner.py does);
 - hf-best: the same with transformers' own LengthGroupedSampler (group_by_length) and bf16 autocast;
+  its inference goes through the sentences sorted by length (Trainer.predict keeps file order);
+- hf-tokens: transformers' model under our batching, training and inference (what the model alone is worth);
 - ours: python train.py's defaults: length-homogeneous batches, bf16 autocast, fused attention
-  and fused AdamW;
+  and fused AdamW; inference as train.py evaluates and predict.py predicts (train.inference):
+  sorted batches of at most --eval_tokens padded word pieces, the Linear weights cast to bf16 once;
 - ours-fp32-random: our model under hf-default's conditions (the model alone, no speed work);
 - ours-compiled (only when named in --configs): ours under torch.compile(dynamic=True), as
   train.py --compile 1; its start-up shows in the "first step s" column (the compile happens there);
 - student (with --student L<n>-H<h>): ours with the smaller student model.py's make_student builds
   (train.py --student), to set its speed against the teacher's (ours) in one run.
-Speed counts real (non-padding) word pieces per second. The last line is the ratio of ours to each HF.
+Speed counts real (non-padding) word pieces per second. The last two lines are the ratios of ours
+to each HF, for inference and for training.
 
     python bench.py --configs ours --student L2-H192     # student against teacher
 """
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -40,12 +45,13 @@ from cli import ArgumentParser, at_least, run_main
 CONFIGS = {  # name: (implementation, batching, bf16)
     "hf-default": ("hf", "random", False),
     "hf-best": ("hf", "hf-grouped", True),
+    "hf-tokens": ("hf", "ours-grouped", True),  # HF's model under our batching: what the model alone is worth
     "ours": ("ours", "ours-grouped", True),
     "ours-fp32-random": ("ours", "random", False),
     "ours-compiled": ("ours-compiled", "ours-grouped", True),  # not run unless asked for: --configs ours,ours-compiled
     "student": ("ours-student", "ours-grouped", True),  # added by --student SPEC
 }
-DEFAULT_CONFIGS = ("hf-default", "hf-best", "ours", "ours-fp32-random")
+DEFAULT_CONFIGS = ("hf-default", "hf-best", "hf-tokens", "ours", "ours-fp32-random")
 
 
 def matmul_peak(dtype, n=2048, k=1024, m=1024, reps=20):
@@ -104,6 +110,13 @@ def build(impl, labels, student=""):
     return model, opt, lambda ids, mask: model(ids, mask)[0]
 
 
+@contextlib.contextmanager
+def inference_hf(model, cast):
+    model.eval()
+    with torch.inference_mode(), cast():
+        yield
+
+
 def run_one(name, args):
     """One configuration in this process: training steps, then inference over the same sentences."""
     from train import collate
@@ -130,15 +143,20 @@ def run_one(name, args):
             seconds += time.perf_counter() - t0
             tokens += int(mask.sum())
             padded += mask.numel()
-    # inference: every sentence once; HF as its Trainer.predict does (file order), ours as train.py (sorted)
-    model.eval()
-    order = sorted(range(len(examples)), key=lambda j: len(examples[j]["ids"])) if impl.startswith("ours") or bf16 else list(range(len(examples)))
+    # inference: every sentence once. HF as its Trainer.predict does (file order, fixed batches; hf-best
+    # sorted); ours, hf-tokens and the student as train.py evaluates and predict.py predicts (train.inference)
+    from train import Config, eval_batches, inference
+    cfg = Config(bf16=int(bf16), eval_batch_size=args.eval_batch_size, eval_tokens=args.eval_tokens)
+    if batching == "ours-grouped":
+        infer_batches = eval_batches(examples, cfg)
+    else:
+        order = sorted(range(len(examples)), key=lambda j: len(examples[j]["ids"])) if bf16 else list(range(len(examples)))
+        infer_batches = [order[b:b + args.eval_batch_size] for b in range(0, len(order), args.eval_batch_size)]
     inf_tokens, t0 = 0, time.perf_counter()
-    with torch.inference_mode():
-        for b in range(0, len(order), args.eval_batch_size):
-            ids, mask, _ = collate([examples[j] for j in order[b:b + args.eval_batch_size]], "cpu")
-            with cast():
-                forward(ids, mask)
+    with inference(model, cfg, torch.device("cpu")) if impl.startswith("ours") else inference_hf(model, cast):
+        for idx in infer_batches:
+            ids, mask, _ = collate([examples[j] for j in idx], "cpu")
+            forward(ids, mask)
             inf_tokens += int(mask.sum())
     inf_seconds = time.perf_counter() - t0
     return {"name": name, "train_tok_s": tokens / seconds, "fill": tokens / padded, "infer_tok_s": inf_tokens / inf_seconds, "first_step_s": first_step,
@@ -152,7 +170,8 @@ def main():
     p.add_argument("--warmup", type=at_least(0), default=5, help="untimed steps first")
     p.add_argument("--rounds", type=at_least(1), default=3, help="rounds of every configuration in turn; the median counts")
     p.add_argument("--batch_size", type=at_least(1), default=32, help="sentences per training step")
-    p.add_argument("--eval_batch_size", type=at_least(1), default=128, help="sentences per inference batch")
+    p.add_argument("--eval_batch_size", type=at_least(1), default=128, help="sentences per inference batch (at most, for ours)")
+    p.add_argument("--eval_tokens", type=at_least(1), default=2048, help="ours: at most this many padded word pieces per inference batch")
     p.add_argument("--sentences", type=at_least(1), default=2000, help="seeded sample of CoNLL-2003 train")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample and of the random batches")
     p.add_argument("--threads", type=at_least(1), default=torch.get_num_threads(), help="torch threads of every configuration")
@@ -191,7 +210,7 @@ def main():
         layers, hidden = parse_student(args.student)
         flops["student"] = flop_per_token(layers, hidden, c.intermediate_size if hidden == c.hidden_size else 4 * hidden)
     runs = {n: [] for n in names}
-    forwarded = [f"--{k}={getattr(args, k)}" for k in ("steps", "warmup", "batch_size", "eval_batch_size", "sentences", "seed", "threads",
+    forwarded = [f"--{k}={getattr(args, k)}" for k in ("steps", "warmup", "batch_size", "eval_batch_size", "eval_tokens", "sentences", "seed", "threads",
                                                         "data_dir", "student")]
     for r in range(args.rounds):
         for n in names:
@@ -222,9 +241,10 @@ def main():
     if {"ours", "hf-default", "hf-best"} <= set(med):
         o = med["ours"]
         frac = o["train_tok_s"] * flops["ours"] / 1e9 / peak16
+        same = f" ours/hf-tokens {o['infer_tok_s'] / med['hf-tokens']['infer_tok_s']:.2f} (same batches)" if "hf-tokens" in med else ""
         print(f"inference ratio ours/HF-default {o['infer_tok_s'] / med['hf-default']['infer_tok_s']:.2f} "
-              f"ours/HF-best {o['infer_tok_s'] / med['hf-best']['infer_tok_s']:.2f}")
-        print(f"ratio ours/HF-default {o['train_tok_s'] / med['hf-default']['train_tok_s']:.2f} "
+              f"ours/HF-best {o['infer_tok_s'] / med['hf-best']['infer_tok_s']:.2f}{same}")
+        print(f"training ratio ours/HF-default {o['train_tok_s'] / med['hf-default']['train_tok_s']:.2f} "
               f"ours/HF-best {o['train_tok_s'] / med['hf-best']['train_tok_s']:.2f} (ours at {100 * frac:.0f} % of the bf16 matmul peak)")
 
 

@@ -15,6 +15,7 @@ import math
 import os
 import re
 import shutil
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 
 import torch
@@ -210,6 +211,21 @@ class BertForSequenceClassification(BertClassifier):
 
 
 HEADS = {"token": BertForTokenClassification, "sequence": BertForSequenceClassification}
+
+
+@contextmanager
+def linear_weights_as(model, dtype):
+    """Inside the block every Linear holds its weight and bias in `dtype`; the originals come back after.
+    For inference under autocast: autocast casts each fp32 weight to bf16 at every call, so an evaluation
+    of many batches would repeat the same copies; cast once, the numbers are the same and the copies go."""
+    saved = [(p, p.data) for m in model.modules() if isinstance(m, nn.Linear) for p in m.parameters(recurse=False)]
+    try:
+        for p, data in saved:
+            p.data = data.to(dtype)
+        yield model
+    finally:
+        for p, data in saved:
+            p.data = data
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ predicted` with the prediction always last, so `read_conll(out)` reads it and `r
 with_probs=True)` the distributions; for classification, JSONL with "label" the prediction (an input
 "label" moves to "gold") and, with --soft, "probs". Windows, decoding (Viterbi over valid BIO by
 default) and sorted bf16 batches are train.py's own (`encode`, `predict`, `predict_texts`), so a model
-predicts here exactly what train.py scored for it.
+predicts here exactly what train.py scored for it (with both scripts' default batch sizes: in bf16 a
+near tie can flip with the padding of the batch a sentence falls in).
 """
 import sys
 
@@ -110,13 +111,15 @@ def main(argv=None):
     p.add_argument("--text_field", default="text", help="jsonl: the field holding the text")
     p.add_argument("--decode", default="viterbi", choices=["viterbi", "argmax"], help="NER: the best valid BIO sequence, or each word on its own")
     p.add_argument("--max_len", type=at_least(3), default=128, help="word pieces per window (NER) or per text ([CLS] and [SEP] included)")
-    p.add_argument("--batch_size", type=at_least(1), default=128, help="windows or texts per forward pass")
+    p.add_argument("--batch_size", type=at_least(1), default=Config.eval_batch_size, help="at most this many windows or texts per forward pass")
+    p.add_argument("--max_tokens", type=at_least(1), default=Config.eval_tokens,
+                   help="and at most this many word pieces, padding included (train.py's --eval_tokens)")
     p.add_argument("--bf16", type=int, default=1, choices=[0, 1], help="bfloat16 autocast where the hardware has it")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: cuda if available")
     p.add_argument("--progress", type=int, default=1, choices=[0, 1], help="a tqdm bar on standard error for long inputs")
     args = p.parse_args(argv)
     device = torch.device("cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
-    cfg = Config(max_len=args.max_len, eval_batch_size=args.batch_size, bf16=args.bf16, decode=args.decode)
+    cfg = Config(max_len=args.max_len, eval_batch_size=args.batch_size, eval_tokens=args.max_tokens, bf16=args.bf16, decode=args.decode)
     check_model_dir(args.model_dir)
     model = from_pretrained(args.model_dir, verbose=False).to(device)
     tokenizer = load_tokenizer(args.model_dir)

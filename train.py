@@ -35,7 +35,7 @@ import json
 import math
 import os
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -48,7 +48,7 @@ from cli import opt, parse_config, run_main
 from data import DataError, atomic_write, labels_from, read_classification, read_conll, write_conll, write_jsonl
 from eval import classification_scores, span_f1
 from mix import SCHEDULES, STRATEGIES, MixSampler, strategy_schedule
-from model import (check_model_dir, default_model_dir, from_pretrained, load_tokenizer, make_student, parse_student,
+from model import (check_model_dir, default_model_dir, from_pretrained, linear_weights_as, load_tokenizer, make_student, parse_student,
                    save_pretrained)
 
 
@@ -93,7 +93,8 @@ class Config:
     compile: int = opt(0, "torch.compile the model", choices=[0, 1])
     # evaluation and output
     eval_every: int = opt(0, "steps between dev evaluations; 0: once per epoch")
-    eval_batch_size: int = opt(128, "sentences (or texts) per forward pass when evaluating")
+    eval_batch_size: int = opt(128, "at most this many sentences (or texts) per forward pass when evaluating")
+    eval_tokens: int = opt(2048, "and at most this many word pieces, padding included: short sentences go in bigger batches")
     decode: str = opt("viterbi", "ner: viterbi: the best valid BIO sequence | argmax: each word on its own", choices=["viterbi", "argmax"])
     out_dir: str = opt("out/default", "where metrics.json, model/ and the test predictions go")
     device: str = opt("auto", "auto: cuda if available, else cpu", choices=["auto", "cpu", "cuda"])
@@ -111,6 +112,7 @@ def check_config(cfg):
            (cfg.grad_accum < 1, f"--grad_accum {cfg.grad_accum}: expected at least 1"),
            (cfg.batch_size % max(1, cfg.grad_accum) != 0, f"--batch_size {cfg.batch_size} must be a multiple of --grad_accum {cfg.grad_accum}"),
            (cfg.eval_batch_size < 1, f"--eval_batch_size {cfg.eval_batch_size}: expected at least 1"),
+           (cfg.eval_tokens < 1, f"--eval_tokens {cfg.eval_tokens}: expected at least 1"),
            (cfg.max_len < 3, f"--max_len {cfg.max_len}: expected at least 3 ([CLS], one word piece, [SEP])"),
            (not cfg.epochs > 0, f"--epochs {cfg.epochs}: expected more than 0"),
            (cfg.max_steps < 0, f"--max_steps {cfg.max_steps}: expected 0 (the budget) or more"),
@@ -250,53 +252,69 @@ def autocast(cfg, device):
     return torch.autocast(device.type, dtype=torch.bfloat16) if cfg.bf16 else nullcontext()
 
 
-def sorted_batches(examples, batch_size):
-    """Batches of example indices, shortest first: similar lengths share a batch, so little is padding."""
+def sorted_batches(examples, batch_size, max_tokens=None):
+    """Batches of example indices, shortest first: similar lengths share a batch, so little is padding.
+    With max_tokens a batch also stops before its padded size (sentences x the longest) would pass it,
+    so short sentences go in big batches and long ones in small (a batch holds at least one)."""
     order = sorted(range(len(examples)), key=lambda i: len(examples[i]["ids"]))
-    return [order[b:b + batch_size] for b in range(0, len(order), batch_size)]
+    batches, batch = [], []
+    for i in order:
+        if batch and (len(batch) == batch_size or max_tokens and (len(batch) + 1) * len(examples[i]["ids"]) > max_tokens):
+            batches.append(batch)
+            batch = []
+        batch.append(i)
+    return batches + [batch] if batch else batches
 
 
-@torch.inference_mode()
+@contextmanager
+def inference(model, cfg, device):
+    """What every evaluation and prediction runs under: eval mode, no autograd, bf16 autocast if asked,
+    and then the Linear weights cast to bf16 once for the whole pass (model.linear_weights_as); train mode after."""
+    model.eval()
+    try:
+        with torch.inference_mode(), autocast(cfg, device), (linear_weights_as(model, torch.bfloat16) if cfg.bf16 else nullcontext()):
+            yield
+    finally:
+        model.train()
+
+
+def eval_batches(examples, cfg):
+    return sorted_batches(examples, cfg.eval_batch_size, cfg.eval_tokens)
+
+
 def predict(model, sentences, examples, cfg, device, decodes=None, with_probs=False, progress=False):
     """Tags for every word of every sentence: one list of sentences per decoding in `decodes` (default:
     cfg.decode alone), all from one forward pass; with_probs adds each word's label distribution."""
-    model.eval()
     id2label = model.config.id2label
     allowed = bio_transitions([id2label[i] for i in range(len(id2label))])
     decodes = decodes or (cfg.decode,)
     preds = {d: [["O"] * len(words) for words, _ in sentences] for d in decodes}
     probs = [[None] * len(words) for words, _ in sentences]
-    for idx in tqdm(sorted_batches(examples, cfg.eval_batch_size), disable=not progress, desc="predict", leave=False):
-        batch = [examples[i] for i in idx]
-        ids, mask, _ = collate(batch, device)
-        with autocast(cfg, device):
-            logits, _ = model(ids, mask)
-        logprobs = logits.float().log_softmax(-1).cpu().numpy()
-        for e, lp in zip(batch, logprobs):
-            word_lp = lp[e["starts"]]  # (words, labels): a word's prediction is its first piece's
-            for d in preds:  # each decoding once, even if named twice
-                best = viterbi(word_lp, allowed) if d == "viterbi" else word_lp.argmax(-1)
-                for k, label in enumerate(best):
-                    preds[d][e["sent"]][e["first_word"] + k] = id2label[int(label)]
-            if with_probs:
-                for k, p in enumerate(np.exp(word_lp)):
-                    probs[e["sent"]][e["first_word"] + k] = p
-    model.train()
+    with inference(model, cfg, device):
+        for idx in tqdm(eval_batches(examples, cfg), disable=not progress, desc="predict", leave=False):
+            batch = [examples[i] for i in idx]
+            ids, mask, _ = collate(batch, device)
+            logprobs = model(ids, mask)[0].float().log_softmax(-1).cpu().numpy()
+            for e, lp in zip(batch, logprobs):
+                word_lp = lp[e["starts"]]  # (words, labels): a word's prediction is its first piece's
+                for d in preds:  # each decoding once, even if named twice
+                    best = viterbi(word_lp, allowed) if d == "viterbi" else word_lp.argmax(-1)
+                    for k, label in enumerate(best):
+                        preds[d][e["sent"]][e["first_word"] + k] = id2label[int(label)]
+                if with_probs:
+                    for k, p in enumerate(np.exp(word_lp)):
+                        probs[e["sent"]][e["first_word"] + k] = p
     out = [preds[d] for d in decodes]
     return out + [probs] if with_probs else out
 
 
-@torch.inference_mode()
 def predict_texts(model, examples, cfg, device, progress=False):
     """The most probable label of every text, and its distribution over the labels (texts, C)."""
-    model.eval()
     probs = np.zeros((len(examples), model.config.num_labels), dtype=np.float32)
-    for idx in tqdm(sorted_batches(examples, cfg.eval_batch_size), disable=not progress, desc="predict", leave=False):
-        ids, mask, _ = collate([examples[i] for i in idx], device)
-        with autocast(cfg, device):
-            logits, _ = model(ids, mask)
-        probs[idx] = logits.float().softmax(-1).cpu().numpy()
-    model.train()
+    with inference(model, cfg, device):
+        for idx in tqdm(eval_batches(examples, cfg), disable=not progress, desc="predict", leave=False):
+            ids, mask, _ = collate([examples[i] for i in idx], device)
+            probs[idx] = model(ids, mask)[0].float().softmax(-1).cpu().numpy()
     return [model.config.id2label[int(i)] for i in probs.argmax(-1)], probs
 
 

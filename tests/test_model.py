@@ -8,6 +8,7 @@ import torch
 import transformers
 
 from model import (BertConfig, BertForSequenceClassification, BertForTokenClassification, count_parameters, default_model_dir,
+                   linear_weights_as,
                    from_pretrained, load_tokenizer, make_student, save_pretrained)
 
 LABELS = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC", 4: "I-LOC"}
@@ -136,6 +137,24 @@ def test_step_by_step_attention_equals_fused_attention():
     plain.load_state_dict(fused.state_dict())
     ids, mask = batch(500)
     assert_close(our_logits(fused, ids, mask), our_logits(plain, ids, mask), mask)
+
+
+def test_linear_weights_cast_once_give_autocasts_logits_exactly_and_come_back():
+    torch.manual_seed(4)
+    cfg = BertConfig(vocab_size=500, hidden_size=48, num_hidden_layers=2, num_attention_heads=3, intermediate_size=64,
+                     id2label=LABELS)
+    model = BertForTokenClassification(cfg).eval()
+    ids, mask = batch(500)
+    before = {n: (p, p.data_ptr()) for n, p in model.named_parameters()}
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = model(ids, mask)[0]
+        with linear_weights_as(model, torch.bfloat16):
+            assert model.bert.encoder.layer[0].attention.self.query.weight.dtype == torch.bfloat16
+            assert model.bert.embeddings.LayerNorm.weight.dtype == torch.float32  # only the Linear layers
+            got = model(ids, mask)[0]
+    assert torch.equal(got, expected)  # autocast makes the same cast at every call
+    for n, p in model.named_parameters():  # the same Parameter objects, holding their fp32 storage again
+        assert before[n][0] is p and before[n][1] == p.data_ptr() and p.dtype == torch.float32
 
 
 def test_vocab_txt_tokenizer_equals_tokenizer_json(tmp_path):

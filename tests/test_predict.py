@@ -17,8 +17,8 @@ def ner_model(tmp_path_factory):
     """A smoke NER model (a few steps on tiny CoNLL-2003) and the folder of its data."""
     d = tmp_path_factory.mktemp("ner")
     write_tiny_conll(str(d), n_train=120, n_eval=60)
-    metrics = train(Config(data_dir=str(d), out_dir=str(d / "out"), max_steps=30, lr=3e-4, batch_size=8, eval_batch_size=32,
-                           progress=0))
+    # evaluated in train.py's default batches, predict.py's too: in bf16 a near tie can flip with a batch's padding
+    metrics = train(Config(data_dir=str(d), out_dir=str(d / "out"), max_steps=30, lr=3e-4, batch_size=8, progress=0))
     assert metrics["test"]["f1"] > 0.1  # it tags entities, so agreeing with train.py's predictions means something
     return d, str(d / "out" / "model"), metrics
 

@@ -15,7 +15,7 @@ from common import ROOT, write_tiny_conll
 from data import read_conll, write_conll
 from eval import get_entities, span_f1
 from model import BertConfig, BertForTokenClassification, default_model_dir, load_tokenizer
-from train import Config, bio_transitions, encode, get_lr, make_optimizer, train, viterbi
+from train import Config, bio_transitions, encode, get_lr, make_optimizer, sorted_batches, train, viterbi
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +49,22 @@ def test_long_sentences_are_windowed_and_every_word_is_kept():
         assert firsts == [l2i[tags[e["first_word"] + k]] for k in range(len(e["starts"]))]
         assert sum(l != -100 for l in e["labels"]) == len(e["starts"])
     assert ex[-1]["labels"][ex[-1]["starts"][0]] == -100  # a label unseen in training is never trained on
+
+
+@pytest.mark.parametrize("batch_size,max_tokens", [(4, None), (128, 40), (3, 40), (128, 5)])
+def test_sorted_batches_cover_every_example_once_within_both_limits(batch_size, max_tokens):
+    rng = random.Random(batch_size)
+    examples = [{"ids": [0] * rng.randint(1, 30)} for _ in range(200)]
+    batches = sorted_batches(examples, batch_size, max_tokens)
+    assert sorted(i for b in batches for i in b) == list(range(200))
+    lengths = [len(examples[i]["ids"]) for b in batches for i in b]
+    assert lengths == sorted(lengths)  # shortest first
+    for b in batches:
+        longest = max(len(examples[i]["ids"]) for i in b)
+        assert len(b) <= batch_size and (max_tokens is None or len(b) == 1 or len(b) * longest <= max_tokens)
+    if max_tokens:  # a batch stops only when the next example would not fit
+        for b, nxt in zip(batches, batches[1:]):
+            assert len(b) == batch_size or (len(b) + 1) * len(examples[nxt[0]]["ids"]) > max_tokens
 
 
 LABELS = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
