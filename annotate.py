@@ -29,66 +29,45 @@ to --out as all-O (that would teach the student its names are not names): it is 
 in the report with the reason. Only replies that were read are cached, so the same command run again
 retries exactly those sentences.
 
-Cache and resume: each reply that was read is committed to an sqlite cache (--cache) the moment it
-arrives, keyed on the whole request (endpoint, model, messages or prompt, sampling parameters); the
-output files are written at the end, atomically. A run killed at any moment (kill -9 included) is
-resumed by the same command: finished sentences come from the cache (only requests in flight at the
-kill are sent again) and each sentence is written once. A second identical run sends no request.
-
-HTTP: a timeout on every call; exponential backoff with jitter on 429, 5xx, timeouts, dropped
-connections and unreadable bodies, honouring Retry-After; any other 4xx (wrong model, bad key) stops
-the run with the server's message. The key comes from $OPENAI_API_KEY (or --api_key_env) and is
-written to no log, cache or output.
+Cache and resume, HTTP faults and the key are llm.py's (the one LLM client): each reply that was
+read is committed to an sqlite cache (--cache) the moment it arrives, and the output files are written
+at the end, atomically. A run killed at any moment (kill -9 included) is resumed by the same command:
+finished sentences come from the cache (only requests in flight at the kill are sent again) and each
+sentence is written once. A second identical run sends no request. Timeouts, 429, 5xx and dropped
+connections are retried with backoff; any other 4xx (wrong model, bad key) stops the run with the
+server's message. The key comes from $OPENAI_API_KEY (or --api_key_env) and is written nowhere.
 """
-import email.utils
-import hashlib
 import json
 import os
 import random
 import re
-import sqlite3
 import sys
-import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 
-import requests
-from tqdm import tqdm
-
-from cli import DataError, above, at_least, opt, parse_config, run_main
+from cli import DataError, at_least, opt, parse_config, run_main
 from data import atomic_write, read_conll, read_jsonl_numbered, sample_indices, split_sentences, write_conll
 from eval import get_entities, span_f1
+from llm import Fatal, LLMConfig, cached_count, http_report, prompt_text, run_requests
 
 
 @dataclass
-class Config:
+class Config(LLMConfig):  # the endpoint, model, key, retries, concurrency and cache flags come from llm.py
     # data
     input: str = opt("data/conll2003/train.txt", "CoNLL file or BBC jsonl")
     format: str = opt("conll", "input format", choices=["conll", "bbc"])
     limit: int = opt(None, "annotate a seeded random sample of this many sentences", type=at_least(1))
     seed: int = opt(0, "seed of the sample and of the worked examples")
     out: str = opt("runs/llm.conll", "CoNLL output; FILE.report.json and FILE.replies.jsonl go beside it")
-    # model and prompt
-    base_url: str = opt(None, "API root; default $OPENAI_BASE_URL, else http://127.0.0.1:8080/v1", type=str)
-    model: str = opt("smollm2", "model name sent to the endpoint")
-    api_key_env: str = opt("OPENAI_API_KEY", "environment variable holding the API key (none sent if unset)")
+    # prompt
     prompt: str = opt("standard", "prompt form", choices=["standard", "cot", "completion"])
     shots: int = opt(None, "worked examples; default 3 standard, 2 cot, 8 completion", type=at_least(0))
     examples: str = opt("data/conll2003/train.txt", "gold CoNLL file the worked examples are drawn from")
     temperature: float = opt(0.0, "sampling temperature", type=at_least(0.0, float))
     max_tokens: int = opt(None, "reply length limit; default 256 standard, 384 cot, 64 completion", type=at_least(1))
     max_entity_tokens: int = opt(10, "longer 'entities' are dropped (CoNLL-2003 train's longest has 10 tokens)", type=at_least(1))
-    # client
-    concurrency: int = opt(4, "requests in flight at once", type=at_least(1))
-    timeout: float = opt(120.0, "seconds to wait for a reply, per attempt", type=above(0))
-    max_retries: int = opt(6, "retries per request after the first attempt", type=at_least(0))
-    backoff_base: float = opt(1.0, "first retry waits about this many seconds, doubling after each", type=at_least(0.0, float))
-    backoff_max: float = opt(60.0, "longest wait between retries (Retry-After is honoured up to 600 s)", type=at_least(0.0, float))
-    cache: str = opt("runs/llm_cache.sqlite", "sqlite cache of replies that were read")
     dry_run: bool = opt(False, "print one full prompt and a token estimate; send nothing")
-    progress: int = opt(1, "tqdm progress bar")
 
 
 DEFAULT_SHOTS = {"standard": 3, "cot": 2, "completion": 8}
@@ -97,7 +76,6 @@ DEFAULT_MAX_TOKENS = {"standard": 256, "cot": 384, "completion": 64}
 
 def parse_args(argv=None):
     cfg = parse_config(Config, argv, description=__doc__.split("\n\n")[0])
-    cfg.base_url = cfg.base_url or os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8080/v1"
     cfg.shots = DEFAULT_SHOTS[cfg.prompt] if cfg.shots is None else cfg.shots
     cfg.max_tokens = DEFAULT_MAX_TOKENS[cfg.prompt] if cfg.max_tokens is None else cfg.max_tokens
     return cfg
@@ -224,12 +202,6 @@ def build_request(cfg, words, shots):
     messages.append({"role": "user", "content": f"Sentence: {sentence}"})
     return "chat/completions", {"model": cfg.model, "messages": messages, "temperature": cfg.temperature,
                                 "max_tokens": cfg.max_tokens}
-
-
-def prompt_text(endpoint, payload):
-    if endpoint == "completions":
-        return payload["prompt"]
-    return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in payload["messages"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -395,114 +367,6 @@ def align(words, items, max_entity_tokens=10):
 
 
 # ---------------------------------------------------------------------------------------------
-# HTTP with retries, and the cache.
-
-class Fatal(Exception):
-    """An answer no retry can fix (a 4xx other than 429): the run stops."""
-
-
-class GaveUp(Exception):
-    """Every attempt of one request failed."""
-
-
-class Cancelled(Exception):
-    """The run is stopping: the request was not sent."""
-
-
-class Stats:
-    """Counters shared by the worker threads."""
-
-    def __init__(self):
-        self.c, self.lock = Counter(), threading.Lock()
-
-    def add(self, key, n=1):
-        with self.lock:
-            self.c[key] += n
-
-
-_jitter = random.Random()  # backoff jitter spreads clients apart; it needs no seed
-
-
-def retry_after(value):
-    """Seconds asked for by a Retry-After header (a number or an HTTP date), or None."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        try:
-            return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-        except (TypeError, ValueError):
-            return None
-
-
-def post(session, url, payload, headers, cfg, stats, redact, stop):
-    """The response body of one request, retried as the module docstring says; `stop` (an Event) cancels it."""
-    for attempt in range(cfg.max_retries + 1):
-        if stop.is_set():
-            raise Cancelled()
-        wait = None
-        stats.add("requests_sent")
-        try:
-            r = session.post(url, json=payload, headers=headers, timeout=(min(10.0, cfg.timeout), cfg.timeout))
-        except requests.Timeout:
-            kind = "timeout"
-        except requests.RequestException:  # refused, reset, closed mid-body
-            kind = "connection"
-        else:
-            if r.status_code == 200:
-                try:
-                    body = r.json()
-                    body["choices"][0]
-                    return body
-                except (ValueError, KeyError, IndexError, TypeError):
-                    kind = "bad_response"
-            elif r.status_code == 429 or r.status_code >= 500:
-                kind, wait = f"http_{r.status_code}", retry_after(r.headers.get("Retry-After"))
-            else:
-                hint = {401: "check the API key", 403: "check the API key",
-                        404: "check --model and --base_url"}.get(r.status_code, "check the request settings")
-                stop.set()  # no other thread sends anything more
-                raise Fatal(redact(f"{url} answered HTTP {r.status_code} ({hint}): {r.text[:500]}"))
-        stats.add(f"fail_{kind}")
-        if attempt == cfg.max_retries:
-            raise GaveUp(f"{kind} on all {attempt + 1} attempts")
-        stats.add("retries")
-        backoff = min(cfg.backoff_max, cfg.backoff_base * 2 ** attempt) * (0.5 + _jitter.random())
-        time.sleep(min(wait, 600.0) + _jitter.random() * cfg.backoff_base if wait is not None else backoff)
-
-
-def reply_of(endpoint, body):
-    choice = body["choices"][0]
-    content = choice.get("text") if endpoint == "completions" else (choice.get("message") or {}).get("content")
-    return {"content": content or "", "finish_reason": choice.get("finish_reason"), "usage": body.get("usage") or {}}
-
-
-def cache_key(endpoint, payload):
-    return hashlib.sha256(json.dumps([endpoint, payload], sort_keys=True).encode()).hexdigest()
-
-
-class Cache:
-    """Replies that were read, keyed on the request; each committed on its own, so a kill loses none."""
-
-    def __init__(self, path):
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        self.db = sqlite3.connect(path, timeout=60)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, request TEXT, reply TEXT, created REAL)")
-        self.db.commit()
-
-    def get(self, key):
-        row = self.db.execute("SELECT reply FROM replies WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
-
-    def put(self, key, request, reply):
-        with self.db:
-            self.db.execute("INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?)",
-                            (key, json.dumps(request), json.dumps(reply), time.time()))
-
-
-# ---------------------------------------------------------------------------------------------
 # The run.
 
 def side_paths(out):
@@ -510,13 +374,10 @@ def side_paths(out):
     return f"{stem}.report.json", f"{stem}.replies.jsonl"
 
 
-def dry_run(cfg, calls, cache_path):
-    cached = 0
-    if os.path.exists(cache_path):
-        cache = Cache(cache_path)
-        cached = sum(cache.get(key) is not None for _, _, key in calls)
-    print(prompt_text(calls[0][0], calls[0][1]))
-    chars = [len(prompt_text(e, p)) for e, p, _ in calls]
+def dry_run(cfg, calls):
+    cached = cached_count(cfg, calls)
+    print(prompt_text(*calls[0]))
+    chars = [len(prompt_text(e, p)) for e, p in calls]
     todo = len(calls) - cached
     est = sum(chars) / 4 * todo / max(1, len(calls))  # about 4 characters a token in English
     print(f"\n--- {len(calls)} sentences, {cached} cached, {todo} to send to {cfg.base_url}/{calls[0][0]} ({cfg.model})")
@@ -531,58 +392,15 @@ def run(cfg):
     if not records:
         raise DataError(f"no sentences in {cfg.input}")
     shots = draw_shots(cfg.examples, cfg.shots, cfg.seed, exclude={tuple(r["words"]) for r in records})
-    calls = [(e, p, cache_key(e, p)) for e, p in (build_request(cfg, r["words"], shots) for r in records)]
+    calls = [build_request(cfg, r["words"], shots) for r in records]
     if cfg.dry_run:
-        return dry_run(cfg, calls, cfg.cache)
-    key = os.environ.get(cfg.api_key_env, "")
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return dry_run(cfg, calls)
 
-    def redact(s):
-        return s.replace(key, "***") if key else s
+    def readable(reply):
+        return parse_reply(cfg.prompt, reply["content"], reply["finish_reason"])[0] is not None
 
-    cache, stats, local, stop = Cache(cfg.cache), Stats(), threading.local(), threading.Event()
-    replies, failures = [None] * len(records), {}  # failures: sentence position -> (reason, detail)
-    for i, (_, _, k) in enumerate(calls):
-        replies[i] = cache.get(k)
-    todo = [i for i, r in enumerate(replies) if r is None]
-    stats.add("cache_hits", len(records) - len(todo))
-
-    def call(i):
-        if not hasattr(local, "session"):
-            local.session = requests.Session()  # one per thread: Session is not documented thread-safe
-        endpoint, payload, _ = calls[i]
-        return reply_of(endpoint, post(local.session, f"{cfg.base_url.rstrip('/')}/{endpoint}", payload, headers, cfg, stats, redact, stop))
-
-    stopped = None
-    bar = tqdm(total=len(records), initial=len(records) - len(todo), unit="sent", disable=not cfg.progress,
-               desc=f"{cfg.prompt} {cfg.model}", dynamic_ncols=True)
-    pool = ThreadPoolExecutor(max(1, cfg.concurrency))
-    futures = {pool.submit(call, i): i for i in todo}
-    try:
-        for fut in as_completed(futures):
-            i = futures[fut]
-            try:
-                reply = fut.result()
-            except GaveUp as e:
-                failures[i] = ("gave_up", str(e))
-            except Cancelled:
-                continue
-            else:
-                stats.add("prompt_tokens", reply["usage"].get("prompt_tokens", 0))
-                stats.add("completion_tokens", reply["usage"].get("completion_tokens", 0))
-                replies[i] = reply
-                if parse_reply(cfg.prompt, reply["content"], reply["finish_reason"])[0] is not None:
-                    cache.put(calls[i][2], calls[i][1], reply)  # an unreadable reply is not kept: a rerun retries it
-                else:
-                    stats.add("unreadable")
-            bar.update()
-            bar.set_postfix(tok_in=stats.c["prompt_tokens"], tok_out=stats.c["completion_tokens"], failed=len(failures),
-                            unreadable=stats.c["unreadable"], refresh=False)
-    except Fatal as e:
-        stopped = str(e)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)  # requests not yet started are dropped
-        bar.close()
+    replies, gave_up, stats, stopped = run_requests(cfg, calls, readable, desc=cfg.prompt, unit="sent")
+    failures = {i: ("gave_up", why) for i, why in gave_up.items()}  # sentence position -> (reason, detail)
     report = assemble(cfg, records, replies, failures, stats, stopped, time.time() - t0)
     if stopped:
         raise Fatal(stopped)
@@ -626,7 +444,6 @@ def assemble(cfg, records, replies, failures, stats, stopped, seconds):
         if has_gold:
             pred_all.append(tags or ["O"] * len(rec["words"]))
         lines.append(json.dumps(line, ensure_ascii=False))
-    c = stats.c
     reasons = Counter(r for r, _ in failures.values())
     report = {
         "config": {k: v for k, v in asdict(cfg).items() if k != "progress"},
@@ -636,15 +453,10 @@ def assemble(cfg, records, replies, failures, stats, stopped, seconds):
         "sentences_written": len(rows),
         "sentences_failed": len(failures),
         "sentences_not_attempted": sum(r is None for r in replies) - reasons["gave_up"],
-        "requests_sent": c["requests_sent"],
-        "cache_hits": c["cache_hits"],
-        "retries": c["retries"],
-        "attempt_failures": {k[5:]: v for k, v in sorted(c.items()) if k.startswith("fail_")},
+        **http_report(stats),
         "failures_by_reason": dict(reasons),
         "parse_failures": sum(v for k, v in reasons.items() if k != "gave_up"),
         "replies_repaired": acc["replies_repaired"],
-        "prompt_tokens": c["prompt_tokens"],  # sent by this run
-        "completion_tokens": c["completion_tokens"],
         "prompt_tokens_total": acc["prompt_tokens_total"],  # of every reply used, cached ones included
         "completion_tokens_total": acc["completion_tokens_total"],
         "entities_proposed": acc["entities_proposed"],

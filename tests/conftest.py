@@ -14,6 +14,8 @@ import time
 import pytest
 import requests
 
+from scripted_llm import Script, serve
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -66,3 +68,20 @@ def llama_server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture
+def scripted_server():
+    """start(plan, delay, reply) -> (base_url, script) of a scripted server (tests/scripted_llm.py); shut down after the test."""
+    servers = []
+
+    def start(plan=None, delay=0.0, **kw):
+        script = Script(plan, delay, **kw)
+        base_url, httpd = serve(script)
+        servers.append(httpd)
+        return base_url, script
+
+    yield start
+    for httpd in servers:
+        httpd.shutdown()
+        httpd.server_close()

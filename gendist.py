@@ -1,0 +1,522 @@
+"""
+Generation-Distillation (Melas-Kyriazi, Han & Liang 2020): with few labelled examples, an LLM writes
+new unlabelled in-domain text, a teacher fine-tuned on the labelled examples labels it softly, and a
+much smaller student learns from those soft labels.
+
+    python gendist.py generate --task classify --input runs/bbc/train.jsonl --n 300 --out runs/gen/bbc.jsonl
+    python gendist.py generate --task ner --input data/conll2003/train.txt --n 300 --out runs/gen/ner.conll
+    python gendist.py run --task classify --data_dir runs/bbc --k 8 --generated runs/gen/bbc.jsonl --out_dir runs/gendist/bbc_k8
+    python gendist.py run --task ner --data_dir data/conll2003 --k 1000 --unlabelled data/bbc/bbc.jsonl \\
+        --generated runs/gen/ner.conll --out_dir runs/gendist/ner
+
+generate: each request shows the LLM `--shots` real texts drawn (seeded, per request) from the pool
+--input (labels, if any, are never shown) and asks for a new one: as chat for instruct models (`--form
+chat`), or as a plain completion for base models (`--form completion`: the examples one after the
+other, then the opening words of another real text to continue). A classify reply is one text; an ner
+reply is cut into sentences and tokens by data.py's tokenizer, each sentence a unit. Every unit passes
+the filters, in this order, and the first it fails is its reason in the report:
+- empty: no word at all; degenerate: a phrase repeated over and over (under half of its word
+  3-grams distinct);
+- too_short / too_long: fewer than --min_words or more than --max_words words;
+- leak_eval: a copy or near copy of a dev or test text (--exclude; never off): a generated text that
+  copies test material would leak it into training;
+- copy_train: a copy or near copy of a pool text (the pool is the training split);
+- duplicate: a copy or near copy of a unit kept before it.
+"Near copy": at least --near of the unit's word 5-grams (lower-cased) occur in one single other text.
+Kept units go to --out (classify: JSONL {"id", "text"}; ner: CoNLL, one token a line, no tag), and
+OUT.report.json beside it says what was asked, kept and dropped by reason (with examples), tokens,
+seconds, and diversity (distinct 1- and 2-grams over the kept units, and over as many pool units).
+Requests go through llm.py: cached, retried, concurrent; a run killed at any moment (kill -9) is
+resumed by the same command, which sends only what is missing.
+
+run: the pipeline, over --seeds. L: the labelled set (classify: --data_dir/train_k{K}_s{S}.jsonl,
+written by `data.py split --per_class`; ner: data.sample_indices' K training sentences with seed S,
+the O of the mixing experiments). U: real unlabelled text (classify: the rest of train.jsonl, labels
+hidden; ner: the sentences of --unlabelled, a BBC JSONL, --u_size of them, seeded). G: --generated.
+The teacher (MiniLM-L6 fine-tuned on L) labels L, U and G; then the student (--student) trains, with
+one step budget for all, on
+  (a) L, hard labels; (b) L, the teacher's soft labels; (c) L soft + U soft (real in-domain text: the
+  ceiling of what generation could give); (d) L soft + G soft (the method); (e) L soft + G with the
+  teacher's hard labels (does softness matter?).
+Each run is train.py's own (train.train) in OUT_DIR/<regimen>_s<S>; a run whose metrics.json exists is
+not repeated, so the same command resumes. results.md (mean ± std over seeds, paired difference to
+(a)) and results.json are written after every run; the command is above the table.
+"""
+import json
+import os
+import random
+import re
+import statistics
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+
+from cli import DataError, above, at_least, opt, parse_config, run_main
+from data import atomic_write, read_conll, read_jsonl, sample_indices, split_sentences, write_conll, write_jsonl
+from llm import Fatal, LLMConfig, http_report, run_requests
+
+UNIT = {"classify": "article", "ner": "sentence"}
+
+
+@dataclass
+class GenConfig(LLMConfig):  # the endpoint, model, key, retries, concurrency and cache flags come from llm.py
+    task: str = opt("classify", "classify: whole texts (JSONL pool) | ner: sentences (CoNLL or raw-text pool)",
+                    choices=["classify", "ner"])
+    input: str = opt("runs/bbc/train.jsonl", "the pool of real unlabelled texts the examples are drawn from")
+    pool_format: str = opt(None, "jsonl | conll | text; default jsonl (classify), conll (ner)", type=str,
+                           choices=["jsonl", "conll", "text"])
+    text_field: str = opt("text", "jsonl: the field holding the text")
+    n: int = opt(100, "requests to send (texts to ask for)", type=at_least(1))
+    out: str = opt("runs/gen/generated.jsonl", "kept texts; OUT.report.json goes beside it")
+    exclude: str = opt(None, "comma-separated dev and test files no unit may copy; default: valid and test beside "
+                             "--input (classify), data/conll2003/{valid,test}.txt (ner)", type=str)
+    form: str = opt("chat", "chat: instruct models | completion: base models continue a real text's opening",
+                    choices=["chat", "completion"])
+    shots: int = opt(3, "real examples shown per request", type=at_least(1))
+    example_words: int = opt(120, "each example is cut to its first this many words", type=at_least(5))
+    seed: int = opt(0, "seed of the examples drawn for each request (and sent as the request's seed)")
+    temperature: float = opt(0.8, "sampling temperature", type=at_least(0.0, float))
+    max_tokens: int = opt(None, "reply length limit; default 320 (classify), 80 (ner)", type=at_least(1))
+    min_words: int = opt(None, "shorter units are dropped; default 40 (classify), 5 (ner)", type=at_least(1))
+    max_words: int = opt(None, "longer units are dropped; default 1000 (classify), 60 (ner)", type=at_least(1))
+    near: float = opt(0.5, "a unit sharing this fraction of its word 5-grams with one other text is a near copy",
+                      type=above(0))
+
+
+# ---------------------------------------------------------------------------------------------
+# Texts in, prompts out
+
+def read_texts(path, fmt, text_field="text"):
+    """The texts of a pool or exclude file: JSONL (text_field), CoNLL (each sentence's tokens joined) or raw
+    text (each sentence of it)."""
+    if fmt == "jsonl":
+        out = []
+        for i, r in enumerate(read_jsonl(path), 1):
+            if not isinstance(r.get(text_field), str):
+                raise DataError(f"{path}: record {i} has no text in field {text_field!r}")
+            out.append(r[text_field])
+        return out
+    if fmt == "conll":
+        return [" ".join(cols[0] for cols in sent) for sent in read_conll(path, columns=True)]
+    with open(path, encoding="utf-8-sig") as f:
+        return [" ".join(words) for words in split_sentences(f.read())]
+
+
+def format_of(path):
+    return "jsonl" if path.endswith(".jsonl") else "conll"
+
+
+def cut(text, n):
+    words = text.split()
+    return " ".join(words[:n]) + (" …" if len(words) > n else "")
+
+
+def build_request(cfg, pool, i):
+    """(endpoint, payload, opening) of request i: its examples are drawn with a generator seeded by (seed, i)."""
+    rng = random.Random(f"{cfg.seed}-{i}")
+    picks = rng.sample(range(len(pool)), min(len(pool), cfg.shots + 1))
+    examples, other = [cut(pool[j], cfg.example_words) for j in picks[:cfg.shots]], pool[picks[-1]]
+    unit = UNIT[cfg.task]
+    common = {"model": cfg.model, "temperature": cfg.temperature, "max_tokens": cfg.max_tokens, "seed": cfg.seed * 1_000_003 + i}
+    if cfg.form == "completion":
+        label = unit.capitalize()
+        opening = " ".join(other.split()[:6 if cfg.task == "classify" else 2])
+        prompt = "".join(f"{label}: {e}\n\n" for e in examples) + f"{label}: {opening}"
+        stop = ["\n\n", f"{label}:"] if cfg.task == "classify" else ["\n"]
+        return "completions", {**common, "prompt": prompt, "stop": stop}, opening
+    shown = "\n\n".join(f"{unit.capitalize()} {n}: {e}" for n, e in enumerate(examples, 1))
+    ask = (f"Here are {len(examples)} {unit}s from the same news source:\n\n{shown}\n\n"
+           f"Write one new {unit} about a different story, in the same style. Reply with the {unit} only.")
+    messages = [{"role": "system", "content": "You are a news journalist."}, {"role": "user", "content": ask}]
+    return "chat/completions", {**common, "messages": messages}, ""
+
+
+PREAMBLE_RE = re.compile(r"^(?:(?:here is|here's|sure)[^\n]*:|(?:new )?(?:article|sentence)(?: \d+)?:)\s*", re.I)
+
+
+def units_of(cfg, reply, opening):
+    """The units a reply gives: its text (classify) or its tokenized sentences (ner), without a
+    "Here is ...:" preamble or quotes around it."""
+    text = (opening + " " + reply if opening else reply).strip()
+    text = PREAMBLE_RE.sub("", text).strip().strip('"').strip()
+    if cfg.task == "classify":
+        return [text]
+    return [" ".join(words) for words in split_sentences(text)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Filters
+
+WORD_RE = re.compile(r"\w+")
+
+
+def words_of(text):
+    return WORD_RE.findall(text.lower())
+
+
+def ngrams(words, n):
+    return [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+
+
+def degenerate(words):
+    """A phrase repeated over and over: under half of the word 3-grams are distinct."""
+    grams = ngrams(words, 3)
+    return len(grams) >= 6 and len(set(grams)) < 0.5 * len(grams)
+
+
+class NearCopies:
+    """Texts indexed by their word 5-grams: which indexed text shares the largest fraction of a new one's?"""
+    N = 5
+
+    def __init__(self):
+        self.postings, self.exact = {}, {}
+
+    def shingles(self, words):
+        return set(ngrams(words, self.N)) or {tuple(words)}
+
+    def add(self, doc, words):
+        self.exact.setdefault(" ".join(words), doc)
+        for g in self.shingles(words):
+            self.postings.setdefault(g, []).append(doc)
+
+    def best(self, words):
+        """(doc, fraction of this text's 5-grams found in doc), the doc sharing most; (None, 0) if none."""
+        if " ".join(words) in self.exact:
+            return self.exact[" ".join(words)], 1.0
+        grams = self.shingles(words)
+        hits = Counter(d for g in grams for d in set(self.postings.get(g, ())))
+        if not hits:
+            return None, 0.0
+        doc, shared = hits.most_common(1)[0]
+        return doc, shared / len(grams)
+
+
+def distinct(texts, n):
+    """Distinct n-grams / all n-grams over the texts' words (a diversity figure: 1.0 = no n-gram repeats)."""
+    grams = [g for t in texts for g in ngrams(words_of(t), n)]
+    return round(len(set(grams)) / len(grams), 4) if grams else None
+
+
+def generate(cfg):
+    """Ask, filter, write --out and OUT.report.json; returns the report."""
+    t0 = time.time()
+    fmt = cfg.pool_format or ("jsonl" if cfg.task == "classify" else "conll")
+    pool = read_texts(cfg.input, fmt, cfg.text_field)
+    if not pool:
+        raise DataError(f"no texts in {cfg.input}")
+    if not cfg.exclude:
+        raise DataError("--exclude: name the dev and test files; generated text is always checked against them")
+    exclude_paths = cfg.exclude.split(",")
+    evals = [t for p in exclude_paths for t in read_texts(p, format_of(p), cfg.text_field)]
+    requests = [build_request(cfg, pool, i) for i in range(cfg.n)]
+    replies, failures, stats, stopped = run_requests(cfg, [(e, p) for e, p, _ in requests],
+                                                     lambda r: bool(r["content"].strip()), desc="generate", unit="text")
+    if stopped:
+        raise Fatal(stopped)
+
+    held_out, train_idx, kept_idx = NearCopies(), NearCopies(), NearCopies()
+    for j, t in enumerate(evals):
+        held_out.add(j, words_of(t))
+    pool_units = pool if cfg.task == "classify" else [s for t in pool for s in units_of(cfg, t, "")]
+    for j, t in enumerate(pool_units):
+        train_idx.add(j, words_of(t))
+    kept, dropped, examples = [], Counter(), {}
+    for i, reply in enumerate(replies):
+        if reply is None:
+            continue
+        for unit in units_of(cfg, reply["content"], requests[i][2]):
+            w = words_of(unit)
+            reason = None
+            if not w:
+                reason = "empty"
+            elif degenerate(w):
+                reason = "degenerate"
+            elif len(w) < cfg.min_words:
+                reason = "too_short"
+            elif len(w) > cfg.max_words:
+                reason = "too_long"
+            elif held_out.best(w)[1] >= cfg.near:
+                reason = "leak_eval"
+            elif train_idx.best(w)[1] >= cfg.near:
+                reason = "copy_train"
+            elif kept_idx.best(w)[1] >= cfg.near:
+                reason = "duplicate"
+            if reason:
+                dropped[reason] += 1
+                examples.setdefault(reason, [])
+                if len(examples[reason]) < 3:
+                    examples[reason].append({"request": i, "text": unit[:300]})
+            else:
+                kept_idx.add(len(kept), w)
+                kept.append({"id": f"gen-{cfg.seed}-{i}-{len(kept)}", "text": unit, "request": i})
+    os.makedirs(os.path.dirname(cfg.out) or ".", exist_ok=True)
+    if cfg.task == "classify":
+        write_jsonl(cfg.out, [{"id": k["id"], "text": k["text"]} for k in kept])
+    else:
+        write_conll(cfg.out, [[(w,) for w in k["text"].split()] for k in kept])
+    sample = [pool_units[j] for j in sample_indices(len(pool_units), max(1, len(kept)), cfg.seed)]
+    texts = [k["text"] for k in kept]
+    report = {
+        "config": {k: v for k, v in asdict(cfg).items() if k != "progress"},
+        "requests": cfg.n,
+        "replies": sum(r is not None for r in replies),
+        "failed": {str(i): why for i, why in sorted(failures.items())},
+        "units": len(kept) + sum(dropped.values()),
+        "kept": len(kept),
+        "dropped": dict(dropped),
+        "dropped_examples": examples,
+        **http_report(stats),
+        "seconds": round(time.time() - t0, 1),
+        "mean_words": round(statistics.mean(len(words_of(t)) for t in texts), 1) if texts else None,
+        "distinct_1": distinct(texts, 1), "distinct_2": distinct(texts, 2),
+        "pool_distinct_1": distinct(sample, 1), "pool_distinct_2": distinct(sample, 2),
+        "pool_mean_words": round(statistics.mean(len(words_of(t)) for t in sample), 1),
+    }
+    atomic_write(report_path(cfg.out), json.dumps(report, indent=1) + "\n")
+    return report
+
+
+def report_path(out):
+    return os.path.splitext(out)[0] + ".report.json"
+
+
+def parse_generate(argv):
+    cfg = parse_config(GenConfig, argv, description="generate: an LLM writes new in-domain texts")
+    ner = cfg.task == "ner"
+    cfg.max_tokens = cfg.max_tokens or (80 if ner else 320)
+    cfg.min_words = cfg.min_words or (5 if ner else 40)
+    cfg.max_words = cfg.max_words or (60 if ner else 1000)
+    if not cfg.exclude:
+        d = os.path.dirname(cfg.input)
+        cfg.exclude = ("data/conll2003/valid.txt,data/conll2003/test.txt" if ner
+                       else f"{os.path.join(d, 'valid.jsonl')},{os.path.join(d, 'test.jsonl')}")
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------
+# The pipeline: teacher on L, its labels on L, U and G, the student's five regimens
+
+REGIMENS = {  # name: (what the student trains on, in words)
+    "a_L_hard": "L, hard labels",
+    "b_L_soft": "L, teacher's soft labels",
+    "c_L+U_soft": "+ U (real text), soft",
+    "d_L+G_soft": "+ G (generated), soft",
+    "e_L+G_hard": "+ G, teacher's hard labels",
+}
+
+
+@dataclass
+class RunConfig:
+    task: str = opt("classify", "classify (JSONL splits) | ner (CoNLL)", choices=["classify", "ner"])
+    data_dir: str = opt("runs/bbc", "classify: data.py split's folder (train.jsonl, train_kK_sS.jsonl, valid, test) | "
+                                    "ner: a CoNLL folder (train.txt, valid.txt, test.txt)")
+    k: int = opt(8, "classify: labelled texts per class | ner: labelled training sentences", type=at_least(1))
+    unlabelled: str = opt("", "ner: a BBC JSONL whose sentences are U (classify: U is the rest of train.jsonl)")
+    u_size: int = opt(2000, "ner: seeded sample of this many U sentences", type=at_least(1))
+    generated: str = opt("", "G: gendist.py generate's output")
+    seeds: str = opt("0,1,2", "comma-separated seeds: of L's draw, the teacher and the student")
+    student: str = opt("L2-H192", "the student, L<layers>-H<hidden> (model.py)")
+    student_lr: float = opt(1e-3, "the student's peak learning rate", type=above(0))
+    steps: int = opt(400, "the student's step budget, the same for every regimen", type=at_least(1))
+    batch_size: int = opt(8, "student and teacher batch size", type=at_least(1))
+    eval_every: int = opt(50, "student: steps between dev evaluations (the best dev checkpoint is scored)", type=at_least(1))
+    teacher_epochs: float = opt(20, "the teacher's epochs over L", type=above(0))
+    teacher_eval_every: int = opt(20, "teacher: steps between dev evaluations", type=at_least(1))
+    max_len: int = opt(128, "word pieces per text (classify: its beginning) or window (ner)", type=at_least(3))
+    out_dir: str = opt("runs/gendist/bbc_k8", "run folders, results.md and results.json")
+    progress: int = opt(0, "tqdm bars in the training runs", choices=[0, 1])
+
+
+def train_cfg(rc, **kw):
+    from train import Config
+    return Config(task=rc.task, data_dir=rc.data_dir, max_len=rc.max_len, batch_size=rc.batch_size, progress=rc.progress, **kw)
+
+
+def finished(run_dir):
+    return os.path.exists(os.path.join(run_dir, "metrics.json"))
+
+
+def read_metrics(run_dir):
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        return json.load(f)
+
+
+def score(rc, metrics):
+    """The headline test score of a run: accuracy (classify) or span F1 (ner)."""
+    return metrics["test"]["accuracy"] if rc.task == "classify" else metrics["test"]["f1"]
+
+
+def labelled_set(rc, seed):
+    """L for this seed: classify records, or ner sentences."""
+    if rc.task == "classify":
+        path = os.path.join(rc.data_dir, f"train_k{rc.k}_s{seed}.jsonl")
+        if not os.path.isfile(path):
+            raise DataError(f"{path}: no such file (write it with python data.py split ... --per_class {rc.k} --subset_seeds {seed})")
+        return read_jsonl(path)
+    sents = read_conll(os.path.join(rc.data_dir, "train.txt"))
+    return [sents[i] for i in sample_indices(len(sents), rc.k, seed)]
+
+
+def unlabelled_set(rc, labelled, seed):
+    """U: classify records of train.jsonl not in L (labels dropped); ner rows of --unlabelled's sentences."""
+    if rc.task == "classify":
+        taken = {r["text"] for r in labelled}
+        return [{"text": r["text"]} for r in read_jsonl(os.path.join(rc.data_dir, "train.jsonl")) if r["text"] not in taken]
+    if not rc.unlabelled:
+        raise DataError("--unlabelled: ner needs a BBC JSONL (data/bbc/bbc.jsonl) for U")
+    sents = [words for r in read_jsonl(rc.unlabelled) for words in split_sentences(r.get("text", ""))]
+    return [[[w] for w in sents[i]] for i in sample_indices(len(sents), rc.u_size, seed)]
+
+
+def generated_set(rc):
+    if not os.path.isfile(rc.generated):
+        raise DataError(f"{rc.generated or '--generated'}: no such file (write it with python gendist.py generate)")
+    if rc.task == "classify":
+        return [{"text": r["text"]} for r in read_jsonl(rc.generated)]
+    return read_conll(rc.generated, columns=True)
+
+
+def teacher_labels(rc, model_dir, labelled, unlabelled, generated, folder):
+    """The teacher's labels as training files in `folder`: L_hard, L_soft, U_soft, G_soft, G_hard."""
+    import torch
+    from model import from_pretrained, load_tokenizer
+    from predict import label_texts, label_tokens
+    from train import Config
+    os.makedirs(folder, exist_ok=True)
+    paths = {name: os.path.join(folder, name + (".jsonl" if rc.task == "classify" else ".conll"))
+             for name in ("L_hard", "L_soft", "U_soft", "G_soft", "G_hard")}
+    if all(os.path.exists(p) for p in paths.values()):
+        return paths
+    model, tok = from_pretrained(model_dir, verbose=False), load_tokenizer(model_dir)
+    cfg, cpu = Config(max_len=rc.max_len), torch.device("cpu")
+    if rc.task == "classify":
+        soft_l = label_texts(model, tok, labelled, "text", cfg, cpu, True, False)
+        files = {"L_hard": labelled,
+                 "L_soft": [{**r, "label": r["gold"]} for r in soft_l],  # gold stays the hard label; probs are the teacher's
+                 "U_soft": label_texts(model, tok, unlabelled, "text", cfg, cpu, True, False)}
+        g = label_texts(model, tok, generated, "text", cfg, cpu, True, False)
+        files["G_soft"], files["G_hard"] = g, [{k: v for k, v in r.items() if k != "probs"} for r in g]
+        for name, recs in files.items():
+            write_jsonl(paths[name], recs)
+    else:
+        rows_l = [[[w, t] for w, t in zip(words, tags)] for words, tags in labelled]
+        soft_l = label_tokens(model, tok, rows_l, cfg, cpu, True, False)  # token gold probs teacher
+        write_conll(paths["L_hard"], [list(zip(words, tags)) for words, tags in labelled])
+        write_conll(paths["L_soft"], [[(w, probs, gold) for w, gold, probs, _ in sent] for sent in soft_l])
+        write_conll(paths["U_soft"], label_tokens(model, tok, unlabelled, cfg, cpu, True, False))
+        g = label_tokens(model, tok, generated, cfg, cpu, True, False)
+        write_conll(paths["G_soft"], g)
+        write_conll(paths["G_hard"], [[(row[0], row[-1]) for row in sent] for sent in g])
+    return paths
+
+
+def concat(paths, out, task):
+    """One training file of several (JSONL lines, or CoNLL sentences), written once."""
+    if not os.path.exists(out):
+        parts = []
+        for p in paths:
+            with open(p, encoding="utf-8") as f:
+                parts.append(f.read().strip("\n"))
+        atomic_write(out, ("\n" if task == "classify" else "\n\n").join(parts) + "\n")
+    return out
+
+
+def pipeline(rc, command):
+    from train import train
+    seeds = [int(s) for s in rc.seeds.split(",")]
+    os.makedirs(rc.out_dir, exist_ok=True)
+    generated = generated_set(rc)
+    results = {}
+    for seed in seeds:
+        labelled = labelled_set(rc, seed)
+        teacher_dir = os.path.join(rc.out_dir, f"teacher_s{seed}")
+        if not finished(teacher_dir):
+            folder = os.path.join(rc.out_dir, "data", f"s{seed}")
+            l_path = os.path.join(folder, "L" + (".jsonl" if rc.task == "classify" else ".conll"))
+            os.makedirs(folder, exist_ok=True)
+            if rc.task == "classify":
+                write_jsonl(l_path, labelled)
+            else:
+                write_conll(l_path, [list(zip(w, t)) for w, t in labelled])
+            train(train_cfg(rc, train_file=l_path, epochs=rc.teacher_epochs, eval_every=rc.teacher_eval_every,
+                            seed=seed, out_dir=teacher_dir))
+        results[("teacher", seed)] = read_metrics(teacher_dir)
+        paths = teacher_labels(rc, os.path.join(teacher_dir, "model"), labelled, unlabelled_set(rc, labelled, seed),
+                               generated, os.path.join(rc.out_dir, "data", f"s{seed}"))
+        ext = ".jsonl" if rc.task == "classify" else ".conll"
+        files = {"a_L_hard": paths["L_hard"], "b_L_soft": paths["L_soft"]}
+        for name, extra in (("c_L+U_soft", "U_soft"), ("d_L+G_soft", "G_soft"), ("e_L+G_hard", "G_hard")):
+            files[name] = concat([paths["L_soft"], paths[extra]], os.path.join(os.path.dirname(paths["L_soft"]), name + ext), rc.task)
+        for name, path in files.items():
+            run_dir = os.path.join(rc.out_dir, f"{name}_s{seed}")
+            if not finished(run_dir):
+                train(train_cfg(rc, train_file=path, student=rc.student, lr=rc.student_lr, max_steps=rc.steps,
+                                eval_every=rc.eval_every, seed=seed, out_dir=run_dir))
+            results[(name, seed)] = read_metrics(run_dir)
+            write_results(rc, command, seeds, results)
+    return write_results(rc, command, seeds, results)
+
+
+def mean_std(xs):
+    return (statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0) if xs else (None, None)
+
+
+def write_results(rc, command, seeds, results):
+    from model import count_parameters, from_pretrained, make_student
+    metric = "accuracy" if rc.task == "classify" else "span F1"
+    rows, table = {}, []
+    for name in ["teacher", *REGIMENS]:
+        got = {s: 100 * score(rc, results[(name, s)]) for s in seeds if (name, s) in results}
+        base = {s: 100 * score(rc, results[("a_L_hard", s)]) for s in seeds if ("a_L_hard", s) in results}
+        paired = [got[s] - base[s] for s in got if s in base]
+        m, sd = mean_std(list(got.values()))
+        pm, psd = mean_std(paired)
+        rows[name] = {"by_seed": got, "mean": m, "std": sd, "vs_a_mean": pm, "vs_a_std": psd}
+        if got:
+            what = "MiniLM-L6 teacher, on L" if name == "teacher" else f"student {rc.student}: {REGIMENS[name]}"
+            vs = "" if name in ("teacher", "a_L_hard") or pm is None else f"{pm:+.2f} ± {psd:.2f} ({sum(d > 0 for d in paired)}/{len(paired)} better)"
+            table.append(f"| {name} | {what} | {m:.2f} ± {sd:.2f} | {vs} | {len(got)} |")
+    teacher_dir = os.path.join(rc.out_dir, f"teacher_s{seeds[0]}", "model")
+    sizes = ""
+    if os.path.isdir(teacher_dir):
+        teacher = from_pretrained(teacher_dir, verbose=False)
+        (_, t_enc), (_, s_enc) = count_parameters(teacher), count_parameters(make_student(teacher, rc.student))
+        sizes = (f"Parameters outside the embeddings: teacher {t_enc / 1e6:.2f} M, student {s_enc / 1e6:.2f} M "
+                 f"({t_enc / s_enc:.1f}x fewer).\n\n")
+    md = (f"# Generation-Distillation: {rc.task}, k = {rc.k}\n\n```\n{command}\n```\n\n{sizes}"
+          f"Test {metric} (%), mean ± std over seeds; the last column but one is the paired difference to (a).\n\n"
+          f"| run | what | test {metric} | vs (a) | seeds |\n|---|---|---|---|---|\n" + "\n".join(table) + "\n")
+    atomic_write(os.path.join(rc.out_dir, "results.md"), md)
+    atomic_write(os.path.join(rc.out_dir, "results.json"), json.dumps({"config": asdict(rc), "command": command, "rows": rows}, indent=1) + "\n")
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in ("generate", "run"):
+        print(__doc__.split("\n\n")[1] if argv and argv[0] in ("-h", "--help") else
+              "usage: python gendist.py {generate,run} ... (python gendist.py generate -h, python gendist.py run -h)",
+              file=sys.stdout if argv and argv[0] in ("-h", "--help") else sys.stderr)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    if argv[0] == "generate":
+        cfg = parse_generate(argv[1:])
+        try:
+            report = generate(cfg)
+        except Fatal as e:
+            print(f"gendist.py: stopped: {e}\n(finished replies are cached; fix the setting and run the same command)", file=sys.stderr)
+            return 2
+        print(f"{cfg.out}: {report['kept']} {UNIT[cfg.task]}s kept of {report['units']} from {report['replies']}/{report['requests']} "
+              f"replies; dropped {report['dropped']}; distinct-2 {report['distinct_2']} (pool {report['pool_distinct_2']}); "
+              f"{report['completion_tokens']:,} tokens written in {report['seconds']:.0f} s")
+        return 0
+    rc = parse_config(RunConfig, argv[1:], description="run: teacher, its labels, the student's regimens")
+    rows = pipeline(rc, "python gendist.py " + " ".join(argv))
+    print(open(os.path.join(rc.out_dir, "results.md")).read())
+    return 0 if rows else 1
+
+
+if __name__ == "__main__":
+    run_main(main)
