@@ -40,8 +40,11 @@ one step budget for all, on
   teacher's hard labels (does softness matter?).
 Each run is train.py's own (train.train) in OUT_DIR/<regimen>_s<S>; a run whose metrics.json exists is
 not repeated, so the same command resumes. results.md (mean ± std over seeds, paired difference to
-(a)) and results.json are written after every run; the command is above the table.
+(a)) and results.json are written after every run; the command is above the table, with the parameter
+counts and the inference speed of teacher and student (speed.json: both over the test set in one
+process, in turn, three times, through train.py's inference path).
 """
+import hashlib
 import json
 import os
 import random
@@ -132,14 +135,16 @@ def build_request(cfg, pool, i):
     return "chat/completions", {**common, "messages": messages}, ""
 
 
-PREAMBLE_RE = re.compile(r"^(?:(?:here is|here's|sure)[^\n]*:|(?:new )?(?:article|sentence)(?: \d+)?:)\s*", re.I)
+PREAMBLE_RE = re.compile(r"^(?:[^.!?:\n]{0,60}\b(?:here is|here's|sure|new|article|sentence|story)\b[^.!?:\n]{0,40}:|"
+                         r"(?:article|sentence)(?: \d+)?:)\s*", re.I)
 
 
 def units_of(cfg, reply, opening):
     """The units a reply gives: its text (classify) or its tokenized sentences (ner), without a
     "Here is ...:" preamble or quotes around it."""
     text = (opening + " " + reply if opening else reply).strip()
-    text = PREAMBLE_RE.sub("", text).strip().strip('"').strip()
+    for _ in range(2):  # "The article is: Article 1: ..." has two
+        text = PREAMBLE_RE.sub("", text).strip().strip('"').strip()
     if cfg.task == "classify":
         return [text]
     return [" ".join(words) for words in split_sentences(text)]
@@ -314,7 +319,7 @@ class RunConfig:
     k: int = opt(8, "classify: labelled texts per class | ner: labelled training sentences", type=at_least(1))
     unlabelled: str = opt("", "ner: a BBC JSONL whose sentences are U (classify: U is the rest of train.jsonl)")
     u_size: int = opt(2000, "ner: seeded sample of this many U sentences", type=at_least(1))
-    generated: str = opt("", "G: gendist.py generate's output")
+    generated: str = opt("", "G: gendist.py generate's output; without it (d) and (e) wait, and the same command with it adds them")
     seeds: str = opt("0,1,2", "comma-separated seeds: of L's draw, the teacher and the student")
     student: str = opt("L2-H192", "the student, L<layers>-H<hidden> (model.py)")
     student_lr: float = opt(1e-3, "the student's peak learning rate", type=above(0))
@@ -347,10 +352,14 @@ def score(rc, metrics):
     return metrics["test"]["accuracy"] if rc.task == "classify" else metrics["test"]["f1"]
 
 
+def labelled_path(rc, seed):
+    return os.path.join(rc.data_dir, f"train_k{rc.k}_s{seed}.jsonl")
+
+
 def labelled_set(rc, seed):
     """L for this seed: classify records, or ner sentences."""
     if rc.task == "classify":
-        path = os.path.join(rc.data_dir, f"train_k{rc.k}_s{seed}.jsonl")
+        path = labelled_path(rc, seed)
         if not os.path.isfile(path):
             raise DataError(f"{path}: no such file (write it with python data.py split ... --per_class {rc.k} --subset_seeds {seed})")
         return read_jsonl(path)
@@ -371,43 +380,46 @@ def unlabelled_set(rc, labelled, seed):
 
 def generated_set(rc):
     if not os.path.isfile(rc.generated):
-        raise DataError(f"{rc.generated or '--generated'}: no such file (write it with python gendist.py generate)")
+        raise DataError(f"{rc.generated}: no such file (write it with python gendist.py generate)")
     if rc.task == "classify":
         return [{"text": r["text"]} for r in read_jsonl(rc.generated)]
     return read_conll(rc.generated, columns=True)
 
 
-def teacher_labels(rc, model_dir, labelled, unlabelled, generated, folder):
-    """The teacher's labels as training files in `folder`: L_hard, L_soft, U_soft, G_soft, G_hard."""
+def teacher_labels(rc, model_dir, sets, folder):
+    """The teacher's labels as training files in `folder`, for each of `sets` (name: data) whose files are not
+    there yet: L -> L_hard (gold) and L_soft (gold, and the teacher's distribution); U -> U_soft; G -> G_soft
+    and G_hard (the teacher's most probable label alone). Returns {file name: path}."""
     import torch
     from model import from_pretrained, load_tokenizer
     from predict import label_texts, label_tokens
     from train import Config
-    os.makedirs(folder, exist_ok=True)
-    paths = {name: os.path.join(folder, name + (".jsonl" if rc.task == "classify" else ".conll"))
-             for name in ("L_hard", "L_soft", "U_soft", "G_soft", "G_hard")}
-    if all(os.path.exists(p) for p in paths.values()):
+    ext = ".jsonl" if rc.task == "classify" else ".conll"
+    names = {"L": ("L_hard", "L_soft"), "U": ("U_soft",), "G": ("G_soft", "G_hard")}
+    paths = {f: os.path.join(folder, f + ext) for s in sets for f in names[s]}
+    todo = [s for s in sets if not all(os.path.exists(paths[f]) for f in names[s])]
+    if not todo:
         return paths
+    os.makedirs(folder, exist_ok=True)
     model, tok = from_pretrained(model_dir, verbose=False), load_tokenizer(model_dir)
     cfg, cpu = Config(max_len=rc.max_len), torch.device("cpu")
-    if rc.task == "classify":
-        soft_l = label_texts(model, tok, labelled, "text", cfg, cpu, True, False)
-        files = {"L_hard": labelled,
-                 "L_soft": [{**r, "label": r["gold"]} for r in soft_l],  # gold stays the hard label; probs are the teacher's
-                 "U_soft": label_texts(model, tok, unlabelled, "text", cfg, cpu, True, False)}
-        g = label_texts(model, tok, generated, "text", cfg, cpu, True, False)
-        files["G_soft"], files["G_hard"] = g, [{k: v for k, v in r.items() if k != "probs"} for r in g]
-        for name, recs in files.items():
-            write_jsonl(paths[name], recs)
-    else:
-        rows_l = [[[w, t] for w, t in zip(words, tags)] for words, tags in labelled]
-        soft_l = label_tokens(model, tok, rows_l, cfg, cpu, True, False)  # token gold probs teacher
-        write_conll(paths["L_hard"], [list(zip(words, tags)) for words, tags in labelled])
-        write_conll(paths["L_soft"], [[(w, probs, gold) for w, gold, probs, _ in sent] for sent in soft_l])
-        write_conll(paths["U_soft"], label_tokens(model, tok, unlabelled, cfg, cpu, True, False))
-        g = label_tokens(model, tok, generated, cfg, cpu, True, False)
-        write_conll(paths["G_soft"], g)
-        write_conll(paths["G_hard"], [[(row[0], row[-1]) for row in sent] for sent in g])
+    for s in todo:
+        data = sets[s]
+        if rc.task == "classify":
+            soft = label_texts(model, tok, data, "text", cfg, cpu, True, False)  # the gold label, if any, moves to "gold"
+            files = {"L_hard": data, "L_soft": [{**r, "label": r["gold"]} for r in soft]} if s == "L" else \
+                {"U_soft": soft} if s == "U" else {"G_soft": soft, "G_hard": [{k: v for k, v in r.items() if k != "probs"} for r in soft]}
+            for name, recs in files.items():
+                write_jsonl(paths[name], recs)
+        elif s == "L":
+            soft = label_tokens(model, tok, [[[w, t] for w, t in zip(*sent)] for sent in data], cfg, cpu, True, False)
+            write_conll(paths["L_hard"], [list(zip(*sent)) for sent in data])
+            write_conll(paths["L_soft"], [[(w, probs, gold) for w, gold, probs, _ in sent] for sent in soft])  # gold stays last
+        else:
+            soft = label_tokens(model, tok, data, cfg, cpu, True, False)  # token, distribution, most probable label
+            write_conll(paths[names[s][0]], soft)
+            if s == "G":
+                write_conll(paths["G_hard"], [[(row[0], row[-1]) for row in sent] for sent in soft])
     return paths
 
 
@@ -422,32 +434,61 @@ def concat(paths, out, task):
     return out
 
 
+def check_generated(rc):
+    """G's content hash, recorded in out_dir on first use: an out_dir never mixes runs on two different G."""
+    if not rc.generated:
+        return None
+    with open(rc.generated, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    path = os.path.join(rc.out_dir, "generated.sha256")
+    if os.path.exists(path):
+        with open(path) as f:
+            if f.read().strip() != digest:
+                raise DataError(f"{rc.out_dir} holds runs on another --generated than {rc.generated}: choose a new --out_dir")
+    else:
+        atomic_write(path, digest + "\n")
+    return digest
+
+
 def pipeline(rc, command):
+    """Teacher, its labels, and the student's regimens, seed by seed; without --generated, (d) and (e) wait."""
     from train import train
-    seeds = [int(s) for s in rc.seeds.split(",")]
+    try:
+        seeds = [int(s) for s in rc.seeds.split(",")]
+    except ValueError:
+        raise DataError(f"--seeds {rc.seeds!r}: expected comma-separated integers, e.g. 0,1,2") from None
+    generated = generated_set(rc) if rc.generated else None
+    for seed in seeds:  # every input is checked before anything trains
+        labelled_set(rc, seed)
+    if rc.task == "ner" and not rc.unlabelled:
+        raise DataError("--unlabelled: ner needs a BBC JSONL (data/bbc/bbc.jsonl) for U")
+    for path in [rc.unlabelled] if rc.task == "ner" else [os.path.join(rc.data_dir, "train.jsonl")]:
+        if not os.path.isfile(path):
+            raise DataError(f"{path}: no such file")
     os.makedirs(rc.out_dir, exist_ok=True)
-    generated = generated_set(rc)
+    check_generated(rc)
+    ext = ".jsonl" if rc.task == "classify" else ".conll"
     results = {}
     for seed in seeds:
         labelled = labelled_set(rc, seed)
+        folder = os.path.join(rc.out_dir, "data", f"s{seed}")
         teacher_dir = os.path.join(rc.out_dir, f"teacher_s{seed}")
         if not finished(teacher_dir):
-            folder = os.path.join(rc.out_dir, "data", f"s{seed}")
-            l_path = os.path.join(folder, "L" + (".jsonl" if rc.task == "classify" else ".conll"))
-            os.makedirs(folder, exist_ok=True)
             if rc.task == "classify":
-                write_jsonl(l_path, labelled)
+                l_path = labelled_path(rc, seed)
             else:
+                l_path = os.path.join(folder, "L.conll")
+                os.makedirs(folder, exist_ok=True)
                 write_conll(l_path, [list(zip(w, t)) for w, t in labelled])
             train(train_cfg(rc, train_file=l_path, epochs=rc.teacher_epochs, eval_every=rc.teacher_eval_every,
                             seed=seed, out_dir=teacher_dir))
         results[("teacher", seed)] = read_metrics(teacher_dir)
-        paths = teacher_labels(rc, os.path.join(teacher_dir, "model"), labelled, unlabelled_set(rc, labelled, seed),
-                               generated, os.path.join(rc.out_dir, "data", f"s{seed}"))
-        ext = ".jsonl" if rc.task == "classify" else ".conll"
+        sets = {"L": labelled, "U": unlabelled_set(rc, labelled, seed), **({"G": generated} if generated else {})}
+        paths = teacher_labels(rc, os.path.join(teacher_dir, "model"), sets, folder)
         files = {"a_L_hard": paths["L_hard"], "b_L_soft": paths["L_soft"]}
         for name, extra in (("c_L+U_soft", "U_soft"), ("d_L+G_soft", "G_soft"), ("e_L+G_hard", "G_hard")):
-            files[name] = concat([paths["L_soft"], paths[extra]], os.path.join(os.path.dirname(paths["L_soft"]), name + ext), rc.task)
+            if extra in paths:
+                files[name] = concat([paths["L_soft"], paths[extra]], os.path.join(folder, name + ext), rc.task)
         for name, path in files.items():
             run_dir = os.path.join(rc.out_dir, f"{name}_s{seed}")
             if not finished(run_dir):
@@ -455,7 +496,41 @@ def pipeline(rc, command):
                                 eval_every=rc.eval_every, seed=seed, out_dir=run_dir))
             results[(name, seed)] = read_metrics(run_dir)
             write_results(rc, command, seeds, results)
+    speed_path = os.path.join(rc.out_dir, "speed.json")
+    if not os.path.exists(speed_path):
+        seed = seeds[0]
+        atomic_write(speed_path, json.dumps(inference_speed(rc, os.path.join(rc.out_dir, f"teacher_s{seed}", "model"),
+                                                            os.path.join(rc.out_dir, f"b_L_soft_s{seed}", "model")), indent=1) + "\n")
     return write_results(rc, command, seeds, results)
+
+
+def inference_speed(rc, teacher_dir, student_dir, rounds=3):
+    """Teacher and student over the test set in this one process, in turn, `rounds` times (the median counts):
+    predictions per second through train.py's own inference path."""
+    import torch
+    from model import from_pretrained, load_tokenizer
+    from train import Config, encode, encode_texts, predict, predict_texts
+    cfg, cpu = Config(task=rc.task, max_len=rc.max_len), torch.device("cpu")
+    tok = load_tokenizer(teacher_dir)
+    if rc.task == "classify":
+        test = read_jsonl(os.path.join(rc.data_dir, "test.jsonl"))
+        examples = encode_texts([(r["text"], None, None) for r in test], tok, {}, rc.max_len)
+    else:
+        test = read_conll(os.path.join(rc.data_dir, "test.txt"))
+        examples = encode(test, tok, {}, rc.max_len)
+
+    def run(model):
+        return predict_texts(model, examples, cfg, cpu) if rc.task == "classify" else predict(model, test, examples, cfg, cpu)
+    models = {"teacher": from_pretrained(teacher_dir, verbose=False), "student": from_pretrained(student_dir, verbose=False)}
+    times = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, m in models.items():
+            t0 = time.perf_counter()
+            run(m)
+            times[name].append(time.perf_counter() - t0)
+    per_s = {name: len(test) / statistics.median(t) for name, t in times.items()}
+    return {"items": len(test), "threads": torch.get_num_threads(), "teacher_per_s": per_s["teacher"],
+            "student_per_s": per_s["student"], "ratio": per_s["student"] / per_s["teacher"]}
 
 
 def mean_std(xs):
@@ -484,6 +559,13 @@ def write_results(rc, command, seeds, results):
         (_, t_enc), (_, s_enc) = count_parameters(teacher), count_parameters(make_student(teacher, rc.student))
         sizes = (f"Parameters outside the embeddings: teacher {t_enc / 1e6:.2f} M, student {s_enc / 1e6:.2f} M "
                  f"({t_enc / s_enc:.1f}x fewer).\n\n")
+    speed_path = os.path.join(rc.out_dir, "speed.json")
+    if os.path.exists(speed_path):
+        with open(speed_path) as f:
+            sp = json.load(f)
+        sizes += (f"Inference over the {sp['items']} test {'texts' if rc.task == 'classify' else 'sentences'}, both in one "
+                  f"process, {sp['threads']} threads: teacher {sp['teacher_per_s']:.0f}/s, student {sp['student_per_s']:.0f}/s "
+                  f"({sp['ratio']:.1f}x).\n\n")
     md = (f"# Generation-Distillation: {rc.task}, k = {rc.k}\n\n```\n{command}\n```\n\n{sizes}"
           f"Test {metric} (%), mean ± std over seeds; the last column but one is the paired difference to (a).\n\n"
           f"| run | what | test {metric} | vs (a) | seeds |\n|---|---|---|---|---|\n" + "\n".join(table) + "\n")
@@ -496,11 +578,13 @@ def write_results(rc, command, seeds, results):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in ("generate", "run"):
-        print(__doc__.split("\n\n")[1] if argv and argv[0] in ("-h", "--help") else
-              "usage: python gendist.py {generate,run} ... (python gendist.py generate -h, python gendist.py run -h)",
-              file=sys.stdout if argv and argv[0] in ("-h", "--help") else sys.stderr)
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    if argv[:1] in (["-h"], ["--help"]):
+        print(__doc__.strip())
+        return 0
+    if argv[:1] not in (["generate"], ["run"]):
+        print(f"error: expected a command, generate or run, got {' '.join(argv[:1]) or 'none'} "
+              "(see python gendist.py generate -h, python gendist.py run -h)", file=sys.stderr)
+        return 2
     if argv[0] == "generate":
         cfg = parse_generate(argv[1:])
         try:

@@ -72,6 +72,16 @@ CASES = [
     ("experiments.py", "--original {f} --simulate 0.5 --data_dir {d} --out_dir {d}/x", "o.conll", "", "no sentences in {f}"),
     ("experiments.py", "--original {d}/train.txt --simulate 0.5 --data_dir {d} --model_dir {d}", None, None, "{d}: not a BERT folder"),
     ("experiments.py", "--original {d}/train.txt --simulate 0.5 --jobs 0", None, None, "argument --jobs: expected an integer >= 1"),
+    ("gendist.py", "generate --input {d}/missing.jsonl", None, None, "{d}/missing.jsonl: No such file"),
+    ("gendist.py", "generate --input {f} --exclude {f}", "in.jsonl", NOT_OBJECT, "{f}:2: expected a JSON object"),
+    ("gendist.py", "generate --input {f} --exclude {f}", "in.jsonl", '{"title": "no text"}', "{f}: record 1 has no text in field 'text'"),
+    ("gendist.py", "generate --n 0", None, None, "argument --n: expected an integer >= 1"),
+    ("gendist.py", "generate --form poem", None, None, "argument --form: invalid choice: 'poem'"),
+    ("gendist.py", "poem", None, None, "expected a command, generate or run, got poem"),
+    ("gendist.py", "run --data_dir {d} --k 3 --out_dir {d}/g", None, None, "{d}/train_k3_s0.jsonl: no such file"),
+    ("gendist.py", "run --task ner --data_dir {d} --out_dir {d}/g", None, None, "--unlabelled: ner needs a BBC JSONL"),
+    ("gendist.py", "run --data_dir {d} --out_dir {d}/g --generated {d}/none.jsonl", None, None, "{d}/none.jsonl: no such file"),
+    ("gendist.py", "run --data_dir {d} --out_dir {d}/g --seeds 0,x", None, None, "--seeds '0,x': expected comma-separated integers"),
     ("bench.py", "--data_dir {d}/nowhere", None, None, "{d}/nowhere/train.txt: No such file"),
     ("bench.py", "--steps 0", None, None, "argument --steps: expected an integer >= 1"),
     ("bench_annotate.py", "--input {f}", "in.txt", INVISIBLE, "no sentences in {f}"),
@@ -188,7 +198,8 @@ def test_train_help_explains_every_flag():
     assert all(f"  --{f.name} " in r.stdout for f in fields(Config))
 
 
-@pytest.mark.parametrize("script", ["eval.py", "data.py sample", "data.py split", "mix.py", "annotate.py",
+@pytest.mark.parametrize("script", ["eval.py", "data.py sample", "data.py split", "mix.py", "annotate.py", "gendist.py generate",
+                                    "gendist.py run",
                                     "experiments.py", "bench.py", "bench_annotate.py", "baseline_tfidf.py"])
 def test_every_script_explains_its_flags(script, capsys, monkeypatch):
     name, *sub = script.split()

@@ -177,7 +177,9 @@ def test_pipeline_smoke_runs_every_regimen_and_resumes(tmp_path, task):
     rows = json.load(open(tmp_path / "out" / "results.json"))["rows"]
     assert set(rows) == {"teacher", *G.REGIMENS} and all(len(r["by_seed"]) == 1 for r in rows.values())
     md = (tmp_path / "out" / "results.md").read_text()
-    assert "python gendist.py run" in md and "x fewer" in md
+    assert "python gendist.py run" in md and "x fewer" in md and "Inference over the" in md
+    speed = json.load(open(tmp_path / "out" / "speed.json"))
+    assert speed["teacher_per_s"] > 0 and speed["student_per_s"] > 0 and f"({speed['ratio']:.1f}x)" in md
     # the teacher's labels: L keeps gold as its hard label, U and G get the teacher's distribution
     ext = ".jsonl" if task == "classify" else ".conll"
     data = tmp_path / "out" / "data" / "s0"
