@@ -15,7 +15,10 @@ Prompts (written out below): `standard` (chat; definitions of the four types and
 drawn, seeded, from a gold file; the answer is a JSON list of {"text", "type"}), `cot` (chat; four
 steps: context, candidates, type of each, justification; then "Answer: <JSON list>") and `completion`
 (/v1/completions; k example lines "Sentence: ..." / "Entities: Name (TYPE); ...", stop at the newline,
-which very small models follow far better than JSON).
+which very small models follow far better than JSON). `--demos knn` replaces the one seeded set of worked
+examples by, for each sentence, the k sentences of the gold file most similar to it (cosine of MiniLM
+sentence embeddings: the mean of the last hidden states over real word pieces; the gold file's
+embeddings are cached beside --cache under the hash of its bytes), as GPT-NER did.
 
 Files written, FILE being --out without its extension:
 - --out: CoNLL, `token gold llm` with gold input, `token llm` without; the LLM tag is always last.
@@ -37,6 +40,7 @@ sentence is written once. A second identical run sends no request. Timeouts, 429
 connections are retried with backoff; any other 4xx (wrong model, bad key) stops the run with the
 server's message. The key comes from $OPENAI_API_KEY (or --api_key_env) and is written nowhere.
 """
+import hashlib
 import json
 import os
 import random
@@ -45,6 +49,8 @@ import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
+
+import numpy as np
 
 from cli import DataError, at_least, opt, parse_config, run_main
 from data import atomic_write, read_conll, read_jsonl_numbered, sample_indices, split_sentences, write_conll
@@ -63,6 +69,8 @@ class Config(LLMConfig):  # the endpoint, model, key, retries, concurrency and c
     # prompt
     prompt: str = opt("standard", "prompt form", choices=["standard", "cot", "completion"])
     shots: int = opt(None, "worked examples; default 3 standard, 2 cot, 8 completion", type=at_least(0))
+    demos: str = opt("random", "random: the same seeded worked examples for every sentence | knn: for each sentence, the "
+                               "most similar sentences of --examples (MiniLM sentence embeddings)", choices=["random", "knn"])
     examples: str = opt("data/conll2003/train.txt", "gold CoNLL file the worked examples are drawn from")
     temperature: float = opt(0.0, "sampling temperature", type=at_least(0.0, float))
     max_tokens: int = opt(None, "reply length limit; default 256 standard, 384 cot, 64 completion", type=at_least(1))
@@ -184,6 +192,56 @@ def draw_shots(path, k, seed, exclude=()):
     if want < k:
         chosen.insert(1, without[0])  # not last, so "the last example is empty" is no pattern to copy
     return chosen
+
+
+def embed(sentences):
+    """Unit sentence embeddings (predict.sentence_embeddings) from the default MiniLM weights."""
+    import torch
+    from model import default_model_dir, from_pretrained, load_tokenizer
+    from predict import sentence_embeddings
+    from train import Config
+    model_dir = default_model_dir()
+    model, tok = from_pretrained(model_dir, verbose=False), load_tokenizer(model_dir)
+    return sentence_embeddings(model, tok, sentences, Config(), torch.device("cpu"))
+
+
+def example_embeddings(path, cache_dir):
+    """embed() of every sentence of a gold CoNLL file, cached in cache_dir under the hash of the file's bytes:
+    computed once, computed again when the file changes."""
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    cached = os.path.join(cache_dir, f"knn-{digest}.npy")
+    if os.path.exists(cached):
+        return np.load(cached)
+    emb = embed([w for w, _ in read_conll(path)])
+    os.makedirs(cache_dir, exist_ok=True)
+    tmp = cached + ".tmp.npy"
+    np.save(tmp, emb)
+    os.replace(tmp, cached)  # a kill leaves no half-written cache
+    return emb
+
+
+def knn_shots(cfg, records):
+    """For each record, the cfg.shots sentences of cfg.examples most similar to it (cosine of sentence
+    embeddings), least similar first, so the nearest sits just before the sentence asked about; never a
+    sentence being annotated (so never the sentence itself), and each distinct sentence once."""
+    if cfg.shots <= 0:
+        return [[] for _ in records]
+    sents = read_conll(cfg.examples)
+    emb = example_embeddings(cfg.examples, os.path.dirname(cfg.cache) or ".")
+    exclude, seen, keep = {tuple(r["words"]) for r in records}, set(), []
+    for i, (words, _) in enumerate(sents):
+        if tuple(words) not in exclude and tuple(words) not in seen:
+            seen.add(tuple(words))
+            keep.append(i)
+    sims = embed([r["words"] for r in records]) @ emb[keep].T  # (records, candidates)
+    k = min(cfg.shots, len(keep))
+    out = []
+    for row in sims:
+        top = np.argpartition(-row, k - 1)[:k]
+        chosen = [sents[keep[j]] for j in top[np.argsort(row[top])]]  # ascending: the most similar last
+        out.append([(words, [(" ".join(words[s:e]), t) for t, s, e in get_entities(tags)]) for words, tags in chosen])
+    return out
 
 
 def build_request(cfg, words, shots):
@@ -391,8 +449,11 @@ def run(cfg):
     records = load_records(cfg)
     if not records:
         raise DataError(f"no sentences in {cfg.input}")
-    shots = draw_shots(cfg.examples, cfg.shots, cfg.seed, exclude={tuple(r["words"]) for r in records})
-    calls = [build_request(cfg, r["words"], shots) for r in records]
+    if cfg.demos == "knn":
+        shots = knn_shots(cfg, records)
+    else:
+        shots = [draw_shots(cfg.examples, cfg.shots, cfg.seed, exclude={tuple(r["words"]) for r in records})] * len(records)
+    calls = [build_request(cfg, r["words"], s) for r, s in zip(records, shots)]
     if cfg.dry_run:
         return dry_run(cfg, calls)
 

@@ -24,13 +24,14 @@ near tie can flip with the padding of the batch a sentence falls in).
 """
 import sys
 
+import numpy as np
 import torch
 
 from cli import ArgumentParser, at_least, run_main
 from data import (BLANK_RE, INVISIBLE, DataError, conll_text, format_probs, jsonl_text, open_text, read_conll, read_jsonl,
                   split_sentences, write_conll, write_jsonl)
 from model import BertForTokenClassification, check_model_dir, from_pretrained, load_tokenizer
-from train import Config, encode, encode_texts, predict, predict_texts
+from train import Config, collate, encode, encode_texts, eval_batches, inference, predict, predict_texts
 
 def read_text(path):
     """Raw text from a file or '-' (standard input), without byte-order marks or zero-width characters."""
@@ -72,6 +73,22 @@ def label_texts(model, tokenizer, records, text_field, cfg, device, soft, progre
             r["probs"] = {label: round(float(x), 6) for label, x in zip(labels, p)}
         out.append(r)
     return out
+
+
+def sentence_embeddings(model, tokenizer, sentences, cfg, device):
+    """One unit vector per sentence (a list of words): the mean of the encoder's last hidden states over
+    its real word pieces ([CLS] and [SEP] included, padding not), as sentence-transformers pools MiniLM.
+    A sentence longer than one window is embedded by its first window. Returns (sentences, H) float32."""
+    examples = [e for e in encode([(words, ["O"] * len(words)) for words in sentences], tokenizer, {}, cfg.max_len)
+                if e["first_word"] == 0]
+    out = np.zeros((len(sentences), model.config.hidden_size), dtype=np.float32)
+    with inference(model, cfg, device):
+        for idx in eval_batches(examples, cfg):
+            ids, mask, _ = collate([examples[i] for i in idx], device)
+            h = model.bert(ids, mask).float()  # (B, T, H)
+            m = mask[..., None].float()
+            out[[examples[i]["sent"] for i in idx]] = ((h * m).sum(1) / m.sum(1)).cpu().numpy()
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
 def read_input(args, token_model):

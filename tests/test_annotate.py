@@ -13,8 +13,9 @@ import pytest
 
 from common import CONLL, ROOT
 import annotate as A
-from data import read_conll, sample_indices
+from data import read_conll, sample_indices, write_conll
 from eval import get_entities, span_f1
+from llm import cache_key
 
 TRAIN = os.path.join(CONLL, "train.txt")
 
@@ -176,6 +177,29 @@ def test_shots_are_seeded_cover_the_types_and_exclude_the_input():
     assert first not in {tuple(w) for w, _ in A.draw_shots(TRAIN, 8, seed=0, exclude={first})}
 
 
+def test_knn_demos_are_the_nearest_never_the_sentence_and_cached_by_file(tmp_path, monkeypatch):
+    sents = read_conll(TRAIN)[:300]
+    query = next(s for s in sents[50:] if len(get_entities(s[1])) >= 2 and len(s[0]) >= 8)
+    planted = (list(query[0]), list(query[1]))
+    planted[0][-2] = "yesterday" if planted[0][-2] != "yesterday" else "today"  # one word changed, its tag kept
+    examples = tmp_path / "examples.conll"
+    write_conll(examples, [list(zip(w, t)) for w, t in sents + [planted]])
+    cfg = A.parse_args(["--examples", str(examples), "--demos", "knn", "--shots", "4", "--cache", str(tmp_path / "c.sqlite")])
+    records = [{"words": query[0]}, {"words": sents[0][0]}]
+    shots = A.knn_shots(cfg, records)
+    assert [len(s) for s in shots] == [4, 4]
+    assert shots[0][-1] == (planted[0], [(" ".join(planted[0][s:e]), t) for t, s, e in get_entities(planted[1])])  # nearest, last
+    assert all(w not in (query[0], sents[0][0]) for s in shots for w, _ in s)  # a sentence being annotated is never a demo
+    assert len(list(tmp_path.glob("knn-*.npy"))) == 1
+    calls = []
+    embed = A.embed
+    monkeypatch.setattr(A, "embed", lambda s: calls.append(len(s)) or embed(s))
+    assert A.knn_shots(cfg, records) == shots and calls == [2]  # the examples came from the cache, only the queries were embedded
+    write_conll(examples, [list(zip(w, t)) for w, t in sents[:200] + [planted]])  # the file changed: its embeddings are computed again
+    assert A.knn_shots(cfg, records)[0][-1][0] == planted[0] and calls == [2, 201, 2]
+    assert len(list(tmp_path.glob("knn-*.npy"))) == 2
+
+
 def test_prompt_forms():
     shots = A.draw_shots(TRAIN, 3, seed=0)
     for form, endpoint in (("standard", "chat/completions"), ("cot", "chat/completions"), ("completion", "completions")):
@@ -188,10 +212,10 @@ def test_prompt_forms():
     assert "Answer:" in A.prompt_text(*A.build_request(A.parse_args(["--prompt", "cot"]), WORDS, shots))
     # the key depends on the request only, and changes with any sampling parameter
     cfg = A.parse_args([])
-    k1 = A.cache_key(*A.build_request(cfg, WORDS, shots))
-    assert k1 == A.cache_key(*A.build_request(cfg, WORDS, shots))
+    k1 = cache_key(*A.build_request(cfg, WORDS, shots))
+    assert k1 == cache_key(*A.build_request(cfg, WORDS, shots))
     cfg.temperature = 0.7
-    assert k1 != A.cache_key(*A.build_request(cfg, WORDS, shots))
+    assert k1 != cache_key(*A.build_request(cfg, WORDS, shots))
 
 
 def test_dry_run_sends_nothing(tmp_path, capsys):
