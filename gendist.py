@@ -36,7 +36,8 @@ hidden; ner: the sentences of --unlabelled, a BBC JSONL, --u_size of them, seede
 The teacher (MiniLM-L6 fine-tuned on L) labels L, U and G; then the student (--student) trains, with
 one step budget for all, on
   (a) L, hard labels; (b) L, the teacher's soft labels; (c) L soft + U soft (real in-domain text: the
-  ceiling of what generation could give); (d) L soft + G soft (the method); (e) L soft + G with the
+  ceiling of what generation could give), and L soft + a seeded sample of U as large as G (real text
+  against generated text, unit for unit); (d) L soft + G soft (the method); (e) L soft + G with the
   teacher's hard labels (does softness matter?).
 Each run is train.py's own (train.train) in OUT_DIR/<regimen>_s<S>; a run whose metrics.json exists is
 not repeated, so the same command resumes. results.md (mean ± std over seeds, paired difference to
@@ -302,10 +303,11 @@ def parse_generate(argv):
 # ---------------------------------------------------------------------------------------------
 # The pipeline: teacher on L, its labels on L, U and G, the student's five regimens
 
-REGIMENS = {  # name: (what the student trains on, in words)
+REGIMENS = {  # name: what the student trains on, in words
     "a_L_hard": "L, hard labels",
     "b_L_soft": "L, teacher's soft labels",
     "c_L+U_soft": "+ U (real text), soft",
+    "c_L+U_G-size_soft": "+ as many U texts as G has, soft",
     "d_L+G_soft": "+ G (generated), soft",
     "e_L+G_hard": "+ G, teacher's hard labels",
 }
@@ -423,14 +425,25 @@ def teacher_labels(rc, model_dir, sets, folder):
     return paths
 
 
+def units_in(path, task):
+    """The records (JSONL lines) or sentences (CoNLL blocks) of a file, as text."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read().strip("\n")
+    return [u for u in (text.split("\n") if task == "classify" else text.split("\n\n")) if u.strip()]
+
+
+def subsample(path, n, seed, out, task):
+    """A seeded sample of n records or sentences of a file, written once."""
+    if not os.path.exists(out):
+        units = units_in(path, task)
+        atomic_write(out, ("\n" if task == "classify" else "\n\n").join(units[i] for i in sample_indices(len(units), n, seed)) + "\n")
+    return out
+
+
 def concat(paths, out, task):
     """One training file of several (JSONL lines, or CoNLL sentences), written once."""
     if not os.path.exists(out):
-        parts = []
-        for p in paths:
-            with open(p, encoding="utf-8") as f:
-                parts.append(f.read().strip("\n"))
-        atomic_write(out, ("\n" if task == "classify" else "\n\n").join(parts) + "\n")
+        atomic_write(out, ("\n" if task == "classify" else "\n\n").join(u for p in paths for u in units_in(p, task)) + "\n")
     return out
 
 
@@ -486,7 +499,9 @@ def pipeline(rc, command):
         sets = {"L": labelled, "U": unlabelled_set(rc, labelled, seed), **({"G": generated} if generated else {})}
         paths = teacher_labels(rc, os.path.join(teacher_dir, "model"), sets, folder)
         files = {"a_L_hard": paths["L_hard"], "b_L_soft": paths["L_soft"]}
-        for name, extra in (("c_L+U_soft", "U_soft"), ("d_L+G_soft", "G_soft"), ("e_L+G_hard", "G_hard")):
+        if generated:  # U cut to G's size
+            paths["U_G-size_soft"] = subsample(paths["U_soft"], len(generated), seed, os.path.join(folder, f"U{len(generated)}_soft{ext}"), rc.task)
+        for name, extra in (("c_L+U_soft", "U_soft"), ("c_L+U_G-size_soft", "U_G-size_soft"), ("d_L+G_soft", "G_soft"), ("e_L+G_hard", "G_hard")):
             if extra in paths:
                 files[name] = concat([paths["L_soft"], paths[extra]], os.path.join(folder, name + ext), rc.task)
         for name, path in files.items():

@@ -188,11 +188,12 @@ def test_pipeline_smoke_runs_every_regimen_and_resumes(tmp_path, task):
         assert [r["label"] for r in l_soft] == [r["label"] for r in read_jsonl(d / "train_k2_s0.jsonl")]
         assert all(abs(sum(r["probs"].values()) - 1) < 1e-3 for r in l_soft + g_soft) and len(g_soft) == 5
         assert len(read_jsonl(data / f"c_L+U_soft{ext}")) == len(l_soft) + len(train) - len(l_soft)
+        assert len(read_jsonl(data / f"c_L+U_G-size_soft{ext}")) == len(l_soft) + len(g_soft)  # U cut to G's size
     else:
         sents, soft = read_conll(data / f"G_soft{ext}", with_probs=True)
         assert len(sents) == 2 and all(s is not None for s in soft)
     # the same command again trains nothing
     stamps = {p: os.path.getmtime(p / "metrics.json") for p in (tmp_path / "out").iterdir() if (p / "metrics.json").exists()}
-    assert len(stamps) == 6
+    assert len(stamps) == 7
     assert G.main(args) == 0
     assert stamps == {p: os.path.getmtime(p / "metrics.json") for p in stamps}
