@@ -25,7 +25,8 @@ the filters, in this order, and the first it fails is its reason in the report:
 "Near copy": at least --near of the unit's word 5-grams (lower-cased) occur in one single other text.
 Kept units go to --out (classify: JSONL {"id", "text"}; ner: CoNLL, one token a line, no tag), and
 OUT.report.json beside it says what was asked, kept and dropped by reason (with examples), tokens,
-seconds, and diversity (distinct 1- and 2-grams over the kept units, and over as many pool units).
+seconds, and diversity (distinct 1- and 2-grams over the kept units' first 40 words, and over as many
+pool units').
 Requests go through llm.py: cached, retried, concurrent; a run killed at any moment (kill -9) is
 resumed by the same command, which sends only what is missing.
 
@@ -198,9 +199,10 @@ class NearCopies:
         return doc, shared / len(grams)
 
 
-def distinct(texts, n):
-    """Distinct n-grams / all n-grams over the texts' words (a diversity figure: 1.0 = no n-gram repeats)."""
-    grams = [g for t in texts for g in ngrams(words_of(t), n)]
+def distinct(texts, n, cut=40):
+    """Distinct n-grams / all n-grams over the texts' words, each text cut to its first `cut` words (longer
+    texts repeat more, so the cut keeps generated and real text comparable); 1.0: no n-gram repeats."""
+    grams = [g for t in texts for g in ngrams(words_of(t)[:cut], n)]
     return round(len(set(grams)) / len(grams), 4) if grams else None
 
 
@@ -272,7 +274,8 @@ def generate(cfg):
         "kept": len(kept),
         "dropped": dict(dropped),
         "dropped_examples": examples,
-        **http_report(stats),
+        **http_report(stats),  # of this run
+        "completion_tokens_total": sum(r["usage"].get("completion_tokens", 0) for r in replies if r),  # cached replies too
         "seconds": round(time.time() - t0, 1),
         "mean_words": round(statistics.mean(len(words_of(t)) for t in texts), 1) if texts else None,
         "distinct_1": distinct(texts, 1), "distinct_2": distinct(texts, 2),
