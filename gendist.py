@@ -58,7 +58,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 
 from cli import DataError, above, at_least, opt, parse_config, run_main
-from data import atomic_write, read_conll, read_jsonl, sample_indices, split_sentences, write_conll, write_jsonl
+from data import atomic_write, open_text, read_conll, read_jsonl, sample_indices, split_sentences, write_conll, write_jsonl
 from llm import Fatal, LLMConfig, http_report, run_requests
 
 UNIT = {"classify": "article", "ner": "sentence"}
@@ -104,7 +104,7 @@ def read_texts(path, fmt, text_field="text"):
         return out
     if fmt == "conll":
         return [" ".join(cols[0] for cols in sent) for sent in read_conll(path, columns=True)]
-    with open(path, encoding="utf-8-sig") as f:
+    with open_text(path) as f:  # names the file and line of a byte that is not UTF-8
         return [" ".join(words) for words in split_sentences(f.read())]
 
 
