@@ -25,7 +25,8 @@ Files written, FILE being --out without its extension:
 - FILE.replies.jsonl: one line per input sentence in input order: the raw reply, entities kept and
   dropped, the status, its sentence number in --out ("out_sentence") and, for BBC, article and sentence.
 - FILE.report.json: requests, cache hits, retries, failures by kind, tokens (from `usage`), parse
-  failures, entities proposed / kept / dropped and, with gold input, span F1 (eval.py) against gold.
+  failures, entities proposed / kept / dropped, the names a reply copied from its worked examples, and,
+  with gold input, span F1 (eval.py) against gold.
 
 A sentence whose request failed for good (after retries) or whose reply cannot be read is NOT written
 to --out as all-O (that would teach the student its names are not names): it is left out and listed
@@ -462,13 +463,23 @@ def run(cfg):
 
     replies, gave_up, stats, stopped = run_requests(cfg, calls, readable, desc=cfg.prompt, unit="sent")
     failures = {i: ("gave_up", why) for i, why in gave_up.items()}  # sentence position -> (reason, detail)
-    report = assemble(cfg, records, replies, failures, stats, stopped, time.time() - t0)
+    report = assemble(cfg, records, replies, failures, stats, stopped, time.time() - t0, shots)
     if stopped:
         raise Fatal(stopped)
     return report
 
 
-def assemble(cfg, records, replies, failures, stats, stopped, seconds):
+def demo_overlap(words, items, shots):
+    """(entities the reply names that are not in the sentence, how many of those a worked example names,
+    whether a worked example is a near copy of the sentence: 80 % or more of its distinct tokens shared)."""
+    sentence = "".join(words).lower()
+    named = {t.lower() for _, ents in shots for t, _ in ents}
+    outside = [p[0] for p in map(item_pair, items) if p and "".join(p[0].split()).lower() not in sentence]
+    near = any(len(set(words) & set(w)) >= 0.8 * len(set(words) | set(w)) for w, _ in shots)
+    return len(outside), sum(t.lower() in named for t in outside), near
+
+
+def assemble(cfg, records, replies, failures, stats, stopped, seconds, shots):
     """Write --out, the replies file and the report (only the report if the run was stopped)."""
     report_path, replies_path = side_paths(cfg.out)
     has_gold = records[0]["gold"] is not None
@@ -490,6 +501,10 @@ def assemble(cfg, records, replies, failures, stats, stopped, seconds):
                 tags, kept, dropped = align(rec["words"], items, cfg.max_entity_tokens)
                 acc["entities_proposed"] += len(items)
                 acc["entities_kept"] += len(kept)
+                outside, copied, near = demo_overlap(rec["words"], items, shots[i])
+                acc["entities_not_in_sentence"] += outside
+                acc["entities_copied_from_demos"] += copied
+                acc["sentences_with_near_copy_demo"] += near
                 acc.update({f"dropped_{k}": v for k, v in dropped.items()})
                 acc[f"replies_{status}"] += 1
                 line.update(entities=kept, dropped=dict(dropped))
@@ -523,6 +538,9 @@ def assemble(cfg, records, replies, failures, stats, stopped, seconds):
         "entities_proposed": acc["entities_proposed"],
         "entities_kept": acc["entities_kept"],
         "entities_dropped": {k[8:]: v for k, v in sorted(acc.items()) if k.startswith("dropped_")},
+        "entities_not_in_sentence": acc["entities_not_in_sentence"],  # named in the reply, absent from the sentence
+        "entities_copied_from_demos": acc["entities_copied_from_demos"],  # ... and named by one of its worked examples
+        "sentences_with_near_copy_demo": acc["sentences_with_near_copy_demo"],  # a worked example shares >= 80 % of its tokens
         "failed": [{"index": records[i]["index"], **records[i]["meta"], "reason": r, "detail": d}
                    for i, (r, d) in sorted(failures.items())],
     }
