@@ -25,6 +25,7 @@ Speed counts real (non-padding) word pieces per second. The last two lines are t
 to each HF, for inference and for training.
 
     python bench.py --configs ours --student L2-H192     # student against teacher
+    python bench.py --profile                            # where inference time goes, ours and HF's
 """
 import argparse
 import contextlib
@@ -163,6 +164,39 @@ def run_one(name, args):
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def profile_inference(args):
+    """One inference pass of ours, hf-best and hf-tokens in this one process, under torch.profiler: the
+    wall time of each and the share of CPU time of its top operators."""
+    from torch.profiler import ProfilerActivity, profile
+    from train import Config, collate, eval_batches, inference
+    examples, labels = load_examples(args.sentences, args.seed, args.data_dir)
+    cfg = Config(eval_batch_size=args.eval_batch_size, eval_tokens=args.eval_tokens)
+    ours, _, fwd_ours = build("ours", labels)
+    hf, _, fwd_hf = build("hf", labels)
+    order = sorted(range(len(examples)), key=lambda j: len(examples[j]["ids"]))
+    fixed = [order[b:b + args.eval_batch_size] for b in range(0, len(order), args.eval_batch_size)]
+    def cast():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+
+    def run(name):
+        model, forward, batched = {"ours": (ours, fwd_ours, eval_batches(examples, cfg)), "hf-best": (hf, fwd_hf, fixed),
+                                   "hf-tokens": (hf, fwd_hf, eval_batches(examples, cfg))}[name]
+        with inference(model, cfg, torch.device("cpu")) if name == "ours" else inference_hf(model, cast):
+            for idx in batched:
+                forward(*collate([examples[j] for j in idx], "cpu")[:2])
+    for name in ("ours", "hf-best", "hf-tokens"):
+        run(name)  # warm up
+    for name in ("ours", "hf-best", "hf-tokens"):
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            t0 = time.perf_counter()
+            run(name)
+            seconds = time.perf_counter() - t0
+        ops = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+        total = sum(e.self_cpu_time_total for e in ops)
+        print(f"{name:<10} {seconds:5.2f} s: " + ", ".join(f"{e.key.removeprefix('aten::')} {100 * e.self_cpu_time_total / total:.0f} %"
+                                                          for e in ops[:7]))
+
+
 def main():
     p = ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--configs", default=",".join(DEFAULT_CONFIGS), help="comma-separated, from: " + ", ".join(CONFIGS))
@@ -178,12 +212,16 @@ def main():
     p.add_argument("--data_dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "conll2003"),
                    help="a CoNLL folder with train.txt")
     p.add_argument("--student", default="", help="also run a student L<layers>-H<hidden> (model.py) against ours")
+    p.add_argument("--profile", action="store_true", help="instead: one inference pass of ours, hf-best and hf-tokens under "
+                                                            "torch.profiler, in one process: where the time goes")
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one configuration and print JSON
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     if args.one:
         print(json.dumps(run_one(args.one, args)))
         return
+    if args.profile:
+        return profile_inference(args)
 
     names = args.configs.split(",") + (["student"] if args.student and "student" not in args.configs.split(",") else [])
     unknown = [n for n in names if n not in CONFIGS]
