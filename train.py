@@ -269,13 +269,15 @@ def sorted_batches(examples, batch_size, max_tokens=None):
 @contextmanager
 def inference(model, cfg, device):
     """What every evaluation and prediction runs under: eval mode, no autograd, bf16 autocast if asked,
-    and then the Linear weights cast to bf16 once for the whole pass (model.linear_weights_as); train mode after."""
+    and then the Linear weights cast to bf16 once for the whole pass (model.linear_weights_as); the
+    model's mode (train or eval) as it was, after."""
+    was_training = model.training
     model.eval()
     try:
         with torch.inference_mode(), autocast(cfg, device), (linear_weights_as(model, torch.bfloat16) if cfg.bf16 else nullcontext()):
             yield
     finally:
-        model.train()
+        model.train(was_training)
 
 
 def eval_batches(examples, cfg):
