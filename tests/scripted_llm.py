@@ -7,6 +7,11 @@ by default the reply names the sentence's first word as a PER entity, so the rig
 `plan[(sentence, attempt)]` overrides a reply; `reply(n, body)` replaces the default one.
 """
 import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -101,3 +106,18 @@ def serve(script):
     httpd.handle_error = lambda *a: None  # a client that hung up is part of the script
     threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return f"http://127.0.0.1:{httpd.server_address[1]}/v1", httpd
+
+
+def kill_midway(script_path, args, script, cache_path, after=15):
+    """Run a script (annotate.py, gendist.py ...) against the scripted server, SIGKILL it once the server
+    has seen `after` requests, and return how many replies its cache held at that moment."""
+    proc = subprocess.Popen([sys.executable, script_path, *args], cwd=os.path.dirname(script_path),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while len(script.log) < after and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    with sqlite3.connect(cache_path) as db:
+        return db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]

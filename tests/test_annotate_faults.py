@@ -6,18 +6,13 @@ the right output is known. Backoff is made tiny with --backoff_base, so the whol
 """
 import json
 import os
-import signal
-import sqlite3
-import subprocess
-import sys
-import time
 
 import pytest
 
 from common import ROOT
 import annotate as A
 from data import read_conll, write_conll
-from scripted_llm import SENTENCES
+from scripted_llm import SENTENCES, kill_midway
 
 
 @pytest.fixture
@@ -105,16 +100,8 @@ def test_kill_midway_and_resume(scripted_server, conll, tmp_path):
     n, conc = 42, 2
     url, script = scripted_server(delay=0.05)
     args = argv(url, conll(n), tmp_path, "--concurrency", str(conc))
-    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "annotate.py"), *args], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while len(script.log) < 15 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL and not (tmp_path / "out.conll").exists()
-    with sqlite3.connect(tmp_path / "cache.sqlite") as db:
-        cached = db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
+    cached = kill_midway(os.path.join(ROOT, "annotate.py"), args, script, tmp_path / "cache.sqlite")
+    assert not (tmp_path / "out.conll").exists()
     sent_before = len(script.log)
     assert 10 <= cached < n and sent_before - cached <= conc  # only the requests in flight were lost
     assert A.main(args) == 0

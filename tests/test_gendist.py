@@ -2,17 +2,15 @@
 filter's verdict is known) and a real SmolLM2, kill -9 and resume, and a smoke run of the whole pipeline."""
 import json
 import os
-import signal
-import sqlite3
 import subprocess
 import sys
-import time
 
 import pytest
 
 import gendist as G
 from common import DATA, ROOT, write_tiny_conll
 from data import read_conll, read_jsonl, write_jsonl
+from scripted_llm import kill_midway
 
 POOL = [f"The {w} council in {c} voted on {t} plans for new housing on Tuesday, after months of debate among residents "
         f"and local businesses about traffic and schools." for w, c, t in
@@ -115,16 +113,8 @@ def test_kill_midway_and_resume(scripted_server, files):
     url, script = scripted_server(delay=0.05, reply=lambda _, body: f"Story number {body['seed']} tells of a {body['seed'] % 7} "
                                                                    f"mile walk across the hills of {body['seed'] % 11} towns and farms.")
     args = gen_args(url, files, "--n", str(n), "--concurrency", str(conc))
-    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "gendist.py"), *args], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while len(script.log) < 15 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL and not (files / "gen.jsonl").exists()
-    with sqlite3.connect(files / "cache.sqlite") as db:
-        cached = db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
+    cached = kill_midway(os.path.join(ROOT, "gendist.py"), args, script, files / "cache.sqlite")
+    assert not (files / "gen.jsonl").exists()
     assert 10 <= cached < n and len(script.log) - cached <= conc  # only the requests in flight were lost
     assert G.main(args) == 0
     report = json.load(open(files / "gen.report.json"))
