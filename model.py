@@ -74,11 +74,8 @@ class SelfAttention(nn.Module):
 
     def forward(self, x, mask):
         B, T, H = x.shape
-        # query, key and value in one matrix multiply, their weights stacked (3H, H): one pass over x (and,
-        # under autocast, one bf16 copy of it instead of three); (B, T, 3H) -> 3 x (B, n_head, T, head_dim)
-        w = torch.cat([self.query.weight, self.key.weight, self.value.weight])
-        b = torch.cat([self.query.bias, self.key.bias, self.value.bias])
-        q, k, v = F.linear(x, w, b).view(B, T, 3, self.n_head, H // self.n_head).permute(2, 0, 3, 1, 4)
+        # (B, T, H) -> (B, n_head, T, head_dim)
+        q, k, v = (proj(x).view(B, T, self.n_head, H // self.n_head).transpose(1, 2) for proj in (self.query, self.key, self.value))
         p = self.dropout_p if self.training else 0.0
         if self.sdpa:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
