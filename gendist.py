@@ -3,11 +3,11 @@ Generation-Distillation (Melas-Kyriazi, Han & Liang 2020): with few labelled exa
 new unlabelled in-domain text, a teacher fine-tuned on the labelled examples labels it softly, and a
 much smaller student learns from those soft labels.
 
-    python gendist.py generate --task classify --input runs/bbc/train.jsonl --n 300 --out runs/gen/bbc.jsonl
-    python gendist.py generate --task ner --input data/conll2003/train.txt --n 300 --out runs/gen/ner.conll
+    python gendist.py generate --task classify --input runs/bbc/train.jsonl --n 100 --form completion --out runs/gen/bbc.jsonl
+    python gendist.py generate --task ner --input data/conll2003/train.txt --n 300 --form completion --out runs/gen/ner.conll
     python gendist.py run --task classify --data_dir runs/bbc --k 8 --generated runs/gen/bbc.jsonl --out_dir runs/gendist/bbc_k8
     python gendist.py run --task ner --data_dir data/conll2003 --k 1000 --unlabelled data/bbc/bbc.jsonl \\
-        --generated runs/gen/ner.conll --out_dir runs/gendist/ner
+        --generated runs/gen/ner.conll --out_dir runs/gendist/ner    # the README adds the teacher and step flags
 
 generate: each request shows the LLM `--shots` real texts drawn (seeded, per request) from the pool
 --input (labels, if any, are never shown) and asks for a new one: as chat for instruct models (`--form
