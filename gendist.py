@@ -46,7 +46,6 @@ not repeated, so the same command resumes. results.md (mean ± std over seeds, p
 counts and the inference speed of teacher and student (speed.json: both over the test set in one
 process, in turn, three times, through train.py's inference path).
 """
-import hashlib
 import json
 import os
 import random
@@ -59,6 +58,8 @@ from dataclasses import asdict, dataclass
 
 from cli import DataError, above, at_least, opt, parse_config, run_main
 from data import atomic_write, open_text, read_conll, read_jsonl, sample_indices, split_sentences, write_conll, write_jsonl
+from eval import headline, read_runs
+from experiments import file_hash, mean_std
 from llm import Fatal, LLMConfig, http_report, run_requests
 
 UNIT = {"classify": "article", "ner": "sentence"}
@@ -347,16 +348,6 @@ def finished(run_dir):
     return os.path.exists(os.path.join(run_dir, "metrics.json"))
 
 
-def read_metrics(run_dir):
-    with open(os.path.join(run_dir, "metrics.json")) as f:
-        return json.load(f)
-
-
-def score(rc, metrics):
-    """The headline test score of a run: accuracy (classify) or span F1 (ner)."""
-    return metrics["test"]["accuracy"] if rc.task == "classify" else metrics["test"]["f1"]
-
-
 def labelled_path(rc, seed):
     return os.path.join(rc.data_dir, f"train_k{rc.k}_s{seed}.jsonl")
 
@@ -454,9 +445,8 @@ def check_generated(rc):
     """G's content hash, recorded in out_dir on first use: an out_dir never mixes runs on two different G."""
     if not rc.generated:
         return None
-    with open(rc.generated, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()
-    path = os.path.join(rc.out_dir, "generated.sha256")
+    digest = file_hash(rc.generated)
+    path = os.path.join(rc.out_dir, "generated.hash")
     if os.path.exists(path):
         with open(path) as f:
             if f.read().strip() != digest:
@@ -474,8 +464,7 @@ def pipeline(rc, command):
     except ValueError:
         raise DataError(f"--seeds {rc.seeds!r}: expected comma-separated integers, e.g. 0,1,2") from None
     generated = generated_set(rc) if rc.generated else None
-    for seed in seeds:  # every input is checked before anything trains
-        labelled_set(rc, seed)
+    labelled_by_seed = {seed: labelled_set(rc, seed) for seed in seeds}  # every input is checked before anything trains
     if rc.task == "ner" and not rc.unlabelled:
         raise DataError("--unlabelled: ner needs a BBC JSONL (data/bbc/bbc.jsonl) for U")
     for path in [rc.unlabelled] if rc.task == "ner" else [os.path.join(rc.data_dir, "train.jsonl")]:
@@ -484,9 +473,9 @@ def pipeline(rc, command):
     os.makedirs(rc.out_dir, exist_ok=True)
     check_generated(rc)
     ext = ".jsonl" if rc.task == "classify" else ".conll"
-    results = {}
+    results, params = {}, None
     for seed in seeds:
-        labelled = labelled_set(rc, seed)
+        labelled = labelled_by_seed[seed]
         folder = os.path.join(rc.out_dir, "data", f"s{seed}")
         teacher_dir = os.path.join(rc.out_dir, f"teacher_s{seed}")
         if not finished(teacher_dir):
@@ -498,7 +487,8 @@ def pipeline(rc, command):
                 write_conll(l_path, [list(zip(w, t)) for w, t in labelled])
             train(train_cfg(rc, train_file=l_path, epochs=rc.teacher_epochs, eval_every=rc.teacher_eval_every,
                             seed=seed, out_dir=teacher_dir))
-        results[("teacher", seed)] = read_metrics(teacher_dir)
+        results[("teacher", seed)] = read_runs([teacher_dir])[0]
+        params = params or parameter_line(rc, os.path.join(teacher_dir, "model"))  # once: it loads the teacher
         sets = {"L": labelled, "U": unlabelled_set(rc, labelled, seed), **({"G": generated} if generated else {})}
         paths = teacher_labels(rc, os.path.join(teacher_dir, "model"), sets, folder)
         files = {"a_L_hard": paths["L_hard"], "b_L_soft": paths["L_soft"]}
@@ -512,14 +502,14 @@ def pipeline(rc, command):
             if not finished(run_dir):
                 train(train_cfg(rc, train_file=path, student=rc.student, lr=rc.student_lr, max_steps=rc.steps,
                                 eval_every=rc.eval_every, seed=seed, out_dir=run_dir))
-            results[(name, seed)] = read_metrics(run_dir)
-            write_results(rc, command, seeds, results)
+            results[(name, seed)] = read_runs([run_dir])[0]
+            write_results(rc, command, seeds, results, params)
     speed_path = os.path.join(rc.out_dir, "speed.json")
     if not os.path.exists(speed_path):
         seed = seeds[0]
         atomic_write(speed_path, json.dumps(inference_speed(rc, os.path.join(rc.out_dir, f"teacher_s{seed}", "model"),
                                                             os.path.join(rc.out_dir, f"b_L_soft_s{seed}", "model")), indent=1) + "\n")
-    return write_results(rc, command, seeds, results)
+    return write_results(rc, command, seeds, results, params)
 
 
 def inference_speed(rc, teacher_dir, student_dir, rounds=3):
@@ -551,32 +541,29 @@ def inference_speed(rc, teacher_dir, student_dir, rounds=3):
             "student_per_s": per_s["student"], "ratio": per_s["student"] / per_s["teacher"]}
 
 
-def mean_std(xs):
-    return (statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0) if xs else (None, None)
-
-
-def write_results(rc, command, seeds, results):
+def parameter_line(rc, teacher_dir):
+    """The parameter counts outside the embeddings of the teacher in teacher_dir and of its student."""
     from model import count_parameters, from_pretrained, make_student
+    teacher = from_pretrained(teacher_dir, verbose=False)
+    (_, t_enc), (_, s_enc) = count_parameters(teacher), count_parameters(make_student(teacher, rc.student))
+    return f"Parameters outside the embeddings: teacher {t_enc / 1e6:.2f} M, student {s_enc / 1e6:.2f} M ({t_enc / s_enc:.1f}x fewer).\n\n"
+
+
+def write_results(rc, command, seeds, results, params):
     metric = "accuracy" if rc.task == "classify" else "span F1"
     rows, table = {}, []
     for name in ["teacher", *REGIMENS]:
-        got = {s: 100 * score(rc, results[(name, s)]) for s in seeds if (name, s) in results}
-        base = {s: 100 * score(rc, results[("a_L_hard", s)]) for s in seeds if ("a_L_hard", s) in results}
+        got = {s: headline(results[(name, s)]) for s in seeds if (name, s) in results}
+        base = {s: headline(results[("a_L_hard", s)]) for s in seeds if ("a_L_hard", s) in results}
         paired = [got[s] - base[s] for s in got if s in base]
-        m, sd = mean_std(list(got.values()))
-        pm, psd = mean_std(paired)
+        (m, sd), (pm, psd) = mean_std(got.values()), mean_std(paired)
+        sd, psd = sd or 0.0, psd or 0.0  # one seed: no spread
         rows[name] = {"by_seed": got, "mean": m, "std": sd, "vs_a_mean": pm, "vs_a_std": psd}
         if got:
             what = "MiniLM-L6 teacher, on L" if name == "teacher" else f"student {rc.student}: {REGIMENS[name]}"
             vs = "" if name in ("teacher", "a_L_hard") or pm is None else f"{pm:+.2f} ± {psd:.2f} ({sum(d > 0 for d in paired)}/{len(paired)} better)"
             table.append(f"| {name} | {what} | {m:.2f} ± {sd:.2f} | {vs} | {len(got)} |")
-    teacher_dir = os.path.join(rc.out_dir, f"teacher_s{seeds[0]}", "model")
-    sizes = ""
-    if os.path.isdir(teacher_dir):
-        teacher = from_pretrained(teacher_dir, verbose=False)
-        (_, t_enc), (_, s_enc) = count_parameters(teacher), count_parameters(make_student(teacher, rc.student))
-        sizes = (f"Parameters outside the embeddings: teacher {t_enc / 1e6:.2f} M, student {s_enc / 1e6:.2f} M "
-                 f"({t_enc / s_enc:.1f}x fewer).\n\n")
+    sizes = params or ""
     speed_path = os.path.join(rc.out_dir, "speed.json")
     if os.path.exists(speed_path):
         with open(speed_path) as f:
