@@ -41,7 +41,7 @@ sentence is written once. A second identical run sends no request. Timeouts, 429
 connections are retried with backoff; any other 4xx (wrong model, bad key) stops the run with the
 server's message. The key comes from $OPENAI_API_KEY (or --api_key_env) and is written nowhere.
 """
-import hashlib
+import functools
 import json
 import os
 import random
@@ -56,6 +56,7 @@ import numpy as np
 from cli import DataError, at_least, opt, parse_config, run_main
 from data import atomic_write, read_conll, read_jsonl_numbered, sample_indices, split_sentences, write_conll
 from eval import get_entities, span_f1
+from experiments import file_hash
 from llm import Fatal, LLMConfig, cached_count, http_report, prompt_text, run_requests
 
 
@@ -158,6 +159,11 @@ def completion_answer(ents):
     return "; ".join(f"{t} ({y})" for t, y in ents) if ents else "none"
 
 
+def worked_example(words, tags):
+    """A gold sentence as a worked example: (words, [(entity text, type)])."""
+    return words, [(" ".join(words[s:e]), t) for t, s, e in get_entities(tags)]
+
+
 def draw_shots(path, k, seed, exclude=()):
     """k worked examples (words, [(text, type)]) drawn with `seed` from a gold CoNLL file: ordinary prose
     (6-30 tokens, not a headline or a results line), one without entities when k >= 3, the others
@@ -177,8 +183,8 @@ def draw_shots(path, k, seed, exclude=()):
     for i in order:
         words, tags = sents[i]
         if tuple(words) not in exclude and prose(words):
-            ents = [(" ".join(words[s:e]), t) for t, s, e in get_entities(tags)]
-            (with_ents if ents else without).append((words, ents))
+            ex = worked_example(words, tags)
+            (with_ents if ex[1] else without).append(ex)
     want = k - 1 if k >= 3 and without else k
     chosen, seen = [], set()
     while len(chosen) < want and with_ents:  # first the sentences that show the most types not shown yet
@@ -195,23 +201,25 @@ def draw_shots(path, k, seed, exclude=()):
     return chosen
 
 
+@functools.lru_cache(maxsize=1)
+def minilm():
+    """The default MiniLM weights and tokenizer, loaded once per process."""
+    from model import default_model_dir, from_pretrained, load_tokenizer
+    return from_pretrained(default_model_dir(), verbose=False), load_tokenizer(default_model_dir())
+
+
 def embed(sentences):
     """Unit sentence embeddings (predict.sentence_embeddings) from the default MiniLM weights."""
     import torch
-    from model import default_model_dir, from_pretrained, load_tokenizer
     from predict import sentence_embeddings
     from train import Config
-    model_dir = default_model_dir()
-    model, tok = from_pretrained(model_dir, verbose=False), load_tokenizer(model_dir)
-    return sentence_embeddings(model, tok, sentences, Config(), torch.device("cpu"))
+    return sentence_embeddings(*minilm(), sentences, Config(), torch.device("cpu"))
 
 
 def example_embeddings(path, cache_dir):
     """embed() of every sentence of a gold CoNLL file, cached in cache_dir under the hash of the file's bytes:
     computed once, computed again when the file changes."""
-    with open(path, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()[:16]
-    cached = os.path.join(cache_dir, f"knn-{digest}.npy")
+    cached = os.path.join(cache_dir, f"knn-{file_hash(path)[:16]}.npy")
     if os.path.exists(cached):
         return np.load(cached)
     emb = embed([w for w, _ in read_conll(path)])
@@ -240,8 +248,7 @@ def knn_shots(cfg, records):
     out = []
     for row in sims:
         top = np.argpartition(-row, k - 1)[:k]
-        chosen = [sents[keep[j]] for j in top[np.argsort(row[top])]]  # ascending: the most similar last
-        out.append([(words, [(" ".join(words[s:e]), t) for t, s, e in get_entities(tags)]) for words, tags in chosen])
+        out.append([worked_example(*sents[keep[j]]) for j in top[np.argsort(row[top])]])  # ascending: the most similar last
     return out
 
 
