@@ -112,10 +112,31 @@ def build(impl, labels, student=""):
 
 
 @contextlib.contextmanager
-def inference_hf(model, cast):
+def inference_hf(model, bf16):
     model.eval()
-    with torch.inference_mode(), cast():
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         yield
+
+
+def infer(name, model, forward, examples, args):
+    """Every sentence once, batched as configuration `name` does it; returns the real word pieces seen.
+    HF as its Trainer.predict does (file order, fixed batches; hf-best sorted by length); ours, hf-tokens
+    and the student as train.py evaluates and predict.py predicts (train.inference, train.eval_batches)."""
+    from train import Config, collate, eval_batches, inference
+    impl, batching, bf16 = CONFIGS[name]
+    cfg = Config(bf16=int(bf16), eval_batch_size=args.eval_batch_size, eval_tokens=args.eval_tokens)
+    if batching == "ours-grouped":
+        infer_batches = eval_batches(examples, cfg)
+    else:
+        order = sorted(range(len(examples)), key=lambda j: len(examples[j]["ids"])) if bf16 else list(range(len(examples)))
+        infer_batches = [order[b:b + args.eval_batch_size] for b in range(0, len(order), args.eval_batch_size)]
+    tokens = 0
+    with inference(model, cfg, torch.device("cpu")) if impl.startswith("ours") else inference_hf(model, bf16):
+        for idx in infer_batches:
+            ids, mask, _ = collate([examples[j] for j in idx], "cpu")
+            forward(ids, mask)
+            tokens += int(mask.sum())
+    return tokens
 
 
 def run_one(name, args):
@@ -144,21 +165,8 @@ def run_one(name, args):
             seconds += time.perf_counter() - t0
             tokens += int(mask.sum())
             padded += mask.numel()
-    # inference: every sentence once. HF as its Trainer.predict does (file order, fixed batches; hf-best
-    # sorted); ours, hf-tokens and the student as train.py evaluates and predict.py predicts (train.inference)
-    from train import Config, eval_batches, inference
-    cfg = Config(bf16=int(bf16), eval_batch_size=args.eval_batch_size, eval_tokens=args.eval_tokens)
-    if batching == "ours-grouped":
-        infer_batches = eval_batches(examples, cfg)
-    else:
-        order = sorted(range(len(examples)), key=lambda j: len(examples[j]["ids"])) if bf16 else list(range(len(examples)))
-        infer_batches = [order[b:b + args.eval_batch_size] for b in range(0, len(order), args.eval_batch_size)]
-    inf_tokens, t0 = 0, time.perf_counter()
-    with inference(model, cfg, torch.device("cpu")) if impl.startswith("ours") else inference_hf(model, cast):
-        for idx in infer_batches:
-            ids, mask, _ = collate([examples[j] for j in idx], "cpu")
-            forward(ids, mask)
-            inf_tokens += int(mask.sum())
+    t0 = time.perf_counter()
+    inf_tokens = infer(name, model, forward, examples, args)
     inf_seconds = time.perf_counter() - t0
     return {"name": name, "train_tok_s": tokens / seconds, "fill": tokens / padded, "infer_tok_s": inf_tokens / inf_seconds, "first_step_s": first_step,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -168,25 +176,16 @@ def profile_inference(args):
     """One inference pass of ours, hf-best and hf-tokens in this one process, under torch.profiler: the
     wall time of each and the share of CPU time of its top operators."""
     from torch.profiler import ProfilerActivity, profile
-    from train import Config, collate, eval_batches, inference
     examples, labels = load_examples(args.sentences, args.seed, args.data_dir)
-    cfg = Config(eval_batch_size=args.eval_batch_size, eval_tokens=args.eval_tokens)
-    ours, _, fwd_ours = build("ours", labels)
-    hf, _, fwd_hf = build("hf", labels)
-    order = sorted(range(len(examples)), key=lambda j: len(examples[j]["ids"]))
-    fixed = [order[b:b + args.eval_batch_size] for b in range(0, len(order), args.eval_batch_size)]
-    def cast():
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+    models = {impl: build(impl, labels) for impl in ("ours", "hf")}  # (model, optimizer, forward)
+    names = ("ours", "hf-best", "hf-tokens")
 
     def run(name):
-        model, forward, batched = {"ours": (ours, fwd_ours, eval_batches(examples, cfg)), "hf-best": (hf, fwd_hf, fixed),
-                                   "hf-tokens": (hf, fwd_hf, eval_batches(examples, cfg))}[name]
-        with inference(model, cfg, torch.device("cpu")) if name == "ours" else inference_hf(model, cast):
-            for idx in batched:
-                forward(*collate([examples[j] for j in idx], "cpu")[:2])
-    for name in ("ours", "hf-best", "hf-tokens"):
+        model, _, forward = models[CONFIGS[name][0]]
+        infer(name, model, forward, examples, args)
+    for name in names:
         run(name)  # warm up
-    for name in ("ours", "hf-best", "hf-tokens"):
+    for name in names:
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             t0 = time.perf_counter()
             run(name)
