@@ -144,21 +144,23 @@ def cache_key(endpoint, payload):
 
 
 class Cache:
-    """Replies that were read, keyed on the request; each committed on its own, so a kill loses none."""
+    """Replies that were read, keyed on the request; each committed on its own, so a kill loses none.
+    One connection shared by the worker threads, behind a lock."""
 
     def __init__(self, path):
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        self.db = sqlite3.connect(path, timeout=60)
+        self.db, self.lock = sqlite3.connect(path, timeout=60, check_same_thread=False), threading.Lock()
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, request TEXT, reply TEXT, created REAL)")
         self.db.commit()
 
     def get(self, key):
-        row = self.db.execute("SELECT reply FROM replies WHERE key = ?", (key,)).fetchone()
+        with self.lock:
+            row = self.db.execute("SELECT reply FROM replies WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
     def put(self, key, request, reply):
-        with self.db:
+        with self.lock, self.db:
             self.db.execute("INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?)",
                             (key, json.dumps(request), json.dumps(reply), time.time()))
 
@@ -202,7 +204,11 @@ def run_requests(cfg, calls, readable=lambda reply: True, desc="llm", unit="req"
         if not hasattr(local, "session"):
             local.session = requests.Session()  # one per thread: Session is not documented thread-safe
         endpoint, payload = calls[i]
-        return reply_of(endpoint, post(local.session, f"{cfg.base_url.rstrip('/')}/{endpoint}", payload, headers, cfg, stats, redact, stop))
+        reply = reply_of(endpoint, post(local.session, f"{cfg.base_url.rstrip('/')}/{endpoint}", payload, headers, cfg, stats, redact, stop))
+        ok = readable(reply)
+        if ok:  # committed here, the moment it arrives: a kill loses only the requests still in flight
+            cache.put(keys[i], payload, reply)
+        return reply, ok  # an unreadable reply is not kept: a rerun asks again
 
     stopped = None
     bar = tqdm(total=len(calls), initial=len(calls) - len(todo), unit=unit, disable=not cfg.progress,
@@ -213,7 +219,7 @@ def run_requests(cfg, calls, readable=lambda reply: True, desc="llm", unit="req"
         for fut in as_completed(futures):
             i = futures[fut]
             try:
-                reply = fut.result()
+                reply, ok = fut.result()
             except GaveUp as e:
                 failures[i] = str(e)
             except Cancelled:
@@ -222,9 +228,7 @@ def run_requests(cfg, calls, readable=lambda reply: True, desc="llm", unit="req"
                 stats.add("prompt_tokens", reply["usage"].get("prompt_tokens", 0))
                 stats.add("completion_tokens", reply["usage"].get("completion_tokens", 0))
                 replies[i] = reply
-                if readable(reply):
-                    cache.put(keys[i], calls[i][1], reply)  # an unreadable reply is not kept: a rerun asks again
-                else:
+                if not ok:
                     stats.add("unreadable")
             bar.update()
             bar.set_postfix(tok_in=stats.c["prompt_tokens"], tok_out=stats.c["completion_tokens"], failed=len(failures),
