@@ -200,6 +200,23 @@ class NearCopies:
         return doc, shared / len(grams)
 
 
+def drop_reason(words, min_words, max_words, near, indexes):
+    """The first filter a unit's words fail, or None: empty, degenerate, too_short, too_long, then, for each
+    (reason, NearCopies) of `indexes` in order, a copy or near copy (at least `near` of its 5-grams) of one indexed text."""
+    if not words:
+        return "empty"
+    if degenerate(words):
+        return "degenerate"
+    if len(words) < min_words:
+        return "too_short"
+    if len(words) > max_words:
+        return "too_long"
+    for reason, index in indexes:
+        if index.best(words)[1] >= near:
+            return reason
+    return None
+
+
 def distinct(texts, n, cut=40):
     """Distinct n-grams / all n-grams over the texts' words, each text cut to its first `cut` words (longer
     texts repeat more, so the cut keeps generated and real text comparable); 1.0: no n-gram repeats."""
@@ -236,21 +253,8 @@ def generate(cfg):
             continue
         for unit in units_of(cfg, reply["content"], requests[i][2]):
             w = words_of(unit)
-            reason = None
-            if not w:
-                reason = "empty"
-            elif degenerate(w):
-                reason = "degenerate"
-            elif len(w) < cfg.min_words:
-                reason = "too_short"
-            elif len(w) > cfg.max_words:
-                reason = "too_long"
-            elif held_out.best(w)[1] >= cfg.near:
-                reason = "leak_eval"
-            elif train_idx.best(w)[1] >= cfg.near:
-                reason = "copy_train"
-            elif kept_idx.best(w)[1] >= cfg.near:
-                reason = "duplicate"
+            reason = drop_reason(w, cfg.min_words, cfg.max_words, cfg.near,
+                                 [("leak_eval", held_out), ("copy_train", train_idx), ("duplicate", kept_idx)])
             if reason:
                 dropped[reason] += 1
                 examples.setdefault(reason, [])

@@ -36,7 +36,7 @@ import math
 import os
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -62,6 +62,8 @@ class Config:
     distilled: str = opt("", "LLM- or teacher-labelled data, hard or soft labels")
     text_field: str = opt("text", "classify: the JSONL field holding the text")
     label_field: str = opt("label", "classify: the JSONL field holding the label")
+    labels: str = opt("", "comma-separated label set, in this order; default: read from the training data (a fixed set "
+                          "lets a trained model go on training on data that lacks some labels, keeping its head)")
     strategy: str = opt("original", "how O and D are mixed (mix.py): O alone, D alone, shuffled together, D then O, O then D, "
                         "or --schedule", choices=list(STRATEGIES))
     schedule: str = opt("", "with --strategy schedule: p(t), the share of D at training progress t", choices=["", *SCHEDULES])
@@ -421,8 +423,15 @@ def read_split(cfg, path):
 
 
 def label_list(cfg, items, soft):
-    """The labels of the training data, hard and soft (a soft label names every label of its teacher):
-    NER in labels_from's order, classes sorted."""
+    """--labels, or the labels of the training data, hard and soft (a soft label names every label of its
+    teacher): NER in labels_from's order, classes sorted."""
+    if cfg.labels:
+        fixed = cfg.labels.split(",")
+        seen = label_list(replace(cfg, labels=""), items, soft)
+        unknown = [l for l in seen if l not in fixed]
+        if unknown:
+            raise DataError(f"--labels {cfg.labels}: the training data has labels it lacks: {', '.join(unknown)}")
+        return fixed
     if cfg.task == "ner":
         keys = sorted({k for dists in soft if dists for d in dists for k in d})
         return labels_from(items + [(keys, keys)])

@@ -82,6 +82,12 @@ CASES = [
     ("gendist.py", "run --task ner --data_dir {d} --out_dir {d}/g", None, None, "--unlabelled: ner needs a BBC JSONL"),
     ("gendist.py", "run --data_dir {d} --out_dir {d}/g --generated {d}/none.jsonl", None, None, "{d}/none.jsonl: no such file"),
     ("gendist.py", "run --data_dir {d} --out_dir {d}/g --seeds 0,x", None, None, "--seeds '0,x': expected comma-separated integers"),
+    ("evokd.py", "--data_dir {d}/nowhere --out_dir {d}/e", None, None, "{d}/nowhere/train.txt: no such file"),
+    ("evokd.py", "--data_dir {d} --labeller {d}/none --out_dir {d}/e", None, None, "--labeller {d}/none: not a model folder"),
+    ("evokd.py", "--data_dir {d} --out_dir {d}", "config.json", '{"k": 3}', "{d} holds a run with other settings (--"),
+    ("evokd.py", "--n 0", None, None, "argument --n: expected an integer >= 1"),
+    ("evokd.py", "--variant magic", None, None, "argument --variant: invalid choice: 'magic'"),
+    ("evokd.py", "summary {d}", None, None, "no finished round in {d} (no rounds.jsonl)"),
     ("bench.py", "--data_dir {d}/nowhere", None, None, "{d}/nowhere/train.txt: No such file"),
     ("bench.py", "--steps 0", None, None, "argument --steps: expected an integer >= 1"),
     ("bench_annotate.py", "--input {f}", "in.txt", INVISIBLE, "no sentences in {f}"),
@@ -199,7 +205,7 @@ def test_train_help_explains_every_flag():
 
 
 @pytest.mark.parametrize("script", ["eval.py", "data.py sample", "data.py split", "mix.py", "annotate.py", "gendist.py generate",
-                                    "gendist.py run",
+                                    "gendist.py run", "evokd.py", "evokd.py summary",
                                     "experiments.py", "bench.py", "bench_annotate.py", "baseline_tfidf.py"])
 def test_every_script_explains_its_flags(script, capsys, monkeypatch):
     name, *sub = script.split()

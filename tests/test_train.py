@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from common import ROOT, write_tiny_conll
-from data import read_conll, write_conll
+from data import DataError, read_conll, write_conll
 from eval import get_entities, span_f1
 from model import BertConfig, BertForTokenClassification, default_model_dir, load_tokenizer
 from train import Config, bio_transitions, encode, get_lr, make_optimizer, sorted_batches, train, viterbi
@@ -198,3 +198,23 @@ def test_fused_adamw_takes_the_same_steps_as_plain_adamw():
     for (name, a), b in zip(models[0].named_parameters(), models[1].parameters()):
         assert torch.allclose(a, b, atol=1e-6), name
     assert (models[0].classifier.weight - start).abs().max() > 1e-2  # the steps did move the weights
+
+
+def test_fixed_labels_keep_the_head_when_a_model_goes_on_training_on_data_lacking_labels(tiny, tmp_path):
+    """--labels: a model trained on data with every label goes on training on data with PER alone, and keeps its
+    head (same labels, same order); a label the list lacks is refused, naming it."""
+    from data import labels_from
+    from model import from_pretrained
+    full = labels_from(read_conll(str(tiny / "train.txt")))
+    first = smoke(tiny, tmp_path / "a", labels=",".join(full))
+    per_only = [(w, [t if t.endswith("PER") else "O" for t in tags]) for w, tags in read_conll(str(tiny / "train.txt"))[:20]]
+    write_conll(str(tmp_path / "per.txt"), [list(zip(w, t)) for w, t in per_only])
+    smoke(tiny, tmp_path / "b", original=str(tmp_path / "per.txt"), model_dir=str(tmp_path / "a" / "model"), labels=",".join(full))
+    before, after = (from_pretrained(str(tmp_path / d / "model"), verbose=False) for d in "ab")
+    assert after.config.id2label == dict(enumerate(full)) == before.config.id2label
+    assert first["config"]["labels"] == ",".join(full)
+    # the head was carried over, then trained: close to the first model's, not a fresh random one
+    drift = (after.classifier.weight - before.classifier.weight).abs().max().item()
+    assert 0 < drift < 0.05
+    with pytest.raises(DataError, match="the training data has labels it lacks: B-LOC"):
+        smoke(tiny, tmp_path / "c", labels="O,B-PER,I-PER,B-ORG,I-ORG,B-MISC,I-MISC")
