@@ -43,8 +43,8 @@ round, sends no request whose reply was read, and ends as an unbroken run would 
 the cache, training is seeded). The same command with a larger --rounds goes on from the last round.
 
 summary: per group of runs (k, labeller, variant; one run a seed), test F1 by round (mean over seeds),
-final test F1 mean ± std, the paired difference to auggpt and the gain over round 0, and tokens per point
-of F1 gained; --plot draws F1 by round (needs matplotlib).
+final test F1 mean ± std, the paired difference to auggpt and the gain over round 0, the new sentences
+kept, and tokens per point of F1 gained; --plot draws F1 by round (needs matplotlib).
 """
 import contextlib
 import json
@@ -253,22 +253,22 @@ def label_with_llm(cfg, sentences, seed_path):
     def readable(reply):
         return parse_reply(cfg.prompt, reply["content"], reply["finish_reason"])[0] is not None
 
-    replies, failures, _, stopped = run_requests(acfg, calls, readable, desc="label", unit="sent")
+    replies, _, _, stopped = run_requests(acfg, calls, readable, desc="label", unit="sent")
     if stopped:
         raise Fatal(stopped)
     out = []
-    for i, (words, reply) in enumerate(zip(sentences, replies)):
-        if reply is None:
+    for words, reply in zip(sentences, replies):
+        if reply is None:  # failed on every attempt (llm.py retried it)
             out.append((None, "label_failed"))
             continue
-        items, status = parse_reply(cfg.prompt, reply["content"], reply["finish_reason"])
+        items, _ = parse_reply(cfg.prompt, reply["content"], reply["finish_reason"])
         out.append((None, "label_unreadable") if items is None else (align(words, items)[0], None))
     return out, [r for r in replies if r]
 
 
 def train_student(cfg, rnd, path, init_dir, labels):
-    """train.py's loop: --max_steps steps from init_dir on the CoNLL file `path`, scored once at the end
-    on the full dev and test splits; its printing goes to round_RR/train.log."""
+    """train.py's loop: --max_steps steps from init_dir on the CoNLL file `path`, scored once, at the end, on
+    the dev sample and the whole test split (out_dir/eval); its printing goes to round_RR/train.log."""
     from train import Config, train
     folder = round_dir(cfg, rnd)
     tcfg = Config(task="ner", data_dir=os.path.join(cfg.out_dir, "eval"), original=path, model_dir=init_dir, labels=",".join(labels),
@@ -300,10 +300,11 @@ def ask(cfg, calls, desc):
 
 
 def generate(cfg, rnd, analysis, seed_sents, indexes, kept_idx):
-    """The round's new sentences: {kind: [token lists]}, the dropped counts by reason, the replies used."""
+    """The round's new sentences: {kind: [token lists]}, the dropped counts by reason, the replies used, and
+    how many sentences the replies held."""
     wanted = {"similar": 2 * cfg.n} if cfg.variant == "auggpt" else \
         {"hard": 2 * cfg.n} if cfg.variant == "no_easy" else {"hard": cfg.n, "easy": cfg.n}
-    got, dropped, used, asked = {kind: [] for kind in wanted}, Counter(), [], 0
+    got, dropped, used, n_sentences = {kind: [] for kind in wanted}, Counter(), [], 0
     for attempt in range(cfg.gen_tries):
         short = [kind for kind in wanted if len(got[kind]) < wanted[kind]]
         if not short:
@@ -315,7 +316,7 @@ def generate(cfg, rnd, analysis, seed_sents, indexes, kept_idx):
                 continue
             used.append(reply)
             for words in sentences_of(reply["content"]):
-                asked += 1
+                n_sentences += 1
                 w = words_of(" ".join(words))
                 reason = drop_reason(w, cfg.min_words, cfg.max_words, cfg.near, indexes + [("duplicate", kept_idx)])
                 if reason is None and len(got[kind]) >= wanted[kind]:
@@ -325,7 +326,7 @@ def generate(cfg, rnd, analysis, seed_sents, indexes, kept_idx):
                 else:
                     kept_idx.add(" ".join(w), w)
                     got[kind].append(words)
-    return got, dropped, used, asked
+    return got, dropped, used, n_sentences
 
 
 def accuracy(items):
@@ -398,7 +399,7 @@ def run(cfg):
             if reply is not None:
                 used.append(reply)
                 analysis = reply["content"].strip()
-        got, dropped, gen_used, asked = generate(cfg, rnd, analysis, seed_sents, indexes, kept_idx)  # 3
+        got, dropped, gen_used, n_generated = generate(cfg, rnd, analysis, seed_sents, indexes, kept_idx)  # 3
         used += gen_used
         batch = [{"words": w, "kind": kind} for kind, sents in got.items() for w in sents]
         if cfg.labeller:  # 4
@@ -428,7 +429,7 @@ def run(cfg):
         kinds = Counter(it["kind"] for it in batch)
         line = {"round": rnd, "dev_f1": m["dev"]["f1"] if m else done[-1]["dev_f1"],
                 "test_f1": m["test"]["f1"] if m else done[-1]["test_f1"],
-                "prompt_tokens": p_tok, "completion_tokens": c_tok, "requests": len(used), "generated": asked,
+                "prompt_tokens": p_tok, "completion_tokens": c_tok, "requests": len(used), "generated": n_generated,
                 "kept": len(batch), "dropped": dict(dropped), "hard": kinds["hard"], "easy": kinds["easy"], "similar": kinds["similar"],
                 "hard_acc": accuracy([it for it in batch if it["kind"] == "hard"]),
                 "easy_acc": accuracy([it for it in batch if it["kind"] == "easy"]),
@@ -503,12 +504,13 @@ def summary(run_dirs, out=None, plot=None):
         lines.append(f"| {name} | {len(g)} | " + " | ".join(f(statistics.fmean(r[i]["test_f1"] for r in g.values()))
                                                            for i in range(n_rounds)) + " |")
     lines += ["", f"after round {n_rounds - 1}:", "",
-              "| runs | test F1 | gain over round 0 | vs auggpt (paired, seeds better) | tokens | tokens per point of F1 gained |",
-              "|---|---|---|---|---|---|"]
+              "| runs | test F1 | gain over round 0 | vs auggpt (paired, seeds better) | new sentences | tokens | tokens per point of F1 gained |",
+              "|---|---|---|---|---|---|---|"]
     for name, g in sorted(groups.items()):
         final = {s: r[n_rounds - 1]["test_f1"] for s, r in g.items()}
         gain = {s: final[s] - r[0]["test_f1"] for s, r in g.items()}
         tokens = statistics.fmean(sum(x["prompt_tokens"] + x["completion_tokens"] for x in r[:n_rounds]) for r in g.values())
+        sentences = statistics.fmean(sum(x.get("kept", 0) for x in r[:n_rounds]) for r in g.values())  # the LLM may write fewer than asked
         base = groups.get(name.rsplit(" ", 1)[0] + " auggpt")
         vs = ""
         if base and not name.endswith("auggpt"):
@@ -517,7 +519,7 @@ def summary(run_dirs, out=None, plot=None):
                 vs = f"{pm(*mean_std(diffs))} ({sum(d > 0 for d in diffs)}/{len(diffs)})"
         g_mean = statistics.fmean(gain.values())
         per_point = f"{tokens / (100 * g_mean):,.0f}" if g_mean > 0 and tokens else "-"
-        lines.append(f"| {name} | {pm(*mean_std(final.values()))} | {pm(*mean_std(gain.values()))} | {vs} | {tokens:,.0f} | {per_point} |")
+        lines.append(f"| {name} | {pm(*mean_std(final.values()))} | {pm(*mean_std(gain.values()))} | {vs} | {sentences:,.0f} | {tokens:,.0f} | {per_point} |")
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if out:

@@ -203,12 +203,24 @@ def test_summary_tables(tmp_path, capsys):
         d.mkdir()
         (d / "config.json").write_text(json.dumps({"k": 1, "labeller": "", "variant": variant, "seed": seed}))
         (d / "rounds.jsonl").write_text("".join(json.dumps({"round": i, "test_f1": f, "prompt_tokens": 100 * (i > 0),
-                                                            "completion_tokens": 50 * (i > 0)}) + "\n" for i, f in enumerate(f1s)))
+                                                            "completion_tokens": 50 * (i > 0), "kept": 4 * (i > 0)}) + "\n"
+                                                   for i, f in enumerate(f1s)))
         dirs.append(str(d))
     text = E.summary(dirs + [str(tmp_path / "unfinished")], out=str(tmp_path / "s.md"))
     assert "| k=1 LLM labeller evokd | 2 | 15.00 | 25.00 | 45.00 |" in text
     # final 45 ± 7.07; gain over round 0: 20 and 40 points; paired to auggpt: +10 and +20, both better; 300 tokens / 30 points
-    assert "| k=1 LLM labeller evokd | 45.00 ± 7.07 | 30.00 ± 14.14 | 15.00 ± 7.07 (2/2) | 300 | 10 |" in text
-    assert "| k=1 LLM labeller auggpt | 30.00 ± 0.00 | 15.00 ± 7.07 |  | 300 | 20 |" in text
+    assert "| k=1 LLM labeller evokd | 45.00 ± 7.07 | 30.00 ± 14.14 | 15.00 ± 7.07 (2/2) | 8 | 300 | 10 |" in text
+    assert "| k=1 LLM labeller auggpt | 30.00 ± 0.00 | 15.00 ± 7.07 |  | 8 | 300 | 20 |" in text
     assert open(tmp_path / "s.md").read() == text
     assert "skipped, no rounds.jsonl" in capsys.readouterr().err
+
+
+def test_summary_plot(tmp_path):
+    pytest.importorskip("matplotlib")  # optional: only --plot needs it
+    d = tmp_path / "run"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({"k": 5, "labeller": "m", "variant": "evokd", "seed": 0}))
+    (d / "rounds.jsonl").write_text("".join(json.dumps({"round": i, "test_f1": 0.1 * i, "prompt_tokens": 1, "completion_tokens": 1}) + "\n"
+                                            for i in range(3)))
+    E.summary([str(d)], plot=str(tmp_path / "f1.png"))
+    assert open(tmp_path / "f1.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
