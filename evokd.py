@@ -44,7 +44,7 @@ the cache, training is seeded). The same command with a larger --rounds goes on 
 
 summary: per group of runs (k, labeller, variant; one run a seed), test F1 by round (mean over seeds),
 final test F1 mean ± std, the paired difference to auggpt and the gain over round 0, the new sentences
-kept, and tokens per point of F1 gained; --plot draws F1 by round (needs matplotlib).
+kept, tokens per point of F1 gained, and the student's accuracy on hard, easy (and auggpt's) sentences; --plot draws F1 by round (needs matplotlib).
 """
 import contextlib
 import json
@@ -520,6 +520,15 @@ def summary(run_dirs, out=None, plot=None):
         g_mean = statistics.fmean(gain.values())
         per_point = f"{tokens / (100 * g_mean):,.0f}" if g_mean > 0 and tokens else "-"
         lines.append(f"| {name} | {pm(*mean_std(final.values()))} | {pm(*mean_std(gain.values()))} | {vs} | {sentences:,.0f} | {tokens:,.0f} | {per_point} |")
+    lines += ["", "did the LLM foresee the student's errors? The student's sentence accuracy on the new sentences, tagged "
+              "before it trained on them (all rounds and seeds):", "", "| runs | hard | easy | similar |", "|---|---|---|---|"]
+    for name, g in sorted(groups.items()):
+        cells = []
+        for kind in ("hard", "easy", "similar"):
+            rows = [x for r in g.values() for x in r[1:n_rounds] if x.get(kind)]
+            n = sum(x[kind] for x in rows)
+            cells.append(f"{100 * sum(x[kind] * x[kind + '_acc'] for x in rows) / n:.1f}% of {n}" if n else "")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if out:

@@ -203,7 +203,9 @@ def test_summary_tables(tmp_path, capsys):
         d.mkdir()
         (d / "config.json").write_text(json.dumps({"k": 1, "labeller": "", "variant": variant, "seed": seed}))
         (d / "rounds.jsonl").write_text("".join(json.dumps({"round": i, "test_f1": f, "prompt_tokens": 100 * (i > 0),
-                                                            "completion_tokens": 50 * (i > 0), "kept": 4 * (i > 0)}) + "\n"
+                                                            "completion_tokens": 50 * (i > 0), "kept": 4 * (i > 0),
+                                                            **({"hard": 2, "hard_acc": 0.5, "easy": 2, "easy_acc": 1.0} if variant == "evokd"
+                                                               else {"similar": 4, "similar_acc": 0.25})}) + "\n"
                                                    for i, f in enumerate(f1s)))
         dirs.append(str(d))
     text = E.summary(dirs + [str(tmp_path / "unfinished")], out=str(tmp_path / "s.md"))
@@ -211,6 +213,8 @@ def test_summary_tables(tmp_path, capsys):
     # final 45 ± 7.07; gain over round 0: 20 and 40 points; paired to auggpt: +10 and +20, both better; 300 tokens / 30 points
     assert "| k=1 LLM labeller evokd | 45.00 ± 7.07 | 30.00 ± 14.14 | 15.00 ± 7.07 (2/2) | 8 | 300 | 10 |" in text
     assert "| k=1 LLM labeller auggpt | 30.00 ± 0.00 | 15.00 ± 7.07 |  | 8 | 300 | 20 |" in text
+    assert "| k=1 LLM labeller evokd | 50.0% of 8 | 100.0% of 8 |  |" in text  # 2 a round, rounds 1 and 2, two seeds
+    assert "| k=1 LLM labeller auggpt |  |  | 25.0% of 16 |" in text
     assert open(tmp_path / "s.md").read() == text
     assert "skipped, no rounds.jsonl" in capsys.readouterr().err
 
