@@ -15,7 +15,12 @@ Step budget. train.py gives a strategy epochs x ceil((|O| + |D|) / batch) steps,
 windows, but refuses --distilled with strategy original, so `original` could not see D's size.
 Every run is therefore given an explicit --max_steps: the budget of its D, computed here the way
 train.py does (windows from train.encode with the model's tokenizer, --max_len), so all regimens of
-one D train for exactly the same number of steps. --max_steps N sets N for every run instead.
+one D train for exactly the same number of steps (`--budget total`, the default: D as a substitute for
+part of O's steps). `--budget o` gives every run the same O steps instead, D's steps on top (D as an
+addition): `original` trains epochs x ceil(|O| / batch) steps, `distilled` epochs x ceil(|D| / batch),
+and every regimen that mixes the two epochs x ceil((|O| + |D|) / batch), in which O is drawn as often
+as in `original` (exactly so for union and the sequences; on average over the run for a schedule whose
+mean D share is |D| / (|O| + |D|)). --max_steps N sets N for every run instead of either budget.
 `original` depends on D only through that budget: its runs live in runs/original/steps{N}_eval{E}/
 and are shared by every D with the same budget (the simulated D files all have |O| sentences).
 
@@ -197,6 +202,17 @@ def file_hash(path):
         return hashlib.sha1(f.read()).hexdigest()
 
 
+def steps_per_regimen(args, n_o, n_d):
+    """{"original", "distilled", "mixed"}: (steps, eval_every) of the runs of one D under --budget."""
+    def one(n_o_, n_d_):
+        total, per_epoch = budget(n_o_, n_d_, args.epochs, args.batch_size)
+        return args.max_steps or total, args.eval_every or per_epoch
+    if args.budget == "o" and not args.max_steps:
+        return {"original": one(n_o, 0), "distilled": one(0, n_d), "mixed": one(n_o, n_d)}
+    both = one(n_o, n_d)
+    return {"original": both, "distilled": both, "mixed": both}
+
+
 def regimen_list(regimens, schedules):
     """[(name, folder, strategy args)] for the regimens and the schedules NAME:ARGS."""
     from mix import get_schedule, parse_schedule_args
@@ -221,9 +237,10 @@ def plan(args, ds, regimens, hashes):
     jobs = []
     for d in ds:
         for name, folder, strategy in regimens:
+            steps, eval_every = d["steps"]["original" if name == "original" else "distilled" if name == "distilled" else "mixed"]
             for seed in args.seeds:
                 if name == "original":
-                    budget_dir = f"steps{d['max_steps']}_eval{d['eval_every']}"
+                    budget_dir = f"steps{steps}_eval{eval_every}"
                     run_dir = os.path.join(args.out_dir, "runs", "original", budget_dir, f"seed{seed}")
                     data = ["--original", args.original]
                 else:
@@ -231,14 +248,14 @@ def plan(args, ds, regimens, hashes):
                     data = ["--original", args.original, "--distilled", d["path"]]
                 train_args = ["--data_dir", args.data_dir, *data, *strategy, "--seed", str(seed),
                               "--epochs", f"{args.epochs:g}", "--batch_size", str(args.batch_size), "--lr", f"{args.lr:g}",
-                              "--max_len", str(args.max_len), "--max_steps", str(d["max_steps"]),
-                              "--eval_every", str(d["eval_every"]), *(["--model_dir", args.model_dir] if args.model_dir else []),
+                              "--max_len", str(args.max_len), "--max_steps", str(steps),
+                              "--eval_every", str(eval_every), *(["--model_dir", args.model_dir] if args.model_dir else []),
                               "--progress", "0", *args.extra]
                 # what the run depends on: its arguments, with the data files given by their contents
                 key = [hashes.get(a, a) for a in train_args]
                 key[1] = os.path.abspath(args.data_dir)
                 fingerprint = hashlib.sha1(json.dumps(key).encode()).hexdigest()
-                label = f"original / {d['max_steps']} steps" if name == "original" else f"{d['name']} / {name}"
+                label = f"original / {steps} steps" if name == "original" else f"{d['name']} / {name}"
                 jobs.append({"d": d["name"], "regimen": name, "seed": seed, "run_dir": run_dir, "label": f"{label} / seed {seed}",
                              "cmd": [sys.executable, os.path.join(HERE, "train.py"), *train_args, "--out_dir", run_dir],
                              "fingerprint": fingerprint})
@@ -365,17 +382,23 @@ def d_heading(d):
     what = (f"**simulated**: {c['corrupted']} of O's {c['entities']} gold entities ({100 * d['rate']:g}%) corrupted: "
             f"{c['dropped']} dropped, {c['wrong type']} wrong type, {c['wrong boundary']} wrong boundary "
             f"(sim_seed {d['sim_seed']})" if d["simulated"] else f"`{d['path']}`")
-    scored = ("dev F1 once, at the last step; test F1 of the last checkpoint" if d["eval_every"] >= d["max_steps"]
-              else f"dev F1 every {d['eval_every']} steps and at the last; test F1 of the best-dev checkpoint")
-    return (f"### D = {d['name']}: {a['n_distilled']} sentences, annotation F1 {f1}\n\n{what}. "
-            f"Every run: {d['max_steps']} steps of {d['batch_size']} sentences, {scored}.")
+    (steps, every), st = d["steps"]["mixed"], d["steps"]
+    scored = ("dev F1 once, at the last step; test F1 of the last checkpoint" if every >= steps
+              else f"dev F1 every {every} steps and at the last; test F1 of the best-dev checkpoint")
+    if st["original"] == st["distilled"] == st["mixed"]:
+        runs = f"Every run: {steps} steps of {d['batch_size']} sentences, {scored}."
+    else:
+        runs = (f"The same O steps for every run, D's on top: original {st['original'][0]} steps, distilled {st['distilled'][0]}, "
+                f"the regimens that mix them {steps}, of {d['batch_size']} sentences; dev F1 once an epoch of each run's own "
+                f"budget and at the last step; test F1 of the best-dev checkpoint.")
+    return f"### D = {d['name']}: {a['n_distilled']} sentences, annotation F1 {f1}\n\n{what}. {runs}"
 
 
 def markdown(command, ds, regimen_names, summary, rows, n_seeds):
     cmd = f"Command: `{command}`"
     lines = ["# Original (O) against distilled (D) labels: test F1 over seeds", "",
              f"Test span F1 in percent, mean ± sample std over seeds; Δ: mean ± std of the per-seed differences to "
-             f"`original` with the same seed (and the same step budget); better: seeds where the regimen beats "
+             f"`original` with the same seed (under the step budget its heading gives); better: seeds where the regimen beats "
              f"`original`. seq-d-o is the paper's Simple Mix. {n_seeds} seed(s) planned; (n=k) marks fewer finished.", ""]
     for d in ds:
         lines += [d_heading(d), "", cmd, "",
@@ -437,6 +460,8 @@ def parse_args(argv):
     p.add_argument("--out_dir", default="runs/experiments", help="results.md, results.json, runs/, data/")
     p.add_argument("--data_dir", default="data/conll2003", help="holds valid.txt and test.txt")
     p.add_argument("--epochs", type=above(0), default=defaults.epochs, help="sets the step budget")
+    p.add_argument("--budget", default="total", choices=["total", "o"],
+                   help="total: the same steps for every regimen of a D (D replaces some of O's) | o: the same O steps, D's on top")
     p.add_argument("--max_steps", type=at_least(0), default=0, help="> 0: this many steps for every run instead of the budget")
     p.add_argument("--batch_size", type=at_least(1), default=defaults.batch_size, help="sentences per step")
     p.add_argument("--lr", type=above(0), default=defaults.lr, help="peak learning rate")
@@ -460,6 +485,8 @@ def parse_args(argv):
         p.error(f"--simulate takes comma-separated rates such as 0.1,0.3,0.5, got {args.simulate!r}")
     if any(not 0 <= r <= 1 for r in args.rates):
         p.error(f"--simulate rates must lie in [0, 1], got {args.simulate!r}")
+    if args.budget == "o" and args.max_steps:
+        p.error("--max_steps sets one step count for every run; it cannot give the same O steps (--budget o)")
     if not args.distilled and not args.rates:
         p.error("nothing to compare: give --distilled files and/or --simulate rates")
     needed = [args.original, *(d.partition("=")[2] or d for d in args.distilled),
@@ -525,9 +552,8 @@ def main(argv=None):
     for d in ds:
         sents = read_conll(d["path"])
         hashes[d["path"]] = "sha1:" + file_hash(d["path"])
-        total, per_epoch = budget(n_o, count_windows(sents, tokenizer, args.max_len), args.epochs, args.batch_size)
-        d.update(annotation=annotation_f1(o, sents), max_steps=args.max_steps or total,
-                 eval_every=args.eval_every or per_epoch, batch_size=args.batch_size)
+        n_d = count_windows(sents, tokenizer, args.max_len)
+        d.update(annotation=annotation_f1(o, sents), steps=steps_per_regimen(args, n_o, n_d), batch_size=args.batch_size)
 
     jobs = plan(args, ds, regimens, hashes)
     unique = list({j["run_dir"]: j for j in jobs}.values())  # `original` runs are shared between D files

@@ -95,16 +95,19 @@ def test_table_maths_mean_std_and_paired_differences():
     summary = summarize(rows, ["x"], ["original", "seq-d-o"])
     sdo = summary["x"]["seq-d-o"]
     assert sdo["n"] == 2 and sdo["better"] == 1 and sdo["delta_mean"] == pytest.approx(0.01) and sdo["d_share"] == 0.5
-    d = {"name": "x", "path": "x.conll", "simulated": False, "max_steps": 10, "eval_every": 5, "batch_size": 8,
+    d = {"name": "x", "path": "x.conll", "simulated": False, "steps": dict.fromkeys(("original", "distilled", "mixed"), (10, 5)), "batch_size": 8,
          "annotation": {"f1": 0.5, "matched": 3, "n_original": 4, "n_distilled": 3}}
     md = markdown("python experiments.py --x", [d], ["original", "seq-d-o"], summary, rows, 3)
     assert "| seq-d-o | 82.00 ± 1.41 (n=2) | +1.00 ± 2.83 | 1/2 | 0.50 |" in md
     assert "| original | 81.00 ± 1.41 (n=2) | – | – | 0.00 |" in md
     assert "annotation F1 50.00 over 3 of 4 O sentences" in md and "seq-d-o seed 2" in md
     assert "dev F1 every 5 steps and at the last; test F1 of the best-dev checkpoint" in md
-    d["eval_every"] = 10  # one dev evaluation, at the end: nothing to choose from
+    d["steps"] = dict.fromkeys(("original", "distilled", "mixed"), (10, 10))  # one dev evaluation, at the end: nothing to choose from
     md = markdown("python experiments.py --x", [d], ["original", "seq-d-o"], summary, rows, 3)
     assert "dev F1 once, at the last step; test F1 of the last checkpoint" in md and "best-dev" not in md
+    d["steps"] = {"original": (5, 5), "distilled": (5, 5), "mixed": (10, 10)}  # --budget o
+    md = markdown("python experiments.py --x", [d], ["original", "seq-d-o"], summary, rows, 3)
+    assert "The same O steps for every run, D's on top: original 5 steps, distilled 5, the regimens that mix them 10" in md
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +156,25 @@ def test_a_crashing_run_is_recorded_and_the_runner_carries_on(tiny, tmp_path, ca
     assert [r["status"] for r in res["runs"]] == ["failed", "failed"]
     assert "unrecognized arguments" in res["runs"][0]["error"]
     assert "Failed (stderr in results.json): original seed 0, original seed 1" in (out / "results.md").read_text()
+
+
+@pytest.mark.parametrize("budget, steps", [("total", {"original": 10, "distilled": 10, "seq-d-o": 10}),
+                                           ("o", {"original": 5, "distilled": 5, "seq-d-o": 10})])
+def test_the_two_budgets(tiny, tmp_path, capsys, budget, steps):
+    """total: every regimen of a D gets ceil((|O| + |D|) / batch) x epochs steps; o: each gets its own data's
+    (original O's, distilled D's, a mix both's), so O is seen as often in every run and D comes on top.
+    O and the simulated D have 40 sentences each; batch 8, 1 epoch."""
+    out = tmp_path / budget
+    main(["--original", str(tiny / "o.conll"), "--data_dir", str(tiny), "--simulate", "0.5", "--seeds", "0", "--epochs", "1",
+          "--batch_size", "8", "--regimens", "original", "distilled", "seq-d-o", "--schedules", "--budget", budget,
+          "--out_dir", str(out), "--dry_run"])
+    cmds = capsys.readouterr().out.strip().splitlines()
+    got = {c.split("--strategy ")[1].split()[0]: int(c.split("--max_steps ")[1].split()[0]) for c in cmds}
+    assert got == steps
+    assert all(f"--eval_every {steps[r]}" in c for r, c in zip(("original", "distilled", "seq-d-o"), cmds))  # once an epoch
+    assert f"original/steps{steps['original']}_eval{steps['original']}" in cmds[0]
+    with pytest.raises(SystemExit):
+        main(["--original", str(tiny / "o.conll"), "--simulate", "0.5", "--budget", "o", "--max_steps", "3"])
 
 
 def test_runner_flags_after_double_dash_are_refused(tiny):
