@@ -28,6 +28,9 @@ Files written, FILE being --out without its extension:
   failures, entities proposed / kept / dropped, the names a reply copied from its worked examples, and,
   with gold input, span F1 (eval.py) against gold.
 
+`--labeller MODEL_DIR` labels the same sentences with a trained NER model folder instead (predict.py), into
+the same files: a strong annotator, such as MiniLM trained on all of CoNLL-2003, to set beside the LLM.
+
 A sentence whose request failed for good (after retries) or whose reply cannot be read is NOT written
 to --out as all-O (that would teach the student its names are not names): it is left out and listed
 in the report with the reason. Only replies that were read are cached, so the same command run again
@@ -78,6 +81,8 @@ class Config(LLMConfig):  # the endpoint, model, key, retries, concurrency and c
     max_tokens: int = opt(None, "reply length limit; default 256 standard, 384 cot, 64 completion", type=at_least(1))
     max_entity_tokens: int = opt(10, "longer 'entities' are dropped (CoNLL-2003 train's longest has 10 tokens)", type=at_least(1))
     dry_run: bool = opt(False, "print one full prompt and a token estimate; send nothing")
+    labeller: str = opt("", "a trained NER model folder labels the sentences instead of the LLM (predict.py): a strong "
+                            "annotator to set beside it; the prompt flags are then unused")
 
 
 DEFAULT_SHOTS = {"standard": 3, "cot": 2, "completion": 8}
@@ -457,6 +462,8 @@ def run(cfg):
     records = load_records(cfg)
     if not records:
         raise DataError(f"no sentences in {cfg.input}")
+    if cfg.labeller:
+        return label_with_model(cfg, records, t0)
     if cfg.demos == "knn":
         shots = knn_shots(cfg, records)
     else:
@@ -473,6 +480,31 @@ def run(cfg):
     report = assemble(cfg, records, replies, failures, stats, stopped, time.time() - t0, shots)
     if stopped:
         raise Fatal(stopped)
+    return report
+
+
+def label_with_model(cfg, records, t0):
+    """--labeller: the model folder's tags for every sentence, written as an LLM's would be (--out, the replies
+    file with each sentence's entities and, for BBC, article and sentence; the report, with span F1 given gold)."""
+    from predict import tag_words
+    if not os.path.isfile(os.path.join(cfg.labeller, "config.json")):
+        raise DataError(f"--labeller {cfg.labeller}: not a model folder (no config.json)")
+    tags = tag_words(cfg.labeller, [r["words"] for r in records], progress=bool(cfg.progress) and len(records) >= 1000)
+    has_gold = records[0]["gold"] is not None
+    rows = [list(zip(r["words"], r["gold"], t) if has_gold else zip(r["words"], t)) for r, t in zip(records, tags)]
+    lines = [json.dumps({"index": r["index"], **r["meta"], "status": "model", "out_sentence": i,
+                         "entities": [[" ".join(r["words"][start:end]), y] for y, start, end in get_entities(t)]}, ensure_ascii=False)
+             for i, (r, t) in enumerate(zip(records, tags))]
+    report = {"config": {k: v for k, v in asdict(cfg).items() if k != "progress"}, "labeller": cfg.labeller,
+              "seconds": round(time.time() - t0, 2), "sentences": len(records), "sentences_written": len(rows),
+              "entities_kept": sum(len(get_entities(t)) for t in tags), "failed": []}
+    if has_gold:
+        report["span_f1"] = span_f1([r["gold"] for r in records], tags)
+    report_path, replies_path = side_paths(cfg.out)
+    os.makedirs(os.path.dirname(cfg.out) or ".", exist_ok=True)
+    write_conll(cfg.out, rows)
+    atomic_write(replies_path, "\n".join(lines) + "\n")
+    atomic_write(report_path, json.dumps(report, indent=1) + "\n")
     return report
 
 
@@ -564,6 +596,9 @@ def assemble(cfg, records, replies, failures, stats, stopped, seconds, shots):
 
 def summary(report, out):
     r = report
+    if "labeller" in r:
+        return (f"{out}: {r['sentences_written']} sentences labelled by {r['labeller']}, {r['entities_kept']} entities"
+                + (f"; span F1 vs gold {100 * r['span_f1']['f1']:.1f}" if "span_f1" in r else ""))
     s = (f"{out}: {r['sentences_written']}/{r['sentences']} sentences written; {r['requests_sent']} requests, "
          f"{r['cache_hits']} cached, {r['retries']} retries; tokens {r['prompt_tokens']:,} in, {r['completion_tokens']:,} out; "
          f"entities {r['entities_kept']}/{r['entities_proposed']} kept")

@@ -224,22 +224,10 @@ def sentences_of(reply):
 # ---------------------------------------------------------------------------------------------
 # The student and the labeller
 
-def load(model_dir):
-    from model import from_pretrained, load_tokenizer
-    return from_pretrained(model_dir, verbose=False), load_tokenizer(model_dir)
-
-
 def tag(model_dir, sentences, cfg):
     """A trained model folder's BIO tags for token lists (predict.py's path, Viterbi decoding)."""
-    import torch
-    from predict import label_tokens
-    from train import Config
-    if not sentences:
-        return []
-    model, tok = load(model_dir)
-    rows = label_tokens(model, tok, [[[w] for w in words] for words in sentences], Config(max_len=cfg.max_len),
-                        torch.device("cpu"), False, False)
-    return [[row[-1] for row in sent] for sent in rows]
+    from predict import tag_words
+    return tag_words(model_dir, sentences, cfg.max_len)
 
 
 def label_with_llm(cfg, sentences, seed_path):

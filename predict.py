@@ -58,6 +58,19 @@ def label_tokens(model, tokenizer, rows, cfg, device, soft, progress):
             for sent, pred, prob in zip(rows, preds, probs)]
 
 
+def tag_words(model_dir, sentences, max_len=128, progress=False):
+    """A token classifier folder's BIO tags for sentences given as word lists, on the CPU (the labeller of
+    annotate.py --labeller and evokd.py)."""
+    if not sentences:
+        return []
+    model, tokenizer = from_pretrained(model_dir, verbose=False), load_tokenizer(model_dir)
+    if not isinstance(model, BertForTokenClassification):
+        raise DataError(f"{model_dir} is a sequence classifier; labelling words needs a token classifier (NER)")
+    rows = label_tokens(model, tokenizer, [[[w] for w in words] for words in sentences], Config(max_len=max_len),
+                        torch.device("cpu"), False, progress)
+    return [[row[-1] for row in sent] for sent in rows]
+
+
 def label_texts(model, tokenizer, records, text_field, cfg, device, soft, progress):
     """records: dicts with the text in text_field. Returns copies with "label" (and "probs") set."""
     examples = encode_texts([(r[text_field], None, None) for r in records], tokenizer, {}, cfg.max_len)

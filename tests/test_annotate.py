@@ -158,6 +158,35 @@ def test_bbc_records_keep_article_and_sentence(tmp_path):
     assert all(r["gold"] is None for r in recs)
 
 
+def test_a_model_folder_labels_instead_of_the_llm(tmp_path):
+    """--labeller: the model's tags (predict.py's) in the same files an LLM run writes: CoNLL with gold scored,
+    BBC with article and sentence kept in the replies file; no request is sent (no server here at all)."""
+    from common import write_tiny_conll
+    from predict import tag_words
+    from train import Config, train
+    write_tiny_conll(str(tmp_path), n_train=120, n_eval=40)
+    train(Config(data_dir=str(tmp_path), out_dir=str(tmp_path / "m"), max_steps=20, lr=3e-4, batch_size=8, progress=0))
+    model = str(tmp_path / "m" / "model")
+    base = ["--labeller", model, "--base_url", "http://127.0.0.1:9/v1", "--progress", "0"]
+    report = A.run(A.parse_args(["--input", str(tmp_path / "test.txt"), "--limit", "30", "--seed", "1",
+                                 "--out", str(tmp_path / "t.conll"), *base]))
+    gold = [read_conll(str(tmp_path / "test.txt"))[i] for i in sample_indices(40, 30, 1)]
+    labelled = read_conll(str(tmp_path / "t.conll"))
+    assert [w for w, _ in labelled] == [w for w, _ in gold] and read_conll(str(tmp_path / "t.conll"), column=1) == gold
+    assert [t for _, t in labelled] == tag_words(model, [w for w, _ in gold])
+    assert report["span_f1"] == span_f1([t for _, t in gold], [t for _, t in labelled]) and report["sentences_written"] == 30
+    assert "labelled by" in A.summary(report, "t.conll")
+
+    arts = [{"id": "world/001", "text": "Angela Merkel met Airbus in Toulouse. Then she flew to Berlin."}, {"id": "sport/002", "text": "Arsenal won."}]
+    (tmp_path / "bbc.jsonl").write_text("".join(json.dumps(a) + "\n" for a in arts))
+    A.run(A.parse_args(["--format", "bbc", "--input", str(tmp_path / "bbc.jsonl"), "--out", str(tmp_path / "b.conll"), *base]))
+    rows = read_conll(str(tmp_path / "b.conll"), columns=True)
+    assert [len(r[0]) for r in rows] == [2, 2, 2]  # token, model's tag
+    lines = [json.loads(x) for x in open(tmp_path / "b.replies.jsonl")]
+    assert [(x["article"], x["sentence"], x["out_sentence"]) for x in lines] == [("world/001", 0, 0), ("world/001", 1, 1), ("sport/002", 0, 2)]
+    assert all(x["status"] == "model" for x in lines)
+
+
 # ------------------------------------------------------------------------------ sample, prompts, dry run
 
 def test_limit_is_the_same_sample_as_data_py(tmp_path):

@@ -180,3 +180,29 @@ def test_the_two_budgets(tiny, tmp_path, capsys, budget, steps):
 def test_runner_flags_after_double_dash_are_refused(tiny):
     with pytest.raises(SystemExit):
         main(["--original", str(tiny / "o.conll"), "--simulate", "0.5", "--", "--seed", "3"])
+
+
+def test_bbc_sentences_labelled_by_a_model_are_a_d_under_both_budgets(tiny, tmp_path, capsys):
+    """D of new text: seeded BBC sentences (with article and sentence kept) labelled by a model folder
+    (annotate.py --labeller, the strong annotator's path), none of them in O, through the runner."""
+    import annotate
+    from common import DATA
+    from train import Config, train
+    train(Config(data_dir=str(tiny), original=str(tiny / "o.conll"), out_dir=str(tmp_path / "m"), max_steps=10, batch_size=8,
+                 lr=3e-4, progress=0))
+    d_path = str(tmp_path / "bbc_model.conll")
+    annotate.run(annotate.parse_args(["--format", "bbc", "--input", os.path.join(DATA, "bbc", "bbc.jsonl"), "--limit", "30",
+                                      "--seed", "0", "--labeller", str(tmp_path / "m" / "model"), "--out", d_path, "--progress", "0"]))
+    assert len(read_conll(d_path)) == 30
+    for budget in ("total", "o"):
+        out = tmp_path / budget
+        main(["--original", str(tiny / "o.conll"), "--data_dir", str(tiny), "--distilled", f"bbc={d_path}", "--seeds", "0",
+              "--regimens", "original", "union", "--schedules", "--epochs", "0.2", "--batch_size", "8", "--budget", budget,
+              "--out_dir", str(out), "--", "--eval_batch_size", "32"])
+        res = json.loads((out / "results.json").read_text())
+        steps = {r["regimen"]: r["total_steps"] for r in res["runs"]}
+        assert steps == ({"original": 2, "union": 2} if budget == "total" else {"original": 1, "union": 2})  # 40 O, 30 D, batch 8
+        md = (out / "results.md").read_text()
+        assert "annotation F1 n/a (no sentence matches O)" in md and "| union |" in md
+        assert ("The same O steps" in md) == (budget == "o")
+    capsys.readouterr()
