@@ -43,8 +43,9 @@ round, sends no request whose reply was read, and ends as an unbroken run would 
 the cache, training is seeded). The same command with a larger --rounds goes on from the last round.
 
 summary: per group of runs (k, labeller, variant; one run a seed), test F1 by round (mean over seeds),
-final test F1 mean ± std, the paired difference to auggpt and the gain over round 0, the new sentences
-kept, tokens per point of F1 gained, and the student's accuracy on hard, easy (and auggpt's) sentences; --plot draws F1 by round (needs matplotlib).
+final test F1 mean ± std, the paired differences to auggpt (and, for the ablations, to evokd), the gain
+over round 0, the new sentences kept, tokens per point of F1 gained, and the student's accuracy on hard,
+easy (and auggpt's) sentences; --plot draws F1 by round (needs matplotlib).
 """
 import contextlib
 import json
@@ -492,22 +493,22 @@ def summary(run_dirs, out=None, plot=None):
         lines.append(f"| {name} | {len(g)} | " + " | ".join(f(statistics.fmean(r[i]["test_f1"] for r in g.values()))
                                                            for i in range(n_rounds)) + " |")
     lines += ["", f"after round {n_rounds - 1}:", "",
-              "| runs | test F1 | gain over round 0 | vs auggpt (paired, seeds better) | new sentences | tokens | tokens per point of F1 gained |",
-              "|---|---|---|---|---|---|---|"]
+              "| runs | test F1 | gain over round 0 | vs auggpt (paired, seeds better) | vs evokd | new sentences | tokens | "
+              "tokens per point of F1 gained |", "|---|---|---|---|---|---|---|---|"]
     for name, g in sorted(groups.items()):
         final = {s: r[n_rounds - 1]["test_f1"] for s, r in g.items()}
         gain = {s: final[s] - r[0]["test_f1"] for s, r in g.items()}
         tokens = statistics.fmean(sum(x["prompt_tokens"] + x["completion_tokens"] for x in r[:n_rounds]) for r in g.values())
         sentences = statistics.fmean(sum(x.get("kept", 0) for x in r[:n_rounds]) for r in g.values())  # the LLM may write fewer than asked
-        base = groups.get(name.rsplit(" ", 1)[0] + " auggpt")
-        vs = ""
-        if base and not name.endswith("auggpt"):
-            diffs = [final[s] - base[s][n_rounds - 1]["test_f1"] for s in final if s in base]
-            if diffs:
-                vs = f"{pm(*mean_std(diffs))} ({sum(d > 0 for d in diffs)}/{len(diffs)})"
+        vs = []
+        for other in ("auggpt", "evokd"):  # the baseline, and the method for its ablations
+            base = groups.get(name.rsplit(" ", 1)[0] + " " + other)
+            diffs = [final[s] - base[s][n_rounds - 1]["test_f1"] for s in final if s in base] \
+                if base and not name.endswith(other) and not (other == "evokd" and name.endswith("auggpt")) else []
+            vs.append(f"{pm(*mean_std(diffs))} ({sum(d > 0 for d in diffs)}/{len(diffs)})" if diffs else "")
         g_mean = statistics.fmean(gain.values())
         per_point = f"{tokens / (100 * g_mean):,.0f}" if g_mean > 0 and tokens else "-"
-        lines.append(f"| {name} | {pm(*mean_std(final.values()))} | {pm(*mean_std(gain.values()))} | {vs} | {sentences:,.0f} | {tokens:,.0f} | {per_point} |")
+        lines.append(f"| {name} | {pm(*mean_std(final.values()))} | {pm(*mean_std(gain.values()))} | {vs[0]} | {vs[1]} | {sentences:,.0f} | {tokens:,.0f} | {per_point} |")
     lines += ["", "did the LLM foresee the student's errors? The student's sentence accuracy on the new sentences, tagged "
               "before it trained on them (all rounds and seeds):", "", "| runs | hard | easy | similar |", "|---|---|---|---|"]
     for name, g in sorted(groups.items()):

@@ -196,7 +196,8 @@ def test_one_real_round_with_smollm2(llama_server, tiny, tmp_path):
 
 
 def test_summary_tables(tmp_path, capsys):
-    runs = {("evokd", 0): [0.2, 0.3, 0.4], ("evokd", 1): [0.1, 0.2, 0.5], ("auggpt", 0): [0.2, 0.25, 0.3], ("auggpt", 1): [0.1, 0.2, 0.3]}
+    runs = {("evokd", 0): [0.2, 0.3, 0.4], ("evokd", 1): [0.1, 0.2, 0.5], ("auggpt", 0): [0.2, 0.25, 0.3], ("auggpt", 1): [0.1, 0.2, 0.3],
+            ("no_easy", 0): [0.2, 0.3, 0.35], ("no_easy", 1): [0.1, 0.2, 0.45]}
     dirs = []
     for (variant, seed), f1s in runs.items():
         d = tmp_path / f"{variant}_{seed}"
@@ -204,15 +205,16 @@ def test_summary_tables(tmp_path, capsys):
         (d / "config.json").write_text(json.dumps({"k": 1, "labeller": "", "variant": variant, "seed": seed}))
         (d / "rounds.jsonl").write_text("".join(json.dumps({"round": i, "test_f1": f, "prompt_tokens": 100 * (i > 0),
                                                             "completion_tokens": 50 * (i > 0), "kept": 4 * (i > 0),
-                                                            **({"hard": 2, "hard_acc": 0.5, "easy": 2, "easy_acc": 1.0} if variant == "evokd"
+                                                            **({"hard": 2, "hard_acc": 0.5, "easy": 2, "easy_acc": 1.0} if variant != "auggpt"
                                                                else {"similar": 4, "similar_acc": 0.25})}) + "\n"
                                                    for i, f in enumerate(f1s)))
         dirs.append(str(d))
     text = E.summary(dirs + [str(tmp_path / "unfinished")], out=str(tmp_path / "s.md"))
     assert "| k=1 LLM labeller evokd | 2 | 15.00 | 25.00 | 45.00 |" in text
     # final 45 ± 7.07; gain over round 0: 20 and 40 points; paired to auggpt: +10 and +20, both better; 300 tokens / 30 points
-    assert "| k=1 LLM labeller evokd | 45.00 ± 7.07 | 30.00 ± 14.14 | 15.00 ± 7.07 (2/2) | 8 | 300 | 10 |" in text
-    assert "| k=1 LLM labeller auggpt | 30.00 ± 0.00 | 15.00 ± 7.07 |  | 8 | 300 | 20 |" in text
+    assert "| k=1 LLM labeller evokd | 45.00 ± 7.07 | 30.00 ± 14.14 | 15.00 ± 7.07 (2/2) |  | 8 | 300 | 10 |" in text
+    assert "| k=1 LLM labeller no_easy | 40.00 ± 7.07 | 25.00 ± 14.14 | 10.00 ± 7.07 (2/2) | -5.00 ± 0.00 (0/2) |" in text  # an ablation
+    assert "| k=1 LLM labeller auggpt | 30.00 ± 0.00 | 15.00 ± 7.07 |  |  | 8 | 300 | 20 |" in text
     assert "| k=1 LLM labeller evokd | 50.0% of 8 | 100.0% of 8 |  |" in text  # 2 a round, rounds 1 and 2, two seeds
     assert "| k=1 LLM labeller auggpt |  |  | 25.0% of 16 |" in text
     assert open(tmp_path / "s.md").read() == text
