@@ -45,7 +45,8 @@ the cache, training is seeded). The same command with a larger --rounds goes on 
 summary: per group of runs (k, labeller, variant; one run a seed), test F1 by round (mean over seeds),
 final test F1 mean ± std, the paired differences to auggpt (and, for the ablations, to evokd), the gain
 over round 0, the new sentences kept, tokens per point of F1 gained, and the student's accuracy on hard,
-easy (and auggpt's) sentences; --plot draws F1 by round (needs matplotlib).
+easy (and auggpt's) sentences; --plot draws F1 by round (needs matplotlib); --against MODEL_DIR scores
+the labels of the new sentences against that model folder's tags of them.
 """
 import contextlib
 import json
@@ -470,8 +471,8 @@ def group_name(c):
     return f"k={c['k']} " + ("model labeller" if c["labeller"] else "LLM labeller") + f" {c['variant']}"
 
 
-def summary(run_dirs, out=None, plot=None):
-    groups, missing = {}, []
+def summary(run_dirs, out=None, plot=None, against=None):
+    groups, missing, folders = {}, [], {}
     for d in run_dirs:
         path = os.path.join(d, "rounds.jsonl")
         if not os.path.exists(path):
@@ -480,6 +481,7 @@ def summary(run_dirs, out=None, plot=None):
         with open(os.path.join(d, "config.json")) as f:
             c = json.load(f)
         groups.setdefault(group_name(c), {})[c["seed"]] = read_jsonl(path)
+        folders.setdefault(group_name(c), []).append((d, c))
     if not groups:
         raise DataError("no finished round in " + ", ".join(run_dirs) + " (no rounds.jsonl)")
     if missing:
@@ -518,6 +520,8 @@ def summary(run_dirs, out=None, plot=None):
             n = sum(x[kind] for x in rows)
             cells.append(f"{100 * sum(x[kind] * x[kind + '_acc'] for x in rows) / n:.1f}% of {n}" if n else "")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if against:
+        lines += label_agreement(folders, n_rounds, against)
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if out:
@@ -525,6 +529,25 @@ def summary(run_dirs, out=None, plot=None):
     if plot:
         draw(groups, n_rounds, plot)
     return text
+
+
+def label_agreement(folders, n_rounds, model_dir):
+    """Table lines: each group's labels of its new sentences (rounds 1 to n_rounds - 1) scored against a model
+    folder's tags of the same sentences, span F1 with the model as the reference."""
+    from eval import span_f1
+    lines = ["", f"the labels of the new sentences against `{model_dir}`'s tags of them (span F1, the model as reference):", "",
+             "| runs | sentences | F1 | precision | recall | entities labelled | entities the model finds |", "|---|---|---|---|---|---|---|"]
+    for name, runs in sorted(folders.items()):
+        if any(os.path.abspath(c["labeller"] or "-") == os.path.abspath(model_dir) for _, c in runs):
+            continue  # labelled by that very model
+        items = [it for d, _ in runs for r in range(1, n_rounds) if os.path.exists(os.path.join(d, f"round_{r:02d}", "batch.jsonl"))
+                 for it in read_jsonl(os.path.join(d, f"round_{r:02d}", "batch.jsonl"))]
+        ref = tag(model_dir, [it["words"] for it in items], EvoConfig())
+        s = span_f1(ref, [it["tags"] for it in items])
+        count = lambda tags: sum(len(get_entities(t)) for t in tags)  # noqa: E731
+        lines.append(f"| {name} | {len(items)} | {100 * s['f1']:.1f} | {100 * s['precision']:.1f} | {100 * s['recall']:.1f} | "
+                     f"{count([it['tags'] for it in items])} | {count(ref)} |")
+    return lines
 
 
 def draw(groups, n_rounds, path):
@@ -555,8 +578,10 @@ def main(argv=None):
         parser.add_argument("runs", nargs="+", help="run folders (--out_dir of evokd.py)")
         parser.add_argument("--out", help="also write the tables to this markdown file")
         parser.add_argument("--plot", metavar="FILE", help="also draw test F1 by round into FILE (needs matplotlib)")
+        parser.add_argument("--against", metavar="MODEL_DIR", help="also score the new sentences' labels against this model "
+                                                                  "folder's tags of them (how good was the labeller?)")
         args = parser.parse_args(argv[1:])
-        return summary(args.runs, args.out, args.plot)
+        return summary(args.runs, args.out, args.plot, args.against)
     return run(parse_args(argv))
 
 

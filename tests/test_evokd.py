@@ -119,6 +119,13 @@ def test_the_loop_keeps_its_books(scripted_server, tiny, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "round 2: dev F1" in printed and "hard 2 / easy 2" in printed and "analysis: The model misses" in printed
 
+    # the summary scores the LLM's labels against a model folder's tags of the same sentences
+    from eval import span_f1
+    model = str(out / "round_00" / "model")
+    items = batch(out, 1) + batch(out, 2)
+    want = span_f1(E.tag(model, [it["words"] for it in items], E.parse_args([])), [it["tags"] for it in items])
+    assert f"| k=1 LLM labeller evokd | 8 | {100 * want['f1']:.1f} | {100 * want['precision']:.1f} |" in E.summary([str(out)], against=model)
+
     # the same command again does nothing; two more rounds go on from the last one, asking only for those
     n_sent = len(script.log)
     assert E.main(args(url, tiny, out)) == log and len(script.log) == n_sent
