@@ -389,8 +389,8 @@ def d_heading(d):
         runs = f"Every run: {steps} steps of {d['batch_size']} sentences, {scored}."
     else:
         runs = (f"The same O steps for every run, D's on top: original {st['original'][0]} steps, distilled {st['distilled'][0]}, "
-                f"the regimens that mix them {steps}, of {d['batch_size']} sentences; dev F1 once an epoch of each run's own "
-                f"budget and at the last step; test F1 of the best-dev checkpoint.")
+                f"the regimens that mix them {steps}, of {d['batch_size']} sentences; dev F1 every {st['original'][1]}, "
+                f"{st['distilled'][1]} and {every} steps and at the last; test F1 of the best-dev checkpoint.")
     return f"### D = {d['name']}: {a['n_distilled']} sentences, annotation F1 {f1}\n\n{what}. {runs}"
 
 
