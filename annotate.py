@@ -486,14 +486,13 @@ def run(cfg):
 def label_with_model(cfg, records, t0):
     """--labeller: the model folder's tags for every sentence, written as an LLM's would be (--out, the replies
     file with each sentence's entities and, for BBC, article and sentence; the report, with span F1 given gold)."""
-    from predict import tag_words
-    if not os.path.isfile(os.path.join(cfg.labeller, "config.json")):
-        raise DataError(f"--labeller {cfg.labeller}: not a model folder (no config.json)")
+    from predict import check_labeller, tag_words
+    check_labeller(cfg.labeller)
     tags = tag_words(cfg.labeller, [r["words"] for r in records], progress=bool(cfg.progress) and len(records) >= 1000)
     has_gold = records[0]["gold"] is not None
     rows = [list(zip(r["words"], r["gold"], t) if has_gold else zip(r["words"], t)) for r, t in zip(records, tags)]
     lines = [json.dumps({"index": r["index"], **r["meta"], "status": "model", "out_sentence": i,
-                         "entities": [[" ".join(r["words"][start:end]), y] for y, start, end in get_entities(t)]}, ensure_ascii=False)
+                         "entities": worked_example(r["words"], t)[1]}, ensure_ascii=False)
              for i, (r, t) in enumerate(zip(records, tags))]
     report = {"config": {k: v for k, v in asdict(cfg).items() if k != "progress"}, "labeller": cfg.labeller,
               "seconds": round(time.time() - t0, 2), "sentences": len(records), "sentences_written": len(rows),

@@ -325,8 +325,9 @@ def accuracy(items):
 
 def run(cfg):
     t_start = time.time()
-    if cfg.labeller and not os.path.isfile(os.path.join(cfg.labeller, "config.json")):
-        raise DataError(f"--labeller {cfg.labeller}: not a model folder (no config.json); train one with train.py")
+    if cfg.labeller:
+        from predict import check_labeller
+        check_labeller(cfg.labeller)
     train_path = os.path.join(cfg.data_dir, "train.txt")
     evals = [os.path.join(cfg.data_dir, f) for f in ("valid.txt", "test.txt")]
     for p in [train_path, *evals]:
@@ -362,7 +363,7 @@ def run(cfg):
         m = train_student(cfg, 0, seed_path, model_dir, labels)
         done.append({"round": 0, "dev_f1": m["dev"]["f1"], "test_f1": m["test"]["f1"], "prompt_tokens": 0, "completion_tokens": 0,
                      "train_sentences": len(seed_sents), "seconds": round(time.time() - t0, 1)})
-        atomic_write(log_path, "".join(json.dumps(r) + "\n" for r in done))
+        write_jsonl(log_path, done)
         print(f"round 0: dev F1 {100 * m['dev']['f1']:.2f}, test F1 {100 * m['test']['f1']:.2f}", flush=True)
 
     # the newest batch and every earlier generated sentence, from the finished rounds' files
@@ -428,7 +429,7 @@ def run(cfg):
                 "train_sentences": len(train_items), "replayed": len(replay), "analysis": analysis,
                 "examples": [" ".join(it["words"]) for it in batch[:3]], "seconds": round(time.time() - t0, 1)}
         done.append(line)
-        atomic_write(log_path, "".join(json.dumps(r) + "\n" for r in done))  # the round is finished only now
+        write_jsonl(log_path, done)  # atomically: the round is finished only now
         print_round(line)
         earlier += batch
         newest = batch

@@ -58,6 +58,16 @@ def label_tokens(model, tokenizer, rows, cfg, device, soft, progress):
             for sent, pred, prob in zip(rows, preds, probs)]
 
 
+def check_labeller(model_dir):
+    """A --labeller folder (annotate.py, evokd.py) refused in one line, before any work, where from_pretrained
+    could not load it (model.check_model_dir)."""
+    try:
+        check_model_dir(model_dir)
+    except DataError as e:
+        why = str(e).removeprefix(f"{model_dir}: ")
+        raise DataError(f"--labeller {model_dir}: not a model folder: {why}; train one with train.py") from None
+
+
 def tag_words(model_dir, sentences, max_len=128, progress=False):
     """A token classifier folder's BIO tags for sentences given as word lists, on the CPU (the labeller of
     annotate.py --labeller and evokd.py)."""
