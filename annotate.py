@@ -59,7 +59,7 @@ import numpy as np
 from cli import DataError, at_least, opt, parse_config, run_main
 from data import atomic_write, read_conll, read_jsonl_numbered, sample_indices, split_sentences, write_conll
 from eval import get_entities, span_f1
-from experiments import file_hash
+from runs import file_hash
 from llm import Fatal, LLMConfig, cached_count, http_report, prompt_text, run_requests
 
 

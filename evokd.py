@@ -63,7 +63,7 @@ from dataclasses import asdict, dataclass, fields
 from cli import ArgumentParser, DataError, at_least, opt, parse_config, run_main
 from data import atomic_write, labels_from, read_conll, read_jsonl, sample_indices, split_sentences, write_conll, write_jsonl
 from eval import get_entities
-from experiments import mean_std
+from runs import mean_std
 from gendist import NearCopies, drop_reason, words_of
 from llm import Fatal, LLMConfig, run_requests
 

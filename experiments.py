@@ -55,11 +55,14 @@ Several at once: --jobs N runs N train.py processes side by side, each with cpu_
 (OMP_NUM_THREADS). On 2 CPU cores, two 1-thread runs finish ~1.25x sooner than one 2-thread run after
 another; never give the runs more threads in all than there are cores, each would slow many times.
 
-Resume: a run whose metrics.json exists is not repeated; a failed run (its stderr tail is kept in
-results.json) is retried by the same command. Each run folder keeps runner.json, whose fingerprint
-(train.py arguments, with O and D given by content hash) must match: out_dir refuses to mix runs
-made from other data or settings. The model/ folder of a finished run is deleted unless
---keep_models 1 (about 90 MB each).
+Resume: a run whose metrics.json exists is not repeated (runs.finished); a failed run (its stderr tail is
+kept in results.json) is retried by the same command. Each run folder keeps its record: settings.json
+(train.py's arguments, with O, D and the dev and test files given by content hash: out_dir refuses to
+mix runs made from other data or settings, runs.claim), runner.json (the command, the git commit of the
+code that ran it, status and time) and train.py's metrics.json. The rest is not part of the record: the
+model/ folder of a finished run is deleted unless --keep_models 1 (about 90 MB each), and the logs and
+test predictions may be dropped, so a copy of the records alone (the results/ folder of this repository,
+say, on a fresh machine) resumes the grid without repeating a finished run.
 """
 import argparse
 import concurrent.futures
@@ -70,14 +73,14 @@ import random
 import re
 import shlex
 import shutil
-import statistics
 import subprocess
 import sys
 import time
 
 from cli import ArgumentParser, above, at_least, run_main
-from data import atomic_write, labels_from, read_conll, write_conll
+from data import DataError, atomic_write, labels_from, read_conll, write_conll
 from eval import get_entities, span_f1
+from runs import claim, code_version, file_hash, finished, mean_std, paired, pm, read_json, table, write_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REGIMENS = ("original", "distilled", "union", "seq-d-o", "seq-o-d")
@@ -197,11 +200,6 @@ def budget(n_o, n_d, epochs, batch_size):
 # ---------------------------------------------------------------------------------------------
 # Runs
 
-def file_hash(path):
-    with open(path, "rb") as f:
-        return hashlib.sha1(f.read()).hexdigest()
-
-
 def steps_per_regimen(args, n_o, n_d):
     """{"original", "distilled", "mixed"}: (steps, eval_every) of the runs of one D under --budget."""
     def one(n_o_, n_d_):
@@ -233,7 +231,7 @@ def regimen_list(regimens, schedules):
 
 
 def plan(args, ds, regimens, hashes):
-    """One job per (D, regimen, seed): its folder, its train.py arguments and its fingerprint."""
+    """One job per (D, regimen, seed): its folder, its train.py arguments and the settings it is claimed with."""
     jobs = []
     for d in ds:
         for name, folder, strategy in regimens:
@@ -251,40 +249,33 @@ def plan(args, ds, regimens, hashes):
                               "--max_len", str(args.max_len), "--max_steps", str(steps),
                               "--eval_every", str(eval_every), *(["--model_dir", args.model_dir] if args.model_dir else []),
                               "--progress", "0", *args.extra]
-                # what the run depends on: its arguments, with the data files given by their contents
+                # what the run depends on: its arguments, with every data file (dev and test too) given by its content
                 key = [hashes.get(a, a) for a in train_args]
-                key[1] = os.path.abspath(args.data_dir)
-                fingerprint = hashlib.sha1(json.dumps(key).encode()).hexdigest()
+                key[1] = hashes[args.data_dir]
+                legacy = [hashes.get(a, a) for a in train_args]  # run folders of older versions named the dev/test folder
+                legacy[1] = os.path.abspath(args.data_dir)
                 label = f"original / {steps} steps" if name == "original" else f"{d['name']} / {name}"
                 jobs.append({"d": d["name"], "regimen": name, "seed": seed, "run_dir": run_dir, "label": f"{label} / seed {seed}",
                              "cmd": [sys.executable, os.path.join(HERE, "train.py"), *train_args, "--out_dir", run_dir],
-                             "fingerprint": fingerprint})
+                             "command": shlex.join(["python", "train.py", *train_args, "--out_dir", run_dir]),
+                             "settings": {"train.py": key},
+                             "legacy_fingerprint": hashlib.sha1(json.dumps(legacy).encode()).hexdigest()})
     return jobs
 
 
-def read_json(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
-def write_json(path, obj):
-    atomic_write(path, json.dumps(obj, indent=1))
-
-
-def is_done(job):
-    return os.path.exists(os.path.join(job["run_dir"], "metrics.json"))
-
-
 def check_resumable(jobs):
-    """Refuse an out_dir whose finished runs were made with other data or settings."""
+    """Refuse an out_dir whose finished runs were made with other data or settings (settings.json of each run;
+    older run folders hold only a fingerprint in runner.json, checked the way they were made)."""
     for job in jobs:
-        record = read_json(os.path.join(job["run_dir"], "runner.json"))
-        if is_done(job) and record and record.get("fingerprint") != job["fingerprint"]:
-            raise SystemExit(f"error: {job['run_dir']} holds a finished run made with other data or settings than now "
-                             f"(it ran: {record.get('command')}); use another --out_dir, or delete that folder to redo it")
+        if not finished(job["run_dir"]):
+            continue
+        record = read_json(os.path.join(job["run_dir"], "runner.json")) or {}
+        if not os.path.exists(os.path.join(job["run_dir"], "settings.json")) and "fingerprint" in record:
+            if record["fingerprint"] != job["legacy_fingerprint"]:
+                raise DataError(f"{job['run_dir']} holds a finished run made with other data or settings than now "
+                                f"(it ran: {record.get('command')}); use another --out_dir, or delete that folder to redo it")
+            continue
+        claim(job["run_dir"], job["settings"])
 
 
 def tail(path, n=3000):
@@ -295,17 +286,20 @@ def tail(path, n=3000):
         return ""
 
 
-def run_job(job, keep_models=False, threads=0):
-    """Run one train.py as a subprocess; a crash is recorded, never raised. threads > 0 sets its OMP_NUM_THREADS."""
+def run_job(job, keep_models=False, threads=0, commit=None):
+    """Run one train.py as a subprocess; a crash is recorded, never raised. threads > 0 sets its OMP_NUM_THREADS.
+    The run folder keeps its record: settings.json (what it was made from), runner.json (the command, the code's
+    commit, status, time) and train.py's metrics.json; its weights are deleted unless keep_models."""
     os.makedirs(job["run_dir"], exist_ok=True)
-    record = {"fingerprint": job["fingerprint"], "command": shlex.join(job["cmd"]), "status": "running"}
+    write_json(os.path.join(job["run_dir"], "settings.json"), job["settings"])  # not finished: any earlier try is redone
+    record = {"command": job["command"], "commit": commit, "status": "running"}
     write_json(os.path.join(job["run_dir"], "runner.json"), record)
     t0 = time.time()
     with open(os.path.join(job["run_dir"], "train.log"), "w") as out, open(os.path.join(job["run_dir"], "train.err"), "w") as err:
         env = dict(os.environ, OMP_NUM_THREADS=str(threads)) if threads else None
         rc = subprocess.run(job["cmd"], stdout=out, stderr=err, env=env).returncode
-    ok = rc == 0 and is_done(job)
-    record.update(status="done" if ok else "failed", returncode=rc, wall_s=time.time() - t0,
+    ok = rc == 0 and finished(job["run_dir"])
+    record.update(status="done" if ok else "failed", returncode=rc, wall_s=round(time.time() - t0, 1),
                   error=None if ok else tail(os.path.join(job["run_dir"], "train.err")))
     write_json(os.path.join(job["run_dir"], "runner.json"), record)
     if ok and not keep_models:
@@ -317,14 +311,13 @@ def collect(job):
     """The result of one job as found on disk."""
     record = read_json(os.path.join(job["run_dir"], "runner.json")) or {}
     metrics = read_json(os.path.join(job["run_dir"], "metrics.json"))
-    row = {k: job[k] for k in ("d", "regimen", "seed", "run_dir")}
-    row["command"] = shlex.join(job["cmd"])
+    row = {k: job[k] for k in ("d", "regimen", "seed", "run_dir", "command")}
     if metrics:
         cfg = metrics["config"]
         row.update(status="done", test_f1=metrics["test"]["f1"], dev_f1=metrics["dev"]["f1"],
                    best_step=metrics["best_step"], total_steps=metrics["total_steps"],
                    realised_d_share=metrics["realised_d_share"], wall_s=record.get("wall_s"),
-                   train_seconds=metrics["train_seconds"], config=cfg)
+                   train_seconds=metrics["train_seconds"], commit=record.get("commit"), config=cfg)
     else:
         row.update(status="failed" if record.get("status") == "failed" else "pending",
                    error=record.get("error"), returncode=record.get("returncode"), wall_s=record.get("wall_s"))
@@ -334,26 +327,8 @@ def collect(job):
 # ---------------------------------------------------------------------------------------------
 # Tables
 
-def mean_std(xs):
-    """Mean and sample standard deviation (n - 1); std is None below two values, both None for none."""
-    xs = list(xs)
-    if not xs:
-        return None, None
-    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else None)
-
-
-def compare(f1_by_seed, original_by_seed):
-    """A regimen's test F1 by seed against original's, paired by seed."""
-    paired = sorted(set(f1_by_seed) & set(original_by_seed))
-    diffs = [f1_by_seed[s] - original_by_seed[s] for s in paired]
-    mean, std = mean_std(f1_by_seed.values())
-    delta, delta_std = mean_std(diffs)
-    return {"n": len(f1_by_seed), "mean": mean, "std": std, "delta_mean": delta, "delta_std": delta_std,
-            "paired": len(paired), "better": sum(d > 0 for d in diffs)}
-
-
 def summarize(rows, d_names, regimen_names):
-    """{d: {regimen: compare(...) + realised D share}} from collected rows (F1 as fractions)."""
+    """{d: {regimen: runs.paired(test F1 by seed, original's) + realised D share}} from collected rows (F1 as fractions)."""
     summary = {}
     for d in d_names:
         by = {r: {x["seed"]: x for x in rows if x["d"] == d and x["regimen"] == r and x["status"] == "done"}
@@ -361,24 +336,20 @@ def summarize(rows, d_names, regimen_names):
         base = {s: x["test_f1"] for s, x in by.get("original", {}).items()}
         summary[d] = {}
         for r in regimen_names:
-            stats = compare({s: x["test_f1"] for s, x in by[r].items()}, base if r != "original" else {})
+            stats = paired({s: x["test_f1"] for s, x in by[r].items()}, base if r != "original" else {})
             stats["d_share"] = mean_std(x["realised_d_share"] for x in by[r].values())[0]
             summary[d][r] = stats
     return summary
 
 
-def pct(x, signed=False):
-    return "–" if x is None else f"{100 * x:+.2f}" if signed else f"{100 * x:.2f}"
-
-
-def pm(mean, std, signed=False):
-    return pct(mean, signed) + ("" if std is None else f" ± {100 * std:.2f}")
+def pct(x):
+    return None if x is None else 100 * x
 
 
 def d_heading(d):
     a, c = d["annotation"], d.get("corruption")
     f1 = ("n/a (no sentence matches O)" if a["f1"] is None
-          else f"{pct(a['f1'])} over {a['matched']} of {a['n_original']} O sentences")
+          else f"{pm(pct(a['f1']))} over {a['matched']} of {a['n_original']} O sentences")
     what = (f"**simulated**: {c['corrupted']} of O's {c['entities']} gold entities ({100 * d['rate']:g}%) corrupted: "
             f"{c['dropped']} dropped, {c['wrong type']} wrong type, {c['wrong boundary']} wrong boundary "
             f"(sim_seed {d['sim_seed']})" if d["simulated"] else f"`{d['path']}`")
@@ -401,26 +372,25 @@ def markdown(command, ds, regimen_names, summary, rows, n_seeds):
              f"`original` with the same seed (under the step budget its heading gives); better: seeds where the regimen beats "
              f"`original`. seq-d-o is the paper's Simple Mix. {n_seeds} seed(s) planned; (n=k) marks fewer finished.", ""]
     for d in ds:
-        lines += [d_heading(d), "", cmd, "",
-                  "| regimen | test F1 | Δ vs original | better than original | D share |", "|---|---|---|---|---|"]
+        body = []
         for r in regimen_names:
             s = summary[d["name"]][r]
             n = "" if s["n"] == n_seeds else f" (n={s['n']})"
-            delta = "–" if r == "original" or not s["paired"] else pm(s["delta_mean"], s["delta_std"], signed=True)
-            better = "–" if r == "original" or not s["paired"] else f"{s['better']}/{s['paired']}"
-            share = "–" if s["d_share"] is None else f"{s['d_share']:.2f}"
-            lines.append(f"| {r} | {pm(s['mean'], s['std'])}{n} | {delta} | {better} | {share} |")
+            vs = r != "original" and s["paired"]
+            body.append([r, pm(pct(s["mean"]), pct(s["std"])) + n,
+                         pm(pct(s["delta_mean"]), pct(s["delta_std"]), signed=True) if vs else "–",
+                         f"{s['better']}/{s['paired']}" if vs else "–",
+                         "–" if s["d_share"] is None else f"{s['d_share']:.2f}"])
+        lines += [d_heading(d), "", cmd, "",
+                  table(["regimen", "test F1", "Δ vs original", "better than original", "D share"], body)]
         failed = [x for x in rows if x["d"] == d["name"] and x["status"] == "failed"]
         if failed:
-            lines += ["", "Failed (stderr in results.json): " + ", ".join(f"{x['regimen']} seed {x['seed']}" for x in failed)]
-        lines.append("")
+            lines += ["Failed (stderr in results.json): " + ", ".join(f"{x['regimen']} seed {x['seed']}" for x in failed), ""]
     order = sorted(ds, key=lambda d: -1 if d["annotation"]["f1"] is None else d["annotation"]["f1"], reverse=True)
     lines += ["### All D files, by annotation F1: mean test F1", "", cmd, "",
-              "| regimen | " + " | ".join(f"{d['name']} ({pct(d['annotation']['f1'])})" for d in order) + " |",
-              "|---|" + "---|" * len(order)]
-    for r in regimen_names:
-        lines.append(f"| {r} | " + " | ".join(pct(summary[d["name"]][r]["mean"]) for d in order) + " |")
-    return "\n".join(lines) + "\n"
+              table(["regimen", *(f"{d['name']} ({pm(pct(d['annotation']['f1']))})" for d in order)],
+                    [[r, *(pm(pct(summary[d["name"]][r]["mean"])) for d in order)] for r in regimen_names])]
+    return "\n".join(lines)
 
 
 def write_results(args, command, ds, regimen_names, jobs):
@@ -511,12 +481,12 @@ def fmt_time(s):
     return "?" if s is None else f"{s / 3600:.1f} h" if s >= 5400 else f"{s / 60:.0f} min" if s >= 90 else f"{s:.0f} s"
 
 
-def report(job, record, finished, total, started):
-    left = fmt_time((time.time() - started) / finished * (total - finished))
+def report(job, record, n_done, total, started):
+    left = fmt_time((time.time() - started) / n_done * (total - n_done))
     if record["status"] == "done":
         m = read_json(os.path.join(job["run_dir"], "metrics.json"))
-        print(f"    {job['label']}: done in {fmt_time(record['wall_s'])}: test F1 {pct(m['test']['f1'])}, "
-              f"dev F1 {pct(m['dev']['f1'])} ({finished}/{total} done, ~{left} left)", flush=True)
+        print(f"    {job['label']}: done in {fmt_time(record['wall_s'])}: test F1 {pm(pct(m['test']['f1']))}, "
+              f"dev F1 {pm(pct(m['dev']['f1']))} ({n_done}/{total} done, ~{left} left)", flush=True)
     else:
         last = (record["error"] or "").strip().splitlines()[-1:] or ["(no stderr)"]
         print(f"    {job['label']}: FAILED (exit {record['returncode']}) after {fmt_time(record['wall_s'])}: {last[0]}",
@@ -548,7 +518,8 @@ def main(argv=None):
     tokenizer = load_tokenizer(args.model_dir or default_model_dir())
     o = read_conll(args.original)
     n_o = count_windows(o, tokenizer, args.max_len)
-    hashes = {args.original: "sha1:" + file_hash(args.original)}
+    hashes = {args.original: "sha1:" + file_hash(args.original),
+              args.data_dir: {f: "sha1:" + file_hash(os.path.join(args.data_dir, f)) for f in ("valid.txt", "test.txt")}}
     for d in ds:
         sents = read_conll(d["path"])
         hashes[d["path"]] = "sha1:" + file_hash(d["path"])
@@ -559,27 +530,27 @@ def main(argv=None):
     unique = list({j["run_dir"]: j for j in jobs}.values())  # `original` runs are shared between D files
     if args.dry_run:
         for j in unique:
-            print(("[done] " if is_done(j) else "") + shlex.join(j["cmd"]))
+            print(("[done] " if finished(j["run_dir"]) else "") + j["command"])
         return None
     check_resumable(unique)
-    todo = [j for j in unique if not is_done(j)]
+    todo = [j for j in unique if not finished(j["run_dir"])]
     print(f"{len(unique)} runs for {len(ds)} D file(s) x {len(regimens)} regimens x {len(args.seeds)} seed(s): "
           f"{len(unique) - len(todo)} already done, {len(todo)} to run", flush=True)
     write_results(args, command, ds, regimen_names, jobs)
     threads = 0
     if args.jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
         threads = max(1, (os.cpu_count() or 1) // args.jobs)  # more threads than cores slows every run many times
-    started = time.time()
+    started, commit = time.time(), code_version()
 
     def start(i, job):
         print(f"[{i + 1}/{len(todo)}] {job['label']} -> {job['run_dir']}", flush=True)
-        return run_job(job, bool(args.keep_models), threads)
+        return run_job(job, bool(args.keep_models), threads, commit)
 
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs)
     try:
         futures = {pool.submit(start, i, job): job for i, job in enumerate(todo)}
-        for finished, future in enumerate(concurrent.futures.as_completed(futures), 1):
-            report(futures[future], future.result(), finished, len(todo), started)
+        for n_done, future in enumerate(concurrent.futures.as_completed(futures), 1):
+            report(futures[future], future.result(), n_done, len(todo), started)
             write_results(args, command, ds, regimen_names, jobs)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # Ctrl-C: no queued run starts; running ones end

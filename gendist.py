@@ -59,7 +59,7 @@ from dataclasses import asdict, dataclass
 from cli import DataError, above, at_least, opt, parse_config, run_main
 from data import atomic_write, open_text, read_conll, read_jsonl, sample_indices, split_sentences, write_conll, write_jsonl
 from eval import headline, read_runs
-from experiments import file_hash, mean_std
+from runs import file_hash, mean_std
 from llm import Fatal, LLMConfig, http_report, run_requests
 
 UNIT = {"classify": "article", "ner": "sentence"}

@@ -8,7 +8,8 @@ import pytest
 from common import CONLL, write_tiny_conll
 from data import read_conll
 from eval import get_entities
-from experiments import annotation_f1, compare, corrupt, main, markdown, mean_std, summarize
+from experiments import annotation_f1, corrupt, main, markdown, summarize
+from runs import mean_std, paired
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +84,7 @@ def test_table_maths_mean_std_and_paired_differences():
     assert mean_std([]) == (None, None) and mean_std([0.5]) == (0.5, None)
     m, s = mean_std([0.80, 0.82, 0.84])
     assert m == pytest.approx(0.82) and s == pytest.approx(0.02)
-    c = compare({0: 0.80, 1: 0.85, 2: 0.84}, {0: 0.81, 1: 0.82, 2: 0.80, 3: 0.9})
+    c = paired({0: 0.80, 1: 0.85, 2: 0.84}, {0: 0.81, 1: 0.82, 2: 0.80, 3: 0.9})
     assert c["n"] == 3 and c["paired"] == 3 and c["better"] == 2
     assert c["delta_mean"] == pytest.approx((-0.01 + 0.03 + 0.04) / 3)
     assert c["delta_std"] == pytest.approx(mean_std([-0.01, 0.03, 0.04])[1])
@@ -206,3 +207,33 @@ def test_bbc_sentences_labelled_by_a_model_are_a_d_under_both_budgets(tiny, tmp_
         assert "annotation F1 n/a (no sentence matches O)" in md and "| union |" in md
         assert ("The same O steps" in md) == (budget == "o")
     capsys.readouterr()
+
+
+def test_a_grid_resumes_from_its_records_alone_without_repeating_a_finished_run(tiny, tmp_path, capsys):
+    """What a repository keeps of a grid (each run's settings.json, runner.json and metrics.json; no weights,
+    logs or predictions), copied to another folder as a fresh clone would have it, with one run still to do:
+    the same command runs only that one, and refuses the records under other settings."""
+    import shutil
+    out = tmp_path / "exp"
+    argv = ["--original", str(tiny / "o.conll"), "--data_dir", str(tiny), "--simulate", "0.5", "--seeds", "0,1",
+            "--regimens", "original", "--schedules", "--max_steps", "2", "--batch_size", "8", "--out_dir", str(out),
+            "--", "--eval_batch_size", "32"]
+    main(argv)
+    capsys.readouterr()
+    clone = tmp_path / "clone"
+    for p in out.rglob("*"):
+        if p.is_file() and p.name in ("settings.json", "runner.json", "metrics.json") and "seed1" not in str(p):
+            (clone / p.relative_to(out)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(p, clone / p.relative_to(out))
+    seed0 = next(clone.rglob("seed0"))
+    record = json.loads((seed0 / "runner.json").read_text())
+    assert record["command"].startswith("python train.py ") and "commit" in record
+    resumed = [a if a != str(out) else str(clone) for a in argv]
+    main(resumed)
+    log = capsys.readouterr().out
+    assert "1 already done, 1 to run" in log and log.count("done in") == 1 and "seed 1" in log
+    assert json.loads((seed0 / "metrics.json").read_text()) == \
+        json.loads((out / seed0.relative_to(clone) / "metrics.json").read_text())
+    from data import DataError
+    with pytest.raises(DataError, match="other settings"):
+        main(resumed[:-1] + ["16"])  # --eval_batch_size 16 for every run: the same folders, other settings
