@@ -217,8 +217,7 @@ def embed(sentences):
     """Unit sentence embeddings (predict.sentence_embeddings) from the default MiniLM weights."""
     import torch
     from predict import sentence_embeddings
-    from train import Config
-    return sentence_embeddings(*minilm(), sentences, Config(), torch.device("cpu"))
+    return sentence_embeddings(*minilm(), sentences, torch.device("cpu"))
 
 
 def example_embeddings(path, cache_dir):

@@ -14,7 +14,7 @@ all alike); the median round counts. Configurations:
   its inference goes through the sentences sorted by length (Trainer.predict keeps file order);
 - hf-tokens: transformers' model under our batching, training and inference (what the model alone is worth);
 - ours: python train.py's defaults: length-homogeneous batches, bf16 autocast, fused attention
-  and fused AdamW; inference as train.py evaluates and predict.py predicts (train.inference):
+  and fused AdamW; inference as train.py evaluates and predict.py predicts (predict.inference):
   sorted batches of at most --eval_tokens padded word pieces, the Linear weights cast to bf16 once;
 - ours-fp32-random: our model under hf-default's conditions (the model alone, no speed work);
 - ours-compiled (only when named in --configs): ours under torch.compile(dynamic=True), as
@@ -69,7 +69,7 @@ def matmul_peak(dtype, n=2048, k=1024, m=1024, reps=20):
 def load_examples(n_sentences, seed, data_dir):
     from data import labels_from, read_conll, sample_indices
     from model import default_model_dir, load_tokenizer
-    from train import encode
+    from predict import encode
     sents = read_conll(os.path.join(data_dir, "train.txt"))
     sents = [sents[i] for i in sample_indices(len(sents), n_sentences, seed)]
     labels = labels_from(sents)
@@ -121,17 +121,16 @@ def inference_hf(model, bf16):
 def infer(name, model, forward, examples, args):
     """Every sentence once, batched as configuration `name` does it; returns the real word pieces seen.
     HF as its Trainer.predict does (file order, fixed batches; hf-best sorted by length); ours, hf-tokens
-    and the student as train.py evaluates and predict.py predicts (train.inference, train.eval_batches)."""
-    from train import Config, collate, eval_batches, inference
+    and the student as train.py evaluates and predict.py predicts (predict.inference, predict.sorted_batches)."""
+    from predict import collate, inference, sorted_batches
     impl, batching, bf16 = CONFIGS[name]
-    cfg = Config(bf16=int(bf16), eval_batch_size=args.eval_batch_size, eval_tokens=args.eval_tokens)
     if batching == "ours-grouped":
-        infer_batches = eval_batches(examples, cfg)
+        infer_batches = sorted_batches(examples, args.eval_batch_size, args.eval_tokens)
     else:
         order = sorted(range(len(examples)), key=lambda j: len(examples[j]["ids"])) if bf16 else list(range(len(examples)))
         infer_batches = [order[b:b + args.eval_batch_size] for b in range(0, len(order), args.eval_batch_size)]
     tokens = 0
-    with inference(model, cfg, torch.device("cpu")) if impl.startswith("ours") else inference_hf(model, bf16):
+    with inference(model, torch.device("cpu"), bf16) if impl.startswith("ours") else inference_hf(model, bf16):
         for idx in infer_batches:
             ids, mask, _ = collate([examples[j] for j in idx], "cpu")
             forward(ids, mask)
@@ -141,7 +140,7 @@ def infer(name, model, forward, examples, args):
 
 def run_one(name, args):
     """One configuration in this process: training steps, then inference over the same sentences."""
-    from train import collate
+    from predict import collate
     impl, batching, bf16 = CONFIGS[name]
     torch.manual_seed(0)
     examples, labels = load_examples(args.sentences, args.seed, args.data_dir)

@@ -30,9 +30,10 @@ class DataError(ValueError):
     (data.py exports it; it lives here so that run_main catches the one class even in `python data.py`.)"""
 
 
-def opt(default, help, type=None, choices=None):
-    """A dataclass field with its -h help; `type` when the default does not show it (None), `choices` when fixed."""
-    return field(default=default, metadata={"help": help, "type": type, "choices": choices})
+def opt(default, help, type=None, choices=None, required=False):
+    """A dataclass field with its -h help; `type` when the default does not show it (None), `choices` when fixed,
+    `required` for a flag without which the script cannot run."""
+    return field(default=default, metadata={"help": help, "type": type, "choices": choices, "required": required})
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -94,7 +95,8 @@ def config_parser(cls, description=None):
             p.add_argument(f"--{f.name}", action=action, default=default, help=help)
             continue
         kind = meta.get("type") or (f.type if isinstance(f.type, type) else type(default))
-        p.add_argument(f"--{f.name}", type=kind, default=default, choices=meta.get("choices"), help=help)
+        p.add_argument(f"--{f.name}", type=kind, default=default, choices=meta.get("choices"), help=help,
+                       required=bool(meta.get("required")))
     return p
 
 

@@ -14,7 +14,7 @@ Writes results.md (tables) and results.json (every run) into --out_dir, after ev
 Step budget. train.py gives a strategy epochs x ceil((|O| + |D|) / batch) steps, |.| counted in
 windows, but refuses --distilled with strategy original, so `original` could not see D's size.
 Every run is therefore given an explicit --max_steps: the budget of its D, computed here the way
-train.py does (windows from train.encode with the model's tokenizer, --max_len), so all regimens of
+train.py does (windows from predict.encode with the model's tokenizer, --max_len), so all regimens of
 one D train for exactly the same number of steps (`--budget total`, the default: D as a substitute for
 part of O's steps). `--budget o` gives every run the same O steps instead, D's steps on top (D as an
 addition): `original` trains epochs x ceil(|O| / batch) steps, `distilled` epochs x ceil(|D| / batch),
@@ -187,7 +187,7 @@ def annotation_f1(original, distilled):
 
 
 def count_windows(sentences, tokenizer, max_len):
-    from train import encode  # imports torch; only needed here
+    from predict import encode  # imports torch; only needed here
     return len(encode(sentences, tokenizer, {}, max_len))
 
 

@@ -393,7 +393,6 @@ def teacher_labels(rc, model_dir, sets, folder):
     import torch
     from model import from_pretrained, load_tokenizer
     from predict import label_texts, label_tokens
-    from train import Config
     ext = ".jsonl" if rc.task == "classify" else ".conll"
     names = {"L": ("L_hard", "L_soft"), "U": ("U_soft",), "G": ("G_soft", "G_hard")}
     paths = {f: os.path.join(folder, f + ext) for s in sets for f in names[s]}
@@ -402,21 +401,21 @@ def teacher_labels(rc, model_dir, sets, folder):
         return paths
     os.makedirs(folder, exist_ok=True)
     model, tok = from_pretrained(model_dir, verbose=False), load_tokenizer(model_dir)
-    cfg, cpu = Config(max_len=rc.max_len), torch.device("cpu")
+    cpu = torch.device("cpu")
     for s in todo:
         data = sets[s]
         if rc.task == "classify":
-            soft = label_texts(model, tok, data, "text", cfg, cpu, True, False)  # the gold label, if any, moves to "gold"
+            soft = label_texts(model, tok, data, cpu, soft=True, max_len=rc.max_len)  # the gold label, if any, moves to "gold"
             files = {"L_hard": data, "L_soft": [{**r, "label": r["gold"]} for r in soft]} if s == "L" else \
                 {"U_soft": soft} if s == "U" else {"G_soft": soft, "G_hard": [{k: v for k, v in r.items() if k != "probs"} for r in soft]}
             for name, recs in files.items():
                 write_jsonl(paths[name], recs)
         elif s == "L":
-            soft = label_tokens(model, tok, [[[w, t] for w, t in zip(*sent)] for sent in data], cfg, cpu, True, False)
+            soft = label_tokens(model, tok, [[[w, t] for w, t in zip(*sent)] for sent in data], cpu, soft=True, max_len=rc.max_len)
             write_conll(paths["L_hard"], [list(zip(*sent)) for sent in data])
             write_conll(paths["L_soft"], [[(w, probs, gold) for w, gold, probs, _ in sent] for sent in soft])  # gold stays last
         else:
-            soft = label_tokens(model, tok, data, cfg, cpu, True, False)  # token, distribution, most probable label
+            soft = label_tokens(model, tok, data, cpu, soft=True, max_len=rc.max_len)  # token, distribution, most probable label
             write_conll(paths[names[s][0]], soft)
             if s == "G":
                 write_conll(paths["G_hard"], [[(row[0], row[-1]) for row in sent] for sent in soft])
@@ -521,8 +520,8 @@ def inference_speed(rc, teacher_dir, student_dir, rounds=3):
     predictions per second through train.py's own inference path."""
     import torch
     from model import from_pretrained, load_tokenizer
-    from train import Config, encode, encode_texts, predict, predict_texts
-    cfg, cpu = Config(task=rc.task, max_len=rc.max_len), torch.device("cpu")
+    from predict import encode, encode_texts, predict, predict_texts
+    cpu = torch.device("cpu")
     tok = load_tokenizer(teacher_dir)
     if rc.task == "classify":
         test = read_jsonl(os.path.join(rc.data_dir, "test.jsonl"))
@@ -532,7 +531,7 @@ def inference_speed(rc, teacher_dir, student_dir, rounds=3):
         examples = encode(test, tok, {}, rc.max_len)
 
     def run(model):
-        return predict_texts(model, examples, cfg, cpu) if rc.task == "classify" else predict(model, test, examples, cfg, cpu)
+        return predict_texts(model, examples, cpu) if rc.task == "classify" else predict(model, test, examples, cpu)
     models = {"teacher": from_pretrained(teacher_dir, verbose=False), "student": from_pretrained(student_dir, verbose=False)}
     times = {name: [] for name in models}
     for _ in range(rounds):

@@ -182,6 +182,13 @@ class Stream:
             order = torch.cat([blocks[i] for i in torch.randperm(len(blocks), generator=self.generator)])
         self.buffer, self.passes = order.tolist(), self.passes + 1
 
+    def state_dict(self):
+        return {"generator": self.generator.get_state(), "buffer": list(self.buffer), "passes": self.passes}
+
+    def load_state_dict(self, state):
+        self.generator.set_state(state["generator"])
+        self.buffer, self.passes = list(state["buffer"]), state["passes"]
+
     def take(self, n):
         out = []
         while len(out) < n:
@@ -198,7 +205,9 @@ class MixSampler:
     """Per step: each of the batch_size examples comes from D with probability p(t), t = step / total_steps
     (one Bernoulli draw per example with torch.rand(batch_size, generator=...)); the D examples are taken from D's Stream,
     the rest from O's Stream. Yields, per step, a list of (source, index) pairs with source in {"O", "D"}.
-    Iterate it once: a second run would continue the generator, so it is refused."""
+    Iterate it once: a second run would continue the generator, so it is refused. state_dict() taken after
+    step s was yielded holds everything the steps after it depend on (the generators, each stream's pass
+    and place in it), so a sampler given it by load_state_dict() yields exactly the batches s + 1, s + 2, ..."""
 
     def __init__(self, lengths_o, lengths_d, schedule, total_steps, batch_size, generator, group_by_length=True):
         assert total_steps >= 1 and batch_size >= 1, f"need total_steps, batch_size >= 1, got {total_steps}, {batch_size}"
@@ -216,7 +225,7 @@ class MixSampler:
         self.streams = {src: Stream(lengths, batch_size, child_generator(generator), group_by_length)
                         for src, lengths in (("O", lengths_o), ("D", lengths_d))}
         self.realised = []  # share of D in each yielded batch
-        self.started = False
+        self.started, self.step = False, 0
 
     def __len__(self):
         return self.total_steps
@@ -225,14 +234,27 @@ class MixSampler:
         if self.started:
             raise RuntimeError("a MixSampler is iterated once; build a new one from a freshly seeded generator")
         self.started = True
-        for s in range(self.total_steps):
+        for s in range(self.step, self.total_steps):
             is_d = (torch.rand(self.batch_size, generator=self.generator) < self.p[s]).tolist()
             n_d = sum(is_d)
             taken = {"D": iter(self.streams["D"].take(n_d)), "O": iter(self.streams["O"].take(self.batch_size - n_d))}
             # keep each draw at its position, so a rank's slice of the global batch is itself a fair mix
             batch = [(src, next(taken[src])) for src in ("D" if d else "O" for d in is_d)]
             self.realised.append(n_d / self.batch_size)
+            self.step = s + 1
             yield batch
+
+    def state_dict(self):
+        return {"step": self.step, "generator": self.generator.get_state(), "realised": list(self.realised),
+                "streams": {src: stream.state_dict() for src, stream in self.streams.items()}}
+
+    def load_state_dict(self, state):
+        if self.started:
+            raise RuntimeError("load a MixSampler's state before iterating it")
+        self.step, self.realised = state["step"], list(state["realised"])
+        self.generator.set_state(state["generator"])
+        for src, stream in self.streams.items():
+            stream.load_state_dict(state["streams"][src])
 
 
 # ----------------------------------------------------------------------------- command line

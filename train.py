@@ -34,11 +34,13 @@ test_predictions.conll (token gold predicted) or test_predictions.jsonl ({"text"
 import json
 import math
 import os
+import shutil
+import signal
+import threading
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, replace
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -48,8 +50,9 @@ from cli import opt, parse_config, run_main
 from data import DataError, atomic_write, labels_from, read_classification, read_conll, write_conll, write_jsonl
 from eval import classification_scores, span_f1
 from mix import SCHEDULES, STRATEGIES, MixSampler, strategy_schedule
-from model import (check_model_dir, default_model_dir, from_pretrained, linear_weights_as, load_tokenizer, make_student, parse_student,
-                   save_pretrained)
+from model import check_model_dir, default_model_dir, from_pretrained, load_tokenizer, make_student, parse_student, save_pretrained
+from predict import BATCH_SIZE, MAX_TOKENS, autocast, bf16_supported, collate, encode, encode_texts, predict, predict_texts
+from runs import claim, file_hash, write_json
 
 
 @dataclass
@@ -100,6 +103,11 @@ class Config:
     decode: str = opt("viterbi", "ner: viterbi: the best valid BIO sequence | argmax: each word on its own", choices=["viterbi", "argmax"])
     out_dir: str = opt("out/default", "where metrics.json, model/ and the test predictions go")
     device: str = opt("auto", "auto: cuda if available, else cpu", choices=["auto", "cpu", "cuda"])
+    # checkpoints: the same command run again resumes where a killed or interrupted run stopped
+    ckpt_minutes: float = opt(5.0, "a resumable checkpoint (out_dir/checkpoint/) after this many minutes of training, and "
+                                   "at every dev evaluation; 0: at evaluations only")
+    ckpt_every: int = opt(0, "> 0: a checkpoint every this many steps instead of by time")
+    restart: int = opt(0, "1: start over, dropping a checkpoint left in out_dir", choices=[0, 1])
     progress: int = opt(1, "tqdm bars; 0: a log line every 5% of the steps instead", choices=[0, 1])
 
 
@@ -119,6 +127,8 @@ def check_config(cfg):
            (not cfg.epochs > 0, f"--epochs {cfg.epochs}: expected more than 0"),
            (cfg.max_steps < 0, f"--max_steps {cfg.max_steps}: expected 0 (the budget) or more"),
            (cfg.eval_every < 0, f"--eval_every {cfg.eval_every}: expected 0 (once per epoch) or more"),
+           (not cfg.ckpt_minutes >= 0, f"--ckpt_minutes {cfg.ckpt_minutes}: expected 0 (at evaluations only) or more"),
+           (cfg.ckpt_every < 0, f"--ckpt_every {cfg.ckpt_every}: expected 0 (by time) or more"),
            (not cfg.lr > 0, f"--lr {cfg.lr}: expected more than 0"),
            (not 0 <= cfg.warmup < 1, f"--warmup {cfg.warmup}: expected a fraction of the steps in [0, 1)"),
            (not cfg.weight_decay >= 0, f"--weight_decay {cfg.weight_decay}: expected 0 or more"),
@@ -165,75 +175,7 @@ def data_files(cfg):
 
 
 # ---------------------------------------------------------------------------------------------
-# Words -> word pieces. The first piece of each word carries the word's label, the rest -100.
-
-def soft_vector(dist, label2id):
-    """A {label: probability} mapping as a vector over the model's labels (labels it lacks get 0)."""
-    v = np.zeros(len(label2id), dtype=np.float32)
-    for label, p in dist.items():
-        if label in label2id:
-            v[label2id[label]] = p
-    return v / v.sum() if v.sum() > 0 else None
-
-
-def encode(sentences, tokenizer, label2id, max_len, soft=None):
-    """One example per window: a sentence whose pieces do not fit in max_len is cut into
-    consecutive windows at word boundaries, so no word is lost from training or scoring.
-    `soft`, if given, holds per sentence None or one {label: probability} per word."""
-    cls, sep, unk = (tokenizer.token_to_id(t) for t in ("[CLS]", "[SEP]", "[UNK]"))
-    room = max_len - 2
-    encodings = tokenizer.encode_batch([words for words, _ in sentences], is_pretokenized=True, add_special_tokens=False)
-    examples = []
-    for si, ((words, tags), enc) in enumerate(zip(sentences, encodings)):
-        pieces = [[] for _ in words]
-        for piece, wi in zip(enc.ids, enc.word_ids):
-            pieces[wi].append(piece)
-        pieces = [p[:room] or [unk] for p in pieces]  # a word the normaliser erases still gets a slot
-        dists = soft[si] if soft else None
-        start = 0
-        while start < len(words):
-            end, n = start, 0
-            while end < len(words) and n + len(pieces[end]) <= room:
-                n += len(pieces[end])
-                end += 1
-            ids, labels, starts = [cls], [-100], []
-            for wi in range(start, end):
-                starts.append(len(ids))
-                ids += pieces[wi]
-                # a label the training data never had (in dev or test) is scored, never trained on
-                labels += [label2id.get(tags[wi], -100)] + [-100] * (len(pieces[wi]) - 1)
-            examples.append({"ids": ids + [sep], "labels": labels + [-100], "starts": starts, "sent": si, "first_word": start,
-                             "soft": [soft_vector(d, label2id) for d in dists[start:end]] if dists else None})
-            start = end
-    return examples
-
-
-def encode_texts(records, tokenizer, label2id, max_len):
-    """One example per text: [CLS] + its first max_len - 2 pieces + [SEP]. The beginning is kept because
-    a news article (like most documents) says what it is about first: title, then the lead."""
-    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
-    encodings = tokenizer.encode_batch([text for text, _, _ in records], add_special_tokens=False)
-    return [{"ids": [cls] + enc.ids[:max_len - 2] + [sep], "label": label2id.get(label, -100),
-             "soft": soft_vector(probs, label2id) if probs else None}
-            for (text, label, probs), enc in zip(records, encodings)]
-
-
-def collate(examples, device):
-    """Padded ids, attention mask and labels: (B, T) per word piece, or (B,) for a label per text."""
-    T = max(len(e["ids"]) for e in examples)
-    ids = torch.zeros(len(examples), T, dtype=torch.long)
-    mask = torch.zeros(len(examples), T, dtype=torch.long)
-    per_text = "label" in examples[0]
-    labels = torch.full((len(examples),) if per_text else (len(examples), T), -100, dtype=torch.long)
-    for i, e in enumerate(examples):
-        n = len(e["ids"])
-        ids[i, :n], mask[i, :n] = torch.tensor(e["ids"]), 1
-        if per_text:
-            labels[i] = e["label"]
-        else:
-            labels[i, :n] = torch.tensor(e["labels"])
-    return ids.to(device), mask.to(device), labels.to(device)
-
+# The loss: cross entropy with hard labels, KL divergence with a teacher's soft labels
 
 def soft_targets(examples, labels, n_labels):
     """Teacher distributions in the labels' shape plus a label axis, zero where there is none, and a mask
@@ -249,123 +191,6 @@ def soft_targets(examples, labels, n_labels):
                 targets[where], has[where] = torch.from_numpy(v), True
     return targets, has
 
-
-def bf16_supported(device):
-    """Whether the hardware computes in bfloat16 natively: a CUDA GPU that says so, or a CPU with AVX-512 BF16 or
-    AMX. Elsewhere bf16 matrix multiplies are emulated, and measured here 60x slower than fp32 (on an AVX2 CPU)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
-
-
-def use_bf16(cfg, device):
-    return bool(cfg.bf16) and bf16_supported(device)
-
-
-def autocast(cfg, device):
-    return torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16(cfg, device) else nullcontext()
-
-
-def sorted_batches(examples, batch_size, max_tokens=None):
-    """Batches of example indices, shortest first: similar lengths share a batch, so little is padding.
-    With max_tokens a batch also stops before its padded size (sentences x the longest) would pass it,
-    so short sentences go in big batches and long ones in small (a batch holds at least one)."""
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i]["ids"]))
-    batches, batch = [], []
-    for i in order:
-        if batch and (len(batch) == batch_size or max_tokens and (len(batch) + 1) * len(examples[i]["ids"]) > max_tokens):
-            batches.append(batch)
-            batch = []
-        batch.append(i)
-    return batches + [batch] if batch else batches
-
-
-@contextmanager
-def inference(model, cfg, device):
-    """What every evaluation and prediction runs under: eval mode, no autograd, bf16 autocast if asked,
-    and then the Linear weights cast to bf16 once for the whole pass (model.linear_weights_as); the
-    model's mode (train or eval) as it was, after."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode(), autocast(cfg, device), \
-                (linear_weights_as(model, torch.bfloat16) if use_bf16(cfg, device) else nullcontext()):
-            yield
-    finally:
-        model.train(was_training)
-
-
-def eval_batches(examples, cfg):
-    return sorted_batches(examples, cfg.eval_batch_size, cfg.eval_tokens)
-
-
-def predict(model, sentences, examples, cfg, device, decodes=None, with_probs=False, progress=False):
-    """Tags for every word of every sentence: one list of sentences per decoding in `decodes` (default:
-    cfg.decode alone), all from one forward pass; with_probs adds each word's label distribution."""
-    id2label = model.config.id2label
-    allowed = bio_transitions([id2label[i] for i in range(len(id2label))])
-    decodes = decodes or (cfg.decode,)
-    preds = {d: [["O"] * len(words) for words, _ in sentences] for d in decodes}
-    probs = [[None] * len(words) for words, _ in sentences]
-    with inference(model, cfg, device):
-        for idx in tqdm(eval_batches(examples, cfg), disable=not progress, desc="predict", leave=False):
-            batch = [examples[i] for i in idx]
-            ids, mask, _ = collate(batch, device)
-            logprobs = model(ids, mask)[0].float().log_softmax(-1).cpu().numpy()
-            for e, lp in zip(batch, logprobs):
-                word_lp = lp[e["starts"]]  # (words, labels): a word's prediction is its first piece's
-                for d in preds:  # each decoding once, even if named twice
-                    best = viterbi(word_lp, allowed) if d == "viterbi" else word_lp.argmax(-1)
-                    for k, label in enumerate(best):
-                        preds[d][e["sent"]][e["first_word"] + k] = id2label[int(label)]
-                if with_probs:
-                    for k, p in enumerate(np.exp(word_lp)):
-                        probs[e["sent"]][e["first_word"] + k] = p
-    out = [preds[d] for d in decodes]
-    return out + [probs] if with_probs else out
-
-
-def predict_texts(model, examples, cfg, device, progress=False):
-    """The most probable label of every text, and its distribution over the labels (texts, C)."""
-    probs = np.zeros((len(examples), model.config.num_labels), dtype=np.float32)
-    with inference(model, cfg, device):
-        for idx in tqdm(eval_batches(examples, cfg), disable=not progress, desc="predict", leave=False):
-            ids, mask, _ = collate([examples[i] for i in idx], device)
-            probs[idx] = model(ids, mask)[0].float().softmax(-1).cpu().numpy()
-    return [model.config.id2label[int(i)] for i in probs.argmax(-1)], probs
-
-
-def bio_transitions(labels):
-    """allowed[i, j]: may label j follow label i? I-X only continues B-X or I-X; a window may not start with I-X."""
-    allowed = np.ones((len(labels), len(labels)), dtype=bool)
-    for j, b in enumerate(labels):
-        if b.startswith("I-"):
-            allowed[:, j] = [a in (f"B-{b[2:]}", b) for a in labels]
-    start = np.array([not l.startswith("I-") for l in labels])
-    return allowed, start
-
-
-def viterbi(logprobs, allowed):
-    """The most probable label sequence among those that are valid BIO (per-word scores, hard constraints)."""
-    allowed, start = allowed
-    penalty = np.where(allowed, 0.0, -np.inf)  # (from, to)
-    score = np.where(start, logprobs[0], -np.inf)
-    back = []
-    for lp in logprobs[1:]:
-        cand = score[:, None] + penalty  # (from, to)
-        back.append(cand.argmax(0))
-        score = cand.max(0) + lp
-    path = [int(score.argmax())]
-    for b in reversed(back):
-        path.append(int(b[path[-1]]))
-    return path[::-1]
-
-
-# ---------------------------------------------------------------------------------------------
-# The loss: cross entropy with hard labels, KL divergence with a teacher's soft labels
 
 def distillation_loss(logits, teacher_probs, T):
     """Per row: T^2 * KL(p_T || q_T) = T^2 * sum_c p_T[c] * (log p_T[c] - log q_T[c]), where
@@ -454,27 +279,123 @@ def label_list(cfg, items, soft):
     return sorted({label for _, label, _ in items} | {k for _, _, probs in items for k in (probs or {})})
 
 
+# ---------------------------------------------------------------------------------------------
+# Checkpoints: a killed or interrupted run resumes where it stopped
+
+CHECKPOINT = "checkpoint"  # the folder in out_dir: settings.json, last.pt and the best dev state best-STEP.pt
+FREE = {"out_dir", "progress", "ckpt_minutes", "ckpt_every", "restart", "device"}  # may change when a run resumes
+
+
+def run_settings(cfg, paths):
+    """What a resumed run must share with the run it resumes: every flag that shapes the result, and the data files
+    (original, distilled, dev, test) by their content."""
+    settings = {k: v for k, v in asdict(cfg).items() if k not in FREE}
+    settings["data"] = {role: file_hash(p) for role, p in zip(("original", "distilled", "dev", "test"), paths) if p}
+    return settings
+
+
+def load_checkpoint(folder, settings):
+    """The state an earlier try of this run left in `folder` (None if it left none), refused in one line when that
+    run had other settings."""
+    path = os.path.join(folder, "last.pt")
+    if not os.path.exists(path):
+        return None
+    try:
+        claim(folder, settings, free=FREE)
+    except DataError as e:
+        raise DataError(f"{e}; --restart 1 starts this run over") from None
+    return torch.load(path, weights_only=True)
+
+
+def save_atomic(obj, path):
+    """torch.save to a temporary file, flushed to disk, then renamed: a kill during the save leaves the old file
+    whole (or none), never a file that looks whole but is not."""
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save_checkpoint(folder, state, best_state):
+    """last.pt (the whole training state) and, when the best dev state is new, best-STEP.pt beside it; then every
+    other best-*.pt goes. last.pt names its best file, which is written first and deleted only after a newer
+    last.pt names another: whenever the process dies, last.pt and its best file agree."""
+    if best_state is not None:
+        save_atomic(best_state, os.path.join(folder, state["best_file"]))
+    save_atomic(state, os.path.join(folder, "last.pt"))
+    for name in os.listdir(folder):
+        if name.startswith("best-") and name != state["best_file"]:
+            os.remove(os.path.join(folder, name))
+
+
+def gather_rng_states(world):
+    """Every process's torch random state (dropout), on the master: [rank 0's, rank 1's, ...]."""
+    mine = {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+    if world == 1:
+        return [mine]
+    states = [None] * world
+    dist.all_gather_object(states, mine)
+    return states
+
+
+def set_rng_state(state):
+    torch.set_rng_state(state["cpu"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@contextmanager
+def catch_sigint(world):
+    """Inside, a first Ctrl-C (SIGINT) asks the run to stop at the end of the step (`stop()` says whether it was
+    asked, on every process at once under torchrun); a second one interrupts at once, as usual."""
+    asked = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        asked.set()
+        signal.signal(signal.SIGINT, previous)
+
+    def stop():
+        if world == 1:
+            return asked.is_set()
+        flag = torch.tensor(float(asked.is_set()))
+        dist.all_reduce(flag)  # one process saw it: all stop at the same step
+        return flag.item() > 0
+    main_thread = threading.current_thread() is threading.main_thread()  # only there can a handler be installed
+    if main_thread:
+        signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
+
+
 def train(cfg):
     started = time.perf_counter()
-    # flags, then files and the model folder: a mistake stops the run in one line, before any loading
+    # config: flags, then files and the model folder; a mistake stops the run in one line, before any loading
     check_config(cfg)
-    original_path, distilled_path, dev_path, test_path = data_files(cfg)
+    paths = data_files(cfg)
+    original_path, distilled_path, dev_path, test_path = paths
     model_dir = cfg.model_dir or default_model_dir()
     check_model_dir(model_dir)
     rank, world, device = setup_distributed(cfg)
     master = rank == 0
     log = print if master else (lambda *a, **k: None)
+    ckpt_dir, settings = os.path.join(cfg.out_dir, CHECKPOINT), run_settings(cfg, paths)
+    resume = None if cfg.restart else load_checkpoint(ckpt_dir, settings)
     torch.manual_seed(cfg.seed)
     ner = cfg.task == "ner"
 
-    # data
+    # data: O and D (hard or soft labels), dev and test, as word-piece examples
     original, soft_o = read_split(cfg, original_path) if original_path else ([], None)
     distilled, soft_d = read_split(cfg, distilled_path) if distilled_path else ([], None)
     dev, _ = read_split(cfg, dev_path)
     test, _ = read_split(cfg, test_path)
     labels = label_list(cfg, original + distilled, (soft_o or []) + (soft_d or []))
     label2id = {l: i for i, l in enumerate(labels)}
-
     tokenizer = load_tokenizer(model_dir)
     if ner:
         ex_o, ex_d = encode(original, tokenizer, label2id, cfg.max_len, soft_o), encode(distilled, tokenizer, label2id, cfg.max_len, soft_d)
@@ -483,13 +404,15 @@ def train(cfg):
     else:
         ex_o, ex_d, ex_dev, ex_test = (encode_texts(r, tokenizer, label2id, cfg.max_len) for r in (original, distilled, dev, test))
         gold_dev, gold_test = ([label for _, label, _ in r] for r in (dev, test))
+    source = {"O": ex_o, "D": ex_d}
+    batching = dict(batch_size=cfg.eval_batch_size, max_tokens=cfg.eval_tokens, bf16=bool(cfg.bf16))
 
     def evaluate(examples, sentences, gold):
-        """(scores, predictions) of the whole split: span F1 (NER) or accuracy / macro-F1 (classify)."""
+        """(scores, predictions) of a whole split through predict.py: span F1 (NER) or accuracy / macro-F1 (classify)."""
         if ner:
-            preds, = predict(raw_model, sentences, examples, cfg, device)
+            preds, = predict(raw_model, sentences, examples, device, decodes=(cfg.decode,), **batching)
             return span_f1(gold, preds), preds
-        preds, _ = predict_texts(raw_model, examples, cfg, device)
+        preds, _ = predict_texts(raw_model, examples, device, **batching)
         return classification_scores(gold, preds, labels=sorted(set(labels) | set(gold))), preds
     key = "f1" if ner else "accuracy"  # what chooses the checkpoint
 
@@ -497,9 +420,9 @@ def train(cfg):
     overrides = {"sdpa": bool(cfg.sdpa)}
     if cfg.dropout >= 0:
         overrides.update(hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout)
-    head = "token" if ner else "sequence"
     try:
-        model = from_pretrained(model_dir, id2label=dict(enumerate(labels)), head=head, verbose=master, **overrides)
+        model = from_pretrained(model_dir, id2label=dict(enumerate(labels)), head="token" if ner else "sequence",
+                                verbose=master, **overrides)
         if cfg.student:
             model = make_student(model, cfg.student, cfg.student_init)
     except ValueError as e:  # a checkpoint this code cannot load, or a student it cannot build from it: the user's input
@@ -510,79 +433,129 @@ def train(cfg):
         model = torch.compile(model, dynamic=True)
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(model)
-    optimizer = make_optimizer(raw_model, cfg)
 
-    # the step budget, the same for every strategy
+    # optimizer and schedule: the step budget is the same for every strategy
+    optimizer = make_optimizer(raw_model, cfg)
     total_steps, steps_per_epoch = step_budget(len(ex_o), len(ex_d), cfg.epochs, cfg.batch_size)
     total_steps = cfg.max_steps or total_steps
     eval_every = cfg.eval_every or steps_per_epoch
     schedule = strategy_schedule(cfg.strategy, len(ex_o), len(ex_d), cfg.schedule or None, cfg.schedule_args or None)
-    gen = torch.Generator().manual_seed(cfg.seed)
     sampler = MixSampler([len(e["ids"]) for e in ex_o], [len(e["ids"]) for e in ex_d], schedule,
-                         total_steps, cfg.batch_size, gen, group_by_length=bool(cfg.group_by_length))
+                         total_steps, cfg.batch_size, torch.Generator().manual_seed(cfg.seed),
+                         group_by_length=bool(cfg.group_by_length))
     if cfg.batch_size % (world * cfg.grad_accum):
         raise SystemExit(f"error: --batch_size {cfg.batch_size} must be a multiple of processes x --grad_accum = {world * cfg.grad_accum}")
-    source = {"O": ex_o, "D": ex_d}
     n_soft = sum(e["soft"] is not None for e in ex_o + ex_d)
+    bf16 = bool(cfg.bf16) and bf16_supported(device)
     log(f"{len(ex_o)} original + {len(ex_d)} distilled {'windows' if ner else 'texts'} ({n_soft} with soft labels), "
         f"{len(labels)} labels, strategy {cfg.strategy}, {total_steps} steps of {cfg.batch_size} on {world} process(es), device {device}"
         + (f" with {torch.get_num_threads()} threads" if device.type == "cpu" else "")
-        + (", bf16 autocast" if use_bf16(cfg, device) else ", fp32" + (" (this hardware has no native bf16)" if cfg.bf16 else "")))
+        + (", bf16 autocast" if bf16 else ", fp32" + (" (this hardware has no native bf16)" if cfg.bf16 else "")))
 
-    if master:
-        os.makedirs(cfg.out_dir, exist_ok=True)
-    history, best_dev, best_state, best_step = [], {key: -1.0}, None, -1
-    train_time, train_tokens = 0.0, 0
-    bar = tqdm(total=total_steps, disable=not (master and cfg.progress), dynamic_ncols=True)
-    model.train()
-    for step, batch in enumerate(sampler):
-        t0 = time.perf_counter()
-        lr = get_lr(step, total_steps, cfg)
-        for g in optimizer.param_groups:
-            g["lr"] = lr
-        examples = [source[s][i] for s, i in batch]
-        # The loss is a mean over every labelled word (or text) of the global batch, whatever its split into
-        # processes and micro-batches: each piece sums its losses and divides by the global count.
-        n_labelled = sum(e["label"] != -100 if "label" in e else sum(l != -100 for l in e["labels"]) for e in examples)
-        mine = examples[rank::world]
-        micro = [mine[i::cfg.grad_accum] for i in range(cfg.grad_accum)]
-        step_loss = torch.zeros((), device=device)
-        for k, mb in enumerate(micro):
-            ids, mask, labels_t = collate(mb, device)
-            soft, has_soft = soft_targets(mb, labels_t, len(labels))
-            sync = nullcontext() if world == 1 or k == len(micro) - 1 else model.no_sync()
-            with sync:
-                with autocast(cfg, device):
-                    logits, _ = model(ids, mask)
-                loss = loss_sum(logits, labels_t, soft.to(device), has_soft.to(device), cfg)
-                loss = loss * world / max(1, n_labelled)  # DDP averages over processes; undo that
-                loss.backward()
-            step_loss += loss.detach() / world
-            train_tokens += int(mask.sum())
-        if world > 1:  # each process holds its share of the loss; the printed loss is the whole batch's
-            dist.all_reduce(step_loss)
-        step_loss = step_loss.item()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        train_time += time.perf_counter() - t0
-        bar.update(1)
-        bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{train_tokens * world / train_time:.0f}")
-        if master and not cfg.progress and (step + 1) % max(1, total_steps // 20) == 0:  # logs without a bar
-            print(f"step {step + 1}/{total_steps}: loss {step_loss:.4f}, lr {lr:.2e}, "
-                  f"{train_tokens * world / train_time:.0f} tokens/s", flush=True)
+    # where the run stands: from the start, or from the checkpoint of an earlier try of the same command
+    history, best_dev, best_state, best_step, best_file = [], {key: -1.0}, None, -1, None
+    train_time, train_tokens, ckpt_time, n_ckpt = 0.0, 0, 0.0, 0
+    if resume:
+        raw_model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        sampler.load_state_dict(resume["sampler"])
+        set_rng_state(resume["rng"][rank])
+        history, best_dev, best_step, best_file = resume["history"], resume["best_dev"], resume["best_step"], resume["best_file"]
+        train_time, train_tokens, ckpt_time, n_ckpt = resume["train_time"], resume["train_tokens"], resume["ckpt_time"], resume["n_ckpt"]
+        best_state = torch.load(os.path.join(ckpt_dir, best_file), weights_only=True) if best_file else None
+        log(f"resuming from {ckpt_dir} at step {sampler.step} of {total_steps} (--restart 1 starts over)")
+    elif master:  # a fresh start: whatever an earlier try left is dropped first
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        os.makedirs(ckpt_dir)
+        write_json(os.path.join(ckpt_dir, "settings.json"), settings)
 
-        last = step == total_steps - 1
-        if master and ((step + 1) % eval_every == 0 or last):
-            scores, _ = evaluate(ex_dev, dev, gold_dev)
-            history.append({"step": step + 1, "loss": step_loss, f"dev_{key}": scores[key]})
-            bar.write(f"step {step + 1}: loss {step_loss:.4f}, dev {'F1' if ner else 'accuracy'} {100 * scores[key]:.2f}")
-            if scores[key] > best_dev[key]:
-                best_dev, best_step = scores, step + 1
-                best_state = {k: v.detach().clone() for k, v in raw_model.state_dict().items()}
-    bar.close()
+    def checkpoint(new_best):
+        """Everything the steps after this one depend on, written by the master alone (every process resumes from it)."""
+        nonlocal ckpt_time, n_ckpt
+        rng = gather_rng_states(world)
+        if master:
+            t0 = time.perf_counter()
+            state = {"model": raw_model.state_dict(), "optimizer": optimizer.state_dict(), "sampler": sampler.state_dict(),
+                     "rng": rng, "history": history, "best_dev": best_dev, "best_step": best_step, "best_file": best_file,
+                     "train_time": train_time, "train_tokens": train_tokens, "ckpt_time": ckpt_time, "n_ckpt": n_ckpt + 1}
+            save_checkpoint(ckpt_dir, state, best_state if new_best else None)
+            ckpt_time, n_ckpt = ckpt_time + time.perf_counter() - t0, n_ckpt + 1
+        if world > 1:
+            dist.barrier()
 
+    # the loop
+    with catch_sigint(world) as stop_asked:
+        bar = tqdm(total=total_steps, initial=sampler.step, disable=not (master and cfg.progress), dynamic_ncols=True)
+        last_ckpt = (sampler.step, train_time)  # the step and training time of the newest checkpoint
+        model.train()
+        for batch in sampler:
+            step = sampler.step - 1
+            t0 = time.perf_counter()
+            lr = get_lr(step, total_steps, cfg)
+            for g in optimizer.param_groups:
+                g["lr"] = lr
+            examples = [source[s][i] for s, i in batch]
+            # The loss is a mean over every labelled word (or text) of the global batch, whatever its split into
+            # processes and micro-batches: each piece sums its losses and divides by the global count.
+            n_labelled = sum(e["label"] != -100 if "label" in e else sum(l != -100 for l in e["labels"]) for e in examples)
+            mine = examples[rank::world]
+            micro = [mine[i::cfg.grad_accum] for i in range(cfg.grad_accum)]
+            step_loss = torch.zeros((), device=device)
+            for k, mb in enumerate(micro):
+                ids, mask, labels_t = collate(mb, device)
+                soft, has_soft = soft_targets(mb, labels_t, len(labels))
+                sync = nullcontext() if world == 1 or k == len(micro) - 1 else model.no_sync()
+                with sync:
+                    with autocast(device, bf16):
+                        logits, _ = model(ids, mask)
+                    loss = loss_sum(logits, labels_t, soft.to(device), has_soft.to(device), cfg)
+                    loss = loss * world / max(1, n_labelled)  # DDP averages over processes; undo that
+                    loss.backward()
+                step_loss += loss.detach() / world
+                train_tokens += int(mask.sum())
+            if world > 1:  # each process holds its share of the loss; the printed loss is the whole batch's
+                dist.all_reduce(step_loss)
+            step_loss = step_loss.item()
+            if not math.isfinite(step_loss):  # every process sees the same reduced loss, so all stop here
+                raise SystemExit(f"error: the loss became {step_loss} at step {step + 1} of {total_steps}; nothing after it is "
+                                 f"saved. Usual causes: a learning rate too high for this model (--lr {cfg.lr:g}; a student from "
+                                 "random weights or a bigger batch may need less), --grad_clip 0, or a soft label that is not a "
+                                 "distribution (NaN or negative probabilities in --distilled). The last checkpoint in "
+                                 f"{ckpt_dir} is from before it; rerun with a lower --lr and --restart 1")
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            train_time += time.perf_counter() - t0
+            bar.update(1)
+            bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{train_tokens * world / train_time:.0f}")
+            if master and not cfg.progress and (step + 1) % max(1, total_steps // 20) == 0:  # logs without a bar
+                print(f"step {step + 1}/{total_steps}: loss {step_loss:.4f}, lr {lr:.2e}, "
+                      f"{train_tokens * world / train_time:.0f} tokens/s", flush=True)
+
+            # dev evaluation at intervals and at the last step (the best dev state is kept); a checkpoint with each,
+            # and between them every --ckpt_minutes of training (or --ckpt_every steps)
+            new_best, evaluated = False, (step + 1) % eval_every == 0 or step == total_steps - 1
+            if evaluated and master:
+                scores, _ = evaluate(ex_dev, dev, gold_dev)
+                history.append({"step": step + 1, "loss": step_loss, f"dev_{key}": scores[key]})
+                bar.write(f"step {step + 1}: loss {step_loss:.4f}, dev {'F1' if ner else 'accuracy'} {100 * scores[key]:.2f}")
+                if scores[key] > best_dev[key]:
+                    best_dev, best_step, best_file, new_best = scores, step + 1, f"best-{step + 1}.pt", True
+                    best_state = {k: v.detach().clone() for k, v in raw_model.state_dict().items()}
+            due = (cfg.ckpt_every > 0 and (step + 1) % cfg.ckpt_every == 0
+                   or cfg.ckpt_every == 0 and cfg.ckpt_minutes > 0 and train_time - last_ckpt[1] >= 60 * cfg.ckpt_minutes)
+            stop = stop_asked() and step < total_steps - 1
+            if (evaluated or due or stop) and step < total_steps - 1:  # after the last step the run is written out
+                checkpoint(new_best)
+                last_ckpt = (step + 1, train_time)
+            if stop:
+                bar.close()
+                log(f"stopped after step {step + 1} of {total_steps}: checkpoint in {ckpt_dir}; run the same command to resume")
+                raise SystemExit(130)
+        bar.close()
+
+    # the best dev checkpoint, saved and scored on test
     metrics = None
     if master:
         raw_model.load_state_dict(best_state)
@@ -590,7 +563,7 @@ def train(cfg):
         extra = {}
         if ner:
             # the chosen decoding, and argmax beside it: what constrained decoding adds, on the same logits
-            test_preds, argmax_preds = predict(raw_model, test, ex_test, cfg, device, (cfg.decode, "argmax"))
+            test_preds, argmax_preds = predict(raw_model, test, ex_test, device, decodes=(cfg.decode, "argmax"), **batching)
             test_scores, extra["test_f1_argmax"] = span_f1(gold_test, test_preds), span_f1(gold_test, argmax_preds)["f1"]
             write_conll(os.path.join(cfg.out_dir, "test_predictions.conll"),
                         [list(zip(words, gold, pred)) for (words, gold), pred in zip(test, test_preds)])
@@ -602,12 +575,14 @@ def train(cfg):
         metrics = {
             "task": cfg.task, "dev": best_dev, "test": test_scores, **extra, "best_step": best_step, "total_steps": total_steps,
             "train_seconds": train_time, "train_tokens_per_s": train_tokens * world / max(train_time, 1e-9),
+            "checkpoint_seconds": ckpt_time, "checkpoints": n_ckpt, "resumed": bool(resume),
             "strategy": cfg.strategy, "schedule": getattr(schedule, "describe", cfg.schedule),
             "realised_d_share": sum(d_share) / max(1, len(d_share)), "realised_d_share_per_step": d_share,
-            "history": history, "world_size": world, "precision": "bf16" if use_bf16(cfg, device) else "fp32", "config": asdict(cfg),
+            "history": history, "world_size": world, "precision": "bf16" if bf16 else "fp32", "config": asdict(cfg),
         }
-        metrics["wall_seconds"] = time.perf_counter() - started  # the whole job: loading, training, evaluation
+        metrics["wall_seconds"] = time.perf_counter() - started  # this try of the job: loading, training, evaluation
         atomic_write(os.path.join(cfg.out_dir, "metrics.json"), json.dumps(metrics, indent=1))
+        shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: metrics.json and model/ are the run
         what = "F1" if ner else "accuracy"
         log(f"best dev {what} {100 * best_dev[key]:.2f} at step {best_step}; test {what} {100 * test_scores[key]:.2f}"
             + ("" if ner else f", macro-F1 {100 * test_scores['macro_f1']:.2f}")

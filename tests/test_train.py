@@ -15,7 +15,8 @@ from common import ROOT, write_tiny_conll
 from data import DataError, read_conll, write_conll
 from eval import get_entities, span_f1
 from model import BertConfig, BertForTokenClassification, default_model_dir, load_tokenizer
-from train import Config, bio_transitions, encode, get_lr, make_optimizer, sorted_batches, train, viterbi
+from predict import bio_transitions, encode, sorted_batches, viterbi
+from train import Config, get_lr, make_optimizer, train
 
 
 @pytest.fixture(scope="module")
