@@ -30,10 +30,15 @@ class DataError(ValueError):
     (data.py exports it; it lives here so that run_main catches the one class even in `python data.py`.)"""
 
 
-def opt(default, help, type=None, choices=None, required=False):
+def opt(default, help, type=None, choices=None, required=False, nargs=None):
     """A dataclass field with its -h help; `type` when the default does not show it (None), `choices` when fixed,
-    `required` for a flag without which the script cannot run."""
-    return field(default=default, metadata={"help": help, "type": type, "choices": choices, "required": required})
+    `required` for a flag without which the script cannot run, `nargs` ("*", "+") for a list of values
+    (a list default needs `field(default_factory=...)`: pass it as default=lambda: [...])."""
+    if callable(default):
+        return field(default_factory=default, metadata={"help": help, "type": type, "choices": choices,
+                                                          "required": required, "nargs": nargs})
+    return field(default=default, metadata={"help": help, "type": type, "choices": choices, "required": required,
+                                            "nargs": nargs})
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -84,25 +89,45 @@ def above(low):
     return parse
 
 
-def config_parser(cls, description=None):
-    """An ArgumentParser with one --flag per field of the dataclass `cls`, help and choices from its opt()."""
-    p = ArgumentParser(description=description)
+def add_flags(p, cls):
+    """One --flag on parser p per field of the dataclass `cls`, help, type and choices from its opt()."""
     for f in fields(cls):
-        meta, default = f.metadata, f.default if f.default is not MISSING else None
+        meta = f.metadata
+        default = f.default if f.default is not MISSING else f.default_factory() if f.default_factory is not MISSING else None
         help = (meta.get("help") or "").replace("%", "%%")  # argparse formats help with %
         if f.type in (bool, "bool"):
             action = "store_true" if not default else argparse.BooleanOptionalAction
             p.add_argument(f"--{f.name}", action=action, default=default, help=help)
             continue
-        kind = meta.get("type") or (f.type if isinstance(f.type, type) else type(default))
+        kind = meta.get("type") or (f.type if isinstance(f.type, type) and f.type is not list else
+                                    type(default[0]) if isinstance(default, list) and default else
+                                    str if isinstance(default, list) else type(default))
         p.add_argument(f"--{f.name}", type=kind, default=default, choices=meta.get("choices"), help=help,
-                       required=bool(meta.get("required")))
+                       required=bool(meta.get("required")), nargs=meta.get("nargs"))
     return p
 
 
-def parse_config(cls, argv=None, description=None):
+def config_parser(cls, description=None, epilog=None):
+    """An ArgumentParser with one --flag per field of the dataclass `cls`."""
+    return add_flags(ArgumentParser(description=description, epilog=epilog), cls)
+
+
+def parse_config(cls, argv=None, description=None, epilog=None):
     """The dataclass `cls` filled from the command line (argv: a list, default sys.argv[1:])."""
-    return cls(**vars(config_parser(cls, description).parse_args(argv)))
+    return cls(**vars(config_parser(cls, description, epilog).parse_args(argv)))
+
+
+def parse_command(commands, argv=None, description=None):
+    """For a script with subcommands (`python gendist.py generate ...`): `commands` maps each name to (dataclass,
+    one line of help); returns (name, that dataclass filled from the rest of the command line). `-h` lists the
+    commands, `NAME -h` the flags of one."""
+    p = ArgumentParser(description=description)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
+    for name, (cls, help) in commands.items():
+        add_flags(sub.add_parser(name, help=help, description=help), cls)
+    args = vars(p.parse_args(argv))
+    name = args.pop("command")
+    return name, commands[name][0](**args)
 
 
 def error_message(e):
