@@ -60,7 +60,7 @@ from cli import DataError, at_least, opt, parse_config, run_main
 from data import atomic_write, read_conll, read_jsonl_numbered, sample_indices, split_sentences, write_conll
 from eval import get_entities, span_f1
 from runs import file_hash
-from llm import Fatal, LLMConfig, cached_count, http_report, prompt_text, run_requests
+from llm import Fatal, LLMConfig, ask, cached_count, chat_request, completion_request, http_report, prompt_text
 
 
 @dataclass
@@ -263,15 +263,13 @@ def build_request(cfg, words, shots):
         prompt = COMPLETION_HEADER + "".join(
             f"Sentence: {' '.join(w)}\nEntities: {completion_answer(e)}\n\n" for w, e in shots)
         prompt += f"Sentence: {sentence}\nEntities:"
-        return "completions", {"model": cfg.model, "prompt": prompt, "temperature": cfg.temperature,
-                               "max_tokens": cfg.max_tokens, "stop": ["\n"]}
+        return completion_request(cfg, prompt, temperature=cfg.temperature, max_tokens=cfg.max_tokens, stop=["\n"])
     system, answer = (STANDARD_SYSTEM, json_answer) if cfg.prompt == "standard" else (COT_SYSTEM, cot_answer)
     messages = [{"role": "system", "content": system}]
     for w, e in shots:
         messages += [{"role": "user", "content": f"Sentence: {' '.join(w)}"}, {"role": "assistant", "content": answer(e)}]
     messages.append({"role": "user", "content": f"Sentence: {sentence}"})
-    return "chat/completions", {"model": cfg.model, "messages": messages, "temperature": cfg.temperature,
-                                "max_tokens": cfg.max_tokens}
+    return chat_request(cfg, messages, temperature=cfg.temperature, max_tokens=cfg.max_tokens)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -474,7 +472,10 @@ def run(cfg):
     def readable(reply):
         return parse_reply(cfg.prompt, reply["content"], reply["finish_reason"])[0] is not None
 
-    replies, gave_up, stats, stopped = run_requests(cfg, calls, readable, desc=cfg.prompt, unit="sent")
+    try:
+        (replies, gave_up, stats), stopped = ask(cfg, calls, readable, desc=cfg.prompt, unit="sent"), None
+    except Fatal as e:  # the report still says what came back and why the run stopped
+        (replies, gave_up, stats), stopped = e.partial, str(e)
     failures = {i: ("gave_up", why) for i, why in gave_up.items()}  # sentence position -> (reason, detail)
     report = assemble(cfg, records, replies, failures, stats, stopped, time.time() - t0, shots)
     if stopped:

@@ -14,8 +14,9 @@ Scores come from eval.py's classification_scores. scikit-learn is a reference-on
 import json
 import os
 import time
+from dataclasses import dataclass
 
-from cli import ArgumentParser, run_main
+from cli import opt, parse_config, run_main
 from data import DataError, read_jsonl_numbered
 from eval import classification_scores, format_classification_report
 
@@ -42,11 +43,14 @@ def fit_and_score(train_path, eval_paths):
     return scores, len(x_train)
 
 
+@dataclass
+class Config:
+    data_dir: str = opt(None, "folder with train.jsonl, valid.jsonl, test.jsonl (data.py split)", type=str, required=True)
+    train_file: str = opt("", "training JSONL: a path, or a file name inside --data_dir; none: train.jsonl")
+
+
 def main(argv=None):
-    ap = ArgumentParser(description="TF-IDF + logistic regression accuracy and macro-F1 on a data.py split.")
-    ap.add_argument("--data_dir", required=True, help="folder with train.jsonl, valid.jsonl, test.jsonl (data.py split)")
-    ap.add_argument("--train_file", help="training JSONL: a path, or a file name inside --data_dir; none: train.jsonl")
-    args = ap.parse_args(argv)
+    args = parse_config(Config, argv, description="TF-IDF + logistic regression accuracy and macro-F1 on a data.py split.")
     train = args.train_file or "train.jsonl"
     if not os.path.exists(train):  # a bare name such as train_k8_s0.jsonl is looked for in --data_dir
         train = os.path.join(args.data_dir, train)

@@ -20,7 +20,11 @@ all alike); the median round counts. Configurations:
 - ours-compiled (only when named in --configs): ours under torch.compile(dynamic=True), as
   train.py --compile 1; its start-up shows in the "first step s" column (the compile happens there);
 - student (with --student L<n>-H<h>): ours with the smaller student model.py's make_student builds
-  (train.py --student), to set its speed against the teacher's (ours) in one run.
+  (train.py --student), to set its speed against the teacher's (ours) in one run;
+- ours-int8, student-int8 (only when named in --configs): inference with every Linear layer's weights in int8,
+  quantized dynamically by PyTorch's own tooling (predict.py --int8); no training (a quantized model does not train).
+bf16 means bf16 autocast where the hardware computes it natively (AVX-512 BF16, AMX, a recent GPU), fp32
+elsewhere, for HF's configurations as for ours: on a CPU that only emulates bf16 it is many times slower.
 Speed counts real (non-padding) word pieces per second. The last two lines are the ratios of ours
 to each HF, for inference and for training.
 
@@ -37,11 +41,13 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from cli import ArgumentParser, at_least, run_main
+from cli import at_least, opt, parse_config, run_main
+from runs import table
 
 CONFIGS = {  # name: (implementation, batching, bf16)
     "hf-default": ("hf", "random", False),
@@ -51,6 +57,8 @@ CONFIGS = {  # name: (implementation, batching, bf16)
     "ours-fp32-random": ("ours", "random", False),
     "ours-compiled": ("ours-compiled", "ours-grouped", True),  # not run unless asked for: --configs ours,ours-compiled
     "student": ("ours-student", "ours-grouped", True),  # added by --student SPEC
+    "ours-int8": ("ours-int8", "ours-grouped", False),  # inference only, not run unless asked for
+    "student-int8": ("ours-student-int8", "ours-grouped", False),
 }
 DEFAULT_CONFIGS = ("hf-default", "hf-best", "hf-tokens", "ours", "ours-fp32-random")
 
@@ -96,6 +104,7 @@ def batches(examples, batching, batch_size, n, seed):
 
 def build(impl, labels, student=""):
     from model import default_model_dir, make_student
+    from predict import quantize_int8
     if impl == "hf":
         from transformers import BertForTokenClassification
         model = BertForTokenClassification.from_pretrained(default_model_dir(), num_labels=len(labels))
@@ -103,18 +112,22 @@ def build(impl, labels, student=""):
     from model import from_pretrained
     from train import Config, make_optimizer
     model = from_pretrained(default_model_dir(), id2label=dict(enumerate(labels)), verbose=False)
-    if impl == "ours-student":  # as train.py --student does
+    if impl.startswith("ours-student"):  # as train.py --student does
         model = make_student(model, student)
-    opt = make_optimizer(model, Config())
+    if impl.endswith("int8"):  # as predict.py --int8 does; inference only
+        q = quantize_int8(model)
+        return q, None, lambda ids, mask: q(ids, mask)[0]
+    optimizer = make_optimizer(model, Config())
     if impl == "ours-compiled":  # as train.py --compile 1 does
         model = torch.compile(model, dynamic=True)
-    return model, opt, lambda ids, mask: model(ids, mask)[0]
+    return model, optimizer, lambda ids, mask: model(ids, mask)[0]
 
 
 @contextlib.contextmanager
 def inference_hf(model, bf16):
+    from predict import bf16_supported
     model.eval()
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and bf16_supported(torch.device("cpu"))):
         yield
 
 
@@ -140,18 +153,18 @@ def infer(name, model, forward, examples, args):
 
 def run_one(name, args):
     """One configuration in this process: training steps, then inference over the same sentences."""
-    from predict import collate
+    from predict import autocast, collate
     impl, batching, bf16 = CONFIGS[name]
     torch.manual_seed(0)
     examples, labels = load_examples(args.sentences, args.seed, args.data_dir)
     model, opt, forward = build(impl, labels, args.student)
-    cast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else (lambda: torch.autocast("cpu", enabled=False))
     model.train()
-    tokens, padded, seconds = 0, 0, 0.0
-    for i, idx in enumerate(batches(examples, batching, args.batch_size, args.warmup + args.steps, args.seed)):
+    tokens, padded, seconds, first_step = 0, 0, 0.0, None
+    steps = 0 if opt is None else args.warmup + args.steps  # an int8 model only infers
+    for i, idx in enumerate(batches(examples, batching, args.batch_size, steps, args.seed)):
         t0 = time.perf_counter()
         ids, mask, lab = collate([examples[j] for j in idx], "cpu")
-        with cast():
+        with autocast(torch.device("cpu"), bf16):
             logits = forward(ids, mask)
         loss = F.cross_entropy(logits.flatten(0, 1).float(), lab.flatten(), ignore_index=-100)
         loss.backward()
@@ -167,7 +180,8 @@ def run_one(name, args):
     t0 = time.perf_counter()
     inf_tokens = infer(name, model, forward, examples, args)
     inf_seconds = time.perf_counter() - t0
-    return {"name": name, "train_tok_s": tokens / seconds, "fill": tokens / padded, "infer_tok_s": inf_tokens / inf_seconds, "first_step_s": first_step,
+    return {"name": name, "train_tok_s": tokens / seconds if seconds else None, "fill": tokens / padded if padded else None,
+            "infer_tok_s": inf_tokens / inf_seconds, "first_step_s": first_step,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -195,25 +209,27 @@ def profile_inference(args):
                                                           for e in ops[:7]))
 
 
-def main():
-    p = ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--configs", default=",".join(DEFAULT_CONFIGS), help="comma-separated, from: " + ", ".join(CONFIGS))
-    p.add_argument("--steps", type=at_least(1), default=40, help="timed training steps per round")
-    p.add_argument("--warmup", type=at_least(0), default=5, help="untimed steps first")
-    p.add_argument("--rounds", type=at_least(1), default=3, help="rounds of every configuration in turn; the median counts")
-    p.add_argument("--batch_size", type=at_least(1), default=32, help="sentences per training step")
-    p.add_argument("--eval_batch_size", type=at_least(1), default=128, help="sentences per inference batch (at most, for ours)")
-    p.add_argument("--eval_tokens", type=at_least(1), default=2048, help="ours: at most this many padded word pieces per inference batch")
-    p.add_argument("--sentences", type=at_least(1), default=2000, help="seeded sample of CoNLL-2003 train")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sample and of the random batches")
-    p.add_argument("--threads", type=at_least(1), default=torch.get_num_threads(), help="torch threads of every configuration")
-    p.add_argument("--data_dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "conll2003"),
-                   help="a CoNLL folder with train.txt")
-    p.add_argument("--student", default="", help="also run a student L<layers>-H<hidden> (model.py) against ours")
-    p.add_argument("--profile", action="store_true", help="instead: one inference pass of ours, hf-best and hf-tokens under "
-                                                            "torch.profiler, in one process: where the time goes")
-    p.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one configuration and print JSON
-    args = p.parse_args()
+@dataclass
+class Config:
+    configs: str = opt(",".join(DEFAULT_CONFIGS), "comma-separated, from: " + ", ".join(CONFIGS))
+    steps: int = opt(40, "timed training steps per round", type=at_least(1))
+    warmup: int = opt(5, "untimed steps first", type=at_least(0))
+    rounds: int = opt(3, "rounds of every configuration in turn; the median counts", type=at_least(1))
+    batch_size: int = opt(32, "sentences per training step", type=at_least(1))
+    eval_batch_size: int = opt(128, "sentences per inference batch (at most, for ours)", type=at_least(1))
+    eval_tokens: int = opt(2048, "ours: at most this many padded word pieces per inference batch", type=at_least(1))
+    sentences: int = opt(2000, "seeded sample of CoNLL-2003 train", type=at_least(1))
+    seed: int = opt(0, "seed of the sample and of the random batches")
+    threads: int = opt(torch.get_num_threads(), "torch threads of every configuration", type=at_least(1))
+    data_dir: str = opt(os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "conll2003"), "a CoNLL folder with train.txt")
+    student: str = opt("", "also run a student L<layers>-H<hidden> (model.py) against ours")
+    profile: bool = opt(False, "instead: one inference pass of ours, hf-best and hf-tokens under torch.profiler, in one "
+                               "process: where the time goes")
+    one: str = opt("", argparse.SUPPRESS)  # internal: run one configuration and print JSON
+
+
+def main(argv=None):
+    args = parse_config(Config, argv, description=__doc__.split("\n\n")[0])
     torch.set_num_threads(args.threads)
     if args.one:
         print(json.dumps(run_one(args.one, args)))
@@ -224,19 +240,23 @@ def main():
     names = args.configs.split(",") + (["student"] if args.student and "student" not in args.configs.split(",") else [])
     unknown = [n for n in names if n not in CONFIGS]
     if unknown:
-        p.error(f"--configs: unknown {', '.join(map(repr, unknown))}; known: {', '.join(CONFIGS)}")
-    if "student" in names and not args.student:
-        p.error("--configs student needs --student L<layers>-H<hidden>, e.g. L2-H192")
+        raise SystemExit(f"error: --configs: unknown {', '.join(map(repr, unknown))}; known: {', '.join(CONFIGS)}")
+    if {"student", "student-int8"} & set(names) and not args.student:
+        raise SystemExit("error: --configs student needs --student L<layers>-H<hidden>, e.g. L2-H192")
     from model import BertConfig, parse_student
+    from predict import bf16_supported
     try:
         parse_student(args.student) if args.student else None
     except ValueError as e:
-        p.error(f"--student: {e}")
+        raise SystemExit(f"error: --student: {e}")
     from data import read_conll
     read_conll(os.path.join(args.data_dir, "train.txt"))  # a missing or malformed file stops the run here, in one line
-    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch_size}, {args.steps} timed steps x {args.rounds} rounds")
-    peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
-    print(f"matmul peak: fp32 {peak32:.0f} GFLOP/s, bf16 {peak16:.0f} GFLOP/s")
+    native = bf16_supported(torch.device("cpu"))
+    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch_size}, {args.steps} timed steps x {args.rounds} rounds; "
+          f"bf16 {'native' if native else 'not native here: every configuration runs in fp32'}")
+    peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16) if native else None
+    peak = peak16 or peak32  # the peak of the precision the bf16 configurations run in
+    print(f"matmul peak: fp32 {peak32:.0f} GFLOP/s" + (f", bf16 {peak16:.0f} GFLOP/s" if peak16 else ""))
     c = BertConfig()
 
     def flop_per_token(layers, hidden, inner):  # forward + backward over the encoder's matrices
@@ -244,10 +264,11 @@ def main():
     flops = {n: flop_per_token(c.num_hidden_layers, c.hidden_size, c.intermediate_size) for n in names}
     if args.student:
         layers, hidden = parse_student(args.student)
-        flops["student"] = flop_per_token(layers, hidden, c.intermediate_size if hidden == c.hidden_size else 4 * hidden)
+        for n in ("student", "student-int8"):
+            flops[n] = flop_per_token(layers, hidden, c.intermediate_size if hidden == c.hidden_size else 4 * hidden)
     runs = {n: [] for n in names}
-    forwarded = [f"--{k}={getattr(args, k)}" for k in ("steps", "warmup", "batch_size", "eval_batch_size", "eval_tokens", "sentences", "seed", "threads",
-                                                        "data_dir", "student")]
+    forwarded = [f"--{k}={getattr(args, k)}" for k in ("steps", "warmup", "batch_size", "eval_batch_size", "eval_tokens",
+                                                        "sentences", "seed", "threads", "data_dir", "student")]
     for r in range(args.rounds):
         for n in names:
             out = subprocess.run([sys.executable, os.path.abspath(__file__), "--one", n, *forwarded],
@@ -255,33 +276,42 @@ def main():
             if out.returncode:
                 sys.exit(f"{n} failed:\n{out.stderr[-3000:]}")
             runs[n].append(json.loads(out.stdout.strip().splitlines()[-1]))
-            print(f"  round {r + 1} {n:<17} {runs[n][-1]['train_tok_s']:7.0f} train tok/s {runs[n][-1]['infer_tok_s']:7.0f} infer tok/s", flush=True)
+            x = runs[n][-1]
+            print(f"  round {r + 1} {n:<17} {x['train_tok_s'] or 0:7.0f} train tok/s {x['infer_tok_s']:7.0f} infer tok/s", flush=True)
 
-    med = {n: {k: statistics.median(x[k] for x in rs) for k in ("train_tok_s", "fill", "infer_tok_s", "peak_rss_mb", "first_step_s")} for n, rs in runs.items()}
-    print("\n| configuration | train tokens/s | padding fill | GFLOP/s | % of bf16 peak | inference tokens/s | peak RSS MB | first step s |")
-    print("|---|---|---|---|---|---|---|---|")
+    def median(rs, k):
+        xs = [x[k] for x in rs if x[k] is not None]
+        return statistics.median(xs) if xs else None
+    med = {n: {k: median(rs, k) for k in ("train_tok_s", "fill", "infer_tok_s", "peak_rss_mb", "first_step_s")}
+           for n, rs in runs.items()}
+    rows = []
     for n, m in med.items():
-        gflops = m["train_tok_s"] * flops[n] / 1e9
-        print(f"| {n} | {m['train_tok_s']:,.0f} | {100 * m['fill']:.0f} % | {gflops:.0f} | {100 * gflops / peak16:.0f} % "
-              f"| {m['infer_tok_s']:,.0f} | {m['peak_rss_mb']:,.0f} | {m['first_step_s']:.1f} |")
-    print(f"\ncommand: python bench.py {shlex.join(sys.argv[1:])}".rstrip())
+        gflops = m["train_tok_s"] * flops[n] / 1e9 if m["train_tok_s"] else None
+        fmt = lambda x, f: "–" if x is None else format(x, f)  # noqa: E731
+        rows.append([n, fmt(m["train_tok_s"], ",.0f"), fmt(m["fill"] and 100 * m["fill"], ".0f"), fmt(gflops, ".0f"),
+                     fmt(gflops and 100 * gflops / peak, ".0f"), fmt(m["infer_tok_s"], ",.0f"), fmt(m["peak_rss_mb"], ",.0f"),
+                     fmt(m["first_step_s"], ".1f")])
+    print("\n" + table(["configuration", "train tokens/s", "padding fill %", "GFLOP/s", f"% of {'bf16' if native else 'fp32'} peak",
+                        "inference tokens/s", "peak RSS MB", "first step s"], rows), end="")
+    print(f"\ncommand: python bench.py {shlex.join(sys.argv[1:] if argv is None else argv)}".rstrip())
     if {"ours", "ours-compiled"} <= set(med):
         c = med["ours-compiled"]
         print(f"ratio ours-compiled/ours: training {c['train_tok_s'] / med['ours']['train_tok_s']:.2f}, "
               f"inference {c['infer_tok_s'] / med['ours']['infer_tok_s']:.2f}, first step {c['first_step_s']:.1f} s "
               f"against {med['ours']['first_step_s']:.1f} s")
-    if {"ours", "student"} <= set(med):
-        st = med["student"]
-        print(f"ratio student {args.student}/ours: training {st['train_tok_s'] / med['ours']['train_tok_s']:.2f}, "
-              f"inference {st['infer_tok_s'] / med['ours']['infer_tok_s']:.2f}")
+    for n, base in (("student", "ours"), ("ours-int8", "ours"), ("student-int8", "student")):
+        if {n, base} <= set(med):
+            st = med[n]
+            train = f"training {st['train_tok_s'] / med[base]['train_tok_s']:.2f}, " if st["train_tok_s"] else ""
+            print(f"ratio {n}/{base}: {train}inference {st['infer_tok_s'] / med[base]['infer_tok_s']:.2f}")
     if {"ours", "hf-default", "hf-best"} <= set(med):
         o = med["ours"]
-        frac = o["train_tok_s"] * flops["ours"] / 1e9 / peak16
+        frac = o["train_tok_s"] * flops["ours"] / 1e9 / peak
         same = f" ours/hf-tokens {o['infer_tok_s'] / med['hf-tokens']['infer_tok_s']:.2f} (same batches)" if "hf-tokens" in med else ""
         print(f"inference ratio ours/HF-default {o['infer_tok_s'] / med['hf-default']['infer_tok_s']:.2f} "
               f"ours/HF-best {o['infer_tok_s'] / med['hf-best']['infer_tok_s']:.2f}{same}")
         print(f"training ratio ours/HF-default {o['train_tok_s'] / med['hf-default']['train_tok_s']:.2f} "
-              f"ours/HF-best {o['train_tok_s'] / med['hf-best']['train_tok_s']:.2f} (ours at {100 * frac:.0f} % of the bf16 matmul peak)")
+              f"ours/HF-best {o['train_tok_s'] / med['hf-best']['train_tok_s']:.2f} (ours at {100 * frac:.0f} % of the matmul peak)")
 
 
 if __name__ == "__main__":

@@ -14,10 +14,11 @@ import os
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import annotate
-from cli import ArgumentParser, at_least, run_main
+from cli import at_least, opt, parse_config, run_main
 from data import read_conll
 
 
@@ -57,17 +58,21 @@ def timed_run(base_url, args, workdir, limit, concurrency, cache):
     return time.perf_counter() - t0, report
 
 
-def main():
-    p = ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--input", default="data/conll2003/train.txt", help="CoNLL file whose sentences are sent")
-    p.add_argument("--delay", type=at_least(0.0, float), default=0.1, help="seconds the server takes per request")
-    p.add_argument("--requests", type=at_least(1), default=200, help="sentences annotated in each uncached run")
-    p.add_argument("--concurrency", type=at_least(1), default=8, help="requests in flight at once, measured against 1")
-    p.add_argument("--cached", type=at_least(1), default=1000, help="sentences in the fully cached re-run")
-    args = p.parse_args()
+@dataclass
+class Config:
+    input: str = opt("data/conll2003/train.txt", "CoNLL file whose sentences are sent")
+    delay: float = opt(0.1, "seconds the server takes per request", type=at_least(0.0, float))
+    requests: int = opt(200, "sentences annotated in each uncached run", type=at_least(1))
+    concurrency: int = opt(8, "requests in flight at once, measured against 1", type=at_least(1))
+    cached: int = opt(1000, "sentences in the fully cached re-run", type=at_least(1))
+
+
+def main(argv=None):
+    args = parse_config(Config, argv, description=__doc__.split("\n\n")[0])
     n = len(read_conll(args.input))  # a missing or malformed file stops here, in one line
     if max(args.requests, args.cached) > n:
-        p.error(f"--requests {args.requests} and --cached {args.cached} need that many sentences; {args.input} has {n}")
+        raise SystemExit(f"error: --requests {args.requests} and --cached {args.cached} need that many sentences; "
+                         f"{args.input} has {n}")
     base_url, httpd = start_server(args.delay)
     rows = []
     with tempfile.TemporaryDirectory() as workdir:

@@ -21,6 +21,7 @@ file and the line) into that one line. Any other exception is a bug and keeps it
     python -m pytest -q tests/test_cli.py      # every script's answer to bad input and -h
 """
 import argparse
+import os
 import sys
 from dataclasses import MISSING, field, fields
 
@@ -30,15 +31,12 @@ class DataError(ValueError):
     (data.py exports it; it lives here so that run_main catches the one class even in `python data.py`.)"""
 
 
-def opt(default, help, type=None, choices=None, required=False, nargs=None):
+def opt(default, help, type=None, choices=None, required=False, nargs=None, positional=False):
     """A dataclass field with its -h help; `type` when the default does not show it (None), `choices` when fixed,
-    `required` for a flag without which the script cannot run, `nargs` ("*", "+") for a list of values
-    (a list default needs `field(default_factory=...)`: pass it as default=lambda: [...])."""
-    if callable(default):
-        return field(default_factory=default, metadata={"help": help, "type": type, "choices": choices,
-                                                          "required": required, "nargs": nargs})
-    return field(default=default, metadata={"help": help, "type": type, "choices": choices, "required": required,
-                                            "nargs": nargs})
+    `required` for a flag without which the script cannot run, `nargs` ("*", "+") for a list of values (a list
+    default is given as a function: default=lambda: [...]), `positional` for an argument without --name."""
+    meta = {"help": help, "type": type, "choices": choices, "required": required, "nargs": nargs, "positional": positional}
+    return field(default_factory=default, metadata=meta) if callable(default) else field(default=default, metadata=meta)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -99,11 +97,17 @@ def add_flags(p, cls):
             action = "store_true" if not default else argparse.BooleanOptionalAction
             p.add_argument(f"--{f.name}", action=action, default=default, help=help)
             continue
-        kind = meta.get("type") or (f.type if isinstance(f.type, type) and f.type is not list else
-                                    type(default[0]) if isinstance(default, list) and default else
-                                    str if isinstance(default, list) else type(default))
-        p.add_argument(f"--{f.name}", type=kind, default=default, choices=meta.get("choices"), help=help,
-                       required=bool(meta.get("required")), nargs=meta.get("nargs"))
+        if meta.get("type"):
+            kind = meta["type"]
+        elif meta.get("nargs"):  # a list: the type of its items
+            kind = type(default[0]) if default else str
+        else:
+            kind = f.type if isinstance(f.type, type) else type(default)
+        if meta.get("positional"):
+            p.add_argument(f.name, type=kind, choices=meta.get("choices"), help=help, nargs=meta.get("nargs"))
+        else:
+            p.add_argument(f"--{f.name}", type=kind, default=default, choices=meta.get("choices"), help=help,
+                           required=bool(meta.get("required")), nargs=meta.get("nargs"))
     return p
 
 
@@ -117,14 +121,21 @@ def parse_config(cls, argv=None, description=None, epilog=None):
     return cls(**vars(config_parser(cls, description, epilog).parse_args(argv)))
 
 
-def parse_command(commands, argv=None, description=None):
+def parse_command(commands, argv=None, description=None, default=None):
     """For a script with subcommands (`python gendist.py generate ...`): `commands` maps each name to (dataclass,
     one line of help); returns (name, that dataclass filled from the rest of the command line). `-h` lists the
-    commands, `NAME -h` the flags of one."""
-    p = ArgumentParser(description=description)
+    commands, `NAME -h` the flags of one. With `default`, a command line that names no command is that one's."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if default and not (argv[:1] and (argv[0] in commands or argv[0] in ("-h", "--help"))):
+        argv = [default, *argv]
+    p = ArgumentParser(description=description, epilog=f"python {os.path.basename(sys.argv[0])} COMMAND -h lists the flags "
+                       "of a command" + (f"; with none named, the command is {default}" if default else ""))
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
     for name, (cls, help) in commands.items():
         add_flags(sub.add_parser(name, help=help, description=help), cls)
+    if not (argv[:1] and (argv[0] in commands or argv[0] in ("-h", "--help"))):
+        names = list(commands)
+        p.error(f"expected a command, {', '.join(names[:-1])} or {names[-1]}, got {argv[0] if argv else 'none'}")
     args = vars(p.parse_args(argv))
     name = args.pop("command")
     return name, commands[name][0](**args)

@@ -30,8 +30,9 @@ import os
 import random
 import re
 from contextlib import contextmanager
+from dataclasses import dataclass
 
-from cli import ArgumentParser, DataError, at_least, run_main
+from cli import DataError, at_least, opt, parse_command, run_main
 
 TAG_RE = re.compile(r"^(O|[BI]-[^\s]+)$")
 INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060"  # byte-order mark and zero-width characters
@@ -395,7 +396,8 @@ def split_main(args):
         print("wrote " + ", ".join(f"train_k{k}_s{s}.jsonl" for k in args.per_class) + f" ({', '.join(map(str, args.per_class))} per class, subset seed {s})")
 
 
-def _int_list(text):
+def int_list(text):
+    """An argparse type: comma-separated integers >= 0 (8,32)."""
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
@@ -405,7 +407,8 @@ def _int_list(text):
     return values
 
 
-def _fraction(text):
+def fraction(text):
+    """An argparse type: a fraction in [0, 1)."""
     try:
         value = float(text)
     except ValueError:
@@ -415,32 +418,39 @@ def _fraction(text):
     return value
 
 
+@dataclass
+class SampleConfig:
+    input: str = opt(None, "CoNLL file to sample sentences from", type=str, required=True)
+    limit: int = opt(None, "sentences in the sample (all of them if the file has fewer)", type=at_least(1), required=True)
+    seed: int = opt(0, "seed of the sample (annotate.py --seed takes the same one)")
+    out: str = opt(None, "CoNLL file written: token and gold tag of each chosen sentence, in file order", type=str, required=True)
+
+
+@dataclass
+class SplitConfig:
+    input: str = opt(None, "JSONL, one object a line with the label and text fields", type=str, required=True)
+    out_dir: str = opt(None, "where train.jsonl, valid.jsonl, test.jsonl (and subsets) go", type=str, required=True)
+    seed: int = opt(0, "seed of the train/valid/test shuffle")
+    valid: float = opt(0.15, "fraction of each label for valid.jsonl", type=fraction)
+    test: float = opt(0.15, "fraction of each label for test.jsonl", type=fraction)
+    per_class: list = opt(None, "e.g. 8,32: also write train_kK_sS.jsonl, K per class, nested", type=int_list)
+    subset_seeds: list = opt(None, "seeds S of the per-class subsets (default: --seed)", type=int_list)
+    text_fields: str = opt("title,text", "fields joined, blank line between, into the text")
+    label_field: str = opt("label", "field holding each record's label")
+    dedup_fields: str = opt("text", "texts that share any of these fields alone are duplicates too (BBC republished some "
+                                    "articles under a new title); empty: only whole texts")
+
+
 def main(argv=None):
-    p = ArgumentParser(description="Seeded samples and splits of data files.")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    q = sub.add_parser("sample", help="write the seeded sample of a CoNLL file (gold tags)")
-    q.add_argument("--input", required=True, help="CoNLL file to sample sentences from")
-    q.add_argument("--limit", type=at_least(1), required=True, help="sentences in the sample (all of them if the file has fewer)")
-    q.add_argument("--seed", type=int, default=0, help="seed of the sample (annotate.py --seed takes the same one)")
-    q.add_argument("--out", required=True, help="CoNLL file written: token and gold tag of each chosen sentence, in file order")
-    q = split = sub.add_parser("split", help="deduplicated, stratified train/valid/test split of a JSONL classification file")
-    q.add_argument("--input", required=True, help="JSONL, one object a line with the label and text fields")
-    q.add_argument("--out_dir", required=True, help="where train.jsonl, valid.jsonl, test.jsonl (and subsets) go")
-    q.add_argument("--seed", type=int, default=0, help="seed of the train/valid/test shuffle")
-    q.add_argument("--valid", type=_fraction, default=0.15, help="fraction of each label for valid.jsonl")
-    q.add_argument("--test", type=_fraction, default=0.15, help="fraction of each label for test.jsonl")
-    q.add_argument("--per_class", type=_int_list, help="e.g. 8,32: also write train_kK_sS.jsonl, K per class, nested")
-    q.add_argument("--subset_seeds", type=_int_list, help="seeds S of the per-class subsets (default: --seed)")
-    q.add_argument("--text_fields", default="title,text", help="fields joined, blank line between, into the text")
-    q.add_argument("--label_field", default="label", help="field holding each record's label")
-    q.add_argument("--dedup_fields", default="text", help="texts that share any of these fields alone are duplicates "
-                   "too (BBC republished some articles under a new title); empty: only whole texts")
-    args = p.parse_args(argv)
-    if args.cmd == "split":
+    name, args = parse_command({"sample": (SampleConfig, "write the seeded sample of a CoNLL file (gold tags)"),
+                                "split": (SplitConfig, "deduplicated, stratified train/valid/test split of a JSONL "
+                                                       "classification file")},
+                               argv, description="Seeded samples and splits of data files.")
+    if name == "split":
         if args.valid + args.test >= 1:
-            split.error(f"--valid {args.valid} and --test {args.test} leave nothing for train")
+            raise SystemExit(f"error: --valid {args.valid} and --test {args.test} leave nothing for train")
         if args.per_class and min(args.per_class) < 1:
-            split.error(f"--per_class needs sizes of at least 1, got {args.per_class}")
+            raise SystemExit(f"error: --per_class needs sizes of at least 1, got {args.per_class}")
         args.text_fields = [f for f in args.text_fields.split(",") if f]
         args.dedup_fields = [f for f in args.dedup_fields.split(",") if f]
         args.subset_seeds = args.subset_seeds or [args.seed]

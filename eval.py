@@ -22,9 +22,11 @@ labels, 0 where undefined, as scikit-learn's zero_division=0) and the confusion 
 import json
 import os
 from collections import Counter
+from dataclasses import dataclass
 
-from cli import ArgumentParser, run_main
+from cli import opt, parse_config, run_main
 from data import DataError, read_conll, read_jsonl_numbered
+from runs import headline, mean_std, paired, pm, read_runs, vs_base
 
 
 def get_entities(tags, strict=False):
@@ -156,42 +158,22 @@ def read_label_pairs(gold_path, pred_path, label_field="label", pred_field="labe
     return out
 
 
-def read_runs(run_dirs):
-    runs = []
-    for d in run_dirs:
-        path = os.path.join(d, "metrics.json")
-        with open(path, encoding="utf-8") as f:
-            try:
-                runs.append(json.load(f))
-            except ValueError as e:  # invalid JSON, or bytes that are not UTF-8
-                raise DataError(f"{path}: not a metrics.json of train.py ({e})") from None
-    return runs
-
-
-def headline(run):
-    """The score a run is judged by: test span F1 (NER) or test accuracy (classification), in %."""
-    return 100 * run["test"]["accuracy" if run.get("task") == "classify" else "f1"]
-
-
 def compare(run_dirs, against):
     """Paired differences, run i minus run i of `against` (the same seed, say): mean ± std and wins."""
-    import statistics
     if len(run_dirs) != len(against):
         raise DataError(f"{len(run_dirs)} runs to compare against {len(against)}: pair them one to one (same seeds)")
-    diffs = [headline(a) - headline(b) for a, b in zip(read_runs(run_dirs), read_runs(against))]
-    sd = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
-    return (f"paired difference {statistics.mean(diffs):+.2f} ± {sd:.2f} ({sum(d > 0 for d in diffs)}/{len(diffs)} better): "
-            + ", ".join(f"{d:+.2f}" for d in diffs))
+    ours, theirs = ({i: headline(r) for i, r in enumerate(read_runs(dirs))} for dirs in (run_dirs, against))
+    stats = paired(ours, theirs)
+    return f"paired difference {vs_base(stats)}: " + ", ".join(f"{d:+.2f}" for d in stats["diffs"])
 
 
 def summarize(run_dirs):
     """Mean ± sample std over runs (e.g. seeds) of what train.py wrote into each metrics.json."""
-    import statistics
     runs = read_runs(run_dirs)
 
     def ms(xs, scale=1.0):
-        xs = [scale * x for x in xs]
-        return f"{statistics.mean(xs):.2f} ± {statistics.stdev(xs) if len(xs) > 1 else 0.0:.2f}"
+        mean, std = mean_std(scale * x for x in xs)
+        return pm(mean, std or 0.0)
     tasks = {r.get("task", "ner") for r in runs}
     if len(tasks) > 1:
         raise DataError(f"runs of different tasks ({', '.join(sorted(tasks))}) cannot be summarized together")
@@ -208,26 +190,29 @@ def summarize(run_dirs):
             f"test F1 per run: " + ", ".join(f"{100 * r['test']['f1']:.2f}" for r in runs))
 
 
+@dataclass
+class Config:
+    gold: str = opt("", "CoNLL-style file, gold tag in the last column; or JSONL, one labelled text a line")
+    pred: str = opt("", "CoNLL-style file over the same tokens, predicted tag in the last column; or JSONL over the same texts")
+    label_field: str = opt("label", "JSONL: the gold file's label field")
+    pred_field: str = opt("label", "JSONL: the prediction file's label field")
+    strict: bool = opt(False, "strict IOB2: an I-X without B-X starts no entity")
+    json: bool = opt(False, "print the scores as JSON")
+    summarize: list = opt(None, "instead: mean ± std over train.py output folders", nargs="+")
+    against: list = opt(None, "with --summarize: also the paired differences of the test score to these runs, one to one in "
+                              "order (the same seeds)", nargs="+")
+
+
 def main(argv=None):
-    ap = ArgumentParser(description="BIO span F1 of a prediction file against a gold file (tag in the last column); "
-                                             "accuracy and macro-F1 when the gold file is .jsonl.")
-    ap.add_argument("--gold", help="CoNLL-style file, gold tag in the last column; or JSONL, one labelled text a line")
-    ap.add_argument("--pred", help="CoNLL-style file over the same tokens, predicted tag in the last column; or JSONL over the same texts")
-    ap.add_argument("--label_field", default="label", help="JSONL: the gold file's label field")
-    ap.add_argument("--pred_field", default="label", help="JSONL: the prediction file's label field")
-    ap.add_argument("--strict", action="store_true", help="strict IOB2: an I-X without B-X starts no entity")
-    ap.add_argument("--json", action="store_true", help="print the scores as JSON")
-    ap.add_argument("--summarize", nargs="+", metavar="OUT_DIR", help="instead: mean ± std over train.py output folders")
-    ap.add_argument("--against", nargs="+", metavar="OUT_DIR", help="with --summarize: also the paired differences of "
-                    "the test score to these runs, one to one in order (the same seeds)")
-    args = ap.parse_args(argv)
+    args = parse_config(Config, argv, description="BIO span F1 of a prediction file against a gold file (tag in the last "
+                                                  "column); accuracy and macro-F1 when the gold file is .jsonl.")
     if args.summarize:
         print(summarize(args.summarize))
         if args.against:
             print(compare(args.summarize, args.against))
         return
     if not (args.gold and args.pred):
-        ap.error("--gold and --pred are required (or --summarize)")
+        raise SystemExit("error: --gold and --pred are required (or --summarize) (see python eval.py -h)")
     if args.gold.endswith(".jsonl"):
         scores = classification_scores(*read_label_pairs(args.gold, args.pred, args.label_field, args.pred_field))
         print(json.dumps(scores, indent=2, ensure_ascii=False) if args.json else format_classification_report(scores))

@@ -60,12 +60,12 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, fields
 
-from cli import ArgumentParser, DataError, at_least, opt, parse_config, run_main
+from cli import DataError, at_least, opt, parse_command, parse_config, run_main
 from data import atomic_write, labels_from, read_conll, read_jsonl, sample_indices, split_sentences, write_conll, write_jsonl
 from eval import get_entities
-from runs import mean_std
+from runs import claim, mean_std, paired, pm, table
 from gendist import NearCopies, drop_reason, words_of
-from llm import Fatal, LLMConfig, run_requests
+from llm import LLMConfig, ask, chat_request
 
 VARIANTS = ["evokd", "no_easy", "no_replay", "auggpt"]
 
@@ -139,7 +139,10 @@ FREE = {"base_url", "api_key_env", "concurrency", "timeout", "max_retries", "bac
 
 
 def parse_args(argv=None):
-    cfg = parse_config(EvoConfig, argv, description=__doc__.split("\n\n")[0])
+    return with_defaults(parse_config(EvoConfig, argv, description=__doc__.split("\n\n")[0]))
+
+
+def with_defaults(cfg):
     cfg.replay = 2 * cfg.n if cfg.replay is None else cfg.replay
     return cfg
 
@@ -181,8 +184,7 @@ def shown(items, with_pred):
 
 def chat(cfg, content, seed, system=None):
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": content}]
-    return "chat/completions", {"model": cfg.model, "messages": messages, "temperature": cfg.temperature,
-                                "max_tokens": cfg.max_tokens, "seed": seed}
+    return chat_request(cfg, messages, temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=seed)
 
 
 def analysis_request(cfg, batch, rnd):
@@ -243,9 +245,7 @@ def label_with_llm(cfg, sentences, seed_path):
     def readable(reply):
         return parse_reply(cfg.prompt, reply["content"], reply["finish_reason"])[0] is not None
 
-    replies, _, _, stopped = run_requests(acfg, calls, readable, desc="label", unit="sent")
-    if stopped:
-        raise Fatal(stopped)
+    replies, _, _ = ask(acfg, calls, readable, desc="label", unit="sent")
     out = []
     for words, reply in zip(sentences, replies):
         if reply is None:  # failed on every attempt (llm.py retried it)
@@ -281,12 +281,9 @@ def usage(replies):
     return (sum(r["usage"].get("prompt_tokens", 0) for r in replies), sum(r["usage"].get("completion_tokens", 0) for r in replies))
 
 
-def ask(cfg, calls, desc):
-    """Replies (None where a request failed for good) to calls; a fatal answer stops the run."""
-    replies, _, _, stopped = run_requests(cfg, calls, lambda r: bool(r["content"].strip()), desc=desc)
-    if stopped:
-        raise Fatal(stopped)
-    return replies
+def has_text(reply):
+    """An analysis or generation reply is readable if it says anything at all."""
+    return bool(reply["content"].strip())
 
 
 def generate(cfg, rnd, analysis, seed_sents, indexes, kept_idx):
@@ -300,7 +297,7 @@ def generate(cfg, rnd, analysis, seed_sents, indexes, kept_idx):
         if not short:
             break
         calls = [generation_request(cfg, kind, wanted[kind] - len(got[kind]), analysis, seed_sents, rnd, attempt) for kind in short]
-        for kind, reply in zip(short, ask(cfg, calls, "generate")):
+        for kind, reply in zip(short, ask(cfg, calls, has_text, desc="generate")[0]):
             if reply is None:
                 dropped["request_failed"] += 1
                 continue
@@ -386,7 +383,7 @@ def run(cfg):
         student = os.path.join(round_dir(cfg, rnd - 1), "model")
         used, analysis = [], ""
         if cfg.variant != "auggpt":  # 1-2: the newest batch, split, and the LLM's analysis of it
-            reply, = ask(cfg, [analysis_request(cfg, newest, rnd)], "analysis")
+            (reply,), _, _ = ask(cfg, [analysis_request(cfg, newest, rnd)], has_text, desc="analysis")
             if reply is not None:
                 used.append(reply)
                 analysis = reply["content"].strip()
@@ -451,18 +448,8 @@ def print_round(r):
 
 
 def check_config(cfg):
-    """config.json of out_dir: written once; a resumed run must agree on everything that shapes the result."""
-    path = os.path.join(cfg.out_dir, "config.json")
-    mine = {k: v for k, v in asdict(cfg).items() if k not in FREE}
-    if os.path.exists(path):
-        with open(path) as f:
-            theirs = {k: v for k, v in json.load(f).items() if k not in FREE}
-        diff = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
-        if diff:
-            raise DataError(f"{cfg.out_dir} holds a run with other settings ({', '.join(f'--{k}' for k in diff)}): "
-                            "use the same flags to resume it, or a new --out_dir")
-    else:
-        atomic_write(path, json.dumps(asdict(cfg), indent=1) + "\n")
+    """out_dir's config.json, written once: a resumed run must agree on everything that shapes the result (runs.claim)."""
+    claim(cfg.out_dir, asdict(cfg), name="config.json", free=FREE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -488,42 +475,44 @@ def summary(run_dirs, out=None, plot=None, against=None):
     if missing:
         print(f"skipped, no rounds.jsonl: {', '.join(missing)}", file=sys.stderr)
     n_rounds = min(len(r) for g in groups.values() for r in g.values())
-    f = lambda x: "" if x is None else f"{100 * x:.2f}"  # noqa: E731
-    pm = lambda m, s: f"{f(m)} ± {f(s)}" if s is not None else f(m)  # noqa: E731
+    f = lambda x: None if x is None else 100 * x  # noqa: E731
     lines = ["test F1 by round (mean over seeds; round 0 is the seed set alone):", "",
-             "| runs | seeds | " + " | ".join(str(r) for r in range(n_rounds)) + " |", "|---|---|" + "---|" * n_rounds]
+             table(["runs", "seeds", *range(n_rounds)],
+                   [[name, len(g), *(pm(f(statistics.fmean(r[i]["test_f1"] for r in g.values()))) for i in range(n_rounds))]
+                    for name, g in sorted(groups.items())])]
+    body = []
     for name, g in sorted(groups.items()):
-        lines.append(f"| {name} | {len(g)} | " + " | ".join(f(statistics.fmean(r[i]["test_f1"] for r in g.values()))
-                                                           for i in range(n_rounds)) + " |")
-    lines += ["", f"after round {n_rounds - 1}:", "",
-              "| runs | test F1 | gain over round 0 | vs auggpt (paired, seeds better) | vs evokd | new sentences | tokens | "
-              "tokens per point of F1 gained |", "|---|---|---|---|---|---|---|---|"]
-    for name, g in sorted(groups.items()):
-        final = {s: r[n_rounds - 1]["test_f1"] for s, r in g.items()}
-        gain = {s: final[s] - r[0]["test_f1"] for s, r in g.items()}
+        final = {s: f(r[n_rounds - 1]["test_f1"]) for s, r in g.items()}
+        gain = {s: final[s] - f(r[0]["test_f1"]) for s, r in g.items()}
         tokens = statistics.fmean(sum(x["prompt_tokens"] + x["completion_tokens"] for x in r[:n_rounds]) for r in g.values())
-        sentences = statistics.fmean(sum(x.get("kept", 0) for x in r[:n_rounds]) for r in g.values())  # the LLM may write fewer than asked
+        sentences = statistics.fmean(sum(x.get("kept", 0) for x in r[:n_rounds]) for r in g.values())  # the LLM may write fewer
         vs = []
         for other in ("auggpt", "evokd"):  # the baseline, and the method for its ablations
             base = groups.get(name.rsplit(" ", 1)[0] + " " + other)
-            diffs = [final[s] - base[s][n_rounds - 1]["test_f1"] for s in final if s in base] \
-                if base and not name.endswith(other) and not (other == "evokd" and name.endswith("auggpt")) else []
-            vs.append(f"{pm(*mean_std(diffs))} ({sum(d > 0 for d in diffs)}/{len(diffs)})" if diffs else "")
+            compared = base and not name.endswith(other) and not (other == "evokd" and name.endswith("auggpt"))
+            stats = paired(final, {s: f(r[n_rounds - 1]["test_f1"]) for s, r in base.items()} if compared else {})
+            vs.append(f"{pm(stats['delta_mean'], stats['delta_std'])} ({stats['better']}/{stats['paired']})"
+                      if stats["paired"] else "")
         g_mean = statistics.fmean(gain.values())
-        per_point = f"{tokens / (100 * g_mean):,.0f}" if g_mean > 0 and tokens else "-"
-        lines.append(f"| {name} | {pm(*mean_std(final.values()))} | {pm(*mean_std(gain.values()))} | {vs[0]} | {vs[1]} | {sentences:,.0f} | {tokens:,.0f} | {per_point} |")
-    lines += ["", "did the LLM foresee the student's errors? The student's sentence accuracy on the new sentences, tagged "
-              "before it trained on them (all rounds and seeds):", "", "| runs | hard | easy | similar |", "|---|---|---|---|"]
+        per_point = f"{tokens / g_mean:,.0f}" if g_mean > 0 and tokens else "-"
+        body.append([name, pm(*mean_std(final.values())), pm(*mean_std(gain.values())), *vs, f"{sentences:,.0f}",
+                     f"{tokens:,.0f}", per_point])
+    lines += [f"after round {n_rounds - 1}:", "",
+              table(["runs", "test F1", "gain over round 0", "vs auggpt (paired, seeds better)", "vs evokd", "new sentences",
+                     "tokens", "tokens per point of F1 gained"], body)]
+    body = []
     for name, g in sorted(groups.items()):
         cells = []
         for kind in ("hard", "easy", "similar"):
             rows = [x for r in g.values() for x in r[1:n_rounds] if x.get(kind)]
             n = sum(x[kind] for x in rows)
             cells.append(f"{100 * sum(x[kind] * x[kind + '_acc'] for x in rows) / n:.1f}% of {n}" if n else "")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        body.append([name, *cells])
+    lines += ["did the LLM foresee the student's errors? The student's sentence accuracy on the new sentences, tagged "
+              "before it trained on them (all rounds and seeds):", "", table(["runs", "hard", "easy", "similar"], body)]
     if against:
         lines += label_agreement(folders, n_rounds, against)
-    text = "\n".join(lines) + "\n"
+    text = "\n".join(lines)
     print(text, end="")
     if out:
         atomic_write(out, text)
@@ -536,8 +525,7 @@ def label_agreement(folders, n_rounds, model_dir):
     """Table lines: each group's labels of its new sentences (rounds 1 to n_rounds - 1) scored against a model
     folder's tags of the same sentences, span F1 with the model as the reference."""
     from eval import span_f1
-    lines = ["", f"the labels of the new sentences against `{model_dir}`'s tags of them (span F1, the model as reference):", "",
-             "| runs | sentences | F1 | precision | recall | entities labelled | entities the model finds |", "|---|---|---|---|---|---|---|"]
+    body = []
     for name, runs in sorted(folders.items()):
         if any(os.path.abspath(c["labeller"] or "-") == os.path.abspath(model_dir) for _, c in runs):
             continue  # labelled by that very model
@@ -546,9 +534,10 @@ def label_agreement(folders, n_rounds, model_dir):
         ref = tag(model_dir, [it["words"] for it in items], EvoConfig())
         s = span_f1(ref, [it["tags"] for it in items])
         count = lambda tags: sum(len(get_entities(t)) for t in tags)  # noqa: E731
-        lines.append(f"| {name} | {len(items)} | {100 * s['f1']:.1f} | {100 * s['precision']:.1f} | {100 * s['recall']:.1f} | "
-                     f"{count([it['tags'] for it in items])} | {count(ref)} |")
-    return lines
+        body.append([name, len(items), f"{100 * s['f1']:.1f}", f"{100 * s['precision']:.1f}", f"{100 * s['recall']:.1f}",
+                     count([it["tags"] for it in items]), count(ref)])
+    return [f"the labels of the new sentences against `{model_dir}`'s tags of them (span F1, the model as reference):", "",
+            table(["runs", "sentences", "F1", "precision", "recall", "entities labelled", "entities the model finds"], body)]
 
 
 def draw(groups, n_rounds, path):
@@ -572,18 +561,22 @@ def draw(groups, n_rounds, path):
     print(f"plot -> {path}")
 
 
+@dataclass
+class SummaryConfig:
+    runs: list = opt(None, "run folders (--out_dir of evokd.py)", nargs="+", positional=True)
+    out: str = opt("", "also write the tables to this markdown file")
+    plot: str = opt("", "also draw test F1 by round into this file (needs matplotlib)")
+    against: str = opt("", "also score the new sentences' labels against this model folder's tags of them (how good was "
+                           "the labeller?)")
+
+
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["summary"]:
-        parser = ArgumentParser(description="Tables (and a plot) of finished evokd.py runs.")
-        parser.add_argument("runs", nargs="+", help="run folders (--out_dir of evokd.py)")
-        parser.add_argument("--out", help="also write the tables to this markdown file")
-        parser.add_argument("--plot", metavar="FILE", help="also draw test F1 by round into FILE (needs matplotlib)")
-        parser.add_argument("--against", metavar="MODEL_DIR", help="also score the new sentences' labels against this model "
-                                                                  "folder's tags of them (how good was the labeller?)")
-        args = parser.parse_args(argv[1:])
-        return summary(args.runs, args.out, args.plot, args.against)
-    return run(parse_args(argv))
+    name, cfg = parse_command({"run": (EvoConfig, "the EvoKD loop (the command when none is named)"),
+                               "summary": (SummaryConfig, "tables (and a plot) of finished evokd.py runs")},
+                              argv, description=__doc__.split("\n\n")[0], default="run")
+    if name == "summary":
+        return summary(cfg.runs, cfg.out or None, cfg.plot or None, cfg.against or None)
+    return run(with_defaults(cfg))
 
 
 if __name__ == "__main__":

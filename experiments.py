@@ -76,10 +76,12 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
-from cli import ArgumentParser, above, at_least, run_main
+from cli import above, at_least, opt, parse_config, run_main
 from data import DataError, atomic_write, labels_from, read_conll, write_conll
 from eval import get_entities, span_f1
+from train import Config as TrainConfig
 from runs import claim, code_version, file_hash, finished, mean_std, paired, pm, read_json, table, write_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -258,9 +260,22 @@ def plan(args, ds, regimens, hashes):
                 jobs.append({"d": d["name"], "regimen": name, "seed": seed, "run_dir": run_dir, "label": f"{label} / seed {seed}",
                              "cmd": [sys.executable, os.path.join(HERE, "train.py"), *train_args, "--out_dir", run_dir],
                              "command": shlex.join(["python", "train.py", *train_args, "--out_dir", run_dir]),
-                             "settings": {"train.py": key},
+                             "settings": flag_values(key),
                              "legacy_fingerprint": hashlib.sha1(json.dumps(legacy).encode()).hexdigest()})
     return jobs
+
+
+def flag_values(args):
+    """train.py's arguments ['--seed', '0', ...] as {"seed": "0", ...}: a run's settings, named as its flags."""
+    out, flag = {}, None
+    for a in args:
+        if isinstance(a, str) and a.startswith("--"):
+            flag = a[2:]
+            out[flag] = None
+        elif flag is not None:
+            out[flag] = a
+            flag = None
+    return out
 
 
 def check_resumable(jobs):
@@ -408,73 +423,76 @@ def write_results(args, command, ds, regimen_names, jobs):
 # ---------------------------------------------------------------------------------------------
 # Command line
 
+def seed_list(text):
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 0,1,2, got {text!r}") from None
+
+
+@dataclass
+class Config:
+    original: str = opt(None, "O: gold-labelled CoNLL file (e.g. from data.py sample)", type=str, required=True)
+    distilled: list = opt(lambda: [], "D files (tag in the last column), each [NAME=]PATH; NAME defaults to the file name "
+                                      "without extension", nargs="*")
+    simulate: str = opt("", "comma-separated corruption rates: simulated D files made from O")
+    sim_seed: int = opt(0, "seed of the simulated corruption")
+    regimens: list = opt(lambda: list(REGIMENS), f"of {', '.join(REGIMENS)}", nargs="*")
+    schedules: list = opt(lambda: list(DEFAULT_SCHEDULES), "blending schedules NAME:ARGS of mix.py run as --strategy "
+                                                          "schedule; --schedules alone: none", nargs="*")
+    seeds: list = opt(lambda: [0, 1, 2], "comma-separated training seeds, one run of each regimen per seed", type=seed_list)
+    out_dir: str = opt("runs/experiments", "results.md, results.json, runs/, data/")
+    data_dir: str = opt("data/conll2003", "holds valid.txt and test.txt")
+    epochs: float = opt(TrainConfig.epochs, "sets the step budget", type=above(0))
+    budget: str = opt("total", "total: the same steps for every regimen of a D (D replaces some of O's) | o: the same O "
+                               "steps, D's on top", choices=["total", "o"])
+    max_steps: int = opt(0, "> 0: this many steps for every run instead of the budget", type=at_least(0))
+    batch_size: int = opt(TrainConfig.batch_size, "sentences per step", type=at_least(1))
+    lr: float = opt(TrainConfig.lr, "peak learning rate", type=above(0))
+    max_len: int = opt(TrainConfig.max_len, "word pieces per window, [CLS] and [SEP] included", type=at_least(3))
+    eval_every: int = opt(0, "steps between dev evaluations; 0: once per epoch of the budget", type=at_least(0))
+    model_dir: str = opt("", "a Hugging Face BERT folder; default: train.py's")
+    keep_models: int = opt(0, "1 keeps each run's model/ folder", choices=[0, 1])
+    jobs: int = opt(1, "runs at once, each with cpu_count / jobs threads (unless OMP_NUM_THREADS is set)", type=at_least(1))
+    dry_run: bool = opt(False, "print the train.py commands and stop")
+
+
 def parse_args(argv):
-    from train import Config
-    defaults = Config()
     if "--" in argv:
         i = argv.index("--")
         argv, extra = argv[:i], argv[i + 1:]
     else:
         extra = []
-    p = ArgumentParser(description=__doc__.strip().split("\n\n")[0],
-                       epilog="Anything after -- goes to every train.py run unchanged (e.g. -- --bf16 0 --warmup 0.1).")
-    p.add_argument("--original", required=True, help="O: gold-labelled CoNLL file (e.g. from data.py sample)")
-    p.add_argument("--distilled", nargs="*", default=[], metavar="[NAME=]PATH",
-                   help="D files (tag in the last column); NAME defaults to the file name without extension")
-    p.add_argument("--simulate", default="", help="comma-separated corruption rates: simulated D files made from O")
-    p.add_argument("--sim_seed", type=int, default=0, help="seed of the simulated corruption")
-    p.add_argument("--regimens", nargs="*", default=list(REGIMENS), help=f"of {', '.join(REGIMENS)}")
-    p.add_argument("--schedules", nargs="*", default=list(DEFAULT_SCHEDULES), metavar="NAME:ARGS",
-                   help="blending schedules of mix.py run as --strategy schedule; --schedules alone: none")
-    p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="comma-separated training seeds, one run of each regimen per seed")
-    p.add_argument("--out_dir", default="runs/experiments", help="results.md, results.json, runs/, data/")
-    p.add_argument("--data_dir", default="data/conll2003", help="holds valid.txt and test.txt")
-    p.add_argument("--epochs", type=above(0), default=defaults.epochs, help="sets the step budget")
-    p.add_argument("--budget", default="total", choices=["total", "o"],
-                   help="total: the same steps for every regimen of a D (D replaces some of O's) | o: the same O steps, D's on top")
-    p.add_argument("--max_steps", type=at_least(0), default=0, help="> 0: this many steps for every run instead of the budget")
-    p.add_argument("--batch_size", type=at_least(1), default=defaults.batch_size, help="sentences per step")
-    p.add_argument("--lr", type=above(0), default=defaults.lr, help="peak learning rate")
-    p.add_argument("--max_len", type=at_least(3), default=defaults.max_len, help="word pieces per window, [CLS] and [SEP] included")
-    p.add_argument("--eval_every", type=at_least(0), default=0, help="steps between dev evaluations; 0: once per epoch of the budget")
-    p.add_argument("--model_dir", default="", help="a Hugging Face BERT folder; default: train.py's")
-    p.add_argument("--keep_models", type=int, default=0, choices=[0, 1], help="1 keeps each run's model/ folder")
-    p.add_argument("--jobs", type=at_least(1), default=1,
-                   help="runs at once, each with cpu_count / jobs threads (unless OMP_NUM_THREADS is set)")
-    p.add_argument("--dry_run", action="store_true", help="print the train.py commands and stop")
-    args = p.parse_args(argv)
+    args = parse_config(Config, argv, description=__doc__.strip().split("\n\n")[0],
+                        epilog="Anything after -- goes to every train.py run unchanged (e.g. -- --bf16 0 --warmup 0.1).")
     args.extra = extra
+
+    def error(message):
+        raise SystemExit(f"error: {message} (see python experiments.py -h)")
     for a in extra:
         flag = a[2:].split("=")[0] if a.startswith("--") else None
         if flag in RUNNER_FLAGS:
-            p.error(f"--{flag} after -- is set by experiments.py for every run" +
-                    (f"; use experiments.py --{flag}" if flag in vars(args) else ""))
+            error(f"--{flag} after -- is set by experiments.py for every run" +
+                  (f"; use experiments.py --{flag}" if flag in vars(args) else ""))
     try:
         args.rates = [float(x) for x in args.simulate.split(",") if x.strip()]
     except ValueError:
-        p.error(f"--simulate takes comma-separated rates such as 0.1,0.3,0.5, got {args.simulate!r}")
+        error(f"--simulate takes comma-separated rates such as 0.1,0.3,0.5, got {args.simulate!r}")
     if any(not 0 <= r <= 1 for r in args.rates):
-        p.error(f"--simulate rates must lie in [0, 1], got {args.simulate!r}")
+        error(f"--simulate rates must lie in [0, 1], got {args.simulate!r}")
     if args.budget == "o" and args.max_steps:
-        p.error("--max_steps sets one step count for every run; it cannot give the same O steps (--budget o)")
+        error("--max_steps sets one step count for every run; it cannot give the same O steps (--budget o)")
     if not args.distilled and not args.rates:
-        p.error("nothing to compare: give --distilled files and/or --simulate rates")
+        error("nothing to compare: give --distilled files and/or --simulate rates")
     needed = [args.original, *(d.partition("=")[2] or d for d in args.distilled),
               *(os.path.join(args.data_dir, f) for f in ("valid.txt", "test.txt"))]
     missing = [f for f in needed if not os.path.isfile(f)]
     if missing:
-        p.error(f"no such file: {', '.join(missing)}")
+        error(f"no such file: {', '.join(missing)}")
     if args.model_dir:
         from model import check_model_dir
         check_model_dir(args.model_dir)
     return args
-
-
-def _seeds(text):
-    try:
-        return [int(x) for x in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 0,1,2, got {text!r}") from None
 
 
 def fmt_time(s):

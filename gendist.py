@@ -56,11 +56,10 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 
-from cli import DataError, above, at_least, opt, parse_config, run_main
+from cli import DataError, above, at_least, opt, parse_command, parse_config, run_main
 from data import atomic_write, open_text, read_conll, read_jsonl, sample_indices, split_sentences, write_conll, write_jsonl
-from eval import headline, read_runs
-from runs import file_hash, mean_std
-from llm import Fatal, LLMConfig, http_report, run_requests
+from runs import claim, file_hash, finished, headline, paired, pm, read_runs, table, vs_base
+from llm import Fatal, LLMConfig, ask, chat_request, completion_request, http_report
 
 UNIT = {"classify": "article", "ner": "sentence"}
 
@@ -124,18 +123,18 @@ def build_request(cfg, pool, i):
     picks = rng.sample(range(len(pool)), min(len(pool), cfg.shots + 1))
     examples, other = [cut(pool[j], cfg.example_words) for j in picks[:cfg.shots]], pool[picks[-1]]
     unit = UNIT[cfg.task]
-    common = {"model": cfg.model, "temperature": cfg.temperature, "max_tokens": cfg.max_tokens, "seed": cfg.seed * 1_000_003 + i}
+    sampling = dict(temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=cfg.seed * 1_000_003 + i)
     if cfg.form == "completion":
         label = unit.capitalize()
         opening = " ".join(other.split()[:6 if cfg.task == "classify" else 2])
         prompt = "".join(f"{label}: {e}\n\n" for e in examples) + f"{label}: {opening}"
         stop = ["\n\n", f"{label}:"] if cfg.task == "classify" else ["\n"]
-        return "completions", {**common, "prompt": prompt, "stop": stop}, opening
+        return (*completion_request(cfg, prompt, stop=stop, **sampling), opening)
     shown = "\n\n".join(f"{unit.capitalize()} {n}: {e}" for n, e in enumerate(examples, 1))
-    ask = (f"Here are {len(examples)} {unit}s from the same news source:\n\n{shown}\n\n"
+    request = (f"Here are {len(examples)} {unit}s from the same news source:\n\n{shown}\n\n"
            f"Write one new {unit} about a different story, in the same style. Reply with the {unit} only.")
-    messages = [{"role": "system", "content": "You are a news journalist."}, {"role": "user", "content": ask}]
-    return "chat/completions", {**common, "messages": messages}, ""
+    messages = [{"role": "system", "content": "You are a news journalist."}, {"role": "user", "content": request}]
+    return (*chat_request(cfg, messages, **sampling), "")
 
 
 PREAMBLE_RE = re.compile(r"^(?:[^.!?:\n]{0,60}\b(?:here is|here's|sure|new|article|sentence|story)\b[^.!?:\n]{0,40}:|"
@@ -236,10 +235,8 @@ def generate(cfg):
     exclude_paths = cfg.exclude.split(",")
     evals = [t for p in exclude_paths for t in read_texts(p, format_of(p), cfg.text_field)]
     requests = [build_request(cfg, pool, i) for i in range(cfg.n)]
-    replies, failures, stats, stopped = run_requests(cfg, [(e, p) for e, p, _ in requests],
-                                                     lambda r: bool(r["content"].strip()), desc="generate", unit="text")
-    if stopped:
-        raise Fatal(stopped)
+    replies, failures, stats = ask(cfg, [(e, p) for e, p, _ in requests], lambda r: bool(r["content"].strip()),
+                                   desc="generate", unit="text")
 
     held_out, train_idx, kept_idx = NearCopies(), NearCopies(), NearCopies()
     for j, t in enumerate(evals):
@@ -296,7 +293,11 @@ def report_path(out):
 
 
 def parse_generate(argv):
-    cfg = parse_config(GenConfig, argv, description="generate: an LLM writes new in-domain texts")
+    return generate_defaults(parse_config(GenConfig, argv, description="generate: an LLM writes new in-domain texts"))
+
+
+def generate_defaults(cfg):
+    """The defaults that depend on the task: reply length, word limits and the held-out files."""
     ner = cfg.task == "ner"
     cfg.max_tokens = cfg.max_tokens or (80 if ner else 320)
     cfg.min_words = cfg.min_words or (5 if ner else 40)
@@ -346,10 +347,6 @@ class RunConfig:
 def train_cfg(rc, **kw):
     from train import Config
     return Config(task=rc.task, data_dir=rc.data_dir, max_len=rc.max_len, batch_size=rc.batch_size, progress=rc.progress, **kw)
-
-
-def finished(run_dir):
-    return os.path.exists(os.path.join(run_dir, "metrics.json"))
 
 
 def labelled_path(rc, seed):
@@ -444,18 +441,24 @@ def concat(paths, out, task):
     return out
 
 
-def check_generated(rc):
-    """G's content hash, recorded in out_dir on first use: an out_dir never mixes runs on two different G."""
+FREE = {"seeds", "generated", "out_dir", "progress"}  # may change in a folder: more seeds, G added once, the bars
+
+
+def claim_out_dir(rc):
+    """out_dir holds the runs of one set of settings (runs.claim), and of one G: without --generated the runs of
+    (d) and (e) wait, the same command with it adds them, and another G is refused (its content hash is kept;
+    folders of older versions kept it in generated.hash, which is read the same way)."""
+    claim(rc.out_dir, {k: v for k, v in asdict(rc).items() if k not in FREE}, free=FREE)
     if not rc.generated:
         return None
     digest = file_hash(rc.generated)
-    path = os.path.join(rc.out_dir, "generated.hash")
-    if os.path.exists(path):
-        with open(path) as f:
+    legacy = os.path.join(rc.out_dir, "generated.hash")
+    if os.path.exists(legacy):
+        with open(legacy) as f:
             if f.read().strip() != digest:
                 raise DataError(f"{rc.out_dir} holds runs on another --generated than {rc.generated}: choose a new --out_dir")
     else:
-        atomic_write(path, digest + "\n")
+        claim(rc.out_dir, {"generated": digest}, name="generated.json")
     return digest
 
 
@@ -474,7 +477,7 @@ def pipeline(rc, command):
         if not os.path.isfile(path):
             raise DataError(f"{path}: no such file")
     os.makedirs(rc.out_dir, exist_ok=True)
-    check_generated(rc)
+    claim_out_dir(rc)
     ext = ".jsonl" if rc.task == "classify" else ".conll"
     results, params = {}, None
     for seed in seeds:
@@ -554,18 +557,16 @@ def parameter_line(rc, teacher_dir):
 
 def write_results(rc, command, seeds, results, params):
     metric = "accuracy" if rc.task == "classify" else "span F1"
-    rows, table = {}, []
+    rows, body = {}, []
+    base = {s: headline(results[("a_L_hard", s)]) for s in seeds if ("a_L_hard", s) in results}
     for name in ["teacher", *REGIMENS]:
         got = {s: headline(results[(name, s)]) for s in seeds if (name, s) in results}
-        base = {s: headline(results[("a_L_hard", s)]) for s in seeds if ("a_L_hard", s) in results}
-        paired = [got[s] - base[s] for s in got if s in base]
-        (m, sd), (pm, psd) = mean_std(got.values()), mean_std(paired)
-        sd, psd = sd or 0.0, psd or 0.0  # one seed: no spread
-        rows[name] = {"by_seed": got, "mean": m, "std": sd, "vs_a_mean": pm, "vs_a_std": psd}
+        stats = paired(got, base if name not in ("teacher", "a_L_hard") else {})
+        rows[name] = {"by_seed": got, "mean": stats["mean"], "std": stats["std"], "vs_a_mean": stats["delta_mean"],
+                      "vs_a_std": stats["delta_std"]}
         if got:
             what = "MiniLM-L6 teacher, on L" if name == "teacher" else f"student {rc.student}: {REGIMENS[name]}"
-            vs = "" if name in ("teacher", "a_L_hard") or pm is None else f"{pm:+.2f} ± {psd:.2f} ({sum(d > 0 for d in paired)}/{len(paired)} better)"
-            table.append(f"| {name} | {what} | {m:.2f} ± {sd:.2f} | {vs} | {len(got)} |")
+            body.append([name, what, pm(stats["mean"], stats["std"]), vs_base(stats), len(got)])
     sizes = params or ""
     speed_path = os.path.join(rc.out_dir, "speed.json")
     if os.path.exists(speed_path):
@@ -576,37 +577,34 @@ def write_results(rc, command, seeds, results, params):
                   f"({sp['ratio']:.1f}x).\n\n")
     md = (f"# Generation-Distillation: {rc.task}, k = {rc.k}\n\n```\n{command}\n```\n\n{sizes}"
           f"Test {metric} (%), mean ± std over seeds; the last column but one is the paired difference to (a).\n\n"
-          f"| run | what | test {metric} | vs (a) | seeds |\n|---|---|---|---|---|\n" + "\n".join(table) + "\n")
+          + table(["run", "what", f"test {metric}", "vs (a)", "seeds"], body))
     atomic_write(os.path.join(rc.out_dir, "results.md"), md)
-    atomic_write(os.path.join(rc.out_dir, "results.json"), json.dumps({"config": asdict(rc), "command": command, "rows": rows}, indent=1) + "\n")
+    atomic_write(os.path.join(rc.out_dir, "results.json"),
+                 json.dumps({"config": asdict(rc), "command": command, "rows": rows}, indent=1) + "\n")
     return rows
 
 
 # ---------------------------------------------------------------------------------------------
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] in (["-h"], ["--help"]):
-        print(__doc__.strip())
-        return 0
-    if argv[:1] not in (["generate"], ["run"]):
-        print(f"error: expected a command, generate or run, got {' '.join(argv[:1]) or 'none'} "
-              "(see python gendist.py generate -h, python gendist.py run -h)", file=sys.stderr)
-        return 2
-    if argv[0] == "generate":
-        cfg = parse_generate(argv[1:])
+    argv = sys.argv[1:] if argv is None else list(argv)
+    name, cfg = parse_command({"generate": (GenConfig, "an LLM writes new in-domain texts, filtered"),
+                               "run": (RunConfig, "the teacher, its labels and the student's regimens, seed by seed")},
+                              argv, description=__doc__.split("\n\n")[0])
+    if name == "generate":
+        cfg = generate_defaults(cfg)
         try:
             report = generate(cfg)
         except Fatal as e:
-            print(f"gendist.py: stopped: {e}\n(finished replies are cached; fix the setting and run the same command)", file=sys.stderr)
+            print(f"gendist.py: stopped: {e}\n(finished replies are cached; fix the setting and run the same command)",
+                  file=sys.stderr)
             return 2
-        print(f"{cfg.out}: {report['kept']} {UNIT[cfg.task]}s kept of {report['units']} from {report['replies']}/{report['requests']} "
-              f"replies; dropped {report['dropped']}; distinct-2 {report['distinct_2']} (pool {report['pool_distinct_2']}); "
-              f"{report['completion_tokens']:,} tokens written in {report['seconds']:.0f} s")
+        print(f"{cfg.out}: {report['kept']} {UNIT[cfg.task]}s kept of {report['units']} from {report['replies']}/"
+              f"{report['requests']} replies; dropped {report['dropped']}; distinct-2 {report['distinct_2']} (pool "
+              f"{report['pool_distinct_2']}); {report['completion_tokens']:,} tokens written in {report['seconds']:.0f} s")
         return 0
-    rc = parse_config(RunConfig, argv[1:], description="run: teacher, its labels, the student's regimens")
-    rows = pipeline(rc, "python gendist.py " + " ".join(argv))
-    print(open(os.path.join(rc.out_dir, "results.md")).read())
+    rows = pipeline(cfg, "python gendist.py " + " ".join(argv))
+    print(open(os.path.join(cfg.out_dir, "results.md")).read())
     return 0 if rows else 1
 
 

@@ -2,10 +2,13 @@
 The one client for the LLM: any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, the llama.cpp
 server) over raw HTTP, for annotate.py (labels), gendist.py (new texts) and whatever asks an LLM next.
 
-    replies, failures, stats, stopped = run_requests(cfg, calls, readable)
+    calls = [chat_request(cfg, messages, temperature=0.0, max_tokens=256) for messages in ...]   # or completion_request
+    replies, failures, stats = ask(cfg, calls, readable)
 
 `calls` is a list of (endpoint, payload): endpoint "chat/completions" or "completions", payload the
-JSON body. Each reply comes back as {"content", "finish_reason", "usage"}, in the order of `calls`.
+JSON body (`chat_request` and `completion_request` build them). Each reply comes back as {"content",
+"finish_reason", "usage"}, in the order of `calls`; a request that failed on every attempt is None in
+`replies` and listed in `failures`; an answer no retry can fix raises Fatal.
 
 HTTP: one requests.Session per thread; a timeout on every call; exponential backoff with jitter on 429,
 5xx, timeouts, dropped connections and unreadable bodies, honouring Retry-After; any other 4xx (wrong
@@ -59,7 +62,12 @@ class LLMConfig:
 
 
 class Fatal(Exception):
-    """An answer no retry can fix (a 4xx other than 429): the run stops."""
+    """An answer no retry can fix (a 4xx other than 429): the run stops. `partial` holds (replies, failures, stats)
+    of what had come back, for a script that reports them before stopping."""
+
+    def __init__(self, message, partial=None):
+        super().__init__(message)
+        self.partial = partial
 
 
 class GaveUp(Exception):
@@ -178,6 +186,25 @@ def prompt_text(endpoint, payload):
     if endpoint == "completions":
         return payload["prompt"]
     return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in payload["messages"])
+
+
+def chat_request(cfg, messages, **params):
+    """(endpoint, payload) of a chat request: cfg's model, the messages, and sampling parameters as given."""
+    return "chat/completions", {"model": cfg.model, "messages": messages, **params}
+
+
+def completion_request(cfg, prompt, **params):
+    """(endpoint, payload) of a plain completion request (/v1/completions): cfg's model, the prompt, parameters as given."""
+    return "completions", {"model": cfg.model, "prompt": prompt, **params}
+
+
+def ask(cfg, calls, readable=lambda reply: True, desc="llm", unit="req"):
+    """The call every script makes: (replies, failures, stats) as run_requests gives them, and Fatal raised (with
+    them as its `partial`) when the endpoint refused and the run had to stop."""
+    replies, failures, stats, stopped = run_requests(cfg, calls, readable, desc, unit)
+    if stopped:
+        raise Fatal(stopped, (replies, failures, stats))
+    return replies, failures, stats
 
 
 def run_requests(cfg, calls, readable=lambda reply: True, desc="llm", unit="req"):

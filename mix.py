@@ -12,10 +12,11 @@ pairs with a seeded torch.Generator passed in, and records the realised share of
 """
 import inspect
 import math
+from dataclasses import dataclass
 
 import torch
 
-from cli import ArgumentParser, run_main
+from cli import opt, parse_config, run_main
 
 # ----------------------------------------------------------------------------- schedules
 # Each maps t in [0, 1] to p(t) in [0, 1], the probability of drawing from D.
@@ -290,21 +291,24 @@ def plot(schedules, path, n=201):
     print(f"wrote {path}")
 
 
+@dataclass
+class Config:
+    schedule: str = opt(None, "show only this schedule; none: all of them", type=str, choices=list(SCHEDULES))
+    schedule_args: str = opt("", "parameters, e.g. k=20,t0=0.3; none: the schedule's defaults")
+    plot: str = opt("", "also draw the curves into this file (needs matplotlib)")
+
+
 def main(argv=None):
-    parser = ArgumentParser(description="Print (or plot) the blending schedules p(t).")
-    parser.add_argument("--schedule", choices=list(SCHEDULES), help="show only this schedule; none: all of them")
-    parser.add_argument("--schedule_args", default="", help="parameters, e.g. k=20,t0=0.3; none: the schedule's defaults")
-    parser.add_argument("--plot", metavar="FILE", help="also draw the curves into FILE (needs matplotlib)")
-    args = parser.parse_args(argv)
+    args = parse_config(Config, argv, description="Print (or plot) the blending schedules p(t).")
     try:
         if args.schedule:
             schedules = [get_schedule(args.schedule, **parse_schedule_args(args.schedule_args))]
         elif args.schedule_args:
-            parser.error("--schedule_args needs --schedule")
+            raise ValueError("--schedule_args needs --schedule")
         else:
             schedules = [get_schedule(name) for name in SCHEDULES]
     except ValueError as e:
-        parser.error(str(e))
+        raise SystemExit(f"error: {e} (see python mix.py -h)")
     print(table(schedules))
     if args.plot:
         plot(schedules, args.plot)

@@ -67,8 +67,26 @@ def claim(folder, settings, name="settings.json", free=()):
     theirs = {k: v for k, v in held.items() if k not in free}
     diff = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
     if diff:
-        raise DataError(f"{folder} holds runs made with other settings ({', '.join(diff)} differ; see {path}): "
-                        "use the same settings to resume them, or another output folder")
+        raise DataError(f"{folder} holds a run with other settings ({', '.join('--' + k for k in diff)} differ; see {path}): "
+                        "use the same flags to resume it, or another output folder")
+
+
+def read_runs(run_dirs):
+    """The metrics.json of each run folder, refused in one line where it is not train.py's."""
+    runs = []
+    for d in run_dirs:
+        path = os.path.join(d, "metrics.json")
+        with open(path, encoding="utf-8") as f:
+            try:
+                runs.append(json.load(f))
+            except ValueError as e:  # invalid JSON, or bytes that are not UTF-8
+                raise DataError(f"{path}: not a metrics.json of train.py ({e})") from None
+    return runs
+
+
+def headline(run):
+    """The score a run is judged by: test span F1 (NER) or test accuracy (classification), in %."""
+    return 100 * run["test"]["accuracy" if run.get("task") == "classify" else "f1"]
 
 
 def code_version():
