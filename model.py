@@ -6,7 +6,9 @@ Module names mirror Hugging Face's (`bert.encoder.layer.0.attention.self.query`,
 ...), so a checkpoint loads with no name map beyond two old spellings; `from_pretrained` checks every
 shape and says which checkpoint keys it ignored, and `save_pretrained` writes a folder that
 `transformers.AutoModelForTokenClassification` (or `...ForSequenceClassification`) loads with the
-same logits. A folder says itself which head it has (`architectures` in config.json).
+same logits. A folder says itself which head it has (`architectures` in config.json). `Bert.internals`
+gives what intermediate distillation matches (train.py --teacher): the hidden states after the embeddings and
+after every layer, and the attention probabilities of chosen layers.
 
     python model.py [MODEL_DIR]     # load a BERT folder; print the parameter counts of it and of its students
 """
@@ -42,6 +44,7 @@ class BertConfig:
     initializer_range: float = 0.02
     id2label: dict = field(default_factory=lambda: {0: "O"})
     sdpa: bool = True  # PyTorch's fused attention; False runs the same maths step by step
+    teacher_layers: list = None  # a student's record: the teacher layers its own were copied from, bottom to top
 
     @property
     def num_labels(self):
@@ -72,17 +75,26 @@ class SelfAttention(nn.Module):
         self.value = nn.Linear(cfg.hidden_size, cfg.hidden_size)
         self.dropout_p = cfg.attention_probs_dropout_prob
 
+    def heads(self, proj, x):
+        B, T, H = x.shape
+        return proj(x).view(B, T, self.n_head, H // self.n_head).transpose(1, 2)  # (B, n_head, T, head_dim)
+
+    def probabilities(self, x, mask):
+        """softmax(q k^T / sqrt(head_dim) + mask): each query's distribution over the keys, 0 on padding.
+        The fused kernel never forms it; distillation asks for it here, for the layers it matches."""
+        q, k = self.heads(self.query, x), self.heads(self.key, x)
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))  # (B, n_head, T, T)
+        return att.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+
     def forward(self, x, mask):
         B, T, H = x.shape
-        # (B, T, H) -> (B, n_head, T, head_dim)
-        q, k, v = (proj(x).view(B, T, self.n_head, H // self.n_head).transpose(1, 2) for proj in (self.query, self.key, self.value))
+        v = self.heads(self.value, x)
         p = self.dropout_p if self.training else 0.0
         if self.sdpa:
+            q, k = self.heads(self.query, x), self.heads(self.key, x)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         else:
-            att = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))  # (B, n_head, T, T)
-            att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)
-            y = F.dropout(att, p, self.training) @ v
+            y = F.dropout(self.probabilities(x, mask), p, self.training) @ v
         return y.transpose(1, 2).reshape(B, T, H)
 
 
@@ -140,6 +152,17 @@ class Encoder(nn.Module):
             x = layer(x, mask)
         return x
 
+    def internals(self, x, mask, attentions=()):
+        """Every hidden state, [the input, layer 0's output, ..., layer L-1's], and {i: the attention probabilities
+        of layer i} for the layers i in `attentions`; the same pass as forward, its output the last state."""
+        hidden, probs = [x], {}
+        for i, layer in enumerate(self.layer):
+            if i in attentions:
+                probs[i] = layer.attention.self.probabilities(x, mask)  # (B, n_head, T, T)
+            x = layer(x, mask)
+            hidden.append(x)  # (B, T, H)
+        return hidden, probs
+
 
 class Pooler(nn.Module):
     """dense + tanh over the [CLS] vector: BERT's summary of the whole text, pretrained by next-sentence prediction."""
@@ -159,11 +182,20 @@ class Bert(nn.Module):
         self.encoder = Encoder(cfg)
         self.pooler = Pooler(cfg) if add_pooling_layer else None
 
-    def forward(self, input_ids, attention_mask, token_type_ids=None):
+    def embed(self, input_ids, attention_mask, token_type_ids=None):
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T): every query may look at the real keys
-        return self.encoder(self.embeddings(input_ids, token_type_ids), mask)  # (B, T, H)
+        return self.embeddings(input_ids, token_type_ids), mask  # (B, T, H), (B, 1, 1, T)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        return self.encoder(*self.embed(input_ids, attention_mask, token_type_ids))  # (B, T, H)
+
+    def internals(self, input_ids, attention_mask, attentions=(), token_type_ids=None):
+        """What intermediate distillation matches (train.py --teacher): the hidden states after the embeddings and
+        after each layer, L + 1 of (B, T, H), and {i: (B, n_head, T, T)} the attention probabilities of the layers i
+        in `attentions` (Encoder.internals)."""
+        return self.encoder.internals(*self.embed(input_ids, attention_mask, token_type_ids), attentions)
 
 
 class BertClassifier(nn.Module):
@@ -188,26 +220,31 @@ class BertClassifier(nn.Module):
             nn.init.zeros_(m.weight[m.padding_idx])
 
     def forward(self, input_ids, attention_mask, token_type_ids=None, labels=None):
-        logits = self.classifier(self.dropout(self.features(input_ids, attention_mask, token_type_ids)))
+        logits = self.classifier(self.dropout(self.features(self.bert(input_ids, attention_mask, token_type_ids))))
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), labels.view(-1), ignore_index=-100)
         return logits, loss
 
+    def forward_with_internals(self, input_ids, attention_mask, attentions=()):
+        """(logits, hidden states, attention probabilities): forward's logits and Bert.internals from one pass."""
+        hidden, probs = self.bert.internals(input_ids, attention_mask, attentions)
+        return self.classifier(self.dropout(self.features(hidden[-1]))), hidden, probs
+
 
 class BertForTokenClassification(BertClassifier):
     """A label per word piece: logits (B, T, num_labels)."""
 
-    def features(self, input_ids, attention_mask, token_type_ids):
-        return self.bert(input_ids, attention_mask, token_type_ids)  # (B, T, H)
+    def features(self, h):
+        return h  # (B, T, H): every word piece
 
 
 class BertForSequenceClassification(BertClassifier):
     """A label per text, from the pooled [CLS] vector: logits (B, num_labels)."""
     pooled = True
 
-    def features(self, input_ids, attention_mask, token_type_ids):
-        return self.bert.pooler(self.bert(input_ids, attention_mask, token_type_ids))  # (B, H)
+    def features(self, h):
+        return self.bert.pooler(h)  # (B, H): the [CLS] vector through the pooler
 
 
 HEADS = {"token": BertForTokenClassification, "sequence": BertForSequenceClassification}
@@ -332,7 +369,7 @@ def save_pretrained(model, out_dir, tokenizer_dir=None):
     from safetensors.torch import save_file
     os.makedirs(out_dir, exist_ok=True)
     cfg = model.config
-    hf = {k: v for k, v in asdict(cfg).items() if k not in ("id2label", "sdpa")}
+    hf = {k: v for k, v in asdict(cfg).items() if k not in ("id2label", "sdpa") and v is not None}
     hf.update(model_type="bert", architectures=[type(model).__name__],
               id2label={str(i): l for i, l in cfg.id2label.items()}, label2id={l: i for i, l in cfg.id2label.items()})
     with open(os.path.join(out_dir, "config.json"), "w") as f:
@@ -348,9 +385,11 @@ def save_pretrained(model, out_dir, tokenizer_dir=None):
 # ---------------------------------------------------------------------------------------------
 # Students: smaller BERTs built from a bigger one
 #
-# A student is named L<layers>-H<hidden>. At the teacher's width it keeps the teacher's embeddings,
-# its BOTTOM layers and its pooler and head (for fine-tuning, dropping the top layers loses least:
-# Sajjad et al., "On the effect of dropping layers of pre-trained transformer models", 2023).
+# A student is named L<layers>-H<hidden>. At the teacher's width it keeps the teacher's embeddings, pooler
+# and head and L of its layers (`student_layers`): by default the BOTTOM ones (for fine-tuning, dropping the
+# top layers loses least: Sajjad et al., "On the effect of dropping layers of pre-trained transformer
+# models", 2023), or SPREAD from bottom to top as DistilBERT took every other one; its config records which
+# (`teacher_layers`, a plain field of config.json that transformers keeps and ignores).
 # Narrower, no layer can be copied; the word embeddings keep the most they can: the teacher's matrix
 # E (vocab x H) is projected on its top-h right singular vectors V_h (truncated SVD, E V_h = U_h S_h, the
 # best rank-h summary of E), position and segment embeddings through the same V_h; the layers, pooler
@@ -371,17 +410,47 @@ def parse_student(spec):
     return int(m[1]), int(m[2])
 
 
-def make_student(teacher, spec, init="pretrained"):
-    """A smaller model of the teacher's kind (same head, labels, vocabulary) as described above."""
-    layers, hidden = parse_student(spec)
+def student_layers(n_teacher, n_student, how="bottom"):
+    """The teacher layer m(i) that each student layer i stands for, bottom to top: at the teacher's width the
+    student starts as a copy of those layers, and train.py --teacher matches student layer i to teacher layer m(i).
+    bottom: m(i) = i.
+    spread: m(i) = round(i (n_t - 1) / (L - 1)), halves up: the bottom layer (it reads the embeddings), the top one
+      (the head reads it) and evenly between; a single layer is the bottom one. DistilBERT's 6 of 12 are this rule
+      ([0, 2, 4, 7, 9, 11]); of MiniLM's 6: L2 -> [0, 5], L3 -> [0, 3, 5], L4 -> [0, 2, 3, 5].
+    "i,j,...", or a list: those layers, increasing."""
+    if how == "bottom":
+        picks = list(range(n_student))
+    elif how == "spread":
+        picks = [(2 * i * (n_teacher - 1) + n_student - 1) // (2 * (n_student - 1)) if n_student > 1 else 0
+                 for i in range(n_student)]
+    else:
+        try:
+            picks = [int(j) for j in how.split(",")] if isinstance(how, str) else [int(j) for j in how]
+        except ValueError:
+            picks = []
+        if len(picks) != n_student or picks != sorted(set(picks)) or picks[0] < 0:
+            raise ValueError(f"student layers {how!r}: expected bottom, spread or {n_student} increasing teacher "
+                             f"layer indices, e.g. {','.join(map(str, range(n_student)))}")
+    if picks[-1] >= n_teacher:
+        raise ValueError(f"student layers {how!r}: a student of {n_student} layers needs teacher layers up to "
+                         f"{picks[-1]}; the teacher has {n_teacher} (0..{n_teacher - 1})")
+    return picks
+
+
+def make_student(teacher, spec, init="pretrained", layers="bottom"):
+    """A smaller model of the teacher's kind (same head, labels, vocabulary) as described above; `layers`:
+    which teacher layers a student of the teacher's width copies (student_layers)."""
+    n_layers, hidden = parse_student(spec)
     t = teacher.config
     head_size = t.hidden_size // t.num_attention_heads
-    if layers > t.num_hidden_layers or hidden > t.hidden_size or hidden % head_size:
+    if n_layers > t.num_hidden_layers or hidden > t.hidden_size or hidden % head_size:
         raise ValueError(f"student {spec}: needs at most {t.num_hidden_layers} layers, a width of at most "
                          f"{t.hidden_size} and a multiple of the head size {head_size}")
+    picks = student_layers(t.num_hidden_layers, n_layers, layers)
     narrow = hidden < t.hidden_size
-    cfg = replace(t, num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=hidden // head_size,
-                  intermediate_size=4 * hidden if narrow else t.intermediate_size, id2label=dict(t.id2label))
+    cfg = replace(t, num_hidden_layers=n_layers, hidden_size=hidden, num_attention_heads=hidden // head_size,
+                  intermediate_size=4 * hidden if narrow else t.intermediate_size, id2label=dict(t.id2label),
+                  teacher_layers=None)
     student = type(teacher)(cfg)
     if init == "random":
         return student
@@ -390,9 +459,15 @@ def make_student(teacher, spec, init="pretrained"):
     with torch.no_grad():
         if not narrow:
             own = student.state_dict()
+            rename = {f"bert.encoder.layer.{j}.": f"bert.encoder.layer.{i}." for i, j in enumerate(picks)}
             for k, v in teacher.state_dict().items():
-                if k in own:  # the embeddings, layers 0..layers-1, the pooler and the head
-                    own[k].copy_(v)
+                m = re.match(r"bert\.encoder\.layer\.\d+\.", k)
+                if m:  # a chosen layer goes to its place in the student; the others are dropped
+                    if m[0] not in rename:
+                        continue
+                    k = rename[m[0]] + k[m.end():]
+                own[k].copy_(v)  # and the embeddings, the pooler and the head by their own names
+            cfg.teacher_layers = picks
             return student
         E = teacher.bert.embeddings
         V = torch.linalg.svd(E.word_embeddings.weight.float(), full_matrices=False)[2][:hidden].T  # (H, h)

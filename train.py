@@ -7,6 +7,7 @@ labels or from a teacher's soft labels, and score it with our span F1 or accurac
     python train.py --original o.conll --distilled d.conll --strategy seq-d-o
     python train.py --task classify --data_dir runs/bbc   # train.jsonl, valid.jsonl, test.jsonl: {"text", "label"}
     python train.py --student L2-H192 --distilled soft.conll --strategy distilled   # a small student, soft labels
+    python train.py --model_dir T --teacher T --student L2-H384 --student_layers spread   # and T's hidden states
     torchrun --nproc_per_node 2 train.py ...          # the same run on 2 processes (gloo on CPU, nccl on GPU)
 
 Training data comes from one or two sources: original (human) labels O and distilled (LLM or
@@ -25,7 +26,14 @@ NER: a word's prediction comes from its first word piece; by default the tags of
 most probable valid BIO sequence (`--decode viterbi`: no I-X after O or after another type).
 Classification: the pooled [CLS] vector; a text longer than --max_len pieces keeps its beginning.
 
-`--student L<layers>-H<hidden>` trains a smaller BERT built from --model_dir (model.py, make_student).
+`--student L<layers>-H<hidden>` trains a smaller BERT built from --model_dir (model.py, make_student), from
+the teacher layers `--student_layers` names (bottom, spread, or a list).
+
+Intermediate distillation: `--teacher MODEL_DIR` runs a frozen teacher on every micro-batch, and two terms join
+the labels term: hidden_weight x the MSE between the student's hidden states (through a learned map W where the
+widths differ) and the teacher's, student layer i against teacher layer m(i) of --student_layers, and
+attn_weight x the KL between the two last matched layers' attention distributions (`hidden_loss`,
+`attention_loss`). metrics.json records the map and each term's mean over the run.
 
 Writes into --out_dir: metrics.json (dev and test scores in eval.py's JSON shape, speed, the
 realised share of D), model/ (a Hugging Face folder of the best dev checkpoint) and
@@ -43,6 +51,7 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.distributed as dist
+import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
@@ -50,7 +59,8 @@ from cli import opt, parse_config, run_main
 from data import DataError, atomic_write, labels_from, read_classification, read_conll, write_conll, write_jsonl
 from eval import classification_scores, span_f1
 from mix import SCHEDULES, STRATEGIES, MixSampler, strategy_schedule
-from model import check_model_dir, default_model_dir, from_pretrained, load_tokenizer, make_student, parse_student, save_pretrained
+from model import (check_model_dir, default_model_dir, from_pretrained, load_tokenizer, make_student, parse_student,
+                   save_pretrained, student_layers)
 from predict import BATCH_SIZE, MAX_TOKENS, autocast, bf16_supported, collate, encode, encode_texts, predict, predict_texts
 from runs import claim, file_hash, write_json
 
@@ -77,9 +87,20 @@ class Config:
     dropout: float = opt(-1.0, "-1 keeps the checkpoint's dropout")
     student: str = opt("", "L<layers>-H<hidden>: train a smaller BERT built from model_dir (model.py)")
     student_init: str = opt("pretrained", "pretrained: copied / projected from model_dir | random", choices=["pretrained", "random"])
+    student_layers: str = opt("bottom", "the teacher layer each student layer stands for: copied at the teacher's "
+                              "width, matched with --teacher. bottom: 0..L-1 | spread: bottom, top and evenly between "
+                              "(L2 of 6: 0,5) | a list, e.g. 1,5 (model.student_layers)")
     # distillation, where the data has soft labels
     kd_alpha: float = opt(0.0, "weight of the hard-label cross entropy; 1 - kd_alpha goes to the soft labels")
     kd_temperature: float = opt(2.0, "T of the KL term; the term is scaled by T^2")
+    # intermediate distillation: a teacher run on every batch, its hidden states and attention as targets
+    teacher: str = opt("", "a model folder run beside the student (same vocabulary): the student's hidden states and "
+                           "last-layer attention learn the teacher's, student layer i from teacher layer m(i) "
+                           "(--student_layers); the labels term stays cross entropy or --distilled soft labels")
+    hidden_weight: float = opt(1.0, "with --teacher: weight of the hidden-state MSE, a mean per word piece of "
+                               "states of unit scale (LayerNorm): 1 puts it on a par with the cross entropy per word")
+    attn_weight: float = opt(-1.0, "with --teacher: weight of the attention KL (nats per word piece, as the cross "
+                             "entropy); -1: 1 where the student's last layer has the teacher's number of heads, else 0")
     # optimisation
     epochs: float = opt(5.0, "passes over the training data (O and D together) that set the step budget")
     max_steps: int = opt(0, "> 0 overrides the step budget (smoke runs)")
@@ -136,6 +157,13 @@ def check_config(cfg):
            (not cfg.dropout < 1, f"--dropout {cfg.dropout}: expected a probability below 1 (or -1: the checkpoint's)"),
            (not 0 <= cfg.kd_alpha <= 1, f"--kd_alpha {cfg.kd_alpha}: expected a weight in [0, 1]"),
            (not cfg.kd_temperature > 0, f"--kd_temperature {cfg.kd_temperature}: expected more than 0"),
+           (not cfg.hidden_weight >= 0, f"--hidden_weight {cfg.hidden_weight}: expected 0 or more"),
+           (not (cfg.attn_weight >= 0 or cfg.attn_weight == -1),
+            f"--attn_weight {cfg.attn_weight}: expected 0 or more, or -1 (1 where the heads match)"),
+           (cfg.student_layers not in ("bottom", "spread") and not cfg.student_layers.replace(",", "").isdigit(),
+            f"--student_layers {cfg.student_layers!r}: expected bottom, spread or teacher layer indices, e.g. 1,5"),
+           (cfg.student_layers != "bottom" and not (cfg.student or cfg.teacher),
+            f"--student_layers {cfg.student_layers} needs --student (layers to copy) or --teacher (layers to match)"),
            (cfg.decode not in ("viterbi", "argmax"), f"--decode {cfg.decode!r}: expected viterbi or argmax"),
            (cfg.device not in ("auto", "cpu", "cuda"), f"--device {cfg.device!r}: expected auto, cpu or cuda"),
            (cfg.student_init not in ("pretrained", "random"), f"--student_init {cfg.student_init!r}: expected pretrained or random"),
@@ -218,6 +246,90 @@ def loss_sum(logits, labels, soft, has_soft, cfg):
 
 
 # ---------------------------------------------------------------------------------------------
+# Intermediate distillation (--teacher): the teacher runs on every micro-batch; the student's hidden states and
+# last-layer attention learn its. The layer map m is the one of --student_layers (model.student_layers): the
+# embeddings match the embeddings, student layer i matches teacher layer m(i), and the attention of the student's
+# last layer matches that of teacher layer m(L - 1) (the teacher's top with spread). Both terms are sums over real
+# word pieces, which the loop divides by the count of real pieces in the global batch: a mean per piece that grad
+# accumulation and processes leave unchanged, as they leave loss_sum's.
+
+def hidden_loss(student, teacher, mask):
+    """Summed over the real word pieces (mask (B, T)): the mean over the matched layers l and the teacher's
+    hidden dimension d of
+        (W h_s[l] - h_t[m(l)])^2
+    student: the student's hidden states, already through W (the learned map to the teacher's width, or none at
+    the same width); teacher: the teacher's states they are matched with, in the same order, (B, T, H_t) each.
+    A mean over layers rather than TinyBERT's sum, so --hidden_weight means the same for a student of any depth."""
+    per_layer = [(s.float() - t.float()).square().mean(-1) for s, t in zip(student, teacher)]  # each (B, T)
+    return (torch.stack(per_layer).mean(0) * mask).sum()
+
+
+def attention_loss(student_probs, teacher_probs, mask):
+    """Summed over the real query positions (mask (B, T)): the mean over heads h of
+        KL(a_t || a_s) = sum_k a_t[h, k] * (log a_t[h, k] - log a_s[h, k])
+    where a[h] (B, n_head, T, T) is a query's distribution over the keys k (MiniLM, Wang et al. 2020).
+    KL rather than TinyBERT's MSE on the scores q k^T / sqrt(d): a softmax ignores a constant added to a query's
+    scores, so the MSE would punish differences that change nothing, and it depends on the scores' scale; the KL
+    compares what each query actually attends to, in nats like the cross entropy, and the padded keys, where both
+    distributions are 0 (score -inf), drop out (0 log 0 = 0). It needs as many heads in the two layers."""
+    p, q = teacher_probs.float(), student_probs.float()
+    has = p > 0  # where the teacher puts mass; elsewhere the term is 0 and log 0 never enters (no 0/0 in the gradient)
+    one = torch.ones_like(p)
+    kl = torch.where(has, p * (torch.where(has, p, one).log() - torch.where(has, q, one).log()), 0.0)
+    return (kl.sum(-1).mean(1) * mask).sum()
+
+
+def intermediate_loss_sums(student, teacher, mask, layer_map):
+    """(hidden, attention) loss sums of a micro-batch; student and teacher: (hidden states, {layer: attention
+    probabilities}) as model.Bert.internals gives them (the student's states through W). The attention term is 0
+    where the student's were not asked for (a different number of heads)."""
+    (s_hidden, s_att), (t_hidden, t_att) = student, teacher
+    m = mask.float()
+    hidden = hidden_loss(s_hidden, [t_hidden[0]] + [t_hidden[j + 1] for j in layer_map], m)
+    last = len(layer_map) - 1
+    attention = attention_loss(s_att[last], t_att[layer_map[last]], m) if s_att else torch.zeros_like(hidden)
+    return torch.stack([hidden, attention])
+
+
+class WithMap(nn.Module):
+    """The student and W, the learned linear map from its width to the teacher's, as one module: one optimizer, one
+    DistributedDataParallel (which averages W's gradients too) and one checkpoint hold both; model/ gets the student
+    alone. One W shared by every matched layer, as TinyBERT's: the residual stream of a BERT is one space from the
+    embeddings to the top, so one map reads it at every depth, where a map per layer could absorb in each layer what
+    the student should learn. At the teacher's width there is no W: the states are compared as they are."""
+
+    def __init__(self, student, teacher_width, attend):
+        super().__init__()
+        self.student, self.attend = student, attend  # attend: the student layers whose attention is matched
+        width = student.config.hidden_size
+        self.proj = nn.Linear(width, teacher_width) if width != teacher_width else nn.Identity()
+
+    def forward(self, input_ids, attention_mask):
+        logits, hidden, probs = self.student.forward_with_internals(input_ids, attention_mask, self.attend)
+        return logits, [self.proj(h) for h in hidden], probs
+
+
+def check_teacher(cfg, model_dir):
+    """Refuse, in one line, a --teacher this run cannot learn from, before any data is read: not a model folder, a
+    classifier of the other kind, or another vocabulary than model_dir's (the teacher reads the student's pieces)."""
+    try:
+        check_model_dir(cfg.teacher)
+    except DataError as e:
+        raise DataError(f"--teacher {e}") from None
+    with open(os.path.join(cfg.teacher, "config.json"), encoding="utf-8") as f:
+        architectures = " ".join(json.load(f).get("architectures") or [])
+    kind = ("sequence" if "SequenceClassification" in architectures else
+            "token" if "TokenClassification" in architectures else None)  # None: a bare encoder, fine for both
+    want = "token" if cfg.task == "ner" else "sequence"
+    if kind and kind != want:
+        raise DataError(f"--teacher {cfg.teacher}: a {kind} classifier, but --task {cfg.task} trains a {want} "
+                        f"classifier: give a teacher trained with --task {cfg.task}")
+    if load_tokenizer(cfg.teacher).get_vocab() != load_tokenizer(model_dir).get_vocab():
+        raise DataError(f"--teacher {cfg.teacher}: its vocabulary is not that of {model_dir}: the teacher must read "
+                        "the student's word pieces")
+
+
+# ---------------------------------------------------------------------------------------------
 # Optimisation
 
 def step_budget(n_original, n_distilled, epochs, batch_size):
@@ -291,6 +403,9 @@ def run_settings(cfg, paths):
     (original, distilled, dev, test) by their content."""
     settings = {k: v for k, v in asdict(cfg).items() if k not in FREE}
     settings["data"] = {role: file_hash(p) for role, p in zip(("original", "distilled", "dev", "test"), paths) if p}
+    if cfg.teacher:  # by content, as the data: a teacher retrained into the same folder gives other targets
+        weights = [os.path.join(cfg.teacher, n) for n in ("model.safetensors", "pytorch_model.bin")]
+        settings["teacher_weights"] = file_hash(next(p for p in weights if os.path.exists(p)))
     return settings
 
 
@@ -381,6 +496,8 @@ def train(cfg):
     original_path, distilled_path, dev_path, test_path = paths
     model_dir = cfg.model_dir or default_model_dir()
     check_model_dir(model_dir)
+    if cfg.teacher:
+        check_teacher(cfg, model_dir)
     rank, world, device = setup_distributed(cfg)
     master = rank == 0
     log = print if master else (lambda *a, **k: None)
@@ -424,18 +541,44 @@ def train(cfg):
         model = from_pretrained(model_dir, id2label=dict(enumerate(labels)), head="token" if ner else "sequence",
                                 verbose=master, **overrides)
         if cfg.student:
-            model = make_student(model, cfg.student, cfg.student_init)
+            model = make_student(model, cfg.student, cfg.student_init, layers=cfg.student_layers)
     except ValueError as e:  # a checkpoint this code cannot load, or a student it cannot build from it: the user's input
         raise DataError(str(e)) from None
     model.to(device)
     raw_model = model
+
+    # the teacher, frozen, and what the student learns from it: the layer map m, the attention term, the map W
+    teacher, layer_map, attn_weight = None, None, 0.0
+    if cfg.teacher:
+        with torch.random.fork_rng(devices=[]):  # the student's training draws the same numbers with or without one
+            try:
+                teacher = from_pretrained(cfg.teacher, verbose=master, sdpa=bool(cfg.sdpa))
+                layer_map = student_layers(teacher.config.num_hidden_layers, raw_model.config.num_hidden_layers,
+                                           cfg.student_layers)
+            except ValueError as e:
+                raise DataError(f"--teacher {cfg.teacher}: {e}") from None
+            s_heads, t_heads = raw_model.config.num_attention_heads, teacher.config.num_attention_heads
+            attn_weight = cfg.attn_weight if cfg.attn_weight >= 0 else float(s_heads == t_heads)
+            if attn_weight > 0 and s_heads != t_heads:
+                raise DataError(f"--attn_weight {cfg.attn_weight:g}: the attention term needs as many heads in the "
+                                f"student as in the teacher ({t_heads}); this student has {s_heads}: "
+                                "pass --attn_weight 0")
+            attend = (len(layer_map) - 1,) if s_heads == t_heads else ()
+            model = WithMap(raw_model, teacher.config.hidden_size, attend).to(device)
+        teacher.to(device).eval().requires_grad_(False)
+        log(f"teacher {cfg.teacher}: student layer i <- teacher layer m(i): "
+            + ", ".join(f"{i} <- {j}" for i, j in enumerate(layer_map))
+            + f"; weights: hidden {cfg.hidden_weight:g}, attention {attn_weight:g}"
+            + (f", W: {raw_model.config.hidden_size} -> {teacher.config.hidden_size}"
+               if isinstance(model.proj, nn.Linear) else ""))
+    trained = model  # what the optimizer trains: the student, and W with a teacher
     if cfg.compile:
         model = torch.compile(model, dynamic=True)
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(model)
 
     # optimizer and schedule: the step budget is the same for every strategy
-    optimizer = make_optimizer(raw_model, cfg)
+    optimizer = make_optimizer(trained, cfg)
     total_steps, steps_per_epoch = step_budget(len(ex_o), len(ex_d), cfg.epochs, cfg.batch_size)
     total_steps = cfg.max_steps or total_steps
     eval_every = cfg.eval_every or steps_per_epoch
@@ -455,8 +598,12 @@ def train(cfg):
     # where the run stands: from the start, or from the checkpoint of an earlier try of the same command
     history, best_dev, best_state, best_step, best_file = [], {key: -1.0}, None, -1, None
     train_time, train_tokens, ckpt_time, n_ckpt = 0.0, 0, 0.0, 0
+    term_sums = [0.0, 0.0, 0.0]  # with a teacher: the labels, hidden and attention terms, summed over the steps
     if resume:
         raw_model.load_state_dict(resume["model"])
+        if teacher is not None:
+            trained.proj.load_state_dict(resume["proj"])
+            term_sums = resume["term_sums"]
         optimizer.load_state_dict(resume["optimizer"])
         sampler.load_state_dict(resume["sampler"])
         set_rng_state(resume["rng"][rank])
@@ -478,12 +625,15 @@ def train(cfg):
             state = {"model": raw_model.state_dict(), "optimizer": optimizer.state_dict(), "sampler": sampler.state_dict(),
                      "rng": rng, "history": history, "best_dev": best_dev, "best_step": best_step, "best_file": best_file,
                      "train_time": train_time, "train_tokens": train_tokens, "ckpt_time": ckpt_time, "n_ckpt": n_ckpt + 1}
+            if teacher is not None:  # W trains with the student (its moments are in the optimizer's state)
+                state.update(proj=trained.proj.state_dict(), term_sums=term_sums)
             save_checkpoint(ckpt_dir, state, best_state if new_best else None)
             ckpt_time, n_ckpt = ckpt_time + time.perf_counter() - t0, n_ckpt + 1
         if world > 1:
             dist.barrier()
 
     # the loop
+    teacher_attend = (layer_map[-1],) if teacher is not None and trained.attend else ()
     with catch_sigint(world) as stop_asked:
         bar = tqdm(total=total_steps, initial=sampler.step, disable=not (master and cfg.progress), dynamic_ncols=True)
         last_ckpt = (sampler.step, train_time)  # the step and training time of the newest checkpoint
@@ -498,24 +648,41 @@ def train(cfg):
             # The loss is a mean over every labelled word (or text) of the global batch, whatever its split into
             # processes and micro-batches: each piece sums its losses and divides by the global count.
             n_labelled = sum(e["label"] != -100 if "label" in e else sum(l != -100 for l in e["labels"]) for e in examples)
+            n_pieces = sum(len(e["ids"]) for e in examples)  # the teacher's terms are means over every real word piece
             mine = examples[rank::world]
             micro = [mine[i::cfg.grad_accum] for i in range(cfg.grad_accum)]
             step_loss = torch.zeros((), device=device)
+            step_terms = torch.zeros(3, device=device)  # with a teacher: the labels, hidden and attention terms
             for k, mb in enumerate(micro):
                 ids, mask, labels_t = collate(mb, device)
                 soft, has_soft = soft_targets(mb, labels_t, len(labels))
                 sync = nullcontext() if world == 1 or k == len(micro) - 1 else model.no_sync()
                 with sync:
                     with autocast(device, bf16):
-                        logits, _ = model(ids, mask)
+                        if teacher is None:
+                            logits, _ = model(ids, mask)
+                        else:  # the student's logits, hidden states (through W) and attention; the frozen teacher's
+                            logits, hidden, probs = model(ids, mask)
+                            with torch.no_grad():
+                                t_hidden, t_probs = teacher.bert.internals(ids, mask, teacher_attend)
                     loss = loss_sum(logits, labels_t, soft.to(device), has_soft.to(device), cfg)
                     loss = loss * world / max(1, n_labelled)  # DDP averages over processes; undo that
+                    if teacher is not None:  # (hidden, attention): sums over pieces / the global count, as above
+                        terms = intermediate_loss_sums((hidden, probs), (t_hidden, t_probs), mask, layer_map)
+                        terms = terms / max(1, n_pieces)
+                        step_terms += torch.cat([loss.detach().view(1) / world, terms.detach()])
+                        loss = loss + world * (cfg.hidden_weight * terms[0] + attn_weight * terms[1])
                     loss.backward()
                 step_loss += loss.detach() / world
                 train_tokens += int(mask.sum())
             if world > 1:  # each process holds its share of the loss; the printed loss is the whole batch's
                 dist.all_reduce(step_loss)
+                if teacher is not None:
+                    dist.all_reduce(step_terms)
             step_loss = step_loss.item()
+            terms_now = step_terms.tolist() if teacher is not None else None
+            if terms_now:
+                term_sums = [a + b for a, b in zip(term_sums, terms_now)]
             if not math.isfinite(step_loss):  # every process sees the same reduced loss, so all stop here
                 raise SystemExit(f"error: the loss became {step_loss} at step {step + 1} of {total_steps}; nothing after it is "
                                  f"saved. Usual causes: a learning rate too high for this model (--lr {cfg.lr:g}; a student from "
@@ -528,10 +695,13 @@ def train(cfg):
             optimizer.zero_grad(set_to_none=True)
             train_time += time.perf_counter() - t0
             bar.update(1)
-            bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{train_tokens * world / train_time:.0f}")
+            shown = dict(zip(("labels", "hidden", "attn"), (f"{x:.4f}" for x in terms_now))) if terms_now else {}
+            bar.set_postfix(loss=f"{step_loss:.4f}", **shown, lr=f"{lr:.2e}",
+                            tok_s=f"{train_tokens * world / train_time:.0f}")
             if master and not cfg.progress and (step + 1) % max(1, total_steps // 20) == 0:  # logs without a bar
-                print(f"step {step + 1}/{total_steps}: loss {step_loss:.4f}, lr {lr:.2e}, "
-                      f"{train_tokens * world / train_time:.0f} tokens/s", flush=True)
+                print(f"step {step + 1}/{total_steps}: loss {step_loss:.4f}"
+                      + (f" ({', '.join(f'{k} {v}' for k, v in shown.items())})" if shown else "")
+                      + f", lr {lr:.2e}, {train_tokens * world / train_time:.0f} tokens/s", flush=True)
 
             # dev evaluation at intervals and at the last step (the best dev state is kept); a checkpoint with each,
             # and between them every --ckpt_minutes of training (or --ckpt_every steps)
@@ -580,6 +750,11 @@ def train(cfg):
             "realised_d_share": sum(d_share) / max(1, len(d_share)), "realised_d_share_per_step": d_share,
             "history": history, "world_size": world, "precision": "bf16" if bf16 else "fp32", "config": asdict(cfg),
         }
+        if teacher is not None:  # what each term contributed: its mean over the steps, before its weight
+            metrics["teacher"] = {"layer_map": layer_map, "hidden_weight": cfg.hidden_weight, "attn_weight": attn_weight,
+                                  "attention_layers": [len(layer_map) - 1, *teacher_attend] if teacher_attend else None,
+                                  "projection": isinstance(trained.proj, nn.Linear)}
+            metrics["loss_terms"] = dict(zip(("labels", "hidden", "attention"), (x / total_steps for x in term_sums)))
         metrics["wall_seconds"] = time.perf_counter() - started  # this try of the job: loading, training, evaluation
         atomic_write(os.path.join(cfg.out_dir, "metrics.json"), json.dumps(metrics, indent=1))
         shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: metrics.json and model/ are the run

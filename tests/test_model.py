@@ -232,6 +232,24 @@ def test_a_student_of_the_same_width_copies_the_bottom_layers():
     assert_close(a, x, mask)
 
 
+def test_a_spread_student_copies_bottom_and_top_layers_records_them_and_loads_in_transformers(tmp_path):
+    teacher = from_pretrained(default_model_dir(), id2label=LABELS, verbose=False)
+    student = make_student(teacher, "L2-H384", layers="spread")
+    assert student.config.teacher_layers == [0, 5]
+    t, s = teacher.state_dict(), student.state_dict()
+    for k in s:  # student layer 1 is teacher layer 5; everything else under its own name
+        assert torch.equal(s[k], t[k.replace("encoder.layer.1.", "encoder.layer.5.")]), k
+    folder = str(tmp_path / "spread")
+    save_pretrained(student, folder)
+    hf = transformers.AutoModelForTokenClassification.from_pretrained(folder)
+    assert hf.config.teacher_layers == [0, 5]  # a plain field of config.json, kept and ignored
+    ids, mask = batch(30522, seed=7)
+    assert_close(our_logits(student, ids, mask), hf_logits(folder, ids, mask), mask)
+    assert from_pretrained(folder, verbose=False).config.teacher_layers == [0, 5]
+    assert make_student(teacher, "L2-H384").config.teacher_layers == [0, 1]
+    assert make_student(teacher, "L2-H192", layers="spread").config.teacher_layers is None  # narrow: nothing copied
+
+
 def test_a_narrow_student_projects_the_embeddings_by_truncated_svd():
     teacher = from_pretrained(default_model_dir(), id2label=LABELS, verbose=False)
     student = make_student(teacher, "L2-H192")
