@@ -38,7 +38,8 @@ from dataclasses import dataclass
 import requests
 from tqdm import tqdm
 
-from cli import above, at_least, opt
+from cli import DataError, above, at_least, opt, parse_command, run_main
+from data import atomic_write, read_jsonl_numbered
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080/v1"
 
@@ -172,6 +173,26 @@ class Cache:
             self.db.execute("INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?)",
                             (key, json.dumps(request), json.dumps(reply), time.time()))
 
+    def export(self, path):
+        """Every reply as a JSONL line {"key", "reply"}, without its request: replies that can be committed or carried
+        to another machine without the text they were asked about. Returns how many."""
+        with self.lock:
+            rows = self.db.execute("SELECT key, reply FROM replies ORDER BY created").fetchall()
+        atomic_write(path, "".join(json.dumps({"key": k, "reply": json.loads(r)}) + "\n" for k, r in rows))
+        return len(rows)
+
+    def merge(self, path):
+        """The replies of an exported file that this cache lacks (the same request, on any machine, has the same key:
+        a run with the same command then sends only what neither had). Returns how many were added."""
+        added = 0
+        with self.lock, self.db:
+            for lineno, line in read_jsonl_numbered(path):
+                if not isinstance(line.get("key"), str) or not isinstance(line.get("reply"), dict):
+                    raise DataError(f"{path}:{lineno}: expected {{\"key\": ..., \"reply\": {{...}}}} as llm.py export writes")
+                added += self.db.execute("INSERT OR IGNORE INTO replies VALUES (?, NULL, ?, ?)",
+                                         (line["key"], json.dumps(line["reply"]), time.time())).rowcount
+        return added
+
 
 def cached_count(cfg, calls):
     """How many of `calls` the cache already answers (without creating a cache that is not there)."""
@@ -273,3 +294,31 @@ def http_report(stats):
     return {"requests_sent": stats["requests_sent"], "cache_hits": stats["cache_hits"], "retries": stats["retries"],
             "attempt_failures": {k[5:]: v for k, v in sorted(stats.items()) if k.startswith("fail_")},
             "prompt_tokens": stats["prompt_tokens"], "completion_tokens": stats["completion_tokens"]}  # sent by this run
+
+
+@dataclass
+class ExportConfig:
+    cache: str = opt("runs/llm_cache.sqlite", "the sqlite cache to read")
+    out: str = opt(None, "JSONL written: one {key, reply} a line, no requests", type=str, required=True)
+
+
+@dataclass
+class ImportConfig:
+    cache: str = opt("runs/llm_cache.sqlite", "the sqlite cache to add to (made if missing)")
+    input: str = opt(None, "a JSONL that `python llm.py export` wrote", type=str, required=True)
+
+
+def main(argv=None):
+    name, cfg = parse_command({"export": (ExportConfig, "write a cache's replies, without their requests, to a JSONL"),
+                               "import": (ImportConfig, "add an exported JSONL's replies to a cache")},
+                              argv, description="Carry the LLM cache's replies between machines (the requests stay behind).")
+    if name == "export":
+        print(f"{Cache(cfg.cache).export(cfg.out)} replies -> {cfg.out}")
+    else:
+        if not os.path.isfile(cfg.input):
+            raise DataError(f"{cfg.input}: no such file")
+        print(f"{Cache(cfg.cache).merge(cfg.input)} replies added to {cfg.cache}")
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -121,3 +121,21 @@ def test_the_key_is_sent_redacted_from_errors_and_stored_nowhere(scripted_server
     assert "HTTP 401" in stopped and "***" in stopped and secret not in stopped
     for path in tmp_path.iterdir():
         assert secret.encode() not in path.read_bytes(), path
+
+
+def test_exported_replies_resume_a_run_on_another_cache_without_their_requests(scripted_server, tmp_path):
+    import llm
+    url, script = scripted_server()
+    first = tmp_path / "a"
+    first.mkdir()
+    replies, _, _ = llm.ask(cfg(url, first), calls(5))
+    assert llm.main(["export", "--cache", str(first / "cache.sqlite"), "--out", str(tmp_path / "replies.jsonl")]) is None
+    exported = (tmp_path / "replies.jsonl").read_text()
+    assert exported.count("\n") == 5 and "Sentence:" not in exported  # the replies travel, the requests stay behind
+    fresh = tmp_path / "b"  # another machine: its own empty cache, the exported file added
+    llm.main(["import", "--cache", str(fresh / "cache.sqlite"), "--input", str(tmp_path / "replies.jsonl")])
+    again, _, stats = llm.ask(cfg(url, fresh), calls(7))
+    assert again[:5] == replies and stats["cache_hits"] == 5 and stats["requests_sent"] == 2 and len(script.log) == 7
+    (tmp_path / "bad.jsonl").write_text('{"key": "k"}\n')
+    with pytest.raises(llm.DataError, match="bad.jsonl:1"):
+        llm.Cache(str(fresh / "cache.sqlite")).merge(str(tmp_path / "bad.jsonl"))
