@@ -225,6 +225,7 @@ class Config:
     student: str = opt("", "also run a student L<layers>-H<hidden> (model.py) against ours")
     profile: bool = opt(False, "instead: one inference pass of ours, hf-best and hf-tokens under torch.profiler, in one "
                                "process: where the time goes")
+    out: str = opt("", "also write the command, every round and the medians to this JSON file (students.py --speed)")
     one: str = opt("", argparse.SUPPRESS)  # internal: run one configuration and print JSON
 
 
@@ -293,7 +294,12 @@ def main(argv=None):
                      fmt(m["first_step_s"], ".1f")])
     print("\n" + table(["configuration", "train tokens/s", "padding fill %", "GFLOP/s", f"% of {'bf16' if native else 'fp32'} peak",
                         "inference tokens/s", "peak RSS MB", "first step s"], rows), end="")
-    print(f"\ncommand: python bench.py {shlex.join(sys.argv[1:] if argv is None else argv)}".rstrip())
+    command = f"python bench.py {shlex.join(sys.argv[1:] if argv is None else argv)}".rstrip()
+    print(f"\ncommand: {command}")
+    if args.out:
+        from data import atomic_write
+        atomic_write(args.out, json.dumps({"command": command, "threads": args.threads, "median": med, "rounds": runs},
+                                          indent=1) + "\n")
     if {"ours", "ours-compiled"} <= set(med):
         c = med["ours-compiled"]
         print(f"ratio ours-compiled/ours: training {c['train_tok_s'] / med['ours']['train_tok_s']:.2f}, "

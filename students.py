@@ -1,0 +1,271 @@
+"""
+Distilling the NER teacher into a small, fast student: the three levers that close the gap (a transfer set of
+text the student has no labels for, a student that starts from the teacher's own layers, intermediate-layer
+distillation), each measured by an ablation over seeds.
+
+    python students.py transfer --teacher runs/ner/teacher/model --out_dir runs/students/transfer
+    python students.py run --teacher runs/ner/teacher/model --transfer runs/students/transfer --student L2-H384 \\
+        --out_dir results/students/L2-H384
+
+transfer: the transfer set. Every BBC article (data/bbc/bbc.jsonl) cut into sentences and CoNLL-2003 tokens by
+data.py's splitter, as annotate.py and predict.py cut raw text; exact duplicates dropped; every sentence that
+copies or near-copies a CoNLL dev or test sentence dropped with gendist.py's leak filter (at least half of its word
+5-grams in one held-out sentence), so nothing of what the student is scored on leaks into what it learns from.
+The teacher labels it, and CoNLL's training text, softly (predict.label_tokens: each word's distribution over the
+labels, and its most probable tag last): bbc_soft.conll and conll_soft.conll. It prints, and writes to
+transfer.json, the sizes and the teacher's labels on each part (entities by type, tags).
+
+run: the ablation, each row one train.py run per seed in OUT_DIR/<row>_s<S>, the student built from the teacher
+(--model_dir = the teacher: its embeddings, head and --student_layers layers):
+  a_gold        the student on CoNLL's gold labels (cross entropy);
+  b_soft        on the teacher's soft labels of the same CoNLL text (KL at T, kd_alpha 0);
+  c_transfer    on the teacher's soft labels of CoNLL and the BBC transfer set;
+  d_hidden      c, and the teacher run beside it: hidden states and last-layer attention (train.py --teacher).
+Which teacher layers the student keeps (bottom, or spread from bottom to top as DistilBERT does) is chosen first,
+on dev: b_soft with each of --layer_choices on the first seed; the one with the better dev F1 builds every row.
+Rows a and d run on every seed of --seeds; b and c on --ablation_seeds (fewer, where the machine's time demands
+it: the table marks them). results.md holds the table (test F1 mean ± std, paired differences to a_gold, dev F1,
+steps, the loss terms), the command above it and, with --speed (a JSON that `python bench.py ... --out` wrote),
+the inference speed of teacher and student from that one bench.py run. A finished run (its metrics.json) is never
+repeated, and OUT_DIR is claimed for one set of settings (runs.claim), so the same command resumes.
+"""
+import json
+import os
+import sys
+from collections import Counter
+from dataclasses import asdict, dataclass
+
+from cli import DataError, above, at_least, opt, parse_command, run_main
+from data import atomic_write, read_conll, read_jsonl, split_sentences, write_conll
+from eval import get_entities
+from runs import claim, file_hash, finished, headline, mean_std, paired, pm, read_json, read_runs, table, vs_base
+
+ROWS = {  # name: what the student learns from
+    "a_gold": "CoNLL, gold labels",
+    "b_soft": "CoNLL, the teacher's soft labels",
+    "c_transfer": "+ the BBC transfer set, soft labels",
+    "d_hidden": "+ the teacher's hidden states and attention (--teacher)",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# The transfer set
+
+@dataclass
+class TransferConfig:
+    teacher: str = opt(None, "the NER teacher's model folder (train.py's out_dir/model)", type=str, required=True)
+    bbc: str = opt("data/bbc/bbc.jsonl", "BBC articles, one JSON object a line with its text in 'text'")
+    data_dir: str = opt("data/conll2003", "CoNLL-2003: train.txt is labelled softly too; valid.txt and test.txt are kept out")
+    near: float = opt(0.5, "a sentence with this share of its word 5-grams in one dev or test sentence is a near copy",
+                      type=above(0))
+    out_dir: str = opt("runs/students/transfer", "bbc_soft.conll, conll_soft.conll and transfer.json")
+
+
+def bbc_sentences(bbc_path, held_out_paths, near):
+    """The BBC transfer sentences (token lists) and the counts of what was dropped: exact duplicates, and copies or
+    near copies of a held-out (dev or test) sentence, gendist.py's leak filter."""
+    from gendist import NearCopies, drop_reason, words_of
+    held_out = NearCopies()
+    for path in held_out_paths:
+        for j, (words, _) in enumerate(read_conll(path)):
+            held_out.add(f"{path}:{j}", words_of(" ".join(words)))
+    seen, kept, dropped = set(), [], Counter()
+    for article in read_jsonl(bbc_path):
+        for words in split_sentences(article.get("text") or ""):
+            key = tuple(words)
+            if key in seen:
+                dropped["duplicate"] += 1
+                continue
+            seen.add(key)
+            why = drop_reason(words_of(" ".join(words)), 1, 10 ** 9, near, [("leak_eval", held_out)])
+            if why:
+                dropped[why] += 1  # leak_eval, or empty: punctuation alone
+            else:
+                kept.append(words)
+    return kept, dropped
+
+
+def label_counts(rows):
+    """The teacher's labels on a labelled set (rows: token columns, the prediction last): entities by type and tags."""
+    tags = [[cols[-1] for cols in sent] for sent in rows]
+    entities = Counter(etype for t in tags for etype, _, _ in get_entities(t))
+    return {"sentences": len(rows), "tokens": sum(map(len, tags)), "entities": dict(sorted(entities.items())),
+            "tags": dict(sorted(Counter(x for t in tags for x in t).items()))}
+
+
+def transfer(cfg):
+    import torch
+    from model import from_pretrained, load_tokenizer
+    from predict import check_labeller, label_tokens
+    check_labeller(cfg.teacher)
+    held_out = [os.path.join(cfg.data_dir, f) for f in ("valid.txt", "test.txt")]
+    sentences, dropped = bbc_sentences(cfg.bbc, held_out, cfg.near)
+    conll = read_conll(os.path.join(cfg.data_dir, "train.txt"), columns=True)
+    model, tokenizer = from_pretrained(cfg.teacher, verbose=False), load_tokenizer(cfg.teacher)
+    os.makedirs(cfg.out_dir, exist_ok=True)
+    report = {"teacher": cfg.teacher, "bbc_dropped": dict(dropped)}
+    for name, rows in (("bbc", [[[w] for w in words] for words in sentences]), ("conll", conll)):
+        labelled = label_tokens(model, tokenizer, rows, torch.device("cpu"), soft=True, progress=True)
+        write_conll(os.path.join(cfg.out_dir, f"{name}_soft.conll"), labelled)
+        report[name] = label_counts(labelled)
+    atomic_write(os.path.join(cfg.out_dir, "transfer.json"), json.dumps(report, indent=1) + "\n")
+    for name in ("bbc", "conll"):
+        r = report[name]
+        print(f"{name}: {r['sentences']:,} sentences, {r['tokens']:,} tokens; the teacher's entities: "
+              + ", ".join(f"{t} {n:,}" for t, n in r["entities"].items()))
+    print(f"BBC sentences dropped: " + ", ".join(f"{k} {v:,}" for k, v in sorted(dropped.items())) + f" -> {cfg.out_dir}")
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# The ablation
+
+@dataclass
+class RunConfig:
+    teacher: str = opt(None, "the NER teacher's model folder: the student is built from it and, in d_hidden, runs beside it",
+                       type=str, required=True)
+    transfer: str = opt("runs/students/transfer", "students.py transfer's folder")
+    data_dir: str = opt("data/conll2003", "CoNLL-2003: train.txt (gold), valid.txt (choice of checkpoint), test.txt")
+    student: str = opt("L2-H384", "the student, L<layers>-H<hidden> (model.py)")
+    layer_choices: str = opt("bottom,spread", "the teacher layers a student may keep, compared on dev (b_soft, first seed)")
+    seeds: str = opt("0,1,2", "comma-separated seeds of a_gold and d_hidden")
+    ablation_seeds: str = opt("0", "comma-separated seeds of b_soft and c_transfer")
+    lr: float = opt(1e-4, "the student's peak learning rate", type=above(0))
+    epochs: float = opt(5.0, "epochs over CoNLL's 14,041 sentences (a_gold, b_soft)", type=above(0))
+    transfer_epochs: float = opt(2.0, "epochs over CoNLL and the transfer set together (c_transfer, d_hidden)",
+                                 type=above(0))
+    kd_temperature: float = opt(2.0, "T of the soft labels' KL")
+    hidden_weight: float = opt(1.0, "d_hidden: weight of the hidden-state term (train.py --hidden_weight)", type=at_least(0.0, float))
+    attn_weight: float = opt(-1.0, "d_hidden: weight of the attention term (train.py --attn_weight; -1: 1 where the heads match)")
+    max_steps: int = opt(0, "> 0: this many steps for every run (smoke runs)", type=at_least(0))
+    speed: str = opt("", "a JSON that `python bench.py --configs ours,student --student S --out FILE` wrote")
+    out_dir: str = opt("runs/students/L2-H384", "a folder per run, results.md and results.json")
+    progress: int = opt(0, "tqdm bars in the training runs", choices=[0, 1])
+
+
+FREE = {"seeds", "ablation_seeds", "speed", "out_dir", "progress"}  # may change in a folder: more seeds, the speed file
+
+
+def seed_list(text, flag):
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise DataError(f"--{flag} {text!r}: expected comma-separated integers, e.g. 0,1,2") from None
+
+
+def train_config(rc, row, seed, layers, out_dir):
+    """The train.py run of one row and seed."""
+    from train import Config
+    soft = {name: os.path.join(rc.transfer, f"{name}_soft.conll") for name in ("conll", "bbc")}
+    common = dict(data_dir=rc.data_dir, model_dir=rc.teacher, student=rc.student, student_layers=layers, lr=rc.lr,
+                  kd_temperature=rc.kd_temperature, max_steps=rc.max_steps, seed=seed, out_dir=out_dir, progress=rc.progress)
+    if row == "a_gold":
+        return Config(**common, epochs=rc.epochs)
+    if row == "b_soft":
+        return Config(**common, epochs=rc.epochs, distilled=soft["conll"], strategy="distilled")
+    both = os.path.join(rc.transfer, "conll+bbc_soft.conll")
+    teacher = dict(teacher=rc.teacher, hidden_weight=rc.hidden_weight, attn_weight=rc.attn_weight) if row == "d_hidden" else {}
+    return Config(**common, epochs=rc.transfer_epochs, distilled=both, strategy="distilled", **teacher)
+
+
+def check_inputs(rc):
+    from predict import check_labeller
+    check_labeller(rc.teacher)
+    for path in [os.path.join(rc.transfer, f) for f in ("conll_soft.conll", "bbc_soft.conll")] + \
+            [os.path.join(rc.data_dir, f) for f in ("train.txt", "valid.txt", "test.txt")]:
+        if not os.path.isfile(path):
+            raise DataError(f"{path}: no such file" + (" (python students.py transfer writes it)" if rc.transfer in path else ""))
+    if rc.speed and not os.path.isfile(rc.speed):
+        raise DataError(f"--speed {rc.speed}: no such file (python bench.py ... --out writes it)")
+
+
+def run(rc, command):
+    from model import parse_student
+    from train import train
+    seeds, ablation_seeds = seed_list(rc.seeds, "seeds"), seed_list(rc.ablation_seeds, "ablation_seeds")
+    try:
+        parse_student(rc.student)
+    except ValueError as e:
+        raise DataError(str(e)) from None
+    check_inputs(rc)
+    settings = {k: v for k, v in asdict(rc).items() if k not in FREE}
+    settings["transfer_files"] = {f: file_hash(os.path.join(rc.transfer, f)) for f in ("conll_soft.conll", "bbc_soft.conll")}
+    claim(rc.out_dir, settings, free=FREE)
+    both = os.path.join(rc.transfer, "conll+bbc_soft.conll")
+    if not os.path.exists(both):  # one training file of both parts, written once
+        with open(os.path.join(rc.transfer, "conll_soft.conll"), encoding="utf-8") as a, \
+                open(os.path.join(rc.transfer, "bbc_soft.conll"), encoding="utf-8") as b:
+            atomic_write(both, a.read().rstrip("\n") + "\n\n" + b.read())
+
+    def one(row, seed, layers):
+        out = os.path.join(rc.out_dir, f"{row}_{layers}_s{seed}")
+        if not finished(out):
+            print(f"{row} ({layers} layers), seed {seed} -> {out}", flush=True)
+            train(train_config(rc, row, seed, layers, out))
+        return read_runs([out])[0]
+
+    # which teacher layers the student keeps: b_soft on the first seed, the better dev F1
+    choices = [c for c in rc.layer_choices.split(",") if c]
+    dev = {c: one("b_soft", ablation_seeds[0], c)["dev"]["f1"] for c in choices}
+    layers = max(choices, key=lambda c: dev[c])
+    results = {}
+    for row in ROWS:
+        for seed in (seeds if row in ("a_gold", "d_hidden") else ablation_seeds):
+            results[(row, seed)] = one(row, seed, layers)
+            write_results(rc, command, layers, dev, results)
+    return write_results(rc, command, layers, dev, results)
+
+
+def write_results(rc, command, layers, dev, results):
+    base = {s: headline(m) for (row, s), m in results.items() if row == "a_gold"}
+    body, rows = [], {}
+    for row, what in ROWS.items():
+        runs_ = {s: m for (r, s), m in results.items() if r == row}
+        if not runs_:
+            continue
+        test = {s: headline(m) for s, m in runs_.items()}
+        stats = paired(test, base if row != "a_gold" else {})
+        dev_f1 = pm(*mean_std(100 * m["dev"]["f1"] for m in runs_.values()))
+        terms = next(iter(runs_.values())).get("loss_terms")
+        steps = next(iter(runs_.values()))["total_steps"]
+        rows[row] = {"test_by_seed": test, "mean": stats["mean"], "std": stats["std"], "vs_gold": stats["diffs"]}
+        body.append([row, what, pm(stats["mean"], stats["std"]) + ("" if len(test) > 1 else f" (seed {next(iter(test))} only)"),
+                     vs_base(stats), dev_f1, steps,
+                     ", ".join(f"{k} {v:.3f}" for k, v in terms.items()) if terms else "–"])
+    speed = ""
+    if rc.speed:
+        s = read_json(rc.speed)
+        ours, student = s["median"]["ours"], s["median"]["student"]
+        speed = (f"Inference in one bench.py run ({s['command']}): teacher {ours['infer_tok_s']:,.0f} tokens/s, "
+                 f"student {student['infer_tok_s']:,.0f} tokens/s ({student['infer_tok_s'] / ours['infer_tok_s']:.2f}x).\n\n")
+    teacher = read_json(os.path.join(os.path.dirname(os.path.normpath(rc.teacher)), "metrics.json"))
+    md = (f"# Distilling the NER teacher into {rc.student}\n\n```\n{command}\n```\n\n"
+          + (f"Teacher: test F1 {headline(teacher):.2f} (`{rc.teacher}`).\n\n" if teacher else "")
+          + f"Layers kept, chosen on dev with b_soft (seed {next(iter(s for (r, s) in results if r == 'b_soft'), '?')}): "
+          + ", ".join(f"{c} {100 * f:.2f}" for c, f in dev.items()) + f" -> **{layers}**.\n\n" + speed
+          + "Test span F1 (%), mean ± std over seeds; vs a_gold: paired difference (seeds better); loss terms: the mean "
+            "of each over the run, before its weight.\n\n"
+          + table(["row", "the student learns from", "test F1", "vs a_gold", "dev F1", "steps", "loss terms"], body))
+    atomic_write(os.path.join(rc.out_dir, "results.md"), md)
+    atomic_write(os.path.join(rc.out_dir, "results.json"),
+                 json.dumps({"config": asdict(rc), "command": command, "layers": layers, "dev_by_layers": dev, "rows": rows},
+                            indent=1) + "\n")
+    return rows
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    name, cfg = parse_command({"transfer": (TransferConfig, "the transfer set: BBC sentences and CoNLL's text, labelled "
+                                                            "softly by the teacher"),
+                               "run": (RunConfig, "the ablation: gold, soft labels, + transfer set, + hidden states")},
+                              argv, description=__doc__.split("\n\n")[0])
+    if name == "transfer":
+        transfer(cfg)
+        return 0
+    run(cfg, "python students.py " + " ".join(argv))
+    print(open(os.path.join(cfg.out_dir, "results.md"), encoding="utf-8").read())
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,68 @@
+"""students.py: the transfer set (BBC sentences without duplicates or copies of dev and test, labelled softly by
+the teacher) and the ablation in smoke mode: every row, the layer choice on dev, a table, and a resume that trains
+nothing again."""
+import json
+import os
+
+import pytest
+
+import students as S
+from common import write_tiny_conll
+from data import read_conll, write_jsonl
+from train import Config, train
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    d = tmp_path_factory.mktemp("students")
+    data = d / "conll"
+    data.mkdir()
+    write_tiny_conll(str(data), n_train=80, n_eval=30)
+    train(Config(data_dir=str(data), out_dir=str(d / "teacher"), max_steps=8, batch_size=8, lr=3e-4, progress=0))
+    test_sentence = " ".join(max((w for w, _ in read_conll(str(data / "test.txt"))), key=len))
+    articles = [{"id": "a", "text": "Shares in Siemens rose on Monday. The minister visited Paris. Shares in Siemens rose on Monday."},
+                {"id": "b", "text": f"{test_sentence}\n\nAngela Merkel met Airbus in Toulouse."}]
+    write_jsonl(str(d / "bbc.jsonl"), articles)
+    return d, data
+
+
+def test_the_transfer_set_drops_duplicates_and_held_out_copies_and_is_labelled_softly(setup, capsys):
+    d, data = setup
+    report = S.transfer(S.TransferConfig(teacher=str(d / "teacher" / "model"), bbc=str(d / "bbc.jsonl"),
+                                         data_dir=str(data), out_dir=str(d / "transfer")))
+    assert report["bbc_dropped"] == {"duplicate": 1, "leak_eval": 1}  # the second Siemens sentence, the copy of test
+    sents, soft = read_conll(str(d / "transfer" / "bbc_soft.conll"), with_probs=True)
+    assert [" ".join(w) for w, _ in sents] == ["Shares in Siemens rose on Monday .", "The minister visited Paris .",
+                                               "Angela Merkel met Airbus in Toulouse ."]
+    assert all(sent is not None and all(abs(sum(p.values()) - 1) < 1e-2 for p in sent) for sent in soft)
+    assert report["bbc"]["sentences"] == 3 and report["conll"]["sentences"] == 80
+    assert "bbc: 3 sentences" in capsys.readouterr().out
+
+
+def test_the_ablation_chooses_layers_on_dev_runs_every_row_and_resumes(setup, tmp_path, capsys):
+    d, data = setup
+    if not (d / "transfer" / "bbc_soft.conll").exists():
+        S.transfer(S.TransferConfig(teacher=str(d / "teacher" / "model"), bbc=str(d / "bbc.jsonl"), data_dir=str(data),
+                                    out_dir=str(d / "transfer")))
+    speed = tmp_path / "speed.json"  # what bench.py --out writes, reduced to what the table reads
+    speed.write_text(json.dumps({"command": "python bench.py --configs ours,student --student L2-H384",
+                                 "median": {"ours": {"infer_tok_s": 1000.0}, "student": {"infer_tok_s": 2600.0}}}))
+    argv = ["run", "--teacher", str(d / "teacher" / "model"), "--transfer", str(d / "transfer"), "--data_dir", str(data),
+            "--seeds", "0,1", "--ablation_seeds", "0", "--max_steps", "2", "--speed", str(speed), "--out_dir", str(tmp_path / "out")]
+    assert S.main(argv) == 0
+    out = tmp_path / "out"
+    res = json.loads((out / "results.json").read_text())
+    assert res["layers"] in ("bottom", "spread") and set(res["dev_by_layers"]) == {"bottom", "spread"}
+    assert {r: len(v["test_by_seed"]) for r, v in res["rows"].items()} == {"a_gold": 2, "b_soft": 1, "c_transfer": 1, "d_hidden": 2}
+    hidden = json.loads((out / f"d_hidden_{res['layers']}_s0" / "metrics.json").read_text())
+    assert hidden["config"]["teacher"] and set(hidden["loss_terms"]) == {"labels", "hidden", "attention"}
+    md = (out / "results.md").read_text()
+    assert "python students.py run" in md and "(2.60x)" in md and "| d_hidden |" in md and "(seed 0 only)" in md
+    stamps = {p: os.path.getmtime(p / "metrics.json") for p in out.iterdir() if (p / "metrics.json").exists()}
+    assert len(stamps) == 7  # b_soft with both layer choices, then a and d on two seeds, c on one
+    capsys.readouterr()
+    assert S.main(argv) == 0
+    assert "->" not in capsys.readouterr().out.split("# Distilling")[0]  # nothing trained again
+    assert stamps == {p: os.path.getmtime(p / "metrics.json") for p in stamps}
+    with pytest.raises(S.DataError, match="other settings"):
+        S.main([a if a != "L2-H384" else "L1-H384" for a in argv] + ["--student", "L1-H384"])
