@@ -56,7 +56,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from cli import DataError, at_least, opt, parse_config, run_main
+import confidence
+from cli import DataError, above, at_least, opt, parse_config, run_main
 from data import atomic_write, read_conll, read_jsonl_numbered, sample_indices, split_sentences, write_conll
 from eval import get_entities, span_f1
 from runs import file_hash
@@ -83,6 +84,15 @@ class Config(LLMConfig):  # the endpoint, model, key, retries, concurrency and c
     dry_run: bool = opt(False, "print one full prompt and a token estimate; send nothing")
     labeller: str = opt("", "a trained NER model folder labels the sentences instead of the LLM (predict.py): a strong "
                             "annotator to set beside it; the prompt flags are then unused")
+    # how sure the LLM is of each label (confidence.py)
+    confidence: str = opt("none", "a confidence per entity and sentence: logprobs (the reply's token log-probabilities, "
+                                  "where the endpoint returns them) | samples (agreement of --samples replies at "
+                                  "--sample_temperature)", choices=["none", "logprobs", "samples"])
+    samples: int = opt(5, "--confidence samples: replies sampled per sentence, each a cached request", type=at_least(1))
+    sample_temperature: float = opt(0.8, "--confidence samples: their temperature", type=above(0))
+    min_confidence: float = opt(0.0, "leave out of --out what is less sure than this (see --filter)", type=at_least(0.0, float))
+    filter: str = opt("sentence", "sentence: leave out a sentence unless every entity in it clears --min_confidence | "
+                                  "entity: keep the sentence, drop its doubtful entities", choices=["sentence", "entity"])
 
 
 DEFAULT_SHOTS = {"standard": 3, "cot": 2, "completion": 8}
@@ -256,20 +266,26 @@ def knn_shots(cfg, records):
     return out
 
 
-def build_request(cfg, words, shots):
-    """(endpoint, JSON payload) of the request for one sentence."""
+def build_request(cfg, words, shots, sample=None):
+    """(endpoint, JSON payload) of the request for one sentence; `sample` j: the j-th sampled reply (--confidence
+    samples: at --sample_temperature, seeded by j, so each sample is a request of its own, cached as any other)."""
     sentence = " ".join(words)
+    params = dict(temperature=cfg.temperature, max_tokens=cfg.max_tokens)
+    if sample is not None:
+        params.update(temperature=cfg.sample_temperature, seed=sample)
+    elif cfg.confidence == "logprobs":  # the chosen token's log-probability at every step of the reply
+        params.update(logprobs=1) if cfg.prompt == "completion" else params.update(logprobs=True, top_logprobs=1)
     if cfg.prompt == "completion":
         prompt = COMPLETION_HEADER + "".join(
             f"Sentence: {' '.join(w)}\nEntities: {completion_answer(e)}\n\n" for w, e in shots)
         prompt += f"Sentence: {sentence}\nEntities:"
-        return completion_request(cfg, prompt, temperature=cfg.temperature, max_tokens=cfg.max_tokens, stop=["\n"])
+        return completion_request(cfg, prompt, stop=["\n"], **params)
     system, answer = (STANDARD_SYSTEM, json_answer) if cfg.prompt == "standard" else (COT_SYSTEM, cot_answer)
     messages = [{"role": "system", "content": system}]
     for w, e in shots:
         messages += [{"role": "user", "content": f"Sentence: {' '.join(w)}"}, {"role": "assistant", "content": answer(e)}]
     messages.append({"role": "user", "content": f"Sentence: {sentence}"})
-    return chat_request(cfg, messages, temperature=cfg.temperature, max_tokens=cfg.max_tokens)
+    return chat_request(cfg, messages, **params)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -397,7 +413,7 @@ def align(words, items, max_entity_tokens=10):
     relabelled; pure punctuation at either end of a match is trimmed off."""
     tags, kept, dropped, cursor = ["O"] * len(words), [], Counter(), 0
     lower = [w.lower() for w in words]
-    for item in items:
+    for k, item in enumerate(items):
         pair = item_pair(item)
         if pair is None:
             dropped["malformed"] += 1
@@ -428,7 +444,7 @@ def align(words, items, max_entity_tokens=10):
             dropped["too_long"] += 1
             continue
         tags[i:j] = [f"B-{etype}"] + [f"I-{etype}"] * (j - i - 1)
-        kept.append({"text": " ".join(words[i:j]), "type": etype, "start": i, "end": j})
+        kept.append({"text": " ".join(words[i:j]), "type": etype, "start": i, "end": j, "item": k})
         if n < 2:
             cursor = span[1]
     return tags, kept, dropped
@@ -472,12 +488,19 @@ def run(cfg):
     def readable(reply):
         return parse_reply(cfg.prompt, reply["content"], reply["finish_reason"])[0] is not None
 
+    # --confidence samples: each sentence's k samples right after it, so a server that keeps the last prompt's
+    # state (llama.cpp) processes each prompt once
+    k = cfg.samples if cfg.confidence == "samples" else 0
+    every = [c for i, (r, s) in enumerate(zip(records, shots))
+             for c in [calls[i], *(build_request(cfg, r["words"], s, sample=j) for j in range(k))]]
     try:
-        (replies, gave_up, stats), stopped = ask(cfg, calls, readable, desc=cfg.prompt, unit="sent"), None
+        (replies, gave_up, stats), stopped = ask(cfg, every, readable, desc=cfg.prompt, unit="req"), None
     except Fatal as e:  # the report still says what came back and why the run stopped
         (replies, gave_up, stats), stopped = e.partial, str(e)
-    failures = {i: ("gave_up", why) for i, why in gave_up.items()}  # sentence position -> (reason, detail)
-    report = assemble(cfg, records, replies, failures, stats, stopped, time.time() - t0, shots)
+    samples = [replies[i * (k + 1) + 1:(i + 1) * (k + 1)] for i in range(len(records))] if k else None
+    replies = replies[::k + 1]
+    failures = {i // (k + 1): ("gave_up", why) for i, why in gave_up.items() if i % (k + 1) == 0}  # sentence -> (reason, detail)
+    report = assemble(cfg, records, replies, failures, stats, stopped, time.time() - t0, shots, samples)
     if stopped:
         raise Fatal(stopped)
     return report
@@ -517,12 +540,27 @@ def demo_overlap(words, items, shots):
     return len(outside), sum(t.lower() in named for t in outside), near
 
 
-def assemble(cfg, records, replies, failures, stats, stopped, seconds, shots):
+def label_confidence(cfg, words, reply, items, kept, samples):
+    """(confidence of each kept entity, of the sentence) by --confidence (confidence.py); None where the endpoint
+    sent no log-probabilities."""
+    if cfg.confidence == "logprobs":
+        if not reply.get("logprobs"):
+            return None
+        return confidence.from_logprobs(reply, [item_pair(x) for x in items], kept)
+    sets = []
+    for s in samples:
+        found = None if s is None else parse_reply(cfg.prompt, s["content"], s["finish_reason"])[0]
+        sets.append(None if found is None else {(e["type"], e["start"], e["end"])
+                                                for e in align(words, found, cfg.max_entity_tokens)[1]})
+    return confidence.from_samples(kept, sets)
+
+
+def assemble(cfg, records, replies, failures, stats, stopped, seconds, shots, samples=None):
     """Write --out, the replies file and the report (only the report if the run was stopped)."""
     report_path, replies_path = side_paths(cfg.out)
     has_gold = records[0]["gold"] is not None
     rows, lines, acc = [], [], Counter()
-    gold_out, pred_out, pred_all = [], [], []
+    gold_out, pred_out, pred_all, scored = [], [], [], []
     for i, rec in enumerate(records):
         reply = replies[i]
         line = {"index": rec["index"], **rec["meta"], "status": None, "out_sentence": None}
@@ -546,9 +584,25 @@ def assemble(cfg, records, replies, failures, stats, stopped, seconds, shots):
                 acc.update({f"dropped_{k}": v for k, v in dropped.items()})
                 acc[f"replies_{status}"] += 1
                 line.update(entities=kept, dropped=dict(dropped))
+                sure = label_confidence(cfg, rec["words"], reply, items, kept, samples[i] if samples else None) \
+                    if cfg.confidence != "none" else None
+                if sure is not None:
+                    conf, line["confidence"] = sure[0], round(sure[1], 4)
+                    for e, c in zip(kept, conf):
+                        e["confidence"] = round(c, 4)
+                    if has_gold:
+                        scored.append({"gold": rec["gold"], "tags": tags, "kept": kept, "conf": conf, "sentence_conf": sure[1]})
+                    if cfg.filter == "entity":  # the doubtful entities go, the sentence stays
+                        acc["entities_filtered"] += sum(c < cfg.min_confidence for c in conf)
+                        tags = confidence.filtered_tags(tags, kept, conf, cfg.min_confidence)
+                    elif sure[1] < cfg.min_confidence:  # the whole sentence goes: it would teach O for its doubtful names
+                        acc["sentences_filtered"] += 1
+                        line["filtered"] = True
+                elif cfg.confidence != "none":
+                    acc["replies_without_logprobs"] += 1
         if i in failures:
             line.update(status=failures[i][0], reason=failures[i][1])
-        elif tags is not None:
+        elif tags is not None and not line.get("filtered"):
             line["out_sentence"] = len(rows)
             cols = (rec["words"], rec["gold"], tags) if has_gold else (rec["words"], tags)
             rows.append(list(zip(*cols)))
@@ -556,7 +610,7 @@ def assemble(cfg, records, replies, failures, stats, stopped, seconds, shots):
                 gold_out.append(rec["gold"])
                 pred_out.append(tags)
         if has_gold:
-            pred_all.append(tags or ["O"] * len(rec["words"]))
+            pred_all.append(tags if tags is not None and not line.get("filtered") else ["O"] * len(rec["words"]))
         lines.append(json.dumps(line, ensure_ascii=False))
     reasons = Counter(r for r, _ in failures.values())
     report = {
@@ -585,6 +639,13 @@ def assemble(cfg, records, replies, failures, stats, stopped, seconds, shots):
     if has_gold:
         report["span_f1"] = span_f1(gold_out, pred_out)  # over the sentences in --out
         report["span_f1_all_input"] = span_f1([r["gold"] for r in records], pred_all)  # failed ones as all-O
+    if cfg.confidence != "none":
+        report["confidence"] = {
+            "method": cfg.confidence, **({"samples": cfg.samples, "sample_temperature": cfg.sample_temperature}
+                                         if cfg.confidence == "samples" else {}),
+            "min_confidence": cfg.min_confidence, "filter": cfg.filter, "sentences_filtered": acc["sentences_filtered"],
+            "entities_filtered": acc["entities_filtered"], "replies_without_logprobs": acc["replies_without_logprobs"],
+            **({"curve": confidence.curve(scored), "calibration": confidence.calibration(scored)} if scored else {})}
     os.makedirs(os.path.dirname(cfg.out) or ".", exist_ok=True)
     if not stopped:
         write_conll(cfg.out, rows)

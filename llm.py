@@ -143,9 +143,17 @@ def post(session, url, payload, headers, cfg, stats, redact, stop):
 
 
 def reply_of(endpoint, body):
+    """What a script reads of a response: {"content", "finish_reason", "usage"}, and "logprobs" where they were
+    asked for and sent: the reply's tokens as [[token, log-probability], ...], in order."""
     choice = body["choices"][0]
     content = choice.get("text") if endpoint == "completions" else (choice.get("message") or {}).get("content")
-    return {"content": content or "", "finish_reason": choice.get("finish_reason"), "usage": body.get("usage") or {}}
+    reply = {"content": content or "", "finish_reason": choice.get("finish_reason"), "usage": body.get("usage") or {}}
+    lp = choice.get("logprobs")
+    if isinstance(lp, dict) and endpoint == "completions" and lp.get("tokens") and lp.get("token_logprobs"):
+        reply["logprobs"] = [[t, x] for t, x in zip(lp["tokens"], lp["token_logprobs"])]  # legacy completions shape
+    elif isinstance(lp, dict) and isinstance(lp.get("content"), list):
+        reply["logprobs"] = [[c.get("token", ""), c.get("logprob")] for c in lp["content"]]  # chat shape
+    return reply
 
 
 def cache_key(endpoint, payload):

@@ -38,7 +38,17 @@ class Script:
 
 
 def answer(content, finish_reason="stop", completion=False):
+    """A response in the OpenAI shape; `content` may be {"content": text, "logprobs": [[token, logprob], ...]}, and the
+    log-probabilities are sent as the endpoint sends them (legacy completions, or chat's logprobs.content)."""
+    tokens = None
+    if isinstance(content, dict):
+        content, tokens = content["content"], content["logprobs"]
     choice = {"index": 0, "text": content} if completion else {"index": 0, "message": {"role": "assistant", "content": content}}
+    if tokens and completion:
+        offsets = [sum(len(t) for t, _ in tokens[:i]) for i in range(len(tokens))]
+        choice["logprobs"] = {"tokens": [t for t, _ in tokens], "token_logprobs": [x for _, x in tokens], "text_offset": offsets}
+    elif tokens:
+        choice["logprobs"] = {"content": [{"token": t, "logprob": x} for t, x in tokens]}
     return {"id": "x", "object": "chat.completion", "model": "m", "choices": [{**choice, "finish_reason": finish_reason}],
             "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
 
