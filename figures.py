@@ -1,0 +1,127 @@
+"""The figures of the results pages, drawn from recorded results only: what the experiment scripts wrote under
+results/ (results.json of a grid or an ablation, train.py's metrics.json of a committed run) and nothing else.
+A figure whose records are missing is skipped with a line that says which records it needs.
+
+    python figures.py                      # PNG files into results/figures/; needs matplotlib
+
+- schedules.png: the blending schedules p(t) of mix.py, at their default parameters (always drawn);
+- regimens_<grid>.png: test F1 of every regimen, mean ± std over seeds, side by side per D file, from each
+  results/regimens/<grid>/results.json (experiments.py write_results);
+- students.png: a student's test F1 against its inference speed, from results/students/<student>/results.json
+  (students.py write_results) and the bench.py --out JSON its --speed named (or --bench);
+- learning_<experiment>_<grid>.png: dev score by step of every committed run (a train.py metrics.json with a
+  "history") under results/<experiment>/<grid>/.
+"""
+import glob
+import json
+import os
+from dataclasses import dataclass
+
+import mix
+from cli import opt, parse_config, run_main
+
+
+@dataclass
+class Config:
+    results: str = opt("results", "the folder of the committed records")
+    out_dir: str = opt("results/figures", "where the PNG files go")
+    bench: str = opt("", "a bench.py --out JSON for students.png; default: the one each students run's --speed named")
+
+
+def read(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def regimens(plt, cfg):
+    """Test F1 (%) by regimen, mean ± std over seeds, side by side per D file: one figure per experiments.py grid."""
+    drawn = []
+    for path in sorted(glob.glob(os.path.join(cfg.results, "regimens", "*", "results.json"))):
+        r, grid = read(path), os.path.basename(os.path.dirname(path))
+        names, width = [d["name"] for d in r["d_files"]], 0.8 / max(1, len(r["d_files"]))
+        fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(r["regimens"]), 4))
+        for i, d in enumerate(names):
+            stats = [r["summary"][d].get(g, {}) for g in r["regimens"]]
+            mean = [100 * s["mean"] if s.get("mean") is not None else float("nan") for s in stats]
+            std = [100 * (s.get("std") or 0) for s in stats]
+            ax.errorbar([x + i * width for x in range(len(stats))], mean, yerr=std, fmt="o", capsize=3, label=d)
+        ax.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(r["regimens"]))])
+        ax.set_xticklabels(r["regimens"], rotation=30, ha="right", fontsize=8)
+        ax.set(ylabel="test span F1 (%), mean ± std over seeds", title=f"{grid}: {r['command'][:70]}")
+        ax.title.set_fontsize(7)
+        ax.legend(fontsize=8)
+        drawn.append(save(plt, fig, os.path.join(cfg.out_dir, f"regimens_{grid}.png")))
+    return drawn or ["regimens: skipped, no results/regimens/*/results.json yet (experiments.py writes it)"]
+
+
+def students(plt, cfg):
+    """Each student's rows (test F1, mean ± std) at the student's inference speed, and the teacher where recorded."""
+    fig, ax, lines = None, None, []
+    for path in sorted(glob.glob(os.path.join(cfg.results, "students", "*", "results.json"))):
+        r = read(path)
+        bench = cfg.bench or r["config"].get("speed") or ""
+        if not os.path.exists(bench):
+            lines.append(f"students: {path} left out, no bench.py --out JSON ({bench or 'run without --speed'})")
+            continue
+        speed = read(bench)["median"]
+        if fig is None:
+            fig, ax = plt.subplots(figsize=(6, 4))
+        for row, stats in r["rows"].items():
+            ax.errorbar(speed["student"]["infer_tok_s"], stats["mean"], yerr=stats["std"] or 0, fmt="o", capsize=3,
+                        label=f"{r['config']['student']} {row}")
+        teacher = os.path.join(os.path.dirname(os.path.normpath(r["config"]["teacher"])), "metrics.json")
+        if os.path.exists(teacher):
+            ax.plot(speed["ours"]["infer_tok_s"], 100 * read(teacher)["test"]["f1"], "k*", markersize=12,
+                    label="teacher")
+    if fig is None:
+        return lines + ["students: skipped, no results/students/*/results.json with a bench.py JSON yet"]
+    ax.set(xscale="log", xlabel="inference tokens/s (bench.py, one run)", ylabel="test span F1 (%)")
+    ax.legend(fontsize=7)
+    return lines + [save(plt, fig, os.path.join(cfg.out_dir, "students.png"))]
+
+
+def learning_curves(plt, cfg):
+    """Dev score by step of every committed run, one figure per experiment folder (results/regimens/bbc_total)."""
+    groups = {}
+    for path in sorted(glob.glob(os.path.join(cfg.results, "**", "metrics.json"), recursive=True)):
+        history = read(path).get("history") or []
+        if history:
+            rel = os.path.relpath(os.path.dirname(path), cfg.results).split(os.sep)
+            groups.setdefault("/".join(rel[:2]), []).append(("/".join(rel[2:]) or rel[-1], history))
+    drawn = []
+    for folder, runs in groups.items():
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for name, history in runs:
+            key = "dev_f1" if "dev_f1" in history[0] else "dev_accuracy"
+            ax.plot([h["step"] for h in history], [100 * h[key] for h in history], marker=".", label=name)
+        ax.set(xlabel="step", ylabel=f"dev {key[4:]} (%)", title=f"results/{folder}: {len(runs)} runs")
+        if len(runs) <= 12:  # a legend of a whole grid would hide the curves
+            ax.legend(fontsize=6)
+        drawn.append(save(plt, fig, os.path.join(cfg.out_dir, f"learning_{folder.replace('/', '_')}.png")))
+    return drawn or ["learning curves: skipped, no committed metrics.json with a history under results/ yet"]
+
+
+def save(plt, fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return f"wrote {path}"
+
+
+def main(argv=None):
+    cfg = parse_config(Config, argv, description=__doc__.split("\n\n")[0])
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SystemExit("error: figures.py needs matplotlib (not installed): pip install matplotlib") from None
+    os.makedirs(cfg.out_dir, exist_ok=True)
+    mix.plot([mix.get_schedule(name) for name in mix.SCHEDULES], os.path.join(cfg.out_dir, "schedules.png"))
+    for line in regimens(plt, cfg) + students(plt, cfg) + learning_curves(plt, cfg):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
