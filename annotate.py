@@ -75,24 +75,28 @@ class Config(LLMConfig):  # the endpoint, model, key, retries, concurrency and c
     # prompt
     prompt: str = opt("standard", "prompt form", choices=["standard", "cot", "completion"])
     shots: int = opt(None, "worked examples; default 3 standard, 2 cot, 8 completion", type=at_least(0))
-    demos: str = opt("random", "random: the same seeded worked examples for every sentence | knn: for each sentence, the "
-                               "most similar sentences of --examples (MiniLM sentence embeddings)", choices=["random", "knn"])
+    demos: str = opt("random", "random: the same seeded worked examples for every sentence | knn: for each sentence, "
+                               "the most similar sentences of --examples (MiniLM sentence embeddings)",
+                     choices=["random", "knn"])
     examples: str = opt("data/conll2003/train.txt", "gold CoNLL file the worked examples are drawn from")
     temperature: float = opt(0.0, "sampling temperature", type=at_least(0.0, float))
     max_tokens: int = opt(None, "reply length limit; default 256 standard, 384 cot, 64 completion", type=at_least(1))
-    max_entity_tokens: int = opt(10, "longer 'entities' are dropped (CoNLL-2003 train's longest has 10 tokens)", type=at_least(1))
+    max_entity_tokens: int = opt(10, "longer 'entities' are dropped (CoNLL-2003 train's longest has 10 tokens)",
+                                 type=at_least(1))
     dry_run: bool = opt(False, "print one full prompt and a token estimate; send nothing")
     labeller: str = opt("", "a trained NER model folder labels the sentences instead of the LLM (predict.py): a strong "
                             "annotator to set beside it; the prompt flags are then unused")
     # how sure the LLM is of each label (confidence.py)
-    confidence: str = opt("none", "a confidence per entity and sentence: logprobs (the reply's token log-probabilities, "
-                                  "where the endpoint returns them) | samples (agreement of --samples replies at "
-                                  "--sample_temperature)", choices=["none", "logprobs", "samples"])
+    confidence: str = opt("none", "a confidence per entity and sentence: logprobs (the reply's token "
+                                  "log-probabilities, where the endpoint returns them) | samples (agreement of "
+                                  "--samples replies at --sample_temperature)", choices=["none", "logprobs", "samples"])
     samples: int = opt(5, "--confidence samples: replies sampled per sentence, each a cached request", type=at_least(1))
     sample_temperature: float = opt(0.8, "--confidence samples: their temperature", type=above(0))
-    min_confidence: float = opt(0.0, "leave out of --out what is less sure than this (see --filter)", type=at_least(0.0, float))
+    min_confidence: float = opt(0.0, "leave out of --out what is less sure than this (see --filter)",
+                                type=at_least(0.0, float))
     filter: str = opt("sentence", "sentence: leave out a sentence unless every entity in it clears --min_confidence | "
-                                  "entity: keep the sentence, drop its doubtful entities", choices=["sentence", "entity"])
+                                  "entity: keep the sentence, drop its doubtful entities",
+                      choices=["sentence", "entity"])
 
 
 DEFAULT_SHOTS = {"standard": 3, "cot": 2, "completion": 8}
@@ -129,14 +133,18 @@ def load_records(cfg):
 
 DEFINITIONS = """\
 PER: people: first names, surnames, full names (e.g. "Clinton", "Alex Ferguson").
-ORG: organisations: companies, sports teams and clubs, political parties, unions, institutions, agencies (e.g. "Reuters", "Manchester United", "EU").
+ORG: organisations: companies, sports teams and clubs, political parties, unions, institutions, agencies \
+(e.g. "Reuters", "Manchester United", "EU").
 LOC: locations: countries, cities, regions, continents, rivers, mountains (e.g. "Germany", "Paris", "Europe").
-MISC: other names: nationalities and other words made from names, languages, religions, events, titles of works, products (e.g. "German", "World Cup", "Windows")."""
+MISC: other names: nationalities and other words made from names, languages, religions, events, titles of works, \
+products (e.g. "German", "World Cup", "Windows")."""
 
 STANDARD_SYSTEM = f"""\
-You are an expert annotator of named entities in news text. Label every named entity in the sentence with one of four types:
+You are an expert annotator of named entities in news text. Label every named entity in the sentence with one of \
+four types:
 {DEFINITIONS}
-Copy each entity exactly as it is written in the sentence, in the order they appear. Dates, numbers, job titles and other common nouns are not entities.
+Copy each entity exactly as it is written in the sentence, in the order they appear. Dates, numbers, job titles and \
+other common nouns are not entities.
 Answer with a JSON list and nothing else: [{{"text": "...", "type": "PER"}}], or [] if the sentence has no entity."""
 
 COT_SYSTEM = f"""\
@@ -147,9 +155,11 @@ Work in four steps, one line each:
 2. Candidates: the names in the sentence, copied exactly as written.
 3. Types: the type of each candidate, decided from the context (drop a candidate that is not a name).
 4. Justification: why each type is right.
-Then write a last line "Answer: " followed by the JSON list [{{"text": "...", "type": "PER"}}], or [] if there is no entity."""
+Then write a last line "Answer: " followed by the JSON list [{{"text": "...", "type": "PER"}}], or [] if there is \
+no entity."""
 
-COMPLETION_HEADER = "Named entities in news sentences. Types: PER (person), ORG (organisation), LOC (location), MISC (other names: nationalities, events, works).\n\n"
+COMPLETION_HEADER = ("Named entities in news sentences. Types: PER (person), ORG (organisation), LOC (location), "
+                     "MISC (other names: nationalities, events, works).\n\n")
 
 WHY = {"PER": "names a person", "ORG": "names an organisation", "LOC": "names a place",
        "MISC": "is another kind of name (a nationality, event, work or product)"}
@@ -163,7 +173,8 @@ def cot_answer(ents):
     """The worked example's reasoning, written from its gold entities."""
     if not ents:
         return ("1. Context: a news sentence that names no one and nothing in particular.\n2. Candidates: none.\n"
-                "3. Types: none.\n4. Justification: no word names a person, organisation, place or other thing.\nAnswer: []")
+                "3. Types: none.\n4. Justification: no word names a person, organisation, place or other thing.\n"
+                "Answer: []")
     names = "; ".join(t for t, _ in ents)
     return (f"1. Context: a news sentence that mentions {names}.\n2. Candidates: {names}.\n"
             f"3. Types: {'; '.join(f'{t} is {y}' for t, y in ents)}.\n"
@@ -262,7 +273,8 @@ def knn_shots(cfg, records):
     out = []
     for row in sims:
         top = np.argpartition(-row, k - 1)[:k]
-        out.append([worked_example(*sents[keep[j]]) for j in top[np.argsort(row[top])]])  # ascending: the most similar last
+        # ascending: the most similar last
+        out.append([worked_example(*sents[keep[j]]) for j in top[np.argsort(row[top])]])
     return out
 
 
@@ -283,7 +295,8 @@ def build_request(cfg, words, shots, sample=None):
     system, answer = (STANDARD_SYSTEM, json_answer) if cfg.prompt == "standard" else (COT_SYSTEM, cot_answer)
     messages = [{"role": "system", "content": system}]
     for w, e in shots:
-        messages += [{"role": "user", "content": f"Sentence: {' '.join(w)}"}, {"role": "assistant", "content": answer(e)}]
+        messages += [{"role": "user", "content": f"Sentence: {' '.join(w)}"},
+                     {"role": "assistant", "content": answer(e)}]
     messages.append({"role": "user", "content": f"Sentence: {sentence}"})
     return chat_request(cfg, messages, **params)
 
@@ -298,7 +311,8 @@ OPEN_RE = re.compile(r"[\[{]")
 FIELD_RE = re.compile(r"""["']?(\w+)["']?\s*:\s*(?:"([^"]*)"|'([^']*)')""")
 ITEM_RE = re.compile(r"^(.+?)\s*\(\s*([A-Za-z-]+)\s*\)\W*$")
 TYPES = ("PER", "ORG", "LOC", "MISC")
-TYPE_ALIASES = {"PERSON": "PER", "ORGANIZATION": "ORG", "ORGANISATION": "ORG", "LOCATION": "LOC", "MISCELLANEOUS": "MISC"}
+TYPE_ALIASES = {"PERSON": "PER", "ORGANIZATION": "ORG", "ORGANISATION": "ORG", "LOCATION": "LOC",
+                "MISCELLANEOUS": "MISC"}
 
 
 def json_values(text):
@@ -427,7 +441,8 @@ def align(words, items, max_entity_tokens=10):
         if not any(c.isalnum() for c in needle):
             dropped["not_found"] += 1
             continue
-        searches = [(words, needle, cursor), (lower, needle.lower(), cursor), (words, needle, 0), (lower, needle.lower(), 0)]
+        searches = [(words, needle, cursor), (lower, needle.lower(), cursor), (words, needle, 0),
+                    (lower, needle.lower(), 0)]
         span, n = None, 0
         for n, (toks, nd, start) in enumerate(searches):
             if (span := find_span(toks, nd, start, tags)) is not None:
@@ -464,7 +479,8 @@ def dry_run(cfg, calls):
     chars = [len(prompt_text(e, p)) for e, p in calls]
     todo = len(calls) - cached
     est = sum(chars) / 4 * todo / max(1, len(calls))  # about 4 characters a token in English
-    print(f"\n--- {len(calls)} sentences, {cached} cached, {todo} to send to {cfg.base_url}/{calls[0][0]} ({cfg.model})")
+    print(f"\n--- {len(calls)} sentences, {cached} cached, {todo} to send to "
+          f"{cfg.base_url}/{calls[0][0]} ({cfg.model})")
     print(f"--- prompt tokens about {est:,.0f} ({sum(chars) / 4 / len(calls):,.0f} a sentence); "
           f"completion tokens at most {todo * cfg.max_tokens:,} ({cfg.max_tokens} a sentence)")
 
@@ -480,7 +496,8 @@ def run(cfg):
     if cfg.demos == "knn":
         shots = knn_shots(cfg, records)
     else:
-        shots = [draw_shots(cfg.examples, cfg.shots, cfg.seed, exclude={tuple(r["words"]) for r in records})] * len(records)
+        shots = [draw_shots(cfg.examples, cfg.shots, cfg.seed,
+                            exclude={tuple(r["words"]) for r in records})] * len(records)
     calls = [build_request(cfg, r["words"], s) for r, s in zip(records, shots)]
     if cfg.dry_run:
         return dry_run(cfg, calls)
@@ -499,7 +516,8 @@ def run(cfg):
         (replies, gave_up, stats), stopped = e.partial, str(e)
     samples = [replies[i * (k + 1) + 1:(i + 1) * (k + 1)] for i in range(len(records))] if k else None
     replies = replies[::k + 1]
-    failures = {i // (k + 1): ("gave_up", why) for i, why in gave_up.items() if i % (k + 1) == 0}  # sentence -> (reason, detail)
+    # sentence -> (reason, detail)
+    failures = {i // (k + 1): ("gave_up", why) for i, why in gave_up.items() if i % (k + 1) == 0}
     report = assemble(cfg, records, replies, failures, stats, stopped, time.time() - t0, shots, samples)
     if stopped:
         raise Fatal(stopped)
@@ -591,11 +609,13 @@ def assemble(cfg, records, replies, failures, stats, stopped, seconds, shots, sa
                     for e, c in zip(kept, conf):
                         e["confidence"] = round(c, 4)
                     if has_gold:
-                        scored.append({"gold": rec["gold"], "tags": tags, "kept": kept, "conf": conf, "sentence_conf": sure[1]})
+                        scored.append({"gold": rec["gold"], "tags": tags, "kept": kept, "conf": conf,
+                                       "sentence_conf": sure[1]})
                     if cfg.filter == "entity":  # the doubtful entities go, the sentence stays
                         acc["entities_filtered"] += sum(c < cfg.min_confidence for c in conf)
                         tags = confidence.filtered_tags(tags, kept, conf, cfg.min_confidence)
-                    elif sure[1] < cfg.min_confidence:  # the whole sentence goes: it would teach O for its doubtful names
+                    elif sure[1] < cfg.min_confidence:
+                        # the whole sentence goes: it would teach O for its doubtful names
                         acc["sentences_filtered"] += 1
                         line["filtered"] = True
                 elif cfg.confidence != "none":
@@ -632,7 +652,8 @@ def assemble(cfg, records, replies, failures, stats, stopped, seconds, shots, sa
         "entities_dropped": {k[8:]: v for k, v in sorted(acc.items()) if k.startswith("dropped_")},
         "entities_not_in_sentence": acc["entities_not_in_sentence"],  # named in the reply, absent from the sentence
         "entities_copied_from_demos": acc["entities_copied_from_demos"],  # ... and named by one of its worked examples
-        "sentences_with_near_copy_demo": acc["sentences_with_near_copy_demo"],  # a worked example shares >= 80 % of its tokens
+        # a worked example shares >= 80 % of its tokens
+        "sentences_with_near_copy_demo": acc["sentences_with_near_copy_demo"],
         "failed": [{"index": records[i]["index"], **records[i]["meta"], "reason": r, "detail": d}
                    for i, (r, d) in sorted(failures.items())],
     }
@@ -660,12 +681,15 @@ def summary(report, out):
         return (f"{out}: {r['sentences_written']} sentences labelled by {r['labeller']}, {r['entities_kept']} entities"
                 + (f"; span F1 vs gold {100 * r['span_f1']['f1']:.1f}" if "span_f1" in r else ""))
     s = (f"{out}: {r['sentences_written']}/{r['sentences']} sentences written; {r['requests_sent']} requests, "
-         f"{r['cache_hits']} cached, {r['retries']} retries; tokens {r['prompt_tokens']:,} in, {r['completion_tokens']:,} out; "
+         f"{r['cache_hits']} cached, {r['retries']} retries; "
+         f"tokens {r['prompt_tokens']:,} in, {r['completion_tokens']:,} out; "
          f"entities {r['entities_kept']}/{r['entities_proposed']} kept")
     if "span_f1" in r:
-        s += f"; span F1 vs gold {100 * r['span_f1']['f1']:.1f} ({100 * r['span_f1_all_input']['f1']:.1f} over all input)"
+        s += (f"; span F1 vs gold {100 * r['span_f1']['f1']:.1f} "
+              f"({100 * r['span_f1_all_input']['f1']:.1f} over all input)")
     if r["failed"]:
-        s += f"\n{len(r['failed'])} sentences failed ({r['failures_by_reason']}) and are not in {out}; the same command retries them"
+        s += (f"\n{len(r['failed'])} sentences failed ({r['failures_by_reason']}) and are not in {out}; "
+              "the same command retries them")
     return s
 
 
@@ -674,7 +698,8 @@ def main(argv=None):
     try:
         report = run(cfg)
     except Fatal as e:
-        print(f"annotate.py: stopped: {e}\n(finished replies are cached; fix the setting and run the same command)", file=sys.stderr)
+        print(f"annotate.py: stopped: {e}\n(finished replies are cached; fix the setting and run the same command)",
+              file=sys.stderr)
         return 2
     if report is not None:
         print(summary(report, cfg.out))

@@ -7,7 +7,8 @@ only; scikit-learn's logistic regression with its defaults (L2, C=1, lbfgs) and 
 Scores come from eval.py's classification_scores. scikit-learn is a reference-only dependency
 (requirements-test.txt), as transformers is for bench.py; the project itself never imports it.
 
-    python data.py split --input data/bbc/bbc.jsonl --out_dir runs/bbc_split --seed 0 --per_class 8,32 --subset_seeds 0,1,2
+    python data.py split --input data/bbc/bbc.jsonl --out_dir runs/bbc_split --seed 0 --per_class 8,32 \\
+        --subset_seeds 0,1,2
     python baseline_tfidf.py --data_dir runs/bbc_split                                   # the whole train.jsonl
     python baseline_tfidf.py --data_dir runs/bbc_split --train_file train_k8_s0.jsonl    # 8 texts per class
 """
@@ -32,7 +33,8 @@ def texts_and_labels(path):
 def fit_and_score(train_path, eval_paths):
     """Fit on train_path; {name: classification_scores} on each evaluation file."""
     x_train, y_train = texts_and_labels(train_path)
-    evals = {name: texts_and_labels(path) for name, path in eval_paths.items()}  # a bad file stops the run before the fit
+    # a bad file stops the run before the fit
+    evals = {name: texts_and_labels(path) for name, path in eval_paths.items()}
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
@@ -45,12 +47,14 @@ def fit_and_score(train_path, eval_paths):
 
 @dataclass
 class Config:
-    data_dir: str = opt(None, "folder with train.jsonl, valid.jsonl, test.jsonl (data.py split)", type=str, required=True)
+    data_dir: str = opt(None, "folder with train.jsonl, valid.jsonl, test.jsonl (data.py split)", type=str,
+                        required=True)
     train_file: str = opt("", "training JSONL: a path, or a file name inside --data_dir; none: train.jsonl")
 
 
 def main(argv=None):
-    args = parse_config(Config, argv, description="TF-IDF + logistic regression accuracy and macro-F1 on a data.py split.")
+    args = parse_config(Config, argv,
+                        description="TF-IDF + logistic regression accuracy and macro-F1 on a data.py split.")
     train = args.train_file or "train.jsonl"
     if not os.path.exists(train):  # a bare name such as train_k8_s0.jsonl is looked for in --data_dir
         train = os.path.join(args.data_dir, train)
@@ -58,8 +62,10 @@ def main(argv=None):
     scores, n_train = fit_and_score(train, {s: os.path.join(args.data_dir, f"{s}.jsonl") for s in ("valid", "test")})
     print(f"trained on {n_train} texts of {train} in {time.time() - t0:.1f} s; test set:")
     print(format_classification_report(scores["test"]))
-    print(f"test accuracy {100 * scores['test']['accuracy']:.2f}, test macro-F1 {100 * scores['test']['macro_f1']:.2f}, "
-          f"valid accuracy {100 * scores['valid']['accuracy']:.2f}, valid macro-F1 {100 * scores['valid']['macro_f1']:.2f}")
+    print(f"test accuracy {100 * scores['test']['accuracy']:.2f}, "
+          f"test macro-F1 {100 * scores['test']['macro_f1']:.2f}, "
+          f"valid accuracy {100 * scores['valid']['accuracy']:.2f}, "
+          f"valid macro-F1 {100 * scores['valid']['macro_f1']:.2f}")
     print(json.dumps({"train_file": train, "n_train": n_train,
                       **{f"{s}_{k}": scores[s][k] for s in ("test", "valid") for k in ("accuracy", "macro_f1")}}))
 

@@ -89,7 +89,8 @@ def batches(examples, batching, batch_size, n, seed):
     g = torch.Generator().manual_seed(seed)
     lengths = [len(e["ids"]) for e in examples]
     if batching == "random":
-        order = torch.cat([torch.randperm(len(examples), generator=g) for _ in range(1 + n * batch_size // len(examples))])
+        order = torch.cat([torch.randperm(len(examples), generator=g)
+                           for _ in range(1 + n * batch_size // len(examples))])
     elif batching == "hf-grouped":
         from transformers.trainer_pt_utils import LengthGroupedSampler
         order = []
@@ -108,7 +109,8 @@ def build(impl, labels, student=""):
     if impl == "hf":
         from transformers import BertForTokenClassification
         model = BertForTokenClassification.from_pretrained(default_model_dir(), num_labels=len(labels))
-        return model, torch.optim.AdamW(model.parameters(), lr=1e-4), lambda ids, mask: model(input_ids=ids, attention_mask=mask).logits
+        return (model, torch.optim.AdamW(model.parameters(), lr=1e-4),
+                lambda ids, mask: model(input_ids=ids, attention_mask=mask).logits)
     from model import from_pretrained
     from train import Config, make_optimizer
     model = from_pretrained(default_model_dir(), id2label=dict(enumerate(labels)), verbose=False)
@@ -127,7 +129,8 @@ def build(impl, labels, student=""):
 def inference_hf(model, bf16):
     from predict import bf16_supported
     model.eval()
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and bf16_supported(torch.device("cpu"))):
+    with torch.inference_mode(), \
+            torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and bf16_supported(torch.device("cpu"))):
         yield
 
 
@@ -140,7 +143,8 @@ def infer(name, model, forward, examples, args):
     if batching == "ours-grouped":
         infer_batches = sorted_batches(examples, args.eval_batch_size, args.eval_tokens)
     else:
-        order = sorted(range(len(examples)), key=lambda j: len(examples[j]["ids"])) if bf16 else list(range(len(examples)))
+        order = (sorted(range(len(examples)), key=lambda j: len(examples[j]["ids"])) if bf16
+                 else list(range(len(examples))))
         infer_batches = [order[b:b + args.eval_batch_size] for b in range(0, len(order), args.eval_batch_size)]
     tokens = 0
     with inference(model, torch.device("cpu"), bf16) if impl.startswith("ours") else inference_hf(model, bf16):
@@ -180,9 +184,9 @@ def run_one(name, args):
     t0 = time.perf_counter()
     inf_tokens = infer(name, model, forward, examples, args)
     inf_seconds = time.perf_counter() - t0
-    return {"name": name, "train_tok_s": tokens / seconds if seconds else None, "fill": tokens / padded if padded else None,
-            "infer_tok_s": inf_tokens / inf_seconds, "first_step_s": first_step,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {"name": name, "train_tok_s": tokens / seconds if seconds else None,
+            "fill": tokens / padded if padded else None, "infer_tok_s": inf_tokens / inf_seconds,
+            "first_step_s": first_step, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def profile_inference(args):
@@ -205,8 +209,9 @@ def profile_inference(args):
             seconds = time.perf_counter() - t0
         ops = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
         total = sum(e.self_cpu_time_total for e in ops)
-        print(f"{name:<10} {seconds:5.2f} s: " + ", ".join(f"{e.key.removeprefix('aten::')} {100 * e.self_cpu_time_total / total:.0f} %"
-                                                          for e in ops[:7]))
+        print(f"{name:<10} {seconds:5.2f} s: "
+              + ", ".join(f"{e.key.removeprefix('aten::')} {100 * e.self_cpu_time_total / total:.0f} %"
+                          for e in ops[:7]))
 
 
 @dataclass
@@ -221,10 +226,11 @@ class Config:
     sentences: int = opt(2000, "seeded sample of CoNLL-2003 train", type=at_least(1))
     seed: int = opt(0, "seed of the sample and of the random batches")
     threads: int = opt(torch.get_num_threads(), "torch threads of every configuration", type=at_least(1))
-    data_dir: str = opt(os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "conll2003"), "a CoNLL folder with train.txt")
+    data_dir: str = opt(os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "conll2003"),
+                        "a CoNLL folder with train.txt")
     student: str = opt("", "also run a student L<layers>-H<hidden> (model.py) against ours")
-    profile: bool = opt(False, "instead: one inference pass of ours, hf-best and hf-tokens under torch.profiler, in one "
-                               "process: where the time goes")
+    profile: bool = opt(False, "instead: one inference pass of ours, hf-best and hf-tokens under torch.profiler, "
+                               "in one process: where the time goes")
     out: str = opt("", "also write the command, every round and the medians to this JSON file (students.py --speed)")
     one: str = opt("", argparse.SUPPRESS)  # internal: run one configuration and print JSON
 
@@ -253,7 +259,8 @@ def main(argv=None):
     from data import read_conll
     read_conll(os.path.join(args.data_dir, "train.txt"))  # a missing or malformed file stops the run here, in one line
     native = bf16_supported(torch.device("cpu"))
-    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch_size}, {args.steps} timed steps x {args.rounds} rounds; "
+    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch_size}, "
+          f"{args.steps} timed steps x {args.rounds} rounds; "
           f"bf16 {'native' if native else 'not native here: every configuration runs in fp32'}")
     peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16) if native else None
     peak = peak16 or peak32  # the peak of the precision the bf16 configurations run in
@@ -268,8 +275,9 @@ def main(argv=None):
         for n in ("student", "student-int8"):
             flops[n] = flop_per_token(layers, hidden, c.intermediate_size if hidden == c.hidden_size else 4 * hidden)
     runs = {n: [] for n in names}
-    forwarded = [f"--{k}={getattr(args, k)}" for k in ("steps", "warmup", "batch_size", "eval_batch_size", "eval_tokens",
-                                                        "sentences", "seed", "threads", "data_dir", "student")]
+    forwarded = [f"--{k}={getattr(args, k)}"
+                 for k in ("steps", "warmup", "batch_size", "eval_batch_size", "eval_tokens", "sentences", "seed",
+                           "threads", "data_dir", "student")]
     for r in range(args.rounds):
         for n in names:
             out = subprocess.run([sys.executable, os.path.abspath(__file__), "--one", n, *forwarded],
@@ -278,7 +286,8 @@ def main(argv=None):
                 sys.exit(f"{n} failed:\n{out.stderr[-3000:]}")
             runs[n].append(json.loads(out.stdout.strip().splitlines()[-1]))
             x = runs[n][-1]
-            print(f"  round {r + 1} {n:<17} {x['train_tok_s'] or 0:7.0f} train tok/s {x['infer_tok_s']:7.0f} infer tok/s", flush=True)
+            print(f"  round {r + 1} {n:<17} {x['train_tok_s'] or 0:7.0f} train tok/s "
+                  f"{x['infer_tok_s']:7.0f} infer tok/s", flush=True)
 
     def median(rs, k):
         xs = [x[k] for x in rs if x[k] is not None]
@@ -290,10 +299,11 @@ def main(argv=None):
         gflops = m["train_tok_s"] * flops[n] / 1e9 if m["train_tok_s"] else None
         fmt = lambda x, f: "–" if x is None else format(x, f)  # noqa: E731
         rows.append([n, fmt(m["train_tok_s"], ",.0f"), fmt(m["fill"] and 100 * m["fill"], ".0f"), fmt(gflops, ".0f"),
-                     fmt(gflops and 100 * gflops / peak, ".0f"), fmt(m["infer_tok_s"], ",.0f"), fmt(m["peak_rss_mb"], ",.0f"),
-                     fmt(m["first_step_s"], ".1f")])
-    print("\n" + table(["configuration", "train tokens/s", "padding fill %", "GFLOP/s", f"% of {'bf16' if native else 'fp32'} peak",
-                        "inference tokens/s", "peak RSS MB", "first step s"], rows), end="")
+                     fmt(gflops and 100 * gflops / peak, ".0f"), fmt(m["infer_tok_s"], ",.0f"),
+                     fmt(m["peak_rss_mb"], ",.0f"), fmt(m["first_step_s"], ".1f")])
+    print("\n" + table(["configuration", "train tokens/s", "padding fill %", "GFLOP/s",
+                        f"% of {'bf16' if native else 'fp32'} peak", "inference tokens/s", "peak RSS MB",
+                        "first step s"], rows), end="")
     command = f"python bench.py {shlex.join(sys.argv[1:] if argv is None else argv)}".rstrip()
     print(f"\ncommand: {command}")
     if args.out:
@@ -313,11 +323,13 @@ def main(argv=None):
     if {"ours", "hf-default", "hf-best"} <= set(med):
         o = med["ours"]
         frac = o["train_tok_s"] * flops["ours"] / 1e9 / peak
-        same = f" ours/hf-tokens {o['infer_tok_s'] / med['hf-tokens']['infer_tok_s']:.2f} (same batches)" if "hf-tokens" in med else ""
+        same = (f" ours/hf-tokens {o['infer_tok_s'] / med['hf-tokens']['infer_tok_s']:.2f} (same batches)"
+                if "hf-tokens" in med else "")
         print(f"inference ratio ours/HF-default {o['infer_tok_s'] / med['hf-default']['infer_tok_s']:.2f} "
               f"ours/HF-best {o['infer_tok_s'] / med['hf-best']['infer_tok_s']:.2f}{same}")
         print(f"training ratio ours/HF-default {o['train_tok_s'] / med['hf-default']['train_tok_s']:.2f} "
-              f"ours/HF-best {o['train_tok_s'] / med['hf-best']['train_tok_s']:.2f} (ours at {100 * frac:.0f} % of the matmul peak)")
+              f"ours/HF-best {o['train_tok_s'] / med['hf-best']['train_tok_s']:.2f} "
+              f"(ours at {100 * frac:.0f} % of the matmul peak)")
 
 
 if __name__ == "__main__":

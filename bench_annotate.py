@@ -34,7 +34,8 @@ def start_server(delay):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             first = body["messages"][-1]["content"].removeprefix("Sentence: ").split()[0]
             time.sleep(delay)
-            data = json.dumps({"choices": [{"message": {"role": "assistant", "content": json.dumps([{"text": first, "type": "PER"}])},
+            data = json.dumps({"choices": [{"message": {"role": "assistant",
+                                                        "content": json.dumps([{"text": first, "type": "PER"}])},
                                             "finish_reason": "stop"}],
                                "usage": {"prompt_tokens": 100, "completion_tokens": 10}}).encode()
             self.send_response(200)
@@ -86,7 +87,8 @@ def main(argv=None):
         assert rep["requests_sent"] == 0 and rep["cache_hits"] == args.cached, rep
         rows.append((f"{args.cached} sentences, fully cached re-run", secs, 0))
     httpd.shutdown()
-    print(f"server delay {args.delay * 1000:.0f} ms per request; ideal sequential time {args.requests * args.delay:.1f} s\n")
+    print(f"server delay {args.delay * 1000:.0f} ms per request; "
+          f"ideal sequential time {args.requests * args.delay:.1f} s\n")
     print("| run | seconds | requests sent | sentences/s |\n|---|---|---|---|")
     for name, secs, sent in rows:
         n = args.cached if "cached" in name else args.requests

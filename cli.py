@@ -35,7 +35,8 @@ def opt(default, help, type=None, choices=None, required=False, nargs=None, posi
     """A dataclass field with its -h help; `type` when the default does not show it (None), `choices` when fixed,
     `required` for a flag without which the script cannot run, `nargs` ("*", "+") for a list of values (a list
     default is given as a function: default=lambda: [...]), `positional` for an argument without --name."""
-    meta = {"help": help, "type": type, "choices": choices, "required": required, "nargs": nargs, "positional": positional}
+    meta = {"help": help, "type": type, "choices": choices, "required": required, "nargs": nargs,
+            "positional": positional}
     return field(default_factory=default, metadata=meta) if callable(default) else field(default=default, metadata=meta)
 
 
@@ -69,7 +70,8 @@ def at_least(low, kind=int):
         except ValueError:
             value = None
         if value is None or value < low:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'} >= {low}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'} >= {low}, "
+                                             f"got {text!r}")
         return value
     return parse
 
@@ -91,7 +93,8 @@ def add_flags(p, cls):
     """One --flag on parser p per field of the dataclass `cls`, help, type and choices from its opt()."""
     for f in fields(cls):
         meta = f.metadata
-        default = f.default if f.default is not MISSING else f.default_factory() if f.default_factory is not MISSING else None
+        default = (f.default if f.default is not MISSING
+                   else f.default_factory() if f.default_factory is not MISSING else None)
         help = (meta.get("help") or "").replace("%", "%%")  # argparse formats help with %
         if f.type in (bool, "bool"):
             action = "store_true" if not default else argparse.BooleanOptionalAction
@@ -128,8 +131,9 @@ def parse_command(commands, argv=None, description=None, default=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if default and not (argv[:1] and (argv[0] in commands or argv[0] in ("-h", "--help"))):
         argv = [default, *argv]
-    p = ArgumentParser(description=description, epilog=f"python {os.path.basename(sys.argv[0])} COMMAND -h lists the flags "
-                       "of a command" + (f"; with none named, the command is {default}" if default else ""))
+    p = ArgumentParser(description=description,
+                       epilog=f"python {os.path.basename(sys.argv[0])} COMMAND -h lists the flags "
+                              "of a command" + (f"; with none named, the command is {default}" if default else ""))
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
     for name, (cls, help) in commands.items():
         add_flags(sub.add_parser(name, help=help, description=help), cls)

@@ -79,8 +79,8 @@ def from_logprobs(reply, pairs, kept):
 
 
 def from_samples(kept, samples):
-    """(confidence of each kept entity, of the sentence) from k samples: each the set of (type, start, end) that sample's
-    reply aligned to (None: an unreadable sample, which agrees with nothing)."""
+    """(confidence of each kept entity, of the sentence) from k samples: each the set of (type, start, end) that
+    sample's reply aligned to (None: an unreadable sample, which agrees with nothing)."""
     k = max(1, len(samples))
     conf = [sum(s is not None and (e["type"], e["start"], e["end"]) in s for s in samples) / k for e in kept]
     return conf, (min(conf) if conf else sum(s is not None and not s for s in samples) / k)
@@ -104,9 +104,11 @@ def curve(items, thresholds=THRESHOLDS):
     for t in thresholds:
         kept = [it for it in items if it["sentence_conf"] >= t]
         s = span_f1([it["gold"] for it in kept], [it["tags"] for it in kept]) if kept else None
-        e = span_f1([it["gold"] for it in items], [filtered_tags(it["tags"], it["kept"], it["conf"], t) for it in items])
+        e = span_f1([it["gold"] for it in items],
+                    [filtered_tags(it["tags"], it["kept"], it["conf"], t) for it in items])
         rows.append({"threshold": t, "sentences_kept": len(kept) / max(1, len(items)),
-                     "sentence_f1": s and s["f1"], "sentence_precision": s and s["precision"], "sentence_recall": s and s["recall"],
+                     "sentence_f1": s and s["f1"], "sentence_precision": s and s["precision"],
+                     "sentence_recall": s and s["recall"],
                      "entities_kept": sum(c >= t for it in items for c in it["conf"]) / max(1, n_ent),
                      "entity_f1": e["f1"], "entity_precision": e["precision"], "entity_recall": e["recall"]})
     return rows

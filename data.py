@@ -22,7 +22,8 @@ train / valid / test. `--per_class 8,32` also writes nested few-shot subsets of 
 train_k8_s0.jsonl is inside train_k32_s0.jsonl, one set per subset seed.
 
     python data.py sample --input data/conll2003/train.txt --limit 1000 --seed 0 --out o.conll
-    python data.py split --input data/bbc/bbc.jsonl --out_dir runs/bbc_split --seed 0 --per_class 8,32 --subset_seeds 0,1,2
+    python data.py split --input data/bbc/bbc.jsonl --out_dir runs/bbc_split --seed 0 --per_class 8,32 \\
+        --subset_seeds 0,1,2
 """
 import argparse
 import json
@@ -223,7 +224,8 @@ def _not_utf8(path):
             try:
                 raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                return f"{path}:{lineno}: not UTF-8 (byte 0x{raw[e.start]:02x} at byte {e.start + 1} of the line); save it as UTF-8"
+                return (f"{path}:{lineno}: not UTF-8 (byte 0x{raw[e.start]:02x} at byte {e.start + 1} of the line); "
+                        "save it as UTF-8")
     return f"{path}: not UTF-8; save it as UTF-8"
 
 
@@ -237,7 +239,8 @@ def read_jsonl_numbered(path):
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got invalid JSON ({e.msg} at column {e.colno})") from None
+                raise DataError(f"{path}:{lineno}: expected a JSON object, got invalid JSON "
+                                f"({e.msg} at column {e.colno})") from None
             if not isinstance(obj, dict):
                 raise DataError(f"{path}:{lineno}: expected a JSON object {{...}}, got {_json_kind(obj)}")
             records.append((lineno, obj))
@@ -270,7 +273,8 @@ def read_classification(path, text_fields=("text",), label_field="label"):
         probs = rec.get("probs")
         if probs is not None:
             if not isinstance(probs, dict) or not probs or not all(isinstance(p, (int, float)) for p in probs.values()):
-                raise DataError(f"{path}:{lineno}: field 'probs' is {probs!r}, expected an object {{label: probability}}")
+                raise DataError(f"{path}:{lineno}: field 'probs' is {probs!r}, "
+                                f"expected an object {{label: probability}}")
             probs = check_probs({k: float(v) for k, v in probs.items()}, f"{path}:{lineno}")
             rec.setdefault(label_field, max(probs, key=probs.get))
         if label_field not in rec:
@@ -350,7 +354,8 @@ def stratified_split(labels, seed, valid=0.15, test=0.15):
 
 
 def per_class_subsets(labels, ks, seed):
-    """{k: indices} with k of each label, in input order; each label is shuffled once, so smaller sets nest in larger."""
+    """{k: indices} with k of each label, in input order; each label is shuffled once, so smaller sets nest in
+    larger."""
     by_label = {}
     for i, label in enumerate(labels):
         by_label.setdefault(label, []).append(i)
@@ -372,9 +377,11 @@ def split_main(args):
     if not kept:
         raise DataError(f"{args.input}: no records left after dropping duplicates")
     train, dev, test = (
-        [kept[i] for i in idx] for idx in stratified_split([r["label"] for r in kept], args.seed, args.valid, args.test))
+        [kept[i] for i in idx]
+        for idx in stratified_split([r["label"] for r in kept], args.seed, args.valid, args.test))
     train_labels = [r["label"] for r in train]
-    subsets = {s: per_class_subsets(train_labels, args.per_class, s) for s in args.subset_seeds} if args.per_class else {}
+    subsets = ({s: per_class_subsets(train_labels, args.per_class, s) for s in args.subset_seeds}
+               if args.per_class else {})
     os.makedirs(args.out_dir, exist_ok=True)
     for name, part in (("train", train), ("valid", dev), ("test", test)):
         write_jsonl(os.path.join(args.out_dir, f"{name}.jsonl"), part)
@@ -393,7 +400,8 @@ def split_main(args):
     print("\n".join(lines))
     print(f"wrote train.jsonl, valid.jsonl, test.jsonl to {args.out_dir} (seed {args.seed})")
     for s in subsets:
-        print("wrote " + ", ".join(f"train_k{k}_s{s}.jsonl" for k in args.per_class) + f" ({', '.join(map(str, args.per_class))} per class, subset seed {s})")
+        print("wrote " + ", ".join(f"train_k{k}_s{s}.jsonl" for k in args.per_class)
+              + f" ({', '.join(map(str, args.per_class))} per class, subset seed {s})")
 
 
 def int_list(text):
@@ -421,9 +429,11 @@ def fraction(text):
 @dataclass
 class SampleConfig:
     input: str = opt(None, "CoNLL file to sample sentences from", type=str, required=True)
-    limit: int = opt(None, "sentences in the sample (all of them if the file has fewer)", type=at_least(1), required=True)
+    limit: int = opt(None, "sentences in the sample (all of them if the file has fewer)", type=at_least(1),
+                     required=True)
     seed: int = opt(0, "seed of the sample (annotate.py --seed takes the same one)")
-    out: str = opt(None, "CoNLL file written: token and gold tag of each chosen sentence, in file order", type=str, required=True)
+    out: str = opt(None, "CoNLL file written: token and gold tag of each chosen sentence, in file order", type=str,
+                   required=True)
 
 
 @dataclass
@@ -437,8 +447,8 @@ class SplitConfig:
     subset_seeds: list = opt(None, "seeds S of the per-class subsets (default: --seed)", type=int_list)
     text_fields: str = opt("title,text", "fields joined, blank line between, into the text")
     label_field: str = opt("label", "field holding each record's label")
-    dedup_fields: str = opt("text", "texts that share any of these fields alone are duplicates too (BBC republished some "
-                                    "articles under a new title); empty: only whole texts")
+    dedup_fields: str = opt("text", "texts that share any of these fields alone are duplicates too (BBC republished "
+                                    "some articles under a new title); empty: only whole texts")
 
 
 def main(argv=None):

@@ -88,7 +88,8 @@ def check_same_tokens(gold_sents, pred_sents, gold_path="gold", pred_path="pred"
 def format_report(scores):
     lines = [f"{'type':<8}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}"]
     for t, s in scores["per_type"].items():
-        lines.append(f"{t:<8}{100 * s['precision']:>10.2f}{100 * s['recall']:>10.2f}{100 * s['f1']:>10.2f}{s['support']:>9}")
+        lines.append(f"{t:<8}{100 * s['precision']:>10.2f}{100 * s['recall']:>10.2f}{100 * s['f1']:>10.2f}"
+                     f"{s['support']:>9}")
     support = sum(s["support"] for s in scores["per_type"].values())
     lines.append(f"{'overall':<8}{100 * scores['precision']:>10.2f}{100 * scores['recall']:>10.2f}"
                  f"{100 * scores['f1']:>10.2f}{support:>9}")
@@ -126,11 +127,13 @@ def format_classification_report(scores):
     w = max(len("macro avg"), *map(len, labels))
     lines = [f"{'label':<{w}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}"]
     for label, s in scores["per_class"].items():
-        lines.append(f"{label:<{w}}{100 * s['precision']:>10.2f}{100 * s['recall']:>10.2f}{100 * s['f1']:>10.2f}{s['support']:>9}")
+        lines.append(f"{label:<{w}}{100 * s['precision']:>10.2f}{100 * s['recall']:>10.2f}{100 * s['f1']:>10.2f}"
+                     f"{s['support']:>9}")
     per_class = scores["per_class"].values()
     support = sum(s["support"] for s in per_class)
     macro_p, macro_r = (sum(s[k] for s in per_class) / max(len(per_class), 1) for k in ("precision", "recall"))
-    lines.append(f"{'macro avg':<{w}}{100 * macro_p:>10.2f}{100 * macro_r:>10.2f}{100 * scores['macro_f1']:>10.2f}{support:>9}")
+    lines.append(f"{'macro avg':<{w}}{100 * macro_p:>10.2f}{100 * macro_r:>10.2f}{100 * scores['macro_f1']:>10.2f}"
+                 f"{support:>9}")
     lines.append(f"{'accuracy':<{w}}{'':>20}{100 * scores['accuracy']:>10.2f}{support:>9}")
     cw = max(7, *(len(str(c)) + 2 for row in scores["confusion"]["matrix"] for c in row))
     lines += ["", "confusion matrix (rows: gold, columns: predicted)",
@@ -150,10 +153,13 @@ def read_label_pairs(gold_path, pred_path, label_field="label", pred_field="labe
         for key in ("id", "text"):
             if key in g and key in p and g[key] != p[key]:
                 raise DataError(f"{gold_path}:{gl} and {pred_path}:{pl}: different {key}s "
-                                 f"({str(g[key])[:60]!r} and {str(p[key])[:60]!r}); the files must list the same texts in the same order")
-        for path, lineno, rec, field, labels in ((gold_path, gl, g, label_field, out[0]), (pred_path, pl, p, pred_field, out[1])):
+                                f"({str(g[key])[:60]!r} and {str(p[key])[:60]!r}); "
+                                "the files must list the same texts in the same order")
+        for path, lineno, rec, field, labels in ((gold_path, gl, g, label_field, out[0]),
+                                                 (pred_path, pl, p, pred_field, out[1])):
             if not isinstance(rec.get(field), str):
-                raise DataError(f"{path}:{lineno}: field {field!r} is {rec.get(field, 'missing')!r}, expected a label string")
+                raise DataError(f"{path}:{lineno}: field {field!r} is {rec.get(field, 'missing')!r}, "
+                                "expected a label string")
             labels.append(rec[field])
     return out
 
@@ -179,33 +185,38 @@ def summarize(run_dirs):
         raise DataError(f"runs of different tasks ({', '.join(sorted(tasks))}) cannot be summarized together")
     if tasks == {"classify"}:
         speed = "".join(f", {name} {ms([r[key] for r in runs])}" for key, name in
-                        (("train_seconds", "training s"), ("train_tokens_per_s", "tokens/s")) if all(key in r for r in runs))
+                        (("train_seconds", "training s"), ("train_tokens_per_s", "tokens/s"))
+                        if all(key in r for r in runs))
         return (f"{len(runs)} runs: test accuracy {ms([r['test']['accuracy'] for r in runs], 100)}, "
                 f"test macro-F1 {ms([r['test']['macro_f1'] for r in runs], 100)}, "
-                f"dev accuracy {ms([r['dev']['accuracy'] for r in runs], 100)}, dev macro-F1 {ms([r['dev']['macro_f1'] for r in runs], 100)}"
+                f"dev accuracy {ms([r['dev']['accuracy'] for r in runs], 100)}, "
+                f"dev macro-F1 {ms([r['dev']['macro_f1'] for r in runs], 100)}"
                 f"{speed}\ntest accuracy / macro-F1 per run: "
                 + ", ".join(f"{100 * r['test']['accuracy']:.2f} / {100 * r['test']['macro_f1']:.2f}" for r in runs))
-    return (f"{len(runs)} runs: test F1 {ms([r['test']['f1'] for r in runs], 100)}, dev F1 {ms([r['dev']['f1'] for r in runs], 100)}, "
-            f"training s {ms([r['train_seconds'] for r in runs])}, tokens/s {ms([r['train_tokens_per_s'] for r in runs])}\n"
+    return (f"{len(runs)} runs: test F1 {ms([r['test']['f1'] for r in runs], 100)}, "
+            f"dev F1 {ms([r['dev']['f1'] for r in runs], 100)}, "
+            f"training s {ms([r['train_seconds'] for r in runs])}, "
+            f"tokens/s {ms([r['train_tokens_per_s'] for r in runs])}\n"
             f"test F1 per run: " + ", ".join(f"{100 * r['test']['f1']:.2f}" for r in runs))
 
 
 @dataclass
 class Config:
     gold: str = opt("", "CoNLL-style file, gold tag in the last column; or JSONL, one labelled text a line")
-    pred: str = opt("", "CoNLL-style file over the same tokens, predicted tag in the last column; or JSONL over the same texts")
+    pred: str = opt("", "CoNLL-style file over the same tokens, predicted tag in the last column; "
+                        "or JSONL over the same texts")
     label_field: str = opt("label", "JSONL: the gold file's label field")
     pred_field: str = opt("label", "JSONL: the prediction file's label field")
     strict: bool = opt(False, "strict IOB2: an I-X without B-X starts no entity")
     json: bool = opt(False, "print the scores as JSON")
     summarize: list = opt(None, "instead: mean ± std over train.py output folders", nargs="+")
-    against: list = opt(None, "with --summarize: also the paired differences of the test score to these runs, one to one in "
-                              "order (the same seeds)", nargs="+")
+    against: list = opt(None, "with --summarize: also the paired differences of the test score to these runs, "
+                              "one to one in order (the same seeds)", nargs="+")
 
 
 def main(argv=None):
-    args = parse_config(Config, argv, description="BIO span F1 of a prediction file against a gold file (tag in the last "
-                                                  "column); accuracy and macro-F1 when the gold file is .jsonl.")
+    args = parse_config(Config, argv, description="BIO span F1 of a prediction file against a gold file (tag in the "
+                                                  "last column); accuracy and macro-F1 when the gold file is .jsonl.")
     if args.summarize:
         print(summarize(args.summarize))
         if args.against:

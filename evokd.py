@@ -61,7 +61,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, fields
 
 from cli import DataError, at_least, opt, parse_command, parse_config, run_main
-from data import atomic_write, labels_from, read_conll, read_jsonl, sample_indices, split_sentences, write_conll, write_jsonl
+from data import (atomic_write, labels_from, read_conll, read_jsonl, sample_indices, split_sentences, write_conll,
+                  write_jsonl)
 from eval import get_entities
 from runs import claim, mean_std, paired, pm, table
 from gendist import NearCopies, drop_reason, words_of
@@ -69,8 +70,8 @@ from llm import LLMConfig, ask, chat_request
 
 VARIANTS = ["evokd", "no_easy", "no_replay", "auggpt"]
 
-ANALYSIS_SYSTEM = "You are an expert in named entity recognition: finding the names of people (PER), organisations (ORG), " \
-                  "locations (LOC) and other names (MISC) in news text."
+ANALYSIS_SYSTEM = "You are an expert in named entity recognition: finding the names of people (PER), " \
+                  "organisations (ORG), locations (LOC) and other names (MISC) in news text."
 ANALYSIS = """A small named entity recognition model was tested on news sentences. For each sentence you see the right \
 entities and the entities the model found.
 
@@ -108,14 +109,16 @@ class EvoConfig(LLMConfig):  # the endpoint, model, key, retries, concurrency an
     n: int = opt(8, "hard and easy sentences asked for a round (2n new sentences in every variant)", type=at_least(1))
     variant: str = opt("evokd", "evokd | no_easy: 2n hard | no_replay: train on the new batch alone | "
                                 "auggpt: 2n sentences like the seed examples, no analysis", choices=VARIANTS)
-    replay: int = opt(None, "earlier generated sentences replayed a round, beside the new batch and the seed set; default 2n",
-                      type=at_least(0))
+    replay: int = opt(None, "earlier generated sentences replayed a round, beside the new batch and the seed set; "
+                            "default 2n", type=at_least(0))
     labeller: str = opt("", "a trained NER model folder that labels the new sentences (predict.py); default: the LLM")
-    prompt: str = opt("completion", "the LLM labeller's prompt (annotate.py)", choices=["standard", "cot", "completion"])
+    prompt: str = opt("completion", "the LLM labeller's prompt (annotate.py)",
+                      choices=["standard", "cot", "completion"])
     shots: int = opt(8, "the LLM labeller's worked examples, drawn from the seed set", type=at_least(0))
     show: int = opt(4, "correct and wrong sentences shown in the analysis (each), seed sentences shown in generation",
                     type=at_least(1))
-    temperature: float = opt(0.8, "sampling temperature of analysis and generation (labelling uses 0)", type=at_least(0.0, float))
+    temperature: float = opt(0.8, "sampling temperature of analysis and generation (labelling uses 0)",
+                             type=at_least(0.0, float))
     max_tokens: int = opt(320, "reply length limit of analysis and generation", type=at_least(1))
     gen_tries: int = opt(3, "generation requests a list, at most, until it has n sentences", type=at_least(1))
     min_words: int = opt(5, "a generated sentence with fewer words is dropped", type=at_least(1))
@@ -199,11 +202,13 @@ def analysis_request(cfg, batch, rnd):
 
 def generation_request(cfg, kind, count, analysis, seed_sents, rnd, attempt):
     rng = random.Random(cfg.seed * 104729 + rnd * 10 + attempt)
-    examples = "\n".join(" ".join(seed_sents[i][0]) for i in rng.sample(range(len(seed_sents)), min(cfg.show, len(seed_sents))))
+    examples = "\n".join(" ".join(seed_sents[i][0])
+                         for i in rng.sample(range(len(seed_sents)), min(cfg.show, len(seed_sents))))
     if kind == "similar":
         text = AUGGPT.format(examples=examples, n=count)
     else:
-        text = GENERATE.format(analysis=analysis.strip() or "(no analysis)", examples=examples, n=count, which=WHICH[kind])
+        text = GENERATE.format(analysis=analysis.strip() or "(no analysis)", examples=examples, n=count,
+                               which=WHICH[kind])
     return chat(cfg, text, cfg.seed * 1000 + rnd * 10 + attempt + (5 if kind == "easy" else 0))
 
 
@@ -261,10 +266,12 @@ def train_student(cfg, rnd, path, init_dir, labels):
     the dev sample and the whole test split (out_dir/eval); its printing goes to round_RR/train.log."""
     from train import Config, train
     folder = round_dir(cfg, rnd)
-    tcfg = Config(task="ner", data_dir=os.path.join(cfg.out_dir, "eval"), original=path, model_dir=init_dir, labels=",".join(labels),
-                  max_steps=cfg.max_steps, eval_every=cfg.max_steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                  max_len=cfg.max_len, seed=cfg.seed * 1000 + rnd, out_dir=folder, progress=0)
-    with open(os.path.join(folder, "train.log"), "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+    tcfg = Config(task="ner", data_dir=os.path.join(cfg.out_dir, "eval"), original=path, model_dir=init_dir,
+                  labels=",".join(labels), max_steps=cfg.max_steps, eval_every=cfg.max_steps,
+                  batch_size=cfg.batch_size, lr=cfg.lr, max_len=cfg.max_len, seed=cfg.seed * 1000 + rnd,
+                  out_dir=folder, progress=0)
+    with open(os.path.join(folder, "train.log"), "w") as log, contextlib.redirect_stdout(log), \
+            contextlib.redirect_stderr(log):
         return train(tcfg)
 
 
@@ -278,7 +285,8 @@ def round_dir(cfg, rnd):
 
 
 def usage(replies):
-    return (sum(r["usage"].get("prompt_tokens", 0) for r in replies), sum(r["usage"].get("completion_tokens", 0) for r in replies))
+    return (sum(r["usage"].get("prompt_tokens", 0) for r in replies),
+            sum(r["usage"].get("completion_tokens", 0) for r in replies))
 
 
 def has_text(reply):
@@ -296,7 +304,8 @@ def generate(cfg, rnd, analysis, seed_sents, indexes, kept_idx):
         short = [kind for kind in wanted if len(got[kind]) < wanted[kind]]
         if not short:
             break
-        calls = [generation_request(cfg, kind, wanted[kind] - len(got[kind]), analysis, seed_sents, rnd, attempt) for kind in short]
+        calls = [generation_request(cfg, kind, wanted[kind] - len(got[kind]), analysis, seed_sents, rnd, attempt)
+                 for kind in short]
         for kind, reply in zip(short, ask(cfg, calls, has_text, desc="generate")[0]):
             if reply is None:
                 dropped["request_failed"] += 1
@@ -358,8 +367,8 @@ def run(cfg):
         print(f"seed set: {len(seed_sents)} sentences (k = {cfg.k} per type); training the student", flush=True)
         t0 = time.time()
         m = train_student(cfg, 0, seed_path, model_dir, labels)
-        done.append({"round": 0, "dev_f1": m["dev"]["f1"], "test_f1": m["test"]["f1"], "prompt_tokens": 0, "completion_tokens": 0,
-                     "train_sentences": len(seed_sents), "seconds": round(time.time() - t0, 1)})
+        done.append({"round": 0, "dev_f1": m["dev"]["f1"], "test_f1": m["test"]["f1"], "prompt_tokens": 0,
+                     "completion_tokens": 0, "train_sentences": len(seed_sents), "seconds": round(time.time() - t0, 1)})
         write_jsonl(log_path, done)
         print(f"round 0: dev F1 {100 * m['dev']['f1']:.2f}, test F1 {100 * m['test']['f1']:.2f}", flush=True)
 
@@ -401,13 +410,15 @@ def run(cfg):
                 if why:
                     dropped[why] += 1
             batch = [it for it in batch if it["tags"] is not None]
-        for it, p in zip(batch, tag(student, [it["words"] for it in batch], cfg)):  # 5: the student before it learns them
+        # 5: the student before it learns them
+        for it, p in zip(batch, tag(student, [it["words"] for it in batch], cfg)):
             it["pred"] = p
         folder = round_dir(cfg, rnd)
         write_jsonl(os.path.join(folder, "batch.jsonl"), batch)
         replay = [] if cfg.variant == "no_replay" else \
             [earlier[i] for i in sample_indices(len(earlier), cfg.replay, cfg.seed * 1000 + rnd)]
-        train_items = batch + ([] if cfg.variant == "no_replay" else [{"words": w, "tags": t} for w, t in seed_sents] + replay)
+        train_items = batch + ([] if cfg.variant == "no_replay"
+                               else [{"words": w, "tags": t} for w, t in seed_sents] + replay)
         path = os.path.join(folder, "train.conll")
         write_conll(path, [list(zip(it["words"], it["tags"])) for it in train_items])
         m = train_student(cfg, rnd, path, student, labels) if train_items else None
@@ -418,11 +429,13 @@ def run(cfg):
         line = {"round": rnd, "dev_f1": m["dev"]["f1"] if m else done[-1]["dev_f1"],
                 "test_f1": m["test"]["f1"] if m else done[-1]["test_f1"],
                 "prompt_tokens": p_tok, "completion_tokens": c_tok, "requests": len(used), "generated": n_generated,
-                "kept": len(batch), "dropped": dict(dropped), "hard": kinds["hard"], "easy": kinds["easy"], "similar": kinds["similar"],
+                "kept": len(batch), "dropped": dict(dropped), "hard": kinds["hard"], "easy": kinds["easy"],
+                "similar": kinds["similar"],
                 "hard_acc": accuracy([it for it in batch if it["kind"] == "hard"]),
                 "easy_acc": accuracy([it for it in batch if it["kind"] == "easy"]),
                 "similar_acc": accuracy([it for it in batch if it["kind"] == "similar"]),
-                "studied": {"correct": sum(it["pred"] == it["tags"] for it in newest), "wrong": sum(it["pred"] != it["tags"] for it in newest)},
+                "studied": {"correct": sum(it["pred"] == it["tags"] for it in newest),
+                            "wrong": sum(it["pred"] != it["tags"] for it in newest)},
                 "train_sentences": len(train_items), "replayed": len(replay), "analysis": analysis,
                 "examples": [" ".join(it["words"]) for it in batch[:3]], "seconds": round(time.time() - t0, 1)}
         done.append(line)
@@ -441,14 +454,16 @@ def print_round(r):
     kinds = f"similar {r['similar']}" if r["similar"] else f"hard {r['hard']} / easy {r['easy']}"
     print(f"round {r['round']}: dev F1 {100 * r['dev_f1']:.2f}, test F1 {100 * r['test_f1']:.2f} | "
           f"{r['generated']} generated, {r['kept']} kept ({kinds}), dropped: {drops} | student right before training: "
-          f"hard {acc(r['hard_acc'])}, easy {acc(r['easy_acc'])}" + (f", similar {acc(r['similar_acc'])}" if r["similar"] else "")
+          f"hard {acc(r['hard_acc'])}, easy {acc(r['easy_acc'])}"
+          + (f", similar {acc(r['similar_acc'])}" if r["similar"] else "")
           + f" | {r['prompt_tokens']} + {r['completion_tokens']} tokens, {r['seconds']:.0f} s", flush=True)
     if r["analysis"]:
         print("  analysis: " + " ".join(r["analysis"].split())[:400], flush=True)
 
 
 def check_config(cfg):
-    """out_dir's config.json, written once: a resumed run must agree on everything that shapes the result (runs.claim)."""
+    """out_dir's config.json, written once: a resumed run must agree on everything that shapes the result
+    (runs.claim)."""
     claim(cfg.out_dir, asdict(cfg), name="config.json", free=FREE)
 
 
@@ -478,14 +493,17 @@ def summary(run_dirs, out=None, plot=None, against=None):
     f = lambda x: None if x is None else 100 * x  # noqa: E731
     lines = ["test F1 by round (mean over seeds; round 0 is the seed set alone):", "",
              table(["runs", "seeds", *range(n_rounds)],
-                   [[name, len(g), *(pm(f(statistics.fmean(r[i]["test_f1"] for r in g.values()))) for i in range(n_rounds))]
+                   [[name, len(g), *(pm(f(statistics.fmean(r[i]["test_f1"] for r in g.values())))
+                                     for i in range(n_rounds))]
                     for name, g in sorted(groups.items())])]
     body = []
     for name, g in sorted(groups.items()):
         final = {s: f(r[n_rounds - 1]["test_f1"]) for s, r in g.items()}
         gain = {s: final[s] - f(r[0]["test_f1"]) for s, r in g.items()}
-        tokens = statistics.fmean(sum(x["prompt_tokens"] + x["completion_tokens"] for x in r[:n_rounds]) for r in g.values())
-        sentences = statistics.fmean(sum(x.get("kept", 0) for x in r[:n_rounds]) for r in g.values())  # the LLM may write fewer
+        tokens = statistics.fmean(sum(x["prompt_tokens"] + x["completion_tokens"] for x in r[:n_rounds])
+                                  for r in g.values())
+        # the LLM may write fewer
+        sentences = statistics.fmean(sum(x.get("kept", 0) for x in r[:n_rounds]) for r in g.values())
         vs = []
         for other in ("auggpt", "evokd"):  # the baseline, and the method for its ablations
             base = groups.get(name.rsplit(" ", 1)[0] + " " + other)
@@ -498,8 +516,8 @@ def summary(run_dirs, out=None, plot=None, against=None):
         body.append([name, pm(*mean_std(final.values())), pm(*mean_std(gain.values())), *vs, f"{sentences:,.0f}",
                      f"{tokens:,.0f}", per_point])
     lines += [f"after round {n_rounds - 1}:", "",
-              table(["runs", "test F1", "gain over round 0", "vs auggpt (paired, seeds better)", "vs evokd", "new sentences",
-                     "tokens", "tokens per point of F1 gained"], body)]
+              table(["runs", "test F1", "gain over round 0", "vs auggpt (paired, seeds better)", "vs evokd",
+                     "new sentences", "tokens", "tokens per point of F1 gained"], body)]
     body = []
     for name, g in sorted(groups.items()):
         cells = []
@@ -529,15 +547,18 @@ def label_agreement(folders, n_rounds, model_dir):
     for name, runs in sorted(folders.items()):
         if any(os.path.abspath(c["labeller"] or "-") == os.path.abspath(model_dir) for _, c in runs):
             continue  # labelled by that very model
-        items = [it for d, _ in runs for r in range(1, n_rounds) if os.path.exists(os.path.join(d, f"round_{r:02d}", "batch.jsonl"))
+        items = [it for d, _ in runs for r in range(1, n_rounds)
+                 if os.path.exists(os.path.join(d, f"round_{r:02d}", "batch.jsonl"))
                  for it in read_jsonl(os.path.join(d, f"round_{r:02d}", "batch.jsonl"))]
         ref = tag(model_dir, [it["words"] for it in items], EvoConfig())
         s = span_f1(ref, [it["tags"] for it in items])
         count = lambda tags: sum(len(get_entities(t)) for t in tags)  # noqa: E731
-        body.append([name, len(items), f"{100 * s['f1']:.1f}", f"{100 * s['precision']:.1f}", f"{100 * s['recall']:.1f}",
-                     count([it["tags"] for it in items]), count(ref)])
-    return [f"the labels of the new sentences against `{model_dir}`'s tags of them (span F1, the model as reference):", "",
-            table(["runs", "sentences", "F1", "precision", "recall", "entities labelled", "entities the model finds"], body)]
+        body.append([name, len(items), f"{100 * s['f1']:.1f}", f"{100 * s['precision']:.1f}",
+                     f"{100 * s['recall']:.1f}", count([it["tags"] for it in items]), count(ref)])
+    return [f"the labels of the new sentences against `{model_dir}`'s tags of them "
+            "(span F1, the model as reference):", "",
+            table(["runs", "sentences", "F1", "precision", "recall", "entities labelled",
+                   "entities the model finds"], body)]
 
 
 def draw(groups, n_rounds, path):
@@ -566,8 +587,8 @@ class SummaryConfig:
     runs: list = opt(None, "run folders (--out_dir of evokd.py)", nargs="+", positional=True)
     out: str = opt("", "also write the tables to this markdown file")
     plot: str = opt("", "also draw test F1 by round into this file (needs matplotlib)")
-    against: str = opt("", "also score the new sentences' labels against this model folder's tags of them (how good was "
-                           "the labeller?)")
+    against: str = opt("", "also score the new sentences' labels against this model folder's tags of them "
+                           "(how good was the labeller?)")
 
 
 def main(argv=None):

@@ -237,7 +237,8 @@ def plan(args, ds, regimens, hashes):
     jobs = []
     for d in ds:
         for name, folder, strategy in regimens:
-            steps, eval_every = d["steps"]["original" if name == "original" else "distilled" if name == "distilled" else "mixed"]
+            steps, eval_every = d["steps"]["original" if name == "original"
+                                           else "distilled" if name == "distilled" else "mixed"]
             for seed in args.seeds:
                 if name == "original":
                     budget_dir = f"steps{steps}_eval{eval_every}"
@@ -247,17 +248,20 @@ def plan(args, ds, regimens, hashes):
                     run_dir = os.path.join(args.out_dir, "runs", d["name"], folder, f"seed{seed}")
                     data = ["--original", args.original, "--distilled", d["path"]]
                 train_args = ["--data_dir", args.data_dir, *data, *strategy, "--seed", str(seed),
-                              "--epochs", f"{args.epochs:g}", "--batch_size", str(args.batch_size), "--lr", f"{args.lr:g}",
-                              "--max_len", str(args.max_len), "--max_steps", str(steps),
-                              "--eval_every", str(eval_every), *(["--model_dir", args.model_dir] if args.model_dir else []),
+                              "--epochs", f"{args.epochs:g}", "--batch_size", str(args.batch_size),
+                              "--lr", f"{args.lr:g}", "--max_len", str(args.max_len), "--max_steps", str(steps),
+                              "--eval_every", str(eval_every),
+                              *(["--model_dir", args.model_dir] if args.model_dir else []),
                               "--progress", "0", *args.extra]
                 # what the run depends on: its arguments, with every data file (dev and test too) given by its content
                 key = [hashes.get(a, a) for a in train_args]
                 key[1] = hashes[args.data_dir]
-                legacy = [hashes.get(a, a) for a in train_args]  # run folders of older versions named the dev/test folder
+                # run folders of older versions named the dev/test folder
+                legacy = [hashes.get(a, a) for a in train_args]
                 legacy[1] = os.path.abspath(args.data_dir)
                 label = f"original / {steps} steps" if name == "original" else f"{d['name']} / {name}"
-                jobs.append({"d": d["name"], "regimen": name, "seed": seed, "run_dir": run_dir, "label": f"{label} / seed {seed}",
+                jobs.append({"d": d["name"], "regimen": name, "seed": seed, "run_dir": run_dir,
+                             "label": f"{label} / seed {seed}",
                              "cmd": [sys.executable, os.path.join(HERE, "train.py"), *train_args, "--out_dir", run_dir],
                              "command": shlex.join(["python", "train.py", *train_args, "--out_dir", run_dir]),
                              "settings": flag_values(key),
@@ -288,7 +292,8 @@ def check_resumable(jobs):
         if not os.path.exists(os.path.join(job["run_dir"], "settings.json")) and "fingerprint" in record:
             if record["fingerprint"] != job["legacy_fingerprint"]:
                 raise DataError(f"{job['run_dir']} holds a finished run made with other data or settings than now "
-                                f"(it ran: {record.get('command')}); use another --out_dir, or delete that folder to redo it")
+                                f"(it ran: {record.get('command')}); use another --out_dir, "
+                                "or delete that folder to redo it")
             continue
         claim(job["run_dir"], job["settings"])
 
@@ -306,11 +311,13 @@ def run_job(job, keep_models=False, threads=0, commit=None):
     The run folder keeps its record: settings.json (what it was made from), runner.json (the command, the code's
     commit, status, time) and train.py's metrics.json; its weights are deleted unless keep_models."""
     os.makedirs(job["run_dir"], exist_ok=True)
-    write_json(os.path.join(job["run_dir"], "settings.json"), job["settings"])  # not finished: any earlier try is redone
+    # not finished: any earlier try is redone
+    write_json(os.path.join(job["run_dir"], "settings.json"), job["settings"])
     record = {"command": job["command"], "commit": commit, "status": "running"}
     write_json(os.path.join(job["run_dir"], "runner.json"), record)
     t0 = time.time()
-    with open(os.path.join(job["run_dir"], "train.log"), "w") as out, open(os.path.join(job["run_dir"], "train.err"), "w") as err:
+    with open(os.path.join(job["run_dir"], "train.log"), "w") as out, \
+            open(os.path.join(job["run_dir"], "train.err"), "w") as err:
         env = dict(os.environ, OMP_NUM_THREADS=str(threads)) if threads else None
         rc = subprocess.run(job["cmd"], stdout=out, stderr=err, env=env).returncode
     ok = rc == 0 and finished(job["run_dir"])
@@ -343,7 +350,8 @@ def collect(job):
 # Tables
 
 def summarize(rows, d_names, regimen_names):
-    """{d: {regimen: runs.paired(test F1 by seed, original's) + realised D share}} from collected rows (F1 as fractions)."""
+    """{d: {regimen: runs.paired(test F1 by seed, original's) + realised D share}} from collected rows (F1 as
+    fractions)."""
     summary = {}
     for d in d_names:
         by = {r: {x["seed"]: x for x in rows if x["d"] == d and x["regimen"] == r and x["status"] == "done"}
@@ -374,9 +382,10 @@ def d_heading(d):
     if st["original"] == st["distilled"] == st["mixed"]:
         runs = f"Every run: {steps} steps of {d['batch_size']} sentences, {scored}."
     else:
-        runs = (f"The same O steps for every run, D's on top: original {st['original'][0]} steps, distilled {st['distilled'][0]}, "
-                f"the regimens that mix them {steps}, of {d['batch_size']} sentences; dev F1 every {st['original'][1]}, "
-                f"{st['distilled'][1]} and {every} steps and at the last; test F1 of the best-dev checkpoint.")
+        runs = (f"The same O steps for every run, D's on top: original {st['original'][0]} steps, "
+                f"distilled {st['distilled'][0]}, the regimens that mix them {steps}, of {d['batch_size']} sentences; "
+                f"dev F1 every {st['original'][1]}, {st['distilled'][1]} and {every} steps and at the last; "
+                "test F1 of the best-dev checkpoint.")
     return f"### D = {d['name']}: {a['n_distilled']} sentences, annotation F1 {f1}\n\n{what}. {runs}"
 
 
@@ -384,8 +393,9 @@ def markdown(command, ds, regimen_names, summary, rows, n_seeds):
     cmd = f"Command: `{command}`"
     lines = ["# Original (O) against distilled (D) labels: test F1 over seeds", "",
              f"Test span F1 in percent, mean ± sample std over seeds; Δ: mean ± std of the per-seed differences to "
-             f"`original` with the same seed (under the step budget its heading gives); better: seeds where the regimen beats "
-             f"`original`. seq-d-o is the paper's Simple Mix. {n_seeds} seed(s) planned; (n=k) marks fewer finished.", ""]
+             f"`original` with the same seed (under the step budget its heading gives); better: seeds where the "
+             f"regimen beats `original`. seq-d-o is the paper's Simple Mix. {n_seeds} seed(s) planned; "
+             "(n=k) marks fewer finished.", ""]
     for d in ds:
         body = []
         for r in regimen_names:
@@ -400,7 +410,8 @@ def markdown(command, ds, regimen_names, summary, rows, n_seeds):
                   table(["regimen", "test F1", "Δ vs original", "better than original", "D share"], body)]
         failed = [x for x in rows if x["d"] == d["name"] and x["status"] == "failed"]
         if failed:
-            lines += ["Failed (stderr in results.json): " + ", ".join(f"{x['regimen']} seed {x['seed']}" for x in failed), ""]
+            lines += ["Failed (stderr in results.json): "
+                      + ", ".join(f"{x['regimen']} seed {x['seed']}" for x in failed), ""]
     order = sorted(ds, key=lambda d: -1 if d["annotation"]["f1"] is None else d["annotation"]["f1"], reverse=True)
     lines += ["### All D files, by annotation F1: mean test F1", "", cmd, "",
               table(["regimen", *(f"{d['name']} ({pm(pct(d['annotation']['f1']))})" for d in order)],
@@ -433,19 +444,20 @@ def seed_list(text):
 @dataclass
 class Config:
     original: str = opt(None, "O: gold-labelled CoNLL file (e.g. from data.py sample)", type=str, required=True)
-    distilled: list = opt(lambda: [], "D files (tag in the last column), each [NAME=]PATH; NAME defaults to the file name "
-                                      "without extension", nargs="*")
+    distilled: list = opt(lambda: [], "D files (tag in the last column), each [NAME=]PATH; NAME defaults to the file "
+                                      "name without extension", nargs="*")
     simulate: str = opt("", "comma-separated corruption rates: simulated D files made from O")
     sim_seed: int = opt(0, "seed of the simulated corruption")
     regimens: list = opt(lambda: list(REGIMENS), f"of {', '.join(REGIMENS)}", nargs="*")
     schedules: list = opt(lambda: list(DEFAULT_SCHEDULES), "blending schedules NAME:ARGS of mix.py run as --strategy "
                                                           "schedule; --schedules alone: none", nargs="*")
-    seeds: list = opt(lambda: [0, 1, 2], "comma-separated training seeds, one run of each regimen per seed", type=seed_list)
+    seeds: list = opt(lambda: [0, 1, 2], "comma-separated training seeds, one run of each regimen per seed",
+                      type=seed_list)
     out_dir: str = opt("runs/experiments", "results.md, results.json, runs/, data/")
     data_dir: str = opt("data/conll2003", "holds valid.txt and test.txt")
     epochs: float = opt(TrainConfig.epochs, "sets the step budget", type=above(0))
-    budget: str = opt("total", "total: the same steps for every regimen of a D (D replaces some of O's) | o: the same O "
-                               "steps, D's on top", choices=["total", "o"])
+    budget: str = opt("total", "total: the same steps for every regimen of a D (D replaces some of O's) | o: the same "
+                               "O steps, D's on top", choices=["total", "o"])
     max_steps: int = opt(0, "> 0: this many steps for every run instead of the budget", type=at_least(0))
     batch_size: int = opt(TrainConfig.batch_size, "sentences per step", type=at_least(1))
     lr: float = opt(TrainConfig.lr, "peak learning rate", type=above(0))
@@ -453,7 +465,8 @@ class Config:
     eval_every: int = opt(0, "steps between dev evaluations; 0: once per epoch of the budget", type=at_least(0))
     model_dir: str = opt("", "a Hugging Face BERT folder; default: train.py's")
     keep_models: int = opt(0, "1 keeps each run's model/ folder", choices=[0, 1])
-    jobs: int = opt(1, "runs at once, each with cpu_count / jobs threads (unless OMP_NUM_THREADS is set)", type=at_least(1))
+    jobs: int = opt(1, "runs at once, each with cpu_count / jobs threads (unless OMP_NUM_THREADS is set)",
+                    type=at_least(1))
     dry_run: bool = opt(False, "print the train.py commands and stop")
 
 
@@ -464,7 +477,8 @@ def parse_args(argv):
     else:
         extra = []
     args = parse_config(Config, argv, description=__doc__.strip().split("\n\n")[0],
-                        epilog="Anything after -- goes to every train.py run unchanged (e.g. -- --bf16 0 --warmup 0.1).")
+                        epilog="Anything after -- goes to every train.py run unchanged "
+                               "(e.g. -- --bf16 0 --warmup 0.1).")
     args.extra = extra
 
     def error(message):
@@ -537,12 +551,14 @@ def main(argv=None):
     o = read_conll(args.original)
     n_o = count_windows(o, tokenizer, args.max_len)
     hashes = {args.original: "sha1:" + file_hash(args.original),
-              args.data_dir: {f: "sha1:" + file_hash(os.path.join(args.data_dir, f)) for f in ("valid.txt", "test.txt")}}
+              args.data_dir: {f: "sha1:" + file_hash(os.path.join(args.data_dir, f))
+                              for f in ("valid.txt", "test.txt")}}
     for d in ds:
         sents = read_conll(d["path"])
         hashes[d["path"]] = "sha1:" + file_hash(d["path"])
         n_d = count_windows(sents, tokenizer, args.max_len)
-        d.update(annotation=annotation_f1(o, sents), steps=steps_per_regimen(args, n_o, n_d), batch_size=args.batch_size)
+        d.update(annotation=annotation_f1(o, sents), steps=steps_per_regimen(args, n_o, n_d),
+                 batch_size=args.batch_size)
 
     jobs = plan(args, ds, regimens, hashes)
     unique = list({j["run_dir"]: j for j in jobs}.values())  # `original` runs are shared between D files

@@ -3,9 +3,12 @@ Generation-Distillation (Melas-Kyriazi, Han & Liang 2020): with few labelled exa
 new unlabelled in-domain text, a teacher fine-tuned on the labelled examples labels it softly, and a
 much smaller student learns from those soft labels.
 
-    python gendist.py generate --task classify --input runs/bbc/train.jsonl --n 100 --form completion --out runs/gen/bbc.jsonl
-    python gendist.py generate --task ner --input data/conll2003/train.txt --n 300 --form completion --out runs/gen/ner.conll
-    python gendist.py run --task classify --data_dir runs/bbc --k 8 --generated runs/gen/bbc.jsonl --out_dir runs/gendist/bbc_k8
+    python gendist.py generate --task classify --input runs/bbc/train.jsonl --n 100 --form completion \\
+        --out runs/gen/bbc.jsonl
+    python gendist.py generate --task ner --input data/conll2003/train.txt --n 300 --form completion \\
+        --out runs/gen/ner.conll
+    python gendist.py run --task classify --data_dir runs/bbc --k 8 --generated runs/gen/bbc.jsonl \\
+        --out_dir runs/gendist/bbc_k8
     python gendist.py run --task ner --data_dir data/conll2003 --k 1000 --unlabelled data/bbc/bbc.jsonl \\
         --generated runs/gen/ner.conll --out_dir runs/gendist/ner    # the README adds the teacher and step flags
 
@@ -57,7 +60,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 
 from cli import DataError, above, at_least, opt, parse_command, parse_config, run_main
-from data import atomic_write, open_text, read_conll, read_jsonl, sample_indices, split_sentences, write_conll, write_jsonl
+from data import (atomic_write, open_text, read_conll, read_jsonl, sample_indices, split_sentences, write_conll,
+                  write_jsonl)
 from runs import claim, file_hash, finished, headline, paired, pm, read_runs, table, vs_base
 from llm import Fatal, LLMConfig, ask, chat_request, completion_request, http_report
 
@@ -201,7 +205,8 @@ class NearCopies:
 
 def drop_reason(words, min_words, max_words, near, indexes):
     """The first filter a unit's words fail, or None: empty, degenerate, too_short, too_long, then, for each
-    (reason, NearCopies) of `indexes` in order, a copy or near copy (at least `near` of its 5-grams) of one indexed text."""
+    (reason, NearCopies) of `indexes` in order, a copy or near copy (at least `near` of its 5-grams) of one
+    indexed text."""
     if not words:
         return "empty"
     if degenerate(words):
@@ -277,7 +282,8 @@ def generate(cfg):
         "dropped": dict(dropped),
         "dropped_examples": examples,
         **http_report(stats),  # of this run
-        "completion_tokens_total": sum(r["usage"].get("completion_tokens", 0) for r in replies if r),  # cached replies too
+        # cached replies too
+        "completion_tokens_total": sum(r["usage"].get("completion_tokens", 0) for r in replies if r),
         "seconds": round(time.time() - t0, 1),
         "mean_words": round(statistics.mean(len(words_of(t)) for t in texts), 1) if texts else None,
         "distinct_1": distinct(texts, 1), "distinct_2": distinct(texts, 2),
@@ -330,13 +336,15 @@ class RunConfig:
     k: int = opt(8, "classify: labelled texts per class | ner: labelled training sentences", type=at_least(1))
     unlabelled: str = opt("", "ner: a BBC JSONL whose sentences are U (classify: U is the rest of train.jsonl)")
     u_size: int = opt(2000, "ner: seeded sample of this many U sentences", type=at_least(1))
-    generated: str = opt("", "G: gendist.py generate's output; without it (d) and (e) wait, and the same command with it adds them")
+    generated: str = opt("", "G: gendist.py generate's output; without it (d) and (e) wait, and the same command "
+                             "with it adds them")
     seeds: str = opt("0,1,2", "comma-separated seeds: of L's draw, the teacher and the student")
     student: str = opt("L2-H192", "the student, L<layers>-H<hidden> (model.py)")
     student_lr: float = opt(1e-3, "the student's peak learning rate", type=above(0))
     steps: int = opt(400, "the student's step budget, the same for every regimen", type=at_least(1))
     batch_size: int = opt(8, "student and teacher batch size", type=at_least(1))
-    eval_every: int = opt(50, "student: steps between dev evaluations (the best dev checkpoint is scored)", type=at_least(1))
+    eval_every: int = opt(50, "student: steps between dev evaluations (the best dev checkpoint is scored)",
+                          type=at_least(1))
     teacher_epochs: float = opt(20, "the teacher's epochs over L", type=above(0))
     teacher_eval_every: int = opt(20, "teacher: steps between dev evaluations", type=at_least(1))
     max_len: int = opt(128, "word pieces per text (classify: its beginning) or window (ner)", type=at_least(3))
@@ -346,7 +354,8 @@ class RunConfig:
 
 def train_cfg(rc, **kw):
     from train import Config
-    return Config(task=rc.task, data_dir=rc.data_dir, max_len=rc.max_len, batch_size=rc.batch_size, progress=rc.progress, **kw)
+    return Config(task=rc.task, data_dir=rc.data_dir, max_len=rc.max_len, batch_size=rc.batch_size,
+                  progress=rc.progress, **kw)
 
 
 def labelled_path(rc, seed):
@@ -358,7 +367,8 @@ def labelled_set(rc, seed):
     if rc.task == "classify":
         path = labelled_path(rc, seed)
         if not os.path.isfile(path):
-            raise DataError(f"{path}: no such file (write it with python data.py split ... --per_class {rc.k} --subset_seeds {seed})")
+            raise DataError(f"{path}: no such file "
+                            f"(write it with python data.py split ... --per_class {rc.k} --subset_seeds {seed})")
         return read_jsonl(path)
     sents = read_conll(os.path.join(rc.data_dir, "train.txt"))
     return [sents[i] for i in sample_indices(len(sents), rc.k, seed)]
@@ -368,7 +378,8 @@ def unlabelled_set(rc, labelled, seed):
     """U: classify records of train.jsonl not in L (labels dropped); ner rows of --unlabelled's sentences."""
     if rc.task == "classify":
         taken = {r["text"] for r in labelled}
-        return [{"text": r["text"]} for r in read_jsonl(os.path.join(rc.data_dir, "train.jsonl")) if r["text"] not in taken]
+        return [{"text": r["text"]} for r in read_jsonl(os.path.join(rc.data_dir, "train.jsonl"))
+                if r["text"] not in taken]
     if not rc.unlabelled:
         raise DataError("--unlabelled: ner needs a BBC JSONL (data/bbc/bbc.jsonl) for U")
     sents = [words for r in read_jsonl(rc.unlabelled) for words in split_sentences(r.get("text", ""))]
@@ -402,17 +413,22 @@ def teacher_labels(rc, model_dir, sets, folder):
     for s in todo:
         data = sets[s]
         if rc.task == "classify":
-            soft = label_texts(model, tok, data, cpu, soft=True, max_len=rc.max_len)  # the gold label, if any, moves to "gold"
+            # the gold label, if any, moves to "gold"
+            soft = label_texts(model, tok, data, cpu, soft=True, max_len=rc.max_len)
             files = {"L_hard": data, "L_soft": [{**r, "label": r["gold"]} for r in soft]} if s == "L" else \
-                {"U_soft": soft} if s == "U" else {"G_soft": soft, "G_hard": [{k: v for k, v in r.items() if k != "probs"} for r in soft]}
+                {"U_soft": soft} if s == "U" else \
+                {"G_soft": soft, "G_hard": [{k: v for k, v in r.items() if k != "probs"} for r in soft]}
             for name, recs in files.items():
                 write_jsonl(paths[name], recs)
         elif s == "L":
-            soft = label_tokens(model, tok, [[[w, t] for w, t in zip(*sent)] for sent in data], cpu, soft=True, max_len=rc.max_len)
+            soft = label_tokens(model, tok, [[[w, t] for w, t in zip(*sent)] for sent in data], cpu, soft=True,
+                                max_len=rc.max_len)
             write_conll(paths["L_hard"], [list(zip(*sent)) for sent in data])
-            write_conll(paths["L_soft"], [[(w, probs, gold) for w, gold, probs, _ in sent] for sent in soft])  # gold stays last
+            # gold stays last
+            write_conll(paths["L_soft"], [[(w, probs, gold) for w, gold, probs, _ in sent] for sent in soft])
         else:
-            soft = label_tokens(model, tok, data, cpu, soft=True, max_len=rc.max_len)  # token, distribution, most probable label
+            # token, distribution, most probable label
+            soft = label_tokens(model, tok, data, cpu, soft=True, max_len=rc.max_len)
             write_conll(paths[names[s][0]], soft)
             if s == "G":
                 write_conll(paths["G_hard"], [[(row[0], row[-1]) for row in sent] for sent in soft])
@@ -430,14 +446,16 @@ def subsample(path, n, seed, out, task):
     """A seeded sample of n records or sentences of a file, written once."""
     if not os.path.exists(out):
         units = units_in(path, task)
-        atomic_write(out, ("\n" if task == "classify" else "\n\n").join(units[i] for i in sample_indices(len(units), n, seed)) + "\n")
+        atomic_write(out, ("\n" if task == "classify" else "\n\n").join(
+            units[i] for i in sample_indices(len(units), n, seed)) + "\n")
     return out
 
 
 def concat(paths, out, task):
     """One training file of several (JSONL lines, or CoNLL sentences), written once."""
     if not os.path.exists(out):
-        atomic_write(out, ("\n" if task == "classify" else "\n\n").join(u for p in paths for u in units_in(p, task)) + "\n")
+        atomic_write(out, ("\n" if task == "classify" else "\n\n").join(
+            u for p in paths for u in units_in(p, task)) + "\n")
     return out
 
 
@@ -456,7 +474,8 @@ def claim_out_dir(rc):
     if os.path.exists(legacy):
         with open(legacy) as f:
             if f.read().strip() != digest:
-                raise DataError(f"{rc.out_dir} holds runs on another --generated than {rc.generated}: choose a new --out_dir")
+                raise DataError(f"{rc.out_dir} holds runs on another --generated than {rc.generated}: "
+                                "choose a new --out_dir")
     else:
         claim(rc.out_dir, {"generated": digest}, name="generated.json")
     return digest
@@ -499,8 +518,10 @@ def pipeline(rc, command):
         paths = teacher_labels(rc, os.path.join(teacher_dir, "model"), sets, folder)
         files = {"a_L_hard": paths["L_hard"], "b_L_soft": paths["L_soft"]}
         if generated:  # U cut to G's size
-            paths["U_G-size_soft"] = subsample(paths["U_soft"], len(generated), seed, os.path.join(folder, f"U{len(generated)}_soft{ext}"), rc.task)
-        for name, extra in (("c_L+U_soft", "U_soft"), ("c_L+U_G-size_soft", "U_G-size_soft"), ("d_L+G_soft", "G_soft"), ("e_L+G_hard", "G_hard")):
+            paths["U_G-size_soft"] = subsample(paths["U_soft"], len(generated), seed,
+                                               os.path.join(folder, f"U{len(generated)}_soft{ext}"), rc.task)
+        for name, extra in (("c_L+U_soft", "U_soft"), ("c_L+U_G-size_soft", "U_G-size_soft"),
+                            ("d_L+G_soft", "G_soft"), ("e_L+G_hard", "G_hard")):
             if extra in paths:
                 files[name] = concat([paths["L_soft"], paths[extra]], os.path.join(folder, name + ext), rc.task)
         for name, path in files.items():
@@ -514,7 +535,8 @@ def pipeline(rc, command):
     if not os.path.exists(speed_path):
         seed = seeds[0]
         atomic_write(speed_path, json.dumps(inference_speed(rc, os.path.join(rc.out_dir, f"teacher_s{seed}", "model"),
-                                                            os.path.join(rc.out_dir, f"b_L_soft_s{seed}", "model")), indent=1) + "\n")
+                                                            os.path.join(rc.out_dir, f"b_L_soft_s{seed}", "model")),
+                                            indent=1) + "\n")
     return write_results(rc, command, seeds, results, params)
 
 
@@ -535,7 +557,8 @@ def inference_speed(rc, teacher_dir, student_dir, rounds=3):
 
     def run(model):
         return predict_texts(model, examples, cpu) if rc.task == "classify" else predict(model, test, examples, cpu)
-    models = {"teacher": from_pretrained(teacher_dir, verbose=False), "student": from_pretrained(student_dir, verbose=False)}
+    models = {"teacher": from_pretrained(teacher_dir, verbose=False),
+              "student": from_pretrained(student_dir, verbose=False)}
     times = {name: [] for name in models}
     for _ in range(rounds):
         for name, m in models.items():
@@ -552,7 +575,8 @@ def parameter_line(rc, teacher_dir):
     from model import count_parameters, from_pretrained, make_student
     teacher = from_pretrained(teacher_dir, verbose=False)
     (_, t_enc), (_, s_enc) = count_parameters(teacher), count_parameters(make_student(teacher, rc.student))
-    return f"Parameters outside the embeddings: teacher {t_enc / 1e6:.2f} M, student {s_enc / 1e6:.2f} M ({t_enc / s_enc:.1f}x fewer).\n\n"
+    return (f"Parameters outside the embeddings: teacher {t_enc / 1e6:.2f} M, student {s_enc / 1e6:.2f} M "
+            f"({t_enc / s_enc:.1f}x fewer).\n\n")
 
 
 def write_results(rc, command, seeds, results, params):
@@ -572,9 +596,9 @@ def write_results(rc, command, seeds, results, params):
     if os.path.exists(speed_path):
         with open(speed_path) as f:
             sp = json.load(f)
-        sizes += (f"Inference over the {sp['items']} test {'texts' if rc.task == 'classify' else 'sentences'}, both in one "
-                  f"process, {sp['threads']} threads: teacher {sp['teacher_per_s']:.0f}/s, student {sp['student_per_s']:.0f}/s "
-                  f"({sp['ratio']:.1f}x).\n\n")
+        sizes += (f"Inference over the {sp['items']} test {'texts' if rc.task == 'classify' else 'sentences'}, "
+                  f"both in one process, {sp['threads']} threads: teacher {sp['teacher_per_s']:.0f}/s, "
+                  f"student {sp['student_per_s']:.0f}/s ({sp['ratio']:.1f}x).\n\n")
     md = (f"# Generation-Distillation: {rc.task}, k = {rc.k}\n\n```\n{command}\n```\n\n{sizes}"
           f"Test {metric} (%), mean ± std over seeds; the last column but one is the paired difference to (a).\n\n"
           + table(["run", "what", f"test {metric}", "vs (a)", "seeds"], body))
@@ -601,7 +625,8 @@ def main(argv=None):
             return 2
         print(f"{cfg.out}: {report['kept']} {UNIT[cfg.task]}s kept of {report['units']} from {report['replies']}/"
               f"{report['requests']} replies; dropped {report['dropped']}; distinct-2 {report['distinct_2']} (pool "
-              f"{report['pool_distinct_2']}); {report['completion_tokens']:,} tokens written in {report['seconds']:.0f} s")
+              f"{report['pool_distinct_2']}); {report['completion_tokens']:,} tokens written in "
+              f"{report['seconds']:.0f} s")
         return 0
     rows = pipeline(cfg, "python gendist.py " + " ".join(argv))
     print(open(os.path.join(cfg.out_dir, "results.md")).read())

@@ -53,8 +53,10 @@ class LLMConfig:
     concurrency: int = opt(4, "requests in flight at once", type=at_least(1))
     timeout: float = opt(120.0, "seconds to wait for a reply, per attempt", type=above(0))
     max_retries: int = opt(6, "retries per request after the first attempt", type=at_least(0))
-    backoff_base: float = opt(1.0, "first retry waits about this many seconds, doubling after each", type=at_least(0.0, float))
-    backoff_max: float = opt(60.0, "longest wait between retries (Retry-After is honoured up to 600 s)", type=at_least(0.0, float))
+    backoff_base: float = opt(1.0, "first retry waits about this many seconds, doubling after each",
+                              type=at_least(0.0, float))
+    backoff_max: float = opt(60.0, "longest wait between retries (Retry-After is honoured up to 600 s)",
+                             type=at_least(0.0, float))
     cache: str = opt("runs/llm_cache.sqlite", "sqlite cache of replies that were read")
     progress: int = opt(1, "tqdm progress bar")
 
@@ -168,7 +170,8 @@ class Cache:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         self.db, self.lock = sqlite3.connect(path, timeout=60, check_same_thread=False), threading.Lock()
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, request TEXT, reply TEXT, created REAL)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS replies "
+                        "(key TEXT PRIMARY KEY, request TEXT, reply TEXT, created REAL)")
         self.db.commit()
 
     def get(self, key):
@@ -196,7 +199,8 @@ class Cache:
         with self.lock, self.db:
             for lineno, line in read_jsonl_numbered(path):
                 if not isinstance(line.get("key"), str) or not isinstance(line.get("reply"), dict):
-                    raise DataError(f"{path}:{lineno}: expected {{\"key\": ..., \"reply\": {{...}}}} as llm.py export writes")
+                    raise DataError(f"{path}:{lineno}: expected {{\"key\": ..., \"reply\": {{...}}}} "
+                                    "as llm.py export writes")
                 added += self.db.execute("INSERT OR IGNORE INTO replies VALUES (?, NULL, ?, ?)",
                                          (line["key"], json.dumps(line["reply"]), time.time())).rowcount
         return added
@@ -223,7 +227,8 @@ def chat_request(cfg, messages, **params):
 
 
 def completion_request(cfg, prompt, **params):
-    """(endpoint, payload) of a plain completion request (/v1/completions): cfg's model, the prompt, parameters as given."""
+    """(endpoint, payload) of a plain completion request (/v1/completions): cfg's model, the prompt, parameters
+    as given."""
     return "completions", {"model": cfg.model, "prompt": prompt, **params}
 
 
@@ -260,7 +265,8 @@ def run_requests(cfg, calls, readable=lambda reply: True, desc="llm", unit="req"
         if not hasattr(local, "session"):
             local.session = requests.Session()  # one per thread: Session is not documented thread-safe
         endpoint, payload = calls[i]
-        reply = reply_of(endpoint, post(local.session, f"{cfg.base_url.rstrip('/')}/{endpoint}", payload, headers, cfg, stats, redact, stop))
+        reply = reply_of(endpoint, post(local.session, f"{cfg.base_url.rstrip('/')}/{endpoint}", payload, headers,
+                                        cfg, stats, redact, stop))
         ok = readable(reply)
         if ok:  # committed here, the moment it arrives: a kill loses only the requests still in flight
             cache.put(keys[i], payload, reply)
@@ -301,7 +307,8 @@ def http_report(stats):
     """The client's part of a run's report."""
     return {"requests_sent": stats["requests_sent"], "cache_hits": stats["cache_hits"], "retries": stats["retries"],
             "attempt_failures": {k[5:]: v for k, v in sorted(stats.items()) if k.startswith("fail_")},
-            "prompt_tokens": stats["prompt_tokens"], "completion_tokens": stats["completion_tokens"]}  # sent by this run
+            # sent by this run
+            "prompt_tokens": stats["prompt_tokens"], "completion_tokens": stats["completion_tokens"]}
 
 
 @dataclass
@@ -319,7 +326,8 @@ class ImportConfig:
 def main(argv=None):
     name, cfg = parse_command({"export": (ExportConfig, "write a cache's replies, without their requests, to a JSONL"),
                                "import": (ImportConfig, "add an exported JSONL's replies to a cache")},
-                              argv, description="Carry the LLM cache's replies between machines (the requests stay behind).")
+                              argv, description="Carry the LLM cache's replies between machines "
+                                                "(the requests stay behind).")
     if name == "export":
         print(f"{Cache(cfg.cache).export(cfg.out)} replies -> {cfg.out}")
     else:

@@ -204,14 +204,16 @@ class Stream:
 
 class MixSampler:
     """Per step: each of the batch_size examples comes from D with probability p(t), t = step / total_steps
-    (one Bernoulli draw per example with torch.rand(batch_size, generator=...)); the D examples are taken from D's Stream,
-    the rest from O's Stream. Yields, per step, a list of (source, index) pairs with source in {"O", "D"}.
-    Iterate it once: a second run would continue the generator, so it is refused. state_dict() taken after
-    step s was yielded holds everything the steps after it depend on (the generators, each stream's pass
-    and place in it), so a sampler given it by load_state_dict() yields exactly the batches s + 1, s + 2, ..."""
+    (one Bernoulli draw per example with torch.rand(batch_size, generator=...)); the D examples are taken
+    from D's Stream, the rest from O's Stream. Yields, per step, a list of (source, index) pairs with source
+    in {"O", "D"}. Iterate it once: a second run would continue the generator, so it is refused. state_dict()
+    taken after step s was yielded holds everything the steps after it depend on (the generators, each
+    stream's pass and place in it), so a sampler given it by load_state_dict() yields exactly the batches
+    s + 1, s + 2, ..."""
 
     def __init__(self, lengths_o, lengths_d, schedule, total_steps, batch_size, generator, group_by_length=True):
-        assert total_steps >= 1 and batch_size >= 1, f"need total_steps, batch_size >= 1, got {total_steps}, {batch_size}"
+        assert total_steps >= 1 and batch_size >= 1, \
+            f"need total_steps, batch_size >= 1, got {total_steps}, {batch_size}"
         self.schedule, self.total_steps, self.batch_size, self.generator = schedule, total_steps, batch_size, generator
         self.p = [schedule(s / total_steps) for s in range(total_steps)]  # expected share of D per step
         name = getattr(schedule, "describe", getattr(schedule, "__name__", repr(schedule)))

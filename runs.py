@@ -67,8 +67,8 @@ def claim(folder, settings, name="settings.json", free=()):
     theirs = {k: v for k, v in held.items() if k not in free}
     diff = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
     if diff:
-        raise DataError(f"{folder} holds a run with other settings ({', '.join('--' + k for k in diff)} differ; see {path}): "
-                        "use the same flags to resume it, or another output folder")
+        raise DataError(f"{folder} holds a run with other settings ({', '.join('--' + k for k in diff)} differ; "
+                        f"see {path}): use the same flags to resume it, or another output folder")
 
 
 def read_runs(run_dirs):
@@ -137,7 +137,8 @@ def vs_base(stats, digits=2):
     """A paired comparison as a table cell: '+1.34 ± 0.61 (3/3 better)', '–' where nothing was paired."""
     if not stats["paired"]:
         return "–"
-    return f"{pm(stats['delta_mean'], stats['delta_std'], signed=True, digits=digits)} ({stats['better']}/{stats['paired']} better)"
+    return (f"{pm(stats['delta_mean'], stats['delta_std'], signed=True, digits=digits)} "
+            f"({stats['better']}/{stats['paired']} better)")
 
 
 def table(header, rows):

@@ -55,7 +55,8 @@ ROWS = {  # name: what the student learns from
 class TransferConfig:
     teacher: str = opt(None, "the NER teacher's model folder (train.py's out_dir/model)", type=str, required=True)
     bbc: str = opt("data/bbc/bbc.jsonl", "BBC articles, one JSON object a line with its text in 'text'")
-    data_dir: str = opt("data/conll2003", "CoNLL-2003: train.txt is labelled softly too; valid.txt and test.txt are kept out")
+    data_dir: str = opt("data/conll2003", "CoNLL-2003: train.txt is labelled softly too; valid.txt and test.txt "
+                                          "are kept out")
     near: float = opt(0.5, "a sentence with this share of its word 5-grams in one dev or test sentence is a near copy",
                       type=above(0))
     out_dir: str = opt("runs/students/transfer", "bbc_soft.conll, conll_soft.conll and transfer.json")
@@ -113,7 +114,8 @@ def transfer(cfg):
         r = report[name]
         print(f"{name}: {r['sentences']:,} sentences, {r['tokens']:,} tokens; the teacher's entities: "
               + ", ".join(f"{t} {n:,}" for t, n in r["entities"].items()))
-    print(f"BBC sentences dropped: " + ", ".join(f"{k} {v:,}" for k, v in sorted(dropped.items())) + f" -> {cfg.out_dir}")
+    print(f"BBC sentences dropped: " + ", ".join(f"{k} {v:,}" for k, v in sorted(dropped.items()))
+          + f" -> {cfg.out_dir}")
     return report
 
 
@@ -122,12 +124,13 @@ def transfer(cfg):
 
 @dataclass
 class RunConfig:
-    teacher: str = opt(None, "the NER teacher's model folder: the student is built from it and, in d_hidden, runs beside it",
-                       type=str, required=True)
+    teacher: str = opt(None, "the NER teacher's model folder: the student is built from it and, in d_hidden, "
+                             "runs beside it", type=str, required=True)
     transfer: str = opt("runs/students/transfer", "students.py transfer's folder")
     data_dir: str = opt("data/conll2003", "CoNLL-2003: train.txt (gold), valid.txt (choice of checkpoint), test.txt")
     student: str = opt("L2-H384", "the student, L<layers>-H<hidden> (model.py)")
-    layer_choices: str = opt("bottom,spread", "the teacher layers a student may keep, compared on dev (b_soft, first seed)")
+    layer_choices: str = opt("bottom,spread", "the teacher layers a student may keep, compared on dev "
+                                              "(b_soft, first seed)")
     seeds: str = opt("0,1,2", "comma-separated seeds of a_gold and d_hidden")
     ablation_seeds: str = opt("0", "comma-separated seeds of b_soft and c_transfer")
     lr: float = opt(1e-4, "the student's peak learning rate", type=above(0))
@@ -135,8 +138,10 @@ class RunConfig:
     transfer_epochs: float = opt(2.0, "epochs over CoNLL and the transfer set together (c_transfer, d_hidden)",
                                  type=above(0))
     kd_temperature: float = opt(2.0, "T of the soft labels' KL")
-    hidden_weight: float = opt(1.0, "d_hidden: weight of the hidden-state term (train.py --hidden_weight)", type=at_least(0.0, float))
-    attn_weight: float = opt(-1.0, "d_hidden: weight of the attention term (train.py --attn_weight; -1: 1 where the heads match)")
+    hidden_weight: float = opt(1.0, "d_hidden: weight of the hidden-state term (train.py --hidden_weight)",
+                               type=at_least(0.0, float))
+    attn_weight: float = opt(-1.0, "d_hidden: weight of the attention term (train.py --attn_weight; "
+                                   "-1: 1 where the heads match)")
     max_steps: int = opt(0, "> 0: this many steps for every run (smoke runs)", type=at_least(0))
     speed: str = opt("", "a JSON that `python bench.py --configs ours,student --student S --out FILE` wrote")
     out_dir: str = opt("runs/students/L2-H384", "a folder per run, results.md and results.json")
@@ -158,13 +163,15 @@ def train_config(rc, row, seed, layers, out_dir):
     from train import Config
     soft = {name: os.path.join(rc.transfer, f"{name}_soft.conll") for name in ("conll", "bbc")}
     common = dict(data_dir=rc.data_dir, model_dir=rc.teacher, student=rc.student, student_layers=layers, lr=rc.lr,
-                  kd_temperature=rc.kd_temperature, max_steps=rc.max_steps, seed=seed, out_dir=out_dir, progress=rc.progress)
+                  kd_temperature=rc.kd_temperature, max_steps=rc.max_steps, seed=seed, out_dir=out_dir,
+                  progress=rc.progress)
     if row == "a_gold":
         return Config(**common, epochs=rc.epochs)
     if row == "b_soft":
         return Config(**common, epochs=rc.epochs, distilled=soft["conll"], strategy="distilled")
     both = os.path.join(rc.transfer, "conll+bbc_soft.conll")
-    teacher = dict(teacher=rc.teacher, hidden_weight=rc.hidden_weight, attn_weight=rc.attn_weight) if row == "d_hidden" else {}
+    teacher = (dict(teacher=rc.teacher, hidden_weight=rc.hidden_weight, attn_weight=rc.attn_weight)
+               if row == "d_hidden" else {})
     return Config(**common, epochs=rc.transfer_epochs, distilled=both, strategy="distilled", **teacher)
 
 
@@ -174,7 +181,8 @@ def check_inputs(rc):
     for path in [os.path.join(rc.transfer, f) for f in ("conll_soft.conll", "bbc_soft.conll")] + \
             [os.path.join(rc.data_dir, f) for f in ("train.txt", "valid.txt", "test.txt")]:
         if not os.path.isfile(path):
-            raise DataError(f"{path}: no such file" + (" (python students.py transfer writes it)" if rc.transfer in path else ""))
+            raise DataError(f"{path}: no such file"
+                            + (" (python students.py transfer writes it)" if rc.transfer in path else ""))
     if rc.speed and not os.path.isfile(rc.speed):
         raise DataError(f"--speed {rc.speed}: no such file (python bench.py ... --out writes it)")
 
@@ -189,7 +197,8 @@ def run(rc, command):
         raise DataError(str(e)) from None
     check_inputs(rc)
     settings = {k: v for k, v in asdict(rc).items() if k not in FREE}
-    settings["transfer_files"] = {f: file_hash(os.path.join(rc.transfer, f)) for f in ("conll_soft.conll", "bbc_soft.conll")}
+    settings["transfer_files"] = {f: file_hash(os.path.join(rc.transfer, f))
+                                  for f in ("conll_soft.conll", "bbc_soft.conll")}
     claim(rc.out_dir, settings, free=FREE)
     both = os.path.join(rc.transfer, "conll+bbc_soft.conll")
     if not os.path.exists(both):  # one training file of both parts, written once
@@ -229,7 +238,8 @@ def write_results(rc, command, layers, dev, results):
         terms = next(iter(runs_.values())).get("loss_terms")
         steps = next(iter(runs_.values()))["total_steps"]
         rows[row] = {"test_by_seed": test, "mean": stats["mean"], "std": stats["std"], "vs_gold": stats["diffs"]}
-        body.append([row, what, pm(stats["mean"], stats["std"]) + ("" if len(test) > 1 else f" (seed {next(iter(test))} only)"),
+        body.append([row, what,
+                     pm(stats["mean"], stats["std"]) + ("" if len(test) > 1 else f" (seed {next(iter(test))} only)"),
                      vs_base(stats), dev_f1, steps,
                      ", ".join(f"{k} {v:.3f}" for k, v in terms.items()) if terms else "–"])
     speed = ""
@@ -237,26 +247,28 @@ def write_results(rc, command, layers, dev, results):
         s = read_json(rc.speed)
         ours, student = s["median"]["ours"], s["median"]["student"]
         speed = (f"Inference in one bench.py run ({s['command']}): teacher {ours['infer_tok_s']:,.0f} tokens/s, "
-                 f"student {student['infer_tok_s']:,.0f} tokens/s ({student['infer_tok_s'] / ours['infer_tok_s']:.2f}x).\n\n")
+                 f"student {student['infer_tok_s']:,.0f} tokens/s "
+                 f"({student['infer_tok_s'] / ours['infer_tok_s']:.2f}x).\n\n")
     teacher = read_json(os.path.join(os.path.dirname(os.path.normpath(rc.teacher)), "metrics.json"))
     md = (f"# Distilling the NER teacher into {rc.student}\n\n```\n{command}\n```\n\n"
           + (f"Teacher: test F1 {headline(teacher):.2f} (`{rc.teacher}`).\n\n" if teacher else "")
-          + f"Layers kept, chosen on dev with b_soft (seed {next(iter(s for (r, s) in results if r == 'b_soft'), '?')}): "
+          + f"Layers kept, chosen on dev with b_soft "
+            f"(seed {next(iter(s for (r, s) in results if r == 'b_soft'), '?')}): "
           + ", ".join(f"{c} {100 * f:.2f}" for c, f in dev.items()) + f" -> **{layers}**.\n\n" + speed
-          + "Test span F1 (%), mean ± std over seeds; vs a_gold: paired difference (seeds better); loss terms: the mean "
-            "of each over the run, before its weight.\n\n"
+          + "Test span F1 (%), mean ± std over seeds; vs a_gold: paired difference (seeds better); loss terms: "
+            "the mean of each over the run, before its weight.\n\n"
           + table(["row", "the student learns from", "test F1", "vs a_gold", "dev F1", "steps", "loss terms"], body))
     atomic_write(os.path.join(rc.out_dir, "results.md"), md)
     atomic_write(os.path.join(rc.out_dir, "results.json"),
-                 json.dumps({"config": asdict(rc), "command": command, "layers": layers, "dev_by_layers": dev, "rows": rows},
-                            indent=1) + "\n")
+                 json.dumps({"config": asdict(rc), "command": command, "layers": layers, "dev_by_layers": dev,
+                             "rows": rows}, indent=1) + "\n")
     return rows
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    name, cfg = parse_command({"transfer": (TransferConfig, "the transfer set: BBC sentences and CoNLL's text, labelled "
-                                                            "softly by the teacher"),
+    name, cfg = parse_command({"transfer": (TransferConfig, "the transfer set: BBC sentences and CoNLL's text, "
+                                                            "labelled softly by the teacher"),
                                "run": (RunConfig, "the ablation: gold, soft labels, + transfer set, + hidden states")},
                               argv, description=__doc__.split("\n\n")[0])
     if name == "transfer":

@@ -61,15 +61,18 @@ from eval import classification_scores, span_f1
 from mix import SCHEDULES, STRATEGIES, MixSampler, strategy_schedule
 from model import (check_model_dir, default_model_dir, from_pretrained, load_tokenizer, make_student, parse_student,
                    save_pretrained, student_layers)
-from predict import BATCH_SIZE, MAX_TOKENS, autocast, bf16_supported, collate, encode, encode_texts, predict, predict_texts
+from predict import (BATCH_SIZE, MAX_TOKENS, autocast, bf16_supported, collate, encode, encode_texts, predict,
+                     predict_texts)
 from runs import claim, file_hash, write_json
 
 
 @dataclass
 class Config:
     # data
-    task: str = opt("ner", "ner: a BIO tag per word (CoNLL files) | classify: a label per text (JSONL files)", choices=["ner", "classify"])
-    data_dir: str = opt("", "holds train, valid and test (.txt for ner, .jsonl for classify); ner default: data/conll2003")
+    task: str = opt("ner", "ner: a BIO tag per word (CoNLL files) | classify: a label per text (JSONL files)",
+                    choices=["ner", "classify"])
+    data_dir: str = opt("", "holds train, valid and test (.txt for ner, .jsonl for classify); "
+                            "ner default: data/conll2003")
     train_file: str = opt("", "overrides data_dir/train.txt as the original (human) data")
     original: str = opt("", "same as --train_file")
     distilled: str = opt("", "LLM- or teacher-labelled data, hard or soft labels")
@@ -77,16 +80,18 @@ class Config:
     label_field: str = opt("label", "classify: the JSONL field holding the label")
     labels: str = opt("", "comma-separated label set, in this order; default: read from the training data (a fixed set "
                           "lets a trained model go on training on data that lacks some labels, keeping its head)")
-    strategy: str = opt("original", "how O and D are mixed (mix.py): O alone, D alone, shuffled together, D then O, O then D, "
-                        "or --schedule", choices=list(STRATEGIES))
-    schedule: str = opt("", "with --strategy schedule: p(t), the share of D at training progress t", choices=["", *SCHEDULES])
+    strategy: str = opt("original", "how O and D are mixed (mix.py): O alone, D alone, shuffled together, D then O, "
+                                    "O then D, or --schedule", choices=list(STRATEGIES))
+    schedule: str = opt("", "with --strategy schedule: p(t), the share of D at training progress t",
+                        choices=["", *SCHEDULES])
     schedule_args: str = opt("", "the schedule's parameters, e.g. k=10,t0=0.5 (python mix.py lists them)")
     # model
     model_dir: str = opt("", "any Hugging Face BERT folder; default: the MiniLM-L6-H384 weights")
     max_len: int = opt(128, "word pieces per window, [CLS] and [SEP] included; longer sentences are split")
     dropout: float = opt(-1.0, "-1 keeps the checkpoint's dropout")
     student: str = opt("", "L<layers>-H<hidden>: train a smaller BERT built from model_dir (model.py)")
-    student_init: str = opt("pretrained", "pretrained: copied / projected from model_dir | random", choices=["pretrained", "random"])
+    student_init: str = opt("pretrained", "pretrained: copied / projected from model_dir | random",
+                            choices=["pretrained", "random"])
     student_layers: str = opt("bottom", "the teacher layer each student layer stands for: copied at the teacher's "
                               "width, matched with --teacher. bottom: 0..L-1 | spread: bottom, top and evenly between "
                               "(L2 of 6: 0,5) | a list, e.g. 1,5 (model.student_layers)")
@@ -120,13 +125,15 @@ class Config:
     # evaluation and output
     eval_every: int = opt(0, "steps between dev evaluations; 0: once per epoch")
     eval_batch_size: int = opt(128, "at most this many sentences (or texts) per forward pass when evaluating")
-    eval_tokens: int = opt(2048, "and at most this many word pieces, padding included: short sentences go in bigger batches")
-    decode: str = opt("viterbi", "ner: viterbi: the best valid BIO sequence | argmax: each word on its own", choices=["viterbi", "argmax"])
+    eval_tokens: int = opt(2048, "and at most this many word pieces, padding included: "
+                                 "short sentences go in bigger batches")
+    decode: str = opt("viterbi", "ner: viterbi: the best valid BIO sequence | argmax: each word on its own",
+                      choices=["viterbi", "argmax"])
     out_dir: str = opt("out/default", "where metrics.json, model/ and the test predictions go")
     device: str = opt("auto", "auto: cuda if available, else cpu", choices=["auto", "cpu", "cuda"])
     # checkpoints: the same command run again resumes where a killed or interrupted run stopped
-    ckpt_minutes: float = opt(5.0, "a resumable checkpoint (out_dir/checkpoint/) after this many minutes of training, and "
-                                   "at every dev evaluation; 0: at evaluations only")
+    ckpt_minutes: float = opt(5.0, "a resumable checkpoint (out_dir/checkpoint/) after this many minutes of training, "
+                                   "and at every dev evaluation; 0: at evaluations only")
     ckpt_every: int = opt(0, "> 0: a checkpoint every this many steps instead of by time")
     restart: int = opt(0, "1: start over, dropping a checkpoint left in out_dir", choices=[0, 1])
     progress: int = opt(1, "tqdm bars; 0: a log line every 5% of the steps instead", choices=[0, 1])
@@ -141,7 +148,8 @@ def check_config(cfg):
     bad = [(cfg.task not in ("ner", "classify"), f"--task {cfg.task!r}: expected ner or classify"),
            (cfg.batch_size < 1, f"--batch_size {cfg.batch_size}: expected at least 1"),
            (cfg.grad_accum < 1, f"--grad_accum {cfg.grad_accum}: expected at least 1"),
-           (cfg.batch_size % max(1, cfg.grad_accum) != 0, f"--batch_size {cfg.batch_size} must be a multiple of --grad_accum {cfg.grad_accum}"),
+           (cfg.batch_size % max(1, cfg.grad_accum) != 0,
+            f"--batch_size {cfg.batch_size} must be a multiple of --grad_accum {cfg.grad_accum}"),
            (cfg.eval_batch_size < 1, f"--eval_batch_size {cfg.eval_batch_size}: expected at least 1"),
            (cfg.eval_tokens < 1, f"--eval_tokens {cfg.eval_tokens}: expected at least 1"),
            (cfg.max_len < 3, f"--max_len {cfg.max_len}: expected at least 3 ([CLS], one word piece, [SEP])"),
@@ -166,7 +174,8 @@ def check_config(cfg):
             f"--student_layers {cfg.student_layers} needs --student (layers to copy) or --teacher (layers to match)"),
            (cfg.decode not in ("viterbi", "argmax"), f"--decode {cfg.decode!r}: expected viterbi or argmax"),
            (cfg.device not in ("auto", "cpu", "cuda"), f"--device {cfg.device!r}: expected auto, cpu or cuda"),
-           (cfg.student_init not in ("pretrained", "random"), f"--student_init {cfg.student_init!r}: expected pretrained or random"),
+           (cfg.student_init not in ("pretrained", "random"),
+            f"--student_init {cfg.student_init!r}: expected pretrained or random"),
            (bool(cfg.distilled) and cfg.strategy == "original",
             "--distilled is given but --strategy original ignores it: choose a strategy that uses it"),
            (cfg.task == "classify" and not cfg.data_dir, "--task classify needs --data_dir: a folder with train.jsonl, "
@@ -372,7 +381,8 @@ def read_split(cfg, path):
     """NER: (sentences, per-sentence soft labels or None); classify: ((text, label, probs) records, None)."""
     if cfg.task == "ner":
         return read_conll(path, with_probs=True)
-    return [(r["text"], r["label"], r.get("probs")) for r in read_classification(path, (cfg.text_field,), cfg.label_field)], None
+    return [(r["text"], r["label"], r.get("probs"))
+            for r in read_classification(path, (cfg.text_field,), cfg.label_field)], None
 
 
 def label_list(cfg, items, soft):
@@ -515,17 +525,20 @@ def train(cfg):
     label2id = {l: i for i, l in enumerate(labels)}
     tokenizer = load_tokenizer(model_dir)
     if ner:
-        ex_o, ex_d = encode(original, tokenizer, label2id, cfg.max_len, soft_o), encode(distilled, tokenizer, label2id, cfg.max_len, soft_d)
+        ex_o, ex_d = (encode(original, tokenizer, label2id, cfg.max_len, soft_o),
+                      encode(distilled, tokenizer, label2id, cfg.max_len, soft_d))
         ex_dev, ex_test = (encode(s, tokenizer, label2id, cfg.max_len) for s in (dev, test))
         gold_dev, gold_test = ([tags for _, tags in s] for s in (dev, test))
     else:
-        ex_o, ex_d, ex_dev, ex_test = (encode_texts(r, tokenizer, label2id, cfg.max_len) for r in (original, distilled, dev, test))
+        ex_o, ex_d, ex_dev, ex_test = (encode_texts(r, tokenizer, label2id, cfg.max_len)
+                                       for r in (original, distilled, dev, test))
         gold_dev, gold_test = ([label for _, label, _ in r] for r in (dev, test))
     source = {"O": ex_o, "D": ex_d}
     batching = dict(batch_size=cfg.eval_batch_size, max_tokens=cfg.eval_tokens, bf16=bool(cfg.bf16))
 
     def evaluate(examples, sentences, gold):
-        """(scores, predictions) of a whole split through predict.py: span F1 (NER) or accuracy / macro-F1 (classify)."""
+        """(scores, predictions) of a whole split through predict.py: span F1 (NER) or accuracy / macro-F1
+        (classify)."""
         if ner:
             preds, = predict(raw_model, sentences, examples, device, decodes=(cfg.decode,), **batching)
             return span_f1(gold, preds), preds
@@ -542,7 +555,8 @@ def train(cfg):
                                 verbose=master, **overrides)
         if cfg.student:
             model = make_student(model, cfg.student, cfg.student_init, layers=cfg.student_layers)
-    except ValueError as e:  # a checkpoint this code cannot load, or a student it cannot build from it: the user's input
+    except ValueError as e:
+        # a checkpoint this code cannot load, or a student it cannot build from it: the user's input
         raise DataError(str(e)) from None
     model.to(device)
     raw_model = model
@@ -587,11 +601,13 @@ def train(cfg):
                          total_steps, cfg.batch_size, torch.Generator().manual_seed(cfg.seed),
                          group_by_length=bool(cfg.group_by_length))
     if cfg.batch_size % (world * cfg.grad_accum):
-        raise SystemExit(f"error: --batch_size {cfg.batch_size} must be a multiple of processes x --grad_accum = {world * cfg.grad_accum}")
+        raise SystemExit(f"error: --batch_size {cfg.batch_size} must be a multiple of processes x --grad_accum = "
+                         f"{world * cfg.grad_accum}")
     n_soft = sum(e["soft"] is not None for e in ex_o + ex_d)
     bf16 = bool(cfg.bf16) and bf16_supported(device)
     log(f"{len(ex_o)} original + {len(ex_d)} distilled {'windows' if ner else 'texts'} ({n_soft} with soft labels), "
-        f"{len(labels)} labels, strategy {cfg.strategy}, {total_steps} steps of {cfg.batch_size} on {world} process(es), device {device}"
+        f"{len(labels)} labels, strategy {cfg.strategy}, {total_steps} steps of {cfg.batch_size} "
+        f"on {world} process(es), device {device}"
         + (f" with {torch.get_num_threads()} threads" if device.type == "cpu" else "")
         + (", bf16 autocast" if bf16 else ", fp32" + (" (this hardware has no native bf16)" if cfg.bf16 else "")))
 
@@ -607,8 +623,10 @@ def train(cfg):
         optimizer.load_state_dict(resume["optimizer"])
         sampler.load_state_dict(resume["sampler"])
         set_rng_state(resume["rng"][rank])
-        history, best_dev, best_step, best_file = resume["history"], resume["best_dev"], resume["best_step"], resume["best_file"]
-        train_time, train_tokens, ckpt_time, n_ckpt = resume["train_time"], resume["train_tokens"], resume["ckpt_time"], resume["n_ckpt"]
+        history, best_dev, best_step, best_file = \
+            resume["history"], resume["best_dev"], resume["best_step"], resume["best_file"]
+        train_time, train_tokens, ckpt_time, n_ckpt = \
+            resume["train_time"], resume["train_tokens"], resume["ckpt_time"], resume["n_ckpt"]
         best_state = torch.load(os.path.join(ckpt_dir, best_file), weights_only=True) if best_file else None
         log(f"resuming from {ckpt_dir} at step {sampler.step} of {total_steps} (--restart 1 starts over)")
     elif master:  # a fresh start: whatever an earlier try left is dropped first
@@ -617,14 +635,16 @@ def train(cfg):
         write_json(os.path.join(ckpt_dir, "settings.json"), settings)
 
     def checkpoint(new_best):
-        """Everything the steps after this one depend on, written by the master alone (every process resumes from it)."""
+        """Everything the steps after this one depend on, written by the master alone (every process resumes
+        from it)."""
         nonlocal ckpt_time, n_ckpt
         rng = gather_rng_states(world)
         if master:
             t0 = time.perf_counter()
-            state = {"model": raw_model.state_dict(), "optimizer": optimizer.state_dict(), "sampler": sampler.state_dict(),
-                     "rng": rng, "history": history, "best_dev": best_dev, "best_step": best_step, "best_file": best_file,
-                     "train_time": train_time, "train_tokens": train_tokens, "ckpt_time": ckpt_time, "n_ckpt": n_ckpt + 1}
+            state = {"model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "sampler": sampler.state_dict(), "rng": rng, "history": history, "best_dev": best_dev,
+                     "best_step": best_step, "best_file": best_file, "train_time": train_time,
+                     "train_tokens": train_tokens, "ckpt_time": ckpt_time, "n_ckpt": n_ckpt + 1}
             if teacher is not None:  # W trains with the student (its moments are in the optimizer's state)
                 state.update(proj=trained.proj.state_dict(), term_sums=term_sums)
             save_checkpoint(ckpt_dir, state, best_state if new_best else None)
@@ -647,7 +667,8 @@ def train(cfg):
             examples = [source[s][i] for s, i in batch]
             # The loss is a mean over every labelled word (or text) of the global batch, whatever its split into
             # processes and micro-batches: each piece sums its losses and divides by the global count.
-            n_labelled = sum(e["label"] != -100 if "label" in e else sum(l != -100 for l in e["labels"]) for e in examples)
+            n_labelled = sum(e["label"] != -100 if "label" in e else sum(l != -100 for l in e["labels"])
+                             for e in examples)
             n_pieces = sum(len(e["ids"]) for e in examples)  # the teacher's terms are means over every real word piece
             mine = examples[rank::world]
             micro = [mine[i::cfg.grad_accum] for i in range(cfg.grad_accum)]
@@ -684,10 +705,11 @@ def train(cfg):
             if terms_now:
                 term_sums = [a + b for a, b in zip(term_sums, terms_now)]
             if not math.isfinite(step_loss):  # every process sees the same reduced loss, so all stop here
-                raise SystemExit(f"error: the loss became {step_loss} at step {step + 1} of {total_steps}; nothing after it is "
-                                 f"saved. Usual causes: a learning rate too high for this model (--lr {cfg.lr:g}; a student from "
-                                 "random weights or a bigger batch may need less), --grad_clip 0, or a soft label that is not a "
-                                 "distribution (NaN or negative probabilities in --distilled). The last checkpoint in "
+                raise SystemExit(f"error: the loss became {step_loss} at step {step + 1} of {total_steps}; "
+                                 "nothing after it is saved. Usual causes: a learning rate too high for this model "
+                                 f"(--lr {cfg.lr:g}; a student from random weights or a bigger batch may need less), "
+                                 "--grad_clip 0, or a soft label that is not a distribution (NaN or negative "
+                                 "probabilities in --distilled). The last checkpoint in "
                                  f"{ckpt_dir} is from before it; rerun with a lower --lr and --restart 1")
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -709,19 +731,22 @@ def train(cfg):
             if evaluated and master:
                 scores, _ = evaluate(ex_dev, dev, gold_dev)
                 history.append({"step": step + 1, "loss": step_loss, f"dev_{key}": scores[key]})
-                bar.write(f"step {step + 1}: loss {step_loss:.4f}, dev {'F1' if ner else 'accuracy'} {100 * scores[key]:.2f}")
+                bar.write(f"step {step + 1}: loss {step_loss:.4f}, "
+                          f"dev {'F1' if ner else 'accuracy'} {100 * scores[key]:.2f}")
                 if scores[key] > best_dev[key]:
                     best_dev, best_step, best_file, new_best = scores, step + 1, f"best-{step + 1}.pt", True
                     best_state = {k: v.detach().clone() for k, v in raw_model.state_dict().items()}
             due = (cfg.ckpt_every > 0 and (step + 1) % cfg.ckpt_every == 0
-                   or cfg.ckpt_every == 0 and cfg.ckpt_minutes > 0 and train_time - last_ckpt[1] >= 60 * cfg.ckpt_minutes)
+                   or cfg.ckpt_every == 0 and cfg.ckpt_minutes > 0
+                      and train_time - last_ckpt[1] >= 60 * cfg.ckpt_minutes)
             stop = stop_asked() and step < total_steps - 1
             if (evaluated or due or stop) and step < total_steps - 1:  # after the last step the run is written out
                 checkpoint(new_best)
                 last_ckpt = (step + 1, train_time)
             if stop:
                 bar.close()
-                log(f"stopped after step {step + 1} of {total_steps}: checkpoint in {ckpt_dir}; run the same command to resume")
+                log(f"stopped after step {step + 1} of {total_steps}: checkpoint in {ckpt_dir}; "
+                    "run the same command to resume")
                 raise SystemExit(130)
         bar.close()
 
@@ -733,8 +758,10 @@ def train(cfg):
         extra = {}
         if ner:
             # the chosen decoding, and argmax beside it: what constrained decoding adds, on the same logits
-            test_preds, argmax_preds = predict(raw_model, test, ex_test, device, decodes=(cfg.decode, "argmax"), **batching)
-            test_scores, extra["test_f1_argmax"] = span_f1(gold_test, test_preds), span_f1(gold_test, argmax_preds)["f1"]
+            test_preds, argmax_preds = predict(raw_model, test, ex_test, device, decodes=(cfg.decode, "argmax"),
+                                               **batching)
+            test_scores, extra["test_f1_argmax"] = (span_f1(gold_test, test_preds),
+                                                    span_f1(gold_test, argmax_preds)["f1"])
             write_conll(os.path.join(cfg.out_dir, "test_predictions.conll"),
                         [list(zip(words, gold, pred)) for (words, gold), pred in zip(test, test_preds)])
         else:
@@ -743,7 +770,8 @@ def train(cfg):
                         [{"text": text, "gold": gold, "pred": pred} for (text, gold, _), pred in zip(test, test_preds)])
         d_share = sampler.realised
         metrics = {
-            "task": cfg.task, "dev": best_dev, "test": test_scores, **extra, "best_step": best_step, "total_steps": total_steps,
+            "task": cfg.task, "dev": best_dev, "test": test_scores, **extra,
+            "best_step": best_step, "total_steps": total_steps,
             "train_seconds": train_time, "train_tokens_per_s": train_tokens * world / max(train_time, 1e-9),
             "checkpoint_seconds": ckpt_time, "checkpoints": n_ckpt, "resumed": bool(resume),
             "strategy": cfg.strategy, "schedule": getattr(schedule, "describe", cfg.schedule),
@@ -751,7 +779,8 @@ def train(cfg):
             "history": history, "world_size": world, "precision": "bf16" if bf16 else "fp32", "config": asdict(cfg),
         }
         if teacher is not None:  # what each term contributed: its mean over the steps, before its weight
-            metrics["teacher"] = {"layer_map": layer_map, "hidden_weight": cfg.hidden_weight, "attn_weight": attn_weight,
+            metrics["teacher"] = {"layer_map": layer_map, "hidden_weight": cfg.hidden_weight,
+                                  "attn_weight": attn_weight,
                                   "attention_layers": [len(layer_map) - 1, *teacher_attend] if teacher_attend else None,
                                   "projection": isinstance(trained.proj, nn.Linear)}
             metrics["loss_terms"] = dict(zip(("labels", "hidden", "attention"), (x / total_steps for x in term_sums)))

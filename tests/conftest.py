@@ -72,7 +72,8 @@ def llama_server(tmp_path_factory):
 
 @pytest.fixture
 def scripted_server():
-    """start(plan, delay, reply) -> (base_url, script) of a scripted server (tests/scripted_llm.py); shut down after the test."""
+    """start(plan, delay, reply) -> (base_url, script) of a scripted server (tests/scripted_llm.py);
+    shut down after the test."""
     servers = []
 
     def start(plan=None, delay=0.0, **kw):

@@ -16,9 +16,10 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+# 42 distinct sentences
 SENTENCES = [f"{name} met the press in {city} on day {i} ." .split()
-             for i, (name, city) in enumerate([("Alice", "Paris"), ("Bruno", "Rome"), ("Chen", "Lima"), ("Dana", "Oslo"),
-                                               ("Emil", "Kyiv"), ("Farah", "Doha")] * 7)]  # 42 distinct sentences
+             for i, (name, city) in enumerate([("Alice", "Paris"), ("Bruno", "Rome"), ("Chen", "Lima"),
+                                               ("Dana", "Oslo"), ("Emil", "Kyiv"), ("Farah", "Doha")] * 7)]
 TEXTS = [" ".join(s) for s in SENTENCES]
 
 
@@ -43,13 +44,16 @@ def answer(content, finish_reason="stop", completion=False):
     tokens = None
     if isinstance(content, dict):
         content, tokens = content["content"], content["logprobs"]
-    choice = {"index": 0, "text": content} if completion else {"index": 0, "message": {"role": "assistant", "content": content}}
+    choice = ({"index": 0, "text": content} if completion
+              else {"index": 0, "message": {"role": "assistant", "content": content}})
     if tokens and completion:
         offsets = [sum(len(t) for t, _ in tokens[:i]) for i in range(len(tokens))]
-        choice["logprobs"] = {"tokens": [t for t, _ in tokens], "token_logprobs": [x for _, x in tokens], "text_offset": offsets}
+        choice["logprobs"] = {"tokens": [t for t, _ in tokens], "token_logprobs": [x for _, x in tokens],
+                              "text_offset": offsets}
     elif tokens:
         choice["logprobs"] = {"content": [{"token": t, "logprob": x} for t, x in tokens]}
-    return {"id": "x", "object": "chat.completion", "model": "m", "choices": [{**choice, "finish_reason": finish_reason}],
+    return {"id": "x", "object": "chat.completion", "model": "m",
+            "choices": [{**choice, "finish_reason": finish_reason}],
             "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
 
 
@@ -105,7 +109,8 @@ def make_handler(script):
             elif kind == "content":  # ("content", text, finish_reason)
                 self.send(200, answer(action[1], action[2], completion=completion))
             elif kind == "echo_auth":  # an error that quotes the key back, as some providers do
-                self.send(401, {"error": {"message": f"Incorrect API key provided: {self.headers.get('Authorization')}"}})
+                self.send(401, {"error": {"message": f"Incorrect API key provided: "
+                                                    f"{self.headers.get('Authorization')}"}})
     return Handler
 
 

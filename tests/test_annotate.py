@@ -51,7 +51,8 @@ def test_cot_cut_off_in_the_reasoning_is_truncated_not_an_answer():
     reply = '1. Context: trade.\n2. Candidates: ["EU", "German"]\n3. Types: EU is'
     assert A.parse_reply("cot", reply, finish_reason="length") == (None, "truncated")
     # finished without an "Answer:" line: the last list is taken
-    assert A.parse_reply("cot", '2. Candidates: x\n[{"text": "EU", "type": "ORG"}]', "stop")[0] == [{"text": "EU", "type": "ORG"}]
+    assert A.parse_reply("cot", '2. Candidates: x\n[{"text": "EU", "type": "ORG"}]', "stop")[0] == \
+        [{"text": "EU", "type": "ORG"}]
 
 
 def test_broken_json_is_repaired_from_its_complete_objects():
@@ -67,17 +68,20 @@ def test_broken_json_is_repaired_from_its_complete_objects():
 
 
 def test_other_answer_shapes():
-    assert A.parse_reply("standard", '{"entities": [{"text": "EU", "type": "ORG"}]}')[0] == [{"text": "EU", "type": "ORG"}]
+    assert A.parse_reply("standard", '{"entities": [{"text": "EU", "type": "ORG"}]}')[0] == \
+        [{"text": "EU", "type": "ORG"}]
     assert A.parse_reply("standard", '{"EU": "ORG", "German": "MISC"}')[0] == [("EU", "ORG"), ("German", "MISC")]
     assert A.parse_reply("standard", '{"ORG": ["EU"], "MISC": ["German", "British"]}')[0] == [
         ("EU", "ORG"), ("German", "MISC"), ("British", "MISC")]
 
 
 def test_completion_lines_as_the_small_model_writes_them():
-    assert A.parse_reply("completion", " Malaysia (LOC); Indonesia (MALA)") == ([("Malaysia", "LOC"), ("Indonesia", "MALA")], "ok")
+    assert A.parse_reply("completion", " Malaysia (LOC); Indonesia (MALA)") == \
+        ([("Malaysia", "LOC"), ("Indonesia", "MALA")], "ok")
     assert A.parse_reply("completion", " none") == ([], "ok")
     assert A.parse_reply("completion", " 7. Sebastian Lindholm (FIN)")[0] == [("7. Sebastian Lindholm", "FIN")]
-    assert A.parse_reply("completion", " EU rejects German call") == (["EU rejects German call"], "ok")  # malformed item
+    # malformed item
+    assert A.parse_reply("completion", " EU rejects German call") == (["EU rejects German call"], "ok")
     assert A.parse_reply("completion", "") == (None, "empty")
 
 
@@ -115,7 +119,8 @@ def test_case_insensitive_after_exact_and_out_of_order_lists():
 
 
 def test_invalid_types_and_hallucinations_are_dropped_and_counted():
-    items = ents(("EU", "ORGANIZATION"), ("German", "NATIONALITY"), ("lamb", "FOOD"), ("France", "LOC"), ("Brit", "MISC"))
+    items = ents(("EU", "ORGANIZATION"), ("German", "NATIONALITY"), ("lamb", "FOOD"), ("France", "LOC"),
+                 ("Brit", "MISC"))
     tags, kept, dropped = A.align(WORDS, items + ["just a string", {"text": "British"}])
     assert tags[0] == "B-ORG"  # ORGANIZATION is the full name of ORG
     assert [k["text"] for k in kept] == ["EU"]
@@ -148,7 +153,8 @@ def test_align_output_is_always_valid_bio():
 
 def test_bbc_records_keep_article_and_sentence(tmp_path):
     path = tmp_path / "bbc.jsonl"
-    arts = [{"id": "business/001", "text": "One sentence here. Another one.\n\nThird."}, {"id": "tech/002", "text": "Only one."}]
+    arts = [{"id": "business/001", "text": "One sentence here. Another one.\n\nThird."},
+            {"id": "tech/002", "text": "Only one."}]
     path.write_text("".join(json.dumps(a) + "\n" for a in arts))
     cfg = A.parse_args(["--format", "bbc", "--input", str(path)])
     recs = A.load_records(cfg)
@@ -174,16 +180,20 @@ def test_a_model_folder_labels_instead_of_the_llm(tmp_path):
     labelled = read_conll(str(tmp_path / "t.conll"))
     assert [w for w, _ in labelled] == [w for w, _ in gold] and read_conll(str(tmp_path / "t.conll"), column=1) == gold
     assert [t for _, t in labelled] == tag_words(model, [w for w, _ in gold])
-    assert report["span_f1"] == span_f1([t for _, t in gold], [t for _, t in labelled]) and report["sentences_written"] == 30
+    assert report["span_f1"] == span_f1([t for _, t in gold], [t for _, t in labelled]) and \
+        report["sentences_written"] == 30
     assert "labelled by" in A.summary(report, "t.conll")
 
-    arts = [{"id": "world/001", "text": "Angela Merkel met Airbus in Toulouse. Then she flew to Berlin."}, {"id": "sport/002", "text": "Arsenal won."}]
+    arts = [{"id": "world/001", "text": "Angela Merkel met Airbus in Toulouse. Then she flew to Berlin."},
+            {"id": "sport/002", "text": "Arsenal won."}]
     (tmp_path / "bbc.jsonl").write_text("".join(json.dumps(a) + "\n" for a in arts))
-    A.run(A.parse_args(["--format", "bbc", "--input", str(tmp_path / "bbc.jsonl"), "--out", str(tmp_path / "b.conll"), *base]))
+    A.run(A.parse_args(["--format", "bbc", "--input", str(tmp_path / "bbc.jsonl"), "--out", str(tmp_path / "b.conll"),
+                        *base]))
     rows = read_conll(str(tmp_path / "b.conll"), columns=True)
     assert [len(r[0]) for r in rows] == [2, 2, 2]  # token, model's tag
     lines = [json.loads(x) for x in open(tmp_path / "b.replies.jsonl")]
-    assert [(x["article"], x["sentence"], x["out_sentence"]) for x in lines] == [("world/001", 0, 0), ("world/001", 1, 1), ("sport/002", 0, 2)]
+    assert [(x["article"], x["sentence"], x["out_sentence"]) for x in lines] == \
+        [("world/001", 0, 0), ("world/001", 1, 1), ("sport/002", 0, 2)]
     assert all(x["status"] == "model" for x in lines)
 
 
@@ -213,30 +223,37 @@ def test_knn_demos_are_the_nearest_never_the_sentence_and_cached_by_file(tmp_pat
     planted[0][-2] = "yesterday" if planted[0][-2] != "yesterday" else "today"  # one word changed, its tag kept
     examples = tmp_path / "examples.conll"
     write_conll(examples, [list(zip(w, t)) for w, t in sents + [planted]])
-    cfg = A.parse_args(["--examples", str(examples), "--demos", "knn", "--shots", "4", "--cache", str(tmp_path / "c.sqlite")])
+    cfg = A.parse_args(["--examples", str(examples), "--demos", "knn", "--shots", "4",
+                        "--cache", str(tmp_path / "c.sqlite")])
     records = [{"words": query[0]}, {"words": sents[0][0]}]
     shots = A.knn_shots(cfg, records)
     assert [len(s) for s in shots] == [4, 4]
-    assert shots[0][-1] == (planted[0], [(" ".join(planted[0][s:e]), t) for t, s, e in get_entities(planted[1])])  # nearest, last
-    assert all(w not in (query[0], sents[0][0]) for s in shots for w, _ in s)  # a sentence being annotated is never a demo
+    # nearest, last
+    assert shots[0][-1] == (planted[0], [(" ".join(planted[0][s:e]), t) for t, s, e in get_entities(planted[1])])
+    # a sentence being annotated is never a demo
+    assert all(w not in (query[0], sents[0][0]) for s in shots for w, _ in s)
     assert len(list(tmp_path.glob("knn-*.npy"))) == 1
     calls = []
     embed = A.embed
     monkeypatch.setattr(A, "embed", lambda s: calls.append(len(s)) or embed(s))
-    assert A.knn_shots(cfg, records) == shots and calls == [2]  # the examples came from the cache, only the queries were embedded
-    write_conll(examples, [list(zip(w, t)) for w, t in sents[:200] + [planted]])  # the file changed: its embeddings are computed again
+    # the examples came from the cache, only the queries were embedded
+    assert A.knn_shots(cfg, records) == shots and calls == [2]
+    # the file changed: its embeddings are computed again
+    write_conll(examples, [list(zip(w, t)) for w, t in sents[:200] + [planted]])
     assert A.knn_shots(cfg, records)[0][-1][0] == planted[0] and calls == [2, 201, 2]
     assert len(list(tmp_path.glob("knn-*.npy"))) == 2
 
 
 def test_prompt_forms():
     shots = A.draw_shots(TRAIN, 3, seed=0)
-    for form, endpoint in (("standard", "chat/completions"), ("cot", "chat/completions"), ("completion", "completions")):
+    for form, endpoint in (("standard", "chat/completions"), ("cot", "chat/completions"),
+                           ("completion", "completions")):
         cfg = A.parse_args(["--prompt", form, "--model", "m"])
         ep, payload = A.build_request(cfg, WORDS, shots)
         assert ep == endpoint and payload["model"] == "m" and payload["max_tokens"] == A.DEFAULT_MAX_TOKENS[form]
         text = A.prompt_text(ep, payload)
-        assert text.rstrip().endswith("EU rejects German call to boycott British lamb ." + ("\nEntities:" if form == "completion" else ""))
+        assert text.rstrip().endswith("EU rejects German call to boycott British lamb ."
+                                      + ("\nEntities:" if form == "completion" else ""))
         assert " ".join(shots[0][0]) in text
     assert "Answer:" in A.prompt_text(*A.build_request(A.parse_args(["--prompt", "cot"]), WORDS, shots))
     # the key depends on the request only, and changes with any sampling parameter
@@ -249,9 +266,11 @@ def test_prompt_forms():
 
 def test_dry_run_sends_nothing(tmp_path, capsys):
     code = A.main(["--input", TRAIN, "--limit", "20", "--prompt", "completion", "--dry_run",
-                   "--base_url", "http://127.0.0.1:9/v1", "--cache", str(tmp_path / "c.sqlite"), "--out", str(tmp_path / "o.conll")])
+                   "--base_url", "http://127.0.0.1:9/v1", "--cache", str(tmp_path / "c.sqlite"),
+                   "--out", str(tmp_path / "o.conll")])
     out = capsys.readouterr().out
-    assert code == 0 and "Sentence:" in out and "20 sentences, 0 cached, 20 to send" in out and "prompt tokens about" in out
+    assert code == 0 and "Sentence:" in out and "20 sentences, 0 cached, 20 to send" in out and \
+        "prompt tokens about" in out
     assert not (tmp_path / "o.conll").exists()
 
 
@@ -263,7 +282,8 @@ def check_report_agrees_with_files(report, out, replies_path, n_input):
     assert len(lines) == n_input and report["sentences"] == n_input
     assert report["sentences_written"] == len(llm) == n_input - report["sentences_failed"]
     assert [l["out_sentence"] for l in lines if l["out_sentence"] is not None] == list(range(len(llm)))
-    assert report["entities_kept"] == sum(len(get_entities(t)) for _, t in llm) == sum(len(l.get("entities", [])) for l in lines)
+    assert report["entities_kept"] == sum(len(get_entities(t)) for _, t in llm) == \
+        sum(len(l.get("entities", [])) for l in lines)
     assert report["entities_proposed"] == report["entities_kept"] + sum(report["entities_dropped"].values())
     assert report["prompt_tokens_total"] == sum(l["reply"]["usage"]["prompt_tokens"] for l in lines if "reply" in l)
     assert report["span_f1"] == span_f1([t for _, t in gold], [t for _, t in llm])
@@ -287,7 +307,8 @@ def test_end_to_end_with_smollm2(llama_server, tmp_path, form):
     sents = read_conll(TRAIN)
     want = [sents[i] for i in sample_indices(len(sents), n, 1)]
     written = {l["index"] for l in map(json.loads, open(replies)) if l["out_sentence"] is not None}
-    assert read_conll(out, column=1) == [s for s, l in zip(want, map(json.loads, open(replies))) if l["index"] in written]
+    assert read_conll(out, column=1) == \
+        [s for s, l in zip(want, map(json.loads, open(replies))) if l["index"] in written]
     # a second run asks again only for the replies that could not be read (never cached)
     before = out.read_text()
     assert A.main(args) == 0

@@ -26,8 +26,9 @@ def conll(tmp_path):
 
 
 def argv(base_url, inp, tmp_path, *extra):
-    return ["--input", inp, "--base_url", base_url, "--out", str(tmp_path / "out.conll"), "--cache", str(tmp_path / "cache.sqlite"),
-            "--shots", "0", "--prompt", "standard", "--backoff_base", "0.01", "--timeout", "5", "--progress", "0", *extra]
+    return ["--input", inp, "--base_url", base_url, "--out", str(tmp_path / "out.conll"),
+            "--cache", str(tmp_path / "cache.sqlite"), "--shots", "0", "--prompt", "standard",
+            "--backoff_base", "0.01", "--timeout", "5", "--progress", "0", *extra]
 
 
 def results(tmp_path):
@@ -46,7 +47,8 @@ def test_unreadable_replies_are_reported_not_written_and_retried_by_a_rerun(scri
     assert A.main(argv(url, conll(5), tmp_path)) == 0
     report, out = results(tmp_path)
     assert out == [expected(5)[i] for i in (0, 4)]  # never written as all-O
-    assert report["failures_by_reason"] == {"truncated": 1, "empty": 1, "no_answer": 1} and report["parse_failures"] == 3
+    assert report["failures_by_reason"] == {"truncated": 1, "empty": 1, "no_answer": 1} and \
+        report["parse_failures"] == 3
     assert [f["index"] for f in report["failed"]] == [1, 2, 3]
     replies = [json.loads(l) for l in open(tmp_path / "out.replies.jsonl")]
     assert [r["status"] for r in replies] == ["ok", "truncated", "empty", "no_answer", "ok"]
@@ -69,7 +71,8 @@ def test_gives_up_after_max_retries_and_rerun_completes(scripted_server, conll, 
 
 
 def test_wrong_model_404_stops_the_run_without_retrying(scripted_server, conll, tmp_path, capsys):
-    error = {"error": {"message": "The model `gpt-9` does not exist", "type": "invalid_request_error", "code": "model_not_found"}}
+    error = {"error": {"message": "The model `gpt-9` does not exist", "type": "invalid_request_error",
+                       "code": "model_not_found"}}
     url, script = scripted_server({(n, 0): ("status", 404, [], error) for n in range(6)})
     assert A.main(argv(url, conll(6), tmp_path, "--concurrency", "1", "--model", "gpt-9")) == 2
     err = capsys.readouterr().err

@@ -35,8 +35,10 @@ CASES = [
     ("train.py", "--data_dir {d}", "test.txt", BAD_TAG, "{f}:2: tag 'B_ORG' is not O, B-TYPE or I-TYPE"),
     ("train.py", "--task classify --data_dir {d}", "valid.jsonl", NOT_OBJECT, "{f}:2: expected a JSON object"),
     ("train.py", "--data_dir {d} --model_dir {d}", None, None, "{d}: not a BERT folder: no config.json"),
-    ("train.py", "--data_dir {d} --model_dir {d}", "config.json", '{"model_type": "gpt2"}', "{d}: not a BERT folder: model_type 'gpt2'"),
-    ("train.py", "--data_dir {d} --model_dir {d}", "config.json", '{"model_type": "bert"}', "{d}: not a BERT folder: no weights"),
+    ("train.py", "--data_dir {d} --model_dir {d}", "config.json", '{"model_type": "gpt2"}',
+     "{d}: not a BERT folder: model_type 'gpt2'"),
+    ("train.py", "--data_dir {d} --model_dir {d}", "config.json", '{"model_type": "bert"}',
+     "{d}: not a BERT folder: no weights"),
     ("train.py", "--batch_size 0", None, None, "--batch_size 0: expected at least 1"),
     ("train.py", "--strategy mixed", None, None, "argument --strategy: invalid choice: 'mixed'"),
     ("eval.py", "--gold {d}/missing.txt --pred {d}/test.txt", None, None, "{d}/missing.txt: No such file or directory"),
@@ -47,44 +49,59 @@ CASES = [
     ("eval.py", "--gold {d}/test.jsonl --pred {f}", "p.jsonl", NOT_OBJECT, "{f}:2: expected a JSON object"),
     ("eval.py", "--gold {f} --pred {f}", "p.jsonl", "\n", "no records in {f}"),
     ("eval.py", "--summarize {d}", None, None, "{d}/metrics.json: No such file or directory"),
-    ("data.py", "sample --input {d}/missing.txt --limit 5 --out {d}/o.txt", None, None, "{d}/missing.txt: No such file"),
+    ("data.py", "sample --input {d}/missing.txt --limit 5 --out {d}/o.txt", None, None,
+     "{d}/missing.txt: No such file"),
     ("data.py", "sample --input {f} --limit 5 --out {d}/o.txt", "in.txt", LATIN1, "{f}:3: not UTF-8"),
     ("data.py", "sample --input {f} --limit 5 --out {d}/o.txt", "in.txt", "", "no sentences in {f}"),
     ("data.py", "sample --input {f} --limit 5 --out {d}/o.txt", "in.txt", DOCSTART, "no sentences in {f}"),
     ("data.py", "sample --input {f} --limit 5 --out {d}/o.txt", "in.txt", BAD_TAG, "{f}:2: tag 'B_ORG'"),
-    ("data.py", "sample --input {d}/train.txt --limit 0 --out {d}/o.txt", None, None, "argument --limit: expected an integer >= 1"),
+    ("data.py", "sample --input {d}/train.txt --limit 0 --out {d}/o.txt", None, None,
+     "argument --limit: expected an integer >= 1"),
     ("data.py", "split --input {d}/missing.jsonl --out_dir {d}/s", None, None, "{d}/missing.jsonl: No such file"),
-    ("data.py", "split --input {f} --out_dir {d}/s", "in.jsonl", '{"text": "Zürich"}'.encode("latin-1"), "{f}:1: not UTF-8"),
+    ("data.py", "split --input {f} --out_dir {d}/s", "in.jsonl", '{"text": "Zürich"}'.encode("latin-1"),
+     "{f}:1: not UTF-8"),
     ("data.py", "split --input {f} --out_dir {d}/s", "in.jsonl", "", "no records in {f}"),
     ("data.py", "split --input {f} --out_dir {d}/s", "in.jsonl", NOT_OBJECT, "{f}:2: expected a JSON object"),
-    ("data.py", "split --input {d}/train.jsonl --out_dir {d}/s --valid 0.6 --test 0.5", None, None, "leave nothing for train"),
+    ("data.py", "split --input {d}/train.jsonl --out_dir {d}/s --valid 0.6 --test 0.5", None, None,
+     "leave nothing for train"),
     ("annotate.py", "--input {d}/missing.txt --out {d}/o.conll", None, None, "{d}/missing.txt: No such file"),
     ("annotate.py", "--input {f} --out {d}/o.conll", "in.txt", LATIN1, "{f}:3: not UTF-8"),
     ("annotate.py", "--input {f} --out {d}/o.conll", "in.txt", "", "no sentences in {f}"),
     ("annotate.py", "--input {f} --out {d}/o.conll", "in.txt", DOCSTART, "no sentences in {f}"),
     ("annotate.py", "--input {f} --out {d}/o.conll", "in.txt", BAD_TAG, "{f}:2: tag 'B_ORG'"),
-    ("annotate.py", "--format bbc --input {f} --out {d}/o.conll", "in.jsonl", NOT_OBJECT, "{f}:2: expected a JSON object"),
+    ("annotate.py", "--format bbc --input {f} --out {d}/o.conll", "in.jsonl", NOT_OBJECT,
+     "{f}:2: expected a JSON object"),
     ("annotate.py", "--concurrency 0", None, None, "argument --concurrency: expected an integer >= 1, got '0'"),
     ("mix.py", "--schedule cosine", None, None, "argument --schedule: invalid choice: 'cosine'"),
     ("mix.py", "--schedule sigmoid --schedule_args k=-2", None, None, "parameter k must be > 0"),
-    ("experiments.py", "--original {d}/missing.conll --simulate 0.5 --data_dir {d}", None, None, "no such file: {d}/missing.conll"),
-    ("experiments.py", "--original {f} --simulate 0.5 --data_dir {d} --out_dir {d}/x", "o.conll", LATIN1, "{f}:3: not UTF-8"),
-    ("experiments.py", "--original {f} --simulate 0.5 --data_dir {d} --out_dir {d}/x", "o.conll", "", "no sentences in {f}"),
-    ("experiments.py", "--original {d}/train.txt --simulate 0.5 --data_dir {d} --model_dir {d}", None, None, "{d}: not a BERT folder"),
-    ("experiments.py", "--original {d}/train.txt --simulate 0.5 --jobs 0", None, None, "argument --jobs: expected an integer >= 1"),
+    ("experiments.py", "--original {d}/missing.conll --simulate 0.5 --data_dir {d}", None, None,
+     "no such file: {d}/missing.conll"),
+    ("experiments.py", "--original {f} --simulate 0.5 --data_dir {d} --out_dir {d}/x", "o.conll", LATIN1,
+     "{f}:3: not UTF-8"),
+    ("experiments.py", "--original {f} --simulate 0.5 --data_dir {d} --out_dir {d}/x", "o.conll", "",
+     "no sentences in {f}"),
+    ("experiments.py", "--original {d}/train.txt --simulate 0.5 --data_dir {d} --model_dir {d}", None, None,
+     "{d}: not a BERT folder"),
+    ("experiments.py", "--original {d}/train.txt --simulate 0.5 --jobs 0", None, None,
+     "argument --jobs: expected an integer >= 1"),
     ("gendist.py", "generate --input {d}/missing.jsonl", None, None, "{d}/missing.jsonl: No such file"),
     ("gendist.py", "generate --input {f} --exclude {f}", "in.jsonl", NOT_OBJECT, "{f}:2: expected a JSON object"),
-    ("gendist.py", "generate --input {f} --exclude {f}", "in.jsonl", '{"title": "no text"}', "{f}: record 1 has no text in field 'text'"),
+    ("gendist.py", "generate --input {f} --exclude {f}", "in.jsonl", '{"title": "no text"}',
+     "{f}: record 1 has no text in field 'text'"),
     ("gendist.py", "generate --n 0", None, None, "argument --n: expected an integer >= 1"),
     ("gendist.py", "generate --form poem", None, None, "argument --form: invalid choice: 'poem'"),
     ("gendist.py", "poem", None, None, "expected a command, generate or run, got poem"),
     ("gendist.py", "run --data_dir {d} --k 3 --out_dir {d}/g", None, None, "{d}/train_k3_s0.jsonl: no such file"),
     ("gendist.py", "run --task ner --data_dir {d} --out_dir {d}/g", None, None, "--unlabelled: ner needs a BBC JSONL"),
-    ("gendist.py", "run --data_dir {d} --out_dir {d}/g --generated {d}/none.jsonl", None, None, "{d}/none.jsonl: no such file"),
-    ("gendist.py", "run --data_dir {d} --out_dir {d}/g --seeds 0,x", None, None, "--seeds '0,x': expected comma-separated integers"),
-    ("annotate.py", "--input {d}/train.txt --labeller {d}/none --out {d}/o.conll", None, None, "--labeller {d}/none: not a model folder"),
+    ("gendist.py", "run --data_dir {d} --out_dir {d}/g --generated {d}/none.jsonl", None, None,
+     "{d}/none.jsonl: no such file"),
+    ("gendist.py", "run --data_dir {d} --out_dir {d}/g --seeds 0,x", None, None,
+     "--seeds '0,x': expected comma-separated integers"),
+    ("annotate.py", "--input {d}/train.txt --labeller {d}/none --out {d}/o.conll", None, None,
+     "--labeller {d}/none: not a model folder"),
     ("evokd.py", "--data_dir {d}/nowhere --out_dir {d}/e", None, None, "{d}/nowhere/train.txt: no such file"),
-    ("evokd.py", "--data_dir {d} --labeller {d}/none --out_dir {d}/e", None, None, "--labeller {d}/none: not a model folder"),
+    ("evokd.py", "--data_dir {d} --labeller {d}/none --out_dir {d}/e", None, None,
+     "--labeller {d}/none: not a model folder"),
     ("evokd.py", "--data_dir {d} --out_dir {d}", "config.json", '{"k": 3}', "{d} holds a run with other settings (--"),
     ("evokd.py", "--n 0", None, None, "argument --n: expected an integer >= 1"),
     ("evokd.py", "--variant magic", None, None, "argument --variant: invalid choice: 'magic'"),
@@ -93,7 +110,8 @@ CASES = [
     ("bench.py", "--steps 0", None, None, "argument --steps: expected an integer >= 1"),
     ("bench_annotate.py", "--input {f}", "in.txt", INVISIBLE, "no sentences in {f}"),
     ("baseline_tfidf.py", "--data_dir {d}/nowhere", None, None, "{d}/nowhere/train.jsonl: No such file"),
-    ("baseline_tfidf.py", "--data_dir {d}", "train.jsonl", JSONL.encode().replace(b"German", "Zürich".encode("latin-1")), "{f}:1: not UTF-8"),
+    ("baseline_tfidf.py", "--data_dir {d}", "train.jsonl",
+     JSONL.encode().replace(b"German", "Zürich".encode("latin-1")), "{f}:1: not UTF-8"),
     ("baseline_tfidf.py", "--data_dir {d}", "valid.jsonl", "", "no records in {f}"),
     ("baseline_tfidf.py", "--data_dir {d}", "test.jsonl", NOT_OBJECT, "{f}:2: expected a JSON object"),
 ]
@@ -101,7 +119,8 @@ CASES = [
 
 def run(script, *args, cwd=ROOT):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, os.path.join(ROOT, script), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, os.path.join(ROOT, script), *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=120)
 
 
 def prepare(d, name, content):
@@ -167,7 +186,8 @@ def test_train_default_run_without_conll2003_says_where_to_get_it(tmp_path):
     (dict(strategy="distilled"), "strategy 'distilled' needs distilled (LLM-labelled) data"),
     (dict(distilled="d.conll"), "--distilled is given but --strategy original ignores it"),
     (dict(strategy="schedule", distilled="d.conll", schedule="cosine"), "unknown schedule 'cosine'"),
-    (dict(strategy="schedule", distilled="d.conll", schedule="sigmoid", schedule_args="k"), "not of the form name=number"),
+    (dict(strategy="schedule", distilled="d.conll", schedule="sigmoid", schedule_args="k"),
+     "not of the form name=number"),
     (dict(decode="best"), "--decode 'best'"),
     (dict(student="L2"), "student 'L2': expected L<layers>-H<hidden>"),
     (dict(student_init="copied"), "--student_init 'copied'"),
@@ -183,7 +203,8 @@ def test_train_checks_before_it_loads_anything(tmp_path):
     with pytest.raises(SystemExit, match="--batch_size 0"):  # a data folder that does not exist is not even looked at
         train(Config(batch_size=0, data_dir=str(tmp_path / "nowhere"), model_dir=str(tmp_path / "nowhere")))
     check_config(Config())  # the defaults pass
-    check_config(Config(max_steps=4, task="classify", data_dir="x", strategy="schedule", distilled="d", schedule="linear"))
+    check_config(Config(max_steps=4, task="classify", data_dir="x", strategy="schedule", distilled="d",
+                        schedule="linear"))
 
 
 def flags_without_help(text):
@@ -205,8 +226,8 @@ def test_train_help_explains_every_flag():
     assert all(f"  --{f.name} " in r.stdout for f in fields(Config))
 
 
-@pytest.mark.parametrize("script", ["eval.py", "data.py sample", "data.py split", "mix.py", "annotate.py", "gendist.py generate",
-                                    "gendist.py run", "evokd.py", "evokd.py summary",
+@pytest.mark.parametrize("script", ["eval.py", "data.py sample", "data.py split", "mix.py", "annotate.py",
+                                    "gendist.py generate", "gendist.py run", "evokd.py", "evokd.py summary",
                                     "experiments.py", "bench.py", "bench_annotate.py", "baseline_tfidf.py"])
 def test_every_script_explains_its_flags(script, capsys, monkeypatch):
     name, *sub = script.split()

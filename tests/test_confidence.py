@@ -12,7 +12,8 @@ from data import read_conll, write_conll
 from scripted_llm import SENTENCES
 
 # " Alice (PER); Paris (LOC)" as tokens, each with the log-probability the endpoint gave it
-TOKENS = [(" Alice", -0.1), (" (", -0.05), ("PER", -0.4), (");", -0.01), (" Paris", -0.9), (" (", -0.02), ("LOC", -0.3), (")", -0.2)]
+TOKENS = [(" Alice", -0.1), (" (", -0.05), ("PER", -0.4), (");", -0.01), (" Paris", -0.9), (" (", -0.02),
+          ("LOC", -0.3), (")", -0.2)]
 
 
 def test_an_entitys_confidence_is_its_least_probable_token():
@@ -28,7 +29,8 @@ def test_an_entitys_confidence_is_its_least_probable_token():
 
 def test_self_consistency_is_the_share_of_samples_that_agree():
     kept = [{"type": "PER", "start": 0, "end": 1}, {"type": "LOC", "start": 5, "end": 6}]
-    samples = [{("PER", 0, 1), ("LOC", 5, 6)}, {("PER", 0, 1)}, {("PER", 0, 1), ("ORG", 5, 6)}, None]  # None: unreadable
+    # None: unreadable
+    samples = [{("PER", 0, 1), ("LOC", 5, 6)}, {("PER", 0, 1)}, {("PER", 0, 1), ("ORG", 5, 6)}, None]
     conf, sentence = C.from_samples(kept, samples)
     assert conf == [0.75, 0.25] and sentence == 0.25
     assert C.from_samples([], [set(), {("PER", 0, 1)}, set(), None]) == ([], 0.5)
@@ -36,8 +38,8 @@ def test_self_consistency_is_the_share_of_samples_that_agree():
 
 def test_the_curve_and_the_calibration_on_a_hand_example():
     items = [  # two sentences: one sure and right, one doubtful with a wrong entity
-        {"gold": ["B-PER", "O"], "tags": ["B-PER", "O"], "kept": [{"type": "PER", "start": 0, "end": 1}], "conf": [0.95],
-         "sentence_conf": 0.95},
+        {"gold": ["B-PER", "O"], "tags": ["B-PER", "O"], "kept": [{"type": "PER", "start": 0, "end": 1}],
+         "conf": [0.95], "sentence_conf": 0.95},
         {"gold": ["O", "B-LOC"], "tags": ["B-ORG", "B-LOC"],
          "kept": [{"type": "ORG", "start": 0, "end": 1}, {"type": "LOC", "start": 1, "end": 2}], "conf": [0.3, 0.85],
          "sentence_conf": 0.3}]
@@ -105,7 +107,8 @@ def test_self_consistency_end_to_end_k_samples_are_k_cached_requests(scripted_se
     url, script = scripted_server(reply=reply)
     report = A.run(args(url, conll, tmp_path, "--confidence", "samples", "--samples", "5"))
     lines = [json.loads(x) for x in (tmp_path / "out.replies.jsonl").read_text().splitlines()]
-    assert [ln["entities"][0]["confidence"] for ln in lines] == [0.6] * 4 and [ln["confidence"] for ln in lines] == [0.6] * 4
+    assert [ln["entities"][0]["confidence"] for ln in lines] == [0.6] * 4 and \
+        [ln["confidence"] for ln in lines] == [0.6] * 4
     assert report["requests_sent"] == 4 * 6 and report["confidence"]["samples"] == 5
     assert report["span_f1"]["f1"] == 1.0  # the labels are the greedy reply's
     again = A.run(args(url, conll, tmp_path, "--confidence", "samples", "--samples", "5"))

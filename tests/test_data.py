@@ -59,8 +59,9 @@ def test_sample_is_seeded_and_in_file_order():
 
 def test_sample_cli_writes_gold_of_the_sample(tmp_path):
     out = tmp_path / "o.conll"
-    subprocess.run([sys.executable, os.path.join(ROOT, "data.py"), "sample", "--input", os.path.join(CONLL, "valid.txt"),
-                    "--limit", "50", "--seed", "3", "--out", str(out)], check=True, capture_output=True)
+    subprocess.run([sys.executable, os.path.join(ROOT, "data.py"), "sample",
+                    "--input", os.path.join(CONLL, "valid.txt"), "--limit", "50", "--seed", "3", "--out", str(out)],
+                   check=True, capture_output=True)
     full = read_conll(os.path.join(CONLL, "valid.txt"))
     assert read_conll(out) == [full[i] for i in sample_indices(len(full), 50, 3)]
 
@@ -77,9 +78,11 @@ def test_read_jsonl_skips_a_bom_and_invisible_lines(tmp_path):
 def test_read_conll_skips_a_bom_and_reads_invisible_lines_as_blank(tmp_path):
     p = tmp_path / "bom.conll"
     # a byte-order mark first, then lines of zero-width characters where a blank line was meant
-    p.write_bytes("\ufeff-DOCSTART- -X- O O\n\nEU B-ORG\nrejects O\n\u200b\nGerman B-MISC\n\ufeff \u2060\n\nPeter B-PER\n".encode("utf-8"))
+    p.write_bytes(("\ufeff-DOCSTART- -X- O O\n\nEU B-ORG\nrejects O\n\u200b\nGerman B-MISC\n\ufeff \u2060\n\n"
+                   "Peter B-PER\n").encode("utf-8"))
     assert read_conll(p) == [(["EU", "rejects"], ["B-ORG", "O"]), (["German"], ["B-MISC"]), (["Peter"], ["B-PER"])]
-    assert read_conll(p, columns=True) == [[["EU", "B-ORG"], ["rejects", "O"]], [["German", "B-MISC"]], [["Peter", "B-PER"]]]
+    assert read_conll(p, columns=True) == \
+        [[["EU", "B-ORG"], ["rejects", "O"]], [["German", "B-MISC"]], [["Peter", "B-PER"]]]
     p.write_bytes("\ufeffEU B-ORG\n".encode("utf-8"))  # the mark glued to the first token
     assert read_conll(p) == [(["EU"], ["B-ORG"])]
 
@@ -100,7 +103,8 @@ def test_read_conll_refuses_a_file_that_is_not_utf8(tmp_path):
 
 
 @pytest.mark.parametrize("line, why", [('[1, 2]', "got an array"), ('"text"', "got a string"), ("3", "got a number"),
-                                       ("null", "got null"), ('{"text": "a",}', "invalid JSON"), ("{'a': 1}", "invalid JSON")])
+                                       ("null", "got null"), ('{"text": "a",}', "invalid JSON"),
+                                       ("{'a': 1}", "invalid JSON")])
 def test_read_jsonl_names_file_and_line(tmp_path, line, why):
     p = tmp_path / "bad.jsonl"
     p.write_text('{"a": 1}\n\n' + line + "\n", encoding="utf-8")
@@ -134,8 +138,10 @@ def synthetic(tmp_path):
     """40 'a', 20 'b', 12 'c' distinct texts, plus copies: 3 agreeing, and one text given both labels a and b."""
     recs = [{"id": f"{lab}{i}", "title": f"{lab} title {i}", "text": f"body of {lab} number {i}", "label": lab}
             for lab, n in (("a", 40), ("b", 20), ("c", 12)) for i in range(n)]
-    recs += [dict(recs[0], id="copy0"), dict(recs[45], id="copy1", text="body  of b\nnumber 5"), dict(recs[0], id="copy2")]
-    recs += [{"id": "x1", "title": "same", "text": "twice", "label": "a"}, {"id": "x2", "title": "same", "text": "twice", "label": "b"}]
+    recs += [dict(recs[0], id="copy0"), dict(recs[45], id="copy1", text="body  of b\nnumber 5"),
+             dict(recs[0], id="copy2")]
+    recs += [{"id": "x1", "title": "same", "text": "twice", "label": "a"},
+             {"id": "x2", "title": "same", "text": "twice", "label": "b"}]
     recs.append({"id": "notitle", "text": "only a body", "label": "c"})  # a missing title field is fine
     p = tmp_path / "in.jsonl"
     p.write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
@@ -152,7 +158,8 @@ def test_split_drops_duplicates_and_stratifies(synthetic, tmp_path):
     kept = [x for part in parts.values() for x in part]
     assert len(kept) == 73 and len({x["id"] for x in kept}) == 73
     assert not {"copy0", "copy1", "copy2", "x1", "x2"} & {x["id"] for x in kept}
-    assert [x["text"] for x in kept if x["id"] == "a0"] == ["a title 0\n\nbody of a number 0"]  # title, blank line, text
+    # title, blank line, text
+    assert [x["text"] for x in kept if x["id"] == "a0"] == ["a title 0\n\nbody of a number 0"]
     assert [x for x in kept if x["id"] == "notitle"][0]["text"] == "only a body"
     assert all(list(x) == ["id", "text", "label"] for x in kept)
     # every label's share: 15 % rounded half up, at least one
@@ -186,7 +193,8 @@ def test_split_is_deterministic_and_the_seed_matters(synthetic, tmp_path):
     (b'{"text": "ok", "label": "a"}\n[1]\n', "x.jsonl:2: expected a JSON object"),
     (b'{"text": "ok", "label": "a"}\n{"text": "caf\xe9", "label": "a"}\n', "x.jsonl:2: not UTF-8"),
     (b'{"text": "ok", "label": "a"}\n\n{"text": "no label"}\n', "x.jsonl:3: no 'label' field"),
-    (b'{"text": "ok", "label": "a"}\n{"title": " ", "label": "a"}\n', "x.jsonl:2: no text in any of the fields title, text"),
+    (b'{"text": "ok", "label": "a"}\n{"title": " ", "label": "a"}\n',
+     "x.jsonl:2: no text in any of the fields title, text"),
     (b'{"text": "ok", "label": 1}\n', "x.jsonl:1: field 'label' is 1"),
 ])
 def test_split_refuses_bad_input_in_one_line(tmp_path, content, why):
@@ -201,12 +209,14 @@ def test_split_refuses_bad_input_in_one_line(tmp_path, content, why):
 
 def test_split_refuses_more_per_class_than_the_smallest_class(synthetic, tmp_path):
     r = split_cli("--input", synthetic, "--out_dir", tmp_path / "out", "--per_class", "8,10")
-    assert r.returncode == 2 and r.stderr == "error: --per_class 10 is more than the smallest class has in train ('c': 9)\n"
+    assert r.returncode == 2 and \
+        r.stderr == "error: --per_class 10 is more than the smallest class has in train ('c': 9)\n"
     assert not (tmp_path / "out").exists()
 
 
 def test_split_of_bbc(tmp_path):
-    r = split_cli("--input", os.path.join(DATA, "bbc", "bbc.jsonl"), "--out_dir", tmp_path, "--seed", 0, "--per_class", "8,32")
+    r = split_cli("--input", os.path.join(DATA, "bbc", "bbc.jsonl"), "--out_dir", tmp_path, "--seed", 0,
+                  "--per_class", "8,32")
     assert r.returncode == 0, r.stderr
     n_in, n_copies, n_conflicting = (int(r.stdout.split(key)[1].split()[0]) for key in
                                      ("input records", "duplicate copies dropped", "conflicting copies dropped"))
@@ -237,9 +247,9 @@ def test_split_drops_a_text_republished_under_a_new_title_unless_told_not_to(tmp
 
 def test_tokenize_like_conll():
     text = 'Time Warner\'s profits at the U.S. firm rose 76% to $1.13bn, Mr. Parsons said. "We don\'t know," he said!'
-    assert tokenize(text) == ["Time", "Warner", "'s", "profits", "at", "the", "U.S.", "firm", "rose", "76", "%", "to", "$",
-                                "1.13bn", ",", "Mr.", "Parsons", "said", ".", '"', "We", "do", "n't", "know", ",", '"',
-                                "he", "said", "!"]
+    assert tokenize(text) == ["Time", "Warner", "'s", "profits", "at", "the", "U.S.", "firm", "rose", "76", "%", "to",
+                                "$", "1.13bn", ",", "Mr.", "Parsons", "said", ".", '"', "We", "do", "n't", "know", ",",
+                                '"', "he", "said", "!"]
     assert tokenize("O'Neill and AT&T's high-speed") == ["O'Neill", "and", "AT&T", "'s", "high-speed"]
 
 

@@ -33,7 +33,8 @@ def test_distillation_loss_equals_a_hand_computation():
         hand = T * T * terms.sum(1)
         ours = distillation_loss(torch.tensor(z), torch.tensor(p), T).numpy()
         assert np.allclose(ours, hand, atol=1e-5), (T, ours, hand)
-    assert float(distillation_loss(torch.tensor([[1.0, 2.0]]), torch.softmax(torch.tensor([[1.0, 2.0]]), -1), 3.0)) == pytest.approx(0, abs=1e-6)
+    assert float(distillation_loss(torch.tensor([[1.0, 2.0]]), torch.softmax(torch.tensor([[1.0, 2.0]]), -1), 3.0)) == \
+        pytest.approx(0, abs=1e-6)
 
 
 def test_with_t1_and_one_hot_targets_the_gradients_equal_cross_entropy():
@@ -103,14 +104,16 @@ def test_jsonl_soft_labels_give_their_most_probable_label(tmp_path):
 def tiny_bbc(tmp_path_factory):
     """A small deduplicated BBC split: 12 articles per class to train on, 4 per class for dev and for test."""
     d = tmp_path_factory.mktemp("bbc")
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "data.py"), "split", "--input", os.path.join(DATA, "bbc", "bbc.jsonl"),
-                        "--out_dir", str(d / "full"), "--seed", "0", "--per_class", "12"], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "data.py"), "split",
+                        "--input", os.path.join(DATA, "bbc", "bbc.jsonl"), "--out_dir", str(d / "full"),
+                        "--seed", "0", "--per_class", "12"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     train_k = read_jsonl(d / "full" / "train_k12_s0.jsonl")
     write_jsonl(d / "train.jsonl", train_k)
     for name in ("valid", "test"):
         recs = read_jsonl(d / "full" / f"{name}.jsonl")
-        write_jsonl(d / f"{name}.jsonl", [x for label in sorted({x["label"] for x in recs}) for x in recs if x["label"] == label][::20][:20])
+        write_jsonl(d / f"{name}.jsonl", [x for label in sorted({x["label"] for x in recs})
+                                          for x in recs if x["label"] == label][::20][:20])
     return d
 
 
@@ -131,7 +134,8 @@ def test_classify_run_writes_every_score_and_its_predictions(tiny_bbc, tmp_path)
         assert {"precision", "recall", "f1", "support"} <= set(s["per_class"]["sport"])
     preds = read_jsonl(tmp_path / "test_predictions.jsonl")
     test = read_jsonl(tiny_bbc / "test.jsonl")
-    assert [p["text"] for p in preds] == [t["text"] for t in test] and [p["gold"] for p in preds] == [t["label"] for t in test]
+    assert [p["text"] for p in preds] == [t["text"] for t in test] and \
+        [p["gold"] for p in preds] == [t["label"] for t in test]
     assert np.mean([p["gold"] == p["pred"] for p in preds]) == pytest.approx(m["test"]["accuracy"])
     matrix = np.array(m["test"]["confusion"]["matrix"])
     assert matrix.sum() == len(test) and np.trace(matrix) == sum(p["gold"] == p["pred"] for p in preds)
@@ -148,7 +152,8 @@ def test_classify_run_writes_every_score_and_its_predictions(tiny_bbc, tmp_path)
 
 def test_classify_with_a_student_and_settable_fields(tiny_bbc, tmp_path):
     for name in ("train", "valid", "test"):
-        write_jsonl(tmp_path / f"{name}.jsonl", [{"body": r["text"], "topic": r["label"]} for r in read_jsonl(tiny_bbc / f"{name}.jsonl")])
+        write_jsonl(tmp_path / f"{name}.jsonl",
+                    [{"body": r["text"], "topic": r["label"]} for r in read_jsonl(tiny_bbc / f"{name}.jsonl")])
     m = classify(tmp_path, tmp_path / "out", text_field="body", label_field="topic", student="L1-H384")
     cfg = json.loads((tmp_path / "out" / "model" / "config.json").read_text())
     assert cfg["num_hidden_layers"] == 1 and cfg["architectures"] == ["BertForSequenceClassification"]
@@ -160,20 +165,23 @@ def test_a_student_trained_on_its_teachers_soft_labels_agrees_with_the_teacher(t
     student's only data; trained on them, a 1-layer student must reproduce the teacher's labels on those texts."""
     classify(tiny_bbc, tmp_path / "teacher", max_steps=40, lr=2e-4, seed=0)
     soft = tmp_path / "teacher_soft.jsonl"
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "predict.py"), "--model_dir", str(tmp_path / "teacher" / "model"),
-                        "--input", str(tiny_bbc / "train.jsonl"), "--out", str(soft), "--soft", "--max_len", "64"],
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "predict.py"),
+                        "--model_dir", str(tmp_path / "teacher" / "model"), "--input", str(tiny_bbc / "train.jsonl"),
+                        "--out", str(soft), "--soft", "--max_len", "64"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     recs = read_jsonl(soft)
-    assert all(abs(sum(x["probs"].values()) - 1) < 1e-3 and x["label"] == max(x["probs"], key=x["probs"].get) for x in recs)
+    assert all(abs(sum(x["probs"].values()) - 1) < 1e-3 and x["label"] == max(x["probs"], key=x["probs"].get)
+               for x in recs)
     assert all("gold" in x for x in recs)  # the input's label is kept beside the prediction
     assert len({x["label"] for x in recs}) >= 4  # a teacher that says one label for all would prove nothing
     m = classify(tiny_bbc, tmp_path / "student", distilled=str(soft), strategy="distilled", student="L1-H384",
                  max_steps=100, lr=1e-3, kd_temperature=2.0, dropout=0.0, seed=0)
     assert m["realised_d_share"] == 1.0
     # the student's labels on the teacher's texts
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "predict.py"), "--model_dir", str(tmp_path / "student" / "model"),
-                        "--input", str(tiny_bbc / "train.jsonl"), "--out", str(tmp_path / "student.jsonl"), "--max_len", "64"],
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "predict.py"),
+                        "--model_dir", str(tmp_path / "student" / "model"), "--input", str(tiny_bbc / "train.jsonl"),
+                        "--out", str(tmp_path / "student.jsonl"), "--max_len", "64"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     agree = np.mean([a["label"] == b["label"] for a, b in zip(recs, read_jsonl(tmp_path / "student.jsonl"))])
@@ -187,13 +195,15 @@ def test_ner_soft_labels_from_predict_train_a_student(tmp_path):
     base = dict(data_dir=str(tmp_path), max_steps=4, batch_size=8, eval_batch_size=32, progress=0)
     train(Config(out_dir=str(tmp_path / "teacher"), **base))
     soft = tmp_path / "soft.conll"
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "predict.py"), "--model_dir", str(tmp_path / "teacher" / "model"),
-                        "--input", str(tmp_path / "test.txt"), "--out", str(soft), "--soft"], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "predict.py"),
+                        "--model_dir", str(tmp_path / "teacher" / "model"), "--input", str(tmp_path / "test.txt"),
+                        "--out", str(soft), "--soft"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     # predict.py gives exactly the predictions train.py scored for the same model
     assert read_conll(soft) == read_conll(tmp_path / "teacher" / "test_predictions.conll")
     sentences, dists = read_conll(soft, with_probs=True)
     assert all(len(d) == len(w) for (w, _), d in zip(sentences, dists))
     assert all(len(x) == 9 and abs(sum(x.values()) - 1) < 1e-2 for d in dists for x in d)  # every label of the teacher
-    s = train(Config(out_dir=str(tmp_path / "student"), distilled=str(soft), strategy="distilled", student="L2-H192", **base))
+    s = train(Config(out_dir=str(tmp_path / "student"), distilled=str(soft), strategy="distilled", student="L2-H192",
+                     **base))
     assert s["realised_d_share"] == 1.0 and 0.0 <= s["test"]["f1"] <= 1.0

@@ -147,7 +147,8 @@ def assert_same_as_sklearn(gold, pred, labels=None):
     ours = classification_scores(gold, pred, labels)
     names = sorted(set(gold) | set(pred)) if labels is None else labels
     assert ours["accuracy"] == pytest.approx(skm.accuracy_score(gold, pred), abs=1e-12)
-    assert ours["macro_f1"] == pytest.approx(skm.f1_score(gold, pred, labels=labels, average="macro", zero_division=0), abs=1e-12)
+    assert ours["macro_f1"] == pytest.approx(skm.f1_score(gold, pred, labels=labels, average="macro", zero_division=0),
+                                             abs=1e-12)
     p, r, f, support = skm.precision_recall_fscore_support(gold, pred, labels=names, zero_division=0)
     assert list(ours["per_class"]) == names
     for i, name in enumerate(names):
@@ -187,17 +188,21 @@ def write_jsonl_lines(path, records):
 
 def test_cli_classification_over_two_jsonl_files(tmp_path):
     gold = [{"id": i, "text": t, "label": lab} for i, (t, lab) in
-            enumerate([("Shares rose", "business"), ("Cup final", "sport"), ("New phone", "tech"), ("Rates held", "business")])]
+            enumerate([("Shares rose", "business"), ("Cup final", "sport"), ("New phone", "tech"),
+                       ("Rates held", "business")])]
     pred = [dict(g, label=lab) for g, lab in zip(gold, ["business", "sport", "business", "tech"])]
     write_jsonl_lines(tmp_path / "g.jsonl", gold)
-    write_jsonl_lines(tmp_path / "p.jsonl", [{"text": p["text"], "guess": p["label"]} for p in pred])  # no id: texts checked
-    r = run_cli("--gold", str(tmp_path / "g.jsonl"), "--pred", str(tmp_path / "p.jsonl"), "--pred_field", "guess", "--json")
+    # no id: texts checked
+    write_jsonl_lines(tmp_path / "p.jsonl", [{"text": p["text"], "guess": p["label"]} for p in pred])
+    r = run_cli("--gold", str(tmp_path / "g.jsonl"), "--pred", str(tmp_path / "p.jsonl"), "--pred_field", "guess",
+                "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out == json.loads(json.dumps(classification_scores([g["label"] for g in gold], [p["label"] for p in pred])))
     assert out["accuracy"] == 0.5 and out["macro_f1"] == pytest.approx((0.5 + 1 + 0) / 3)
     assert out["confusion"] == {"labels": ["business", "sport", "tech"], "matrix": [[1, 0, 1], [0, 1, 0], [1, 0, 0]]}
-    text = run_cli("--gold", str(tmp_path / "g.jsonl"), "--pred", str(tmp_path / "p.jsonl"), "--pred_field", "guess").stdout
+    text = run_cli("--gold", str(tmp_path / "g.jsonl"), "--pred", str(tmp_path / "p.jsonl"),
+                   "--pred_field", "guess").stdout
     assert "macro avg" in text and "50.00" in text and "confusion matrix" in text
 
 
@@ -206,7 +211,8 @@ def test_cli_refuses_jsonl_files_over_different_texts(tmp_path):
     write_jsonl_lines(tmp_path / "g.jsonl", gold)
     write_jsonl_lines(tmp_path / "p.jsonl", [gold[0], dict(gold[1], text="TWO")])
     r = run_cli("--gold", str(tmp_path / "g.jsonl"), "--pred", str(tmp_path / "p.jsonl"))
-    assert r.returncode != 0 and r.stderr.startswith("error: ") and "g.jsonl:2 and" in r.stderr and "p.jsonl:2: different texts" in r.stderr
+    assert r.returncode != 0 and r.stderr.startswith("error: ") and "g.jsonl:2 and" in r.stderr and \
+        "p.jsonl:2: different texts" in r.stderr
     write_jsonl_lines(tmp_path / "p.jsonl", [gold[1], gold[0]])
     r = run_cli("--gold", str(tmp_path / "g.jsonl"), "--pred", str(tmp_path / "p.jsonl"))
     assert r.returncode != 0 and "g.jsonl:1 and" in r.stderr and "different ids ('a' and 'b')" in r.stderr
@@ -244,7 +250,8 @@ def test_summarize_against_gives_paired_differences(tmp_path):
             (tmp_path / f"{name}{i}").mkdir()
             (tmp_path / f"{name}{i}" / "metrics.json").write_text(json.dumps(
                 {"test": {"f1": f1}, "dev": {"f1": 0.9}, "train_seconds": 1.0, "train_tokens_per_s": 1.0}))
-    r = run_cli("--summarize", *(str(tmp_path / f"kd{i}") for i in range(3)), "--against", *(str(tmp_path / f"gold{i}") for i in range(3)))
+    r = run_cli("--summarize", *(str(tmp_path / f"kd{i}") for i in range(3)),
+                "--against", *(str(tmp_path / f"gold{i}") for i in range(3)))
     assert r.returncode == 0, r.stderr
     assert "paired difference +1.33 ± 2.08 (2/3 better): +2.00, +3.00, -1.00" in r.stdout
     r = run_cli("--summarize", str(tmp_path / "kd0"), "--against", str(tmp_path / "gold0"), str(tmp_path / "gold1"))

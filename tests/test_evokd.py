@@ -38,25 +38,30 @@ def scripted(tiny, asked):
             asked.append("analysis")
             return ANALYSIS
         text = messages[-1]["content"]
-        if "would get wrong" in text:  # every 5-gram holds a word of this request's own (its seed): no near copies across rounds
+        # every 5-gram holds a word of this request's own (its seed): no near copies across rounds
+        if "would get wrong" in text:
             asked.append("hard")
-            return (f"Here are the sentences:\n1. Ana{s} Brown of Corp{s} visited Town{s} on day {s} to discuss trade .\n"
+            return ("Here are the sentences:\n"
+                    f"1. Ana{s} Brown of Corp{s} visited Town{s} on day {s} to discuss trade .\n"
                     f"2. Too short .\n3. {tiny['leak']}\n4. \"Bruno{s} Rossi of Fiat{s} met Chen{s} Li in Rome{s} .\"")
         if "would get right" in text:
             asked.append("easy")
             return (f"1. Dana{s} Smith said the weather in Oslo{s} was fine on day {s} .\n"
-                    f"2. Ana{s - 5} Brown of Corp{s - 5} visited Town{s - 5} on day {s - 5} to discuss trade .\n"  # the hard list's first
+                    # the hard list's first
+                    f"2. Ana{s - 5} Brown of Corp{s - 5} visited Town{s - 5} on day {s - 5} to discuss trade .\n"
                     f"3. {tiny['copy']}\n4. Emil{s} Novak thanked the fans in Kyiv{s} after the match {s} .\n"
                     f"5. Farah{s} Haddad opened a school in Doha{s} with the mayor {s} .")
         asked.append("similar")
-        return "\n".join(f"{i}. Person{i}x{s} Jones of Club{i}x{s} played in Leeds{s} on day {s} ." for i in range(1, 5))
+        return "\n".join(f"{i}. Person{i}x{s} Jones of Club{i}x{s} played in Leeds{s} on day {s} ."
+                         for i in range(1, 5))
     return reply
 
 
 def args(url, tiny, out, *extra):
-    return ["--data_dir", str(tiny["dir"]), "--k", "1", "--rounds", "2", "--n", "2", "--max_steps", "2", "--batch_size", "4",
-            "--base_url", url, "--cache", str(out / "cache.sqlite"), "--out_dir", str(out), "--progress", "0",
-            "--backoff_base", "0.01", "--timeout", "10", "--concurrency", "1", *extra]  # one at a time: the order is known
+    return ["--data_dir", str(tiny["dir"]), "--k", "1", "--rounds", "2", "--n", "2", "--max_steps", "2",
+            "--batch_size", "4", "--base_url", url, "--cache", str(out / "cache.sqlite"), "--out_dir", str(out),
+            "--progress", "0", "--backoff_base", "0.01", "--timeout", "10",
+            "--concurrency", "1", *extra]  # one at a time: the order is known
 
 
 def rounds(out):
@@ -80,7 +85,8 @@ def test_seed_set_has_k_sentences_per_type_and_follows_the_seed():
 
 
 def test_sentences_of_a_reply():
-    reply = ('Sure! Here are 3 sentences:\n\n1. "Angela Merkel met Airbus in Toulouse."\n2) Hard 2: Shares fell. Then they rose.\n'
+    reply = ('Sure! Here are 3 sentences:\n\n1. "Angela Merkel met Airbus in Toulouse."\n'
+             '2) Hard 2: Shares fell. Then they rose.\n'
              '- Sentence 3: The UN met in Geneva .\n\nThese sentences are tricky:')
     assert [" ".join(s) for s in E.sentences_of(reply)] == [
         "Angela Merkel met Airbus in Toulouse .", "Shares fell .", "Then they rose .", "The UN met in Geneva ."]
@@ -100,9 +106,12 @@ def test_the_loop_keeps_its_books(scripted_server, tiny, tmp_path, capsys):
         # first, one of a seed sentence, one more than asked for
         assert line["generated"] == 9 and line["kept"] == 4 and (line["hard"], line["easy"]) == (2, 2)
         assert line["dropped"] == {"too_short": 1, "leak_eval": 1, "duplicate": 1, "copy_seed": 1, "surplus": 1}
-        assert [it["words"][0].rstrip("0123456789") for it in b] == ["Ana", "Bruno", "Dana", "Emil"] and [it["kind"] for it in b] == ["hard"] * 2 + ["easy"] * 2
-        assert all(it["tags"] == ["B-PER"] + ["O"] * (len(it["words"]) - 1) for it in b)  # the scripted labeller's answer
-        assert line["requests"] == 7 and (line["prompt_tokens"], line["completion_tokens"]) == (70, 35)  # 10 + 5 a reply
+        assert [it["words"][0].rstrip("0123456789") for it in b] == ["Ana", "Bruno", "Dana", "Emil"] and \
+            [it["kind"] for it in b] == ["hard"] * 2 + ["easy"] * 2
+        # the scripted labeller's answer
+        assert all(it["tags"] == ["B-PER"] + ["O"] * (len(it["words"]) - 1) for it in b)
+        # 10 + 5 a reply
+        assert line["requests"] == 7 and (line["prompt_tokens"], line["completion_tokens"]) == (70, 35)
         assert line["analysis"] == ANALYSIS
         assert line["hard_acc"] == sum(it["pred"] == it["tags"] for it in b[:2]) / 2
         assert line["easy_acc"] == sum(it["pred"] == it["tags"] for it in b[2:]) / 2
@@ -124,7 +133,8 @@ def test_the_loop_keeps_its_books(scripted_server, tiny, tmp_path, capsys):
     model = str(out / "round_00" / "model")
     items = batch(out, 1) + batch(out, 2)
     want = span_f1(E.tag(model, [it["words"] for it in items], E.parse_args([])), [it["tags"] for it in items])
-    assert f"| k=1 LLM labeller evokd | 8 | {100 * want['f1']:.1f} | {100 * want['precision']:.1f} |" in E.summary([str(out)], against=model)
+    assert f"| k=1 LLM labeller evokd | 8 | {100 * want['f1']:.1f} | {100 * want['precision']:.1f} |" in \
+        E.summary([str(out)], against=model)
 
     # the same command again does nothing; two more rounds go on from the last one, asking only for those
     n_sent = len(script.log)
@@ -147,7 +157,8 @@ def test_variants_ask_and_train_as_documented(scripted_server, tiny, tmp_path, v
         assert "analysis" not in asked and asked.count("similar") == 2
         assert all(r["similar"] == 4 and r["analysis"] == "" for r in log[1:])
     if variant == "no_easy":  # 2n hard: the list asks again until it has 4 (each reply gives 2)
-        assert "easy" not in asked and asked.count("hard") == 4 and all(r["hard"] == 4 and r["easy"] == 0 for r in log[1:])
+        assert "easy" not in asked and asked.count("hard") == 4 and \
+            all(r["hard"] == 4 and r["easy"] == 0 for r in log[1:])
     if variant == "no_replay":  # the new batch alone
         assert [r["train_sentences"] for r in log[1:]] == [4, 4] and all(r["replayed"] == 0 for r in log[1:])
     else:
@@ -203,24 +214,27 @@ def test_one_real_round_with_smollm2(llama_server, tiny, tmp_path):
 
 
 def test_summary_tables(tmp_path, capsys):
-    runs = {("evokd", 0): [0.2, 0.3, 0.4], ("evokd", 1): [0.1, 0.2, 0.5], ("auggpt", 0): [0.2, 0.25, 0.3], ("auggpt", 1): [0.1, 0.2, 0.3],
-            ("no_easy", 0): [0.2, 0.3, 0.35], ("no_easy", 1): [0.1, 0.2, 0.45]}
+    runs = {("evokd", 0): [0.2, 0.3, 0.4], ("evokd", 1): [0.1, 0.2, 0.5], ("auggpt", 0): [0.2, 0.25, 0.3],
+            ("auggpt", 1): [0.1, 0.2, 0.3], ("no_easy", 0): [0.2, 0.3, 0.35], ("no_easy", 1): [0.1, 0.2, 0.45]}
     dirs = []
     for (variant, seed), f1s in runs.items():
         d = tmp_path / f"{variant}_{seed}"
         d.mkdir()
         (d / "config.json").write_text(json.dumps({"k": 1, "labeller": "", "variant": variant, "seed": seed}))
-        (d / "rounds.jsonl").write_text("".join(json.dumps({"round": i, "test_f1": f, "prompt_tokens": 100 * (i > 0),
-                                                            "completion_tokens": 50 * (i > 0), "kept": 4 * (i > 0),
-                                                            **({"hard": 2, "hard_acc": 0.5, "easy": 2, "easy_acc": 1.0} if variant != "auggpt"
-                                                               else {"similar": 4, "similar_acc": 0.25})}) + "\n"
-                                                   for i, f in enumerate(f1s)))
+        (d / "rounds.jsonl").write_text("".join(
+            json.dumps({"round": i, "test_f1": f, "prompt_tokens": 100 * (i > 0), "completion_tokens": 50 * (i > 0),
+                        "kept": 4 * (i > 0),
+                        **({"hard": 2, "hard_acc": 0.5, "easy": 2, "easy_acc": 1.0} if variant != "auggpt"
+                           else {"similar": 4, "similar_acc": 0.25})}) + "\n"
+            for i, f in enumerate(f1s)))
         dirs.append(str(d))
     text = E.summary(dirs + [str(tmp_path / "unfinished")], out=str(tmp_path / "s.md"))
     assert "| k=1 LLM labeller evokd | 2 | 15.00 | 25.00 | 45.00 |" in text
-    # final 45 ± 7.07; gain over round 0: 20 and 40 points; paired to auggpt: +10 and +20, both better; 300 tokens / 30 points
+    # final 45 ± 7.07; gain over round 0: 20 and 40 points; paired to auggpt: +10 and +20, both better;
+    # 300 tokens / 30 points
     assert "| k=1 LLM labeller evokd | 45.00 ± 7.07 | 30.00 ± 14.14 | 15.00 ± 7.07 (2/2) |  | 8 | 300 | 10 |" in text
-    assert "| k=1 LLM labeller no_easy | 40.00 ± 7.07 | 25.00 ± 14.14 | 10.00 ± 7.07 (2/2) | -5.00 ± 0.00 (0/2) |" in text  # an ablation
+    assert ("| k=1 LLM labeller no_easy | 40.00 ± 7.07 | 25.00 ± 14.14 | 10.00 ± 7.07 (2/2) | "
+            "-5.00 ± 0.00 (0/2) |") in text  # an ablation
     assert "| k=1 LLM labeller auggpt | 30.00 ± 0.00 | 15.00 ± 7.07 |  |  | 8 | 300 | 20 |" in text
     assert "| k=1 LLM labeller evokd | 50.0% of 8 | 100.0% of 8 |  |" in text  # 2 a round, rounds 1 and 2, two seeds
     assert "| k=1 LLM labeller auggpt |  |  | 25.0% of 16 |" in text
@@ -233,7 +247,8 @@ def test_summary_plot(tmp_path):
     d = tmp_path / "run"
     d.mkdir()
     (d / "config.json").write_text(json.dumps({"k": 5, "labeller": "m", "variant": "evokd", "seed": 0}))
-    (d / "rounds.jsonl").write_text("".join(json.dumps({"round": i, "test_f1": 0.1 * i, "prompt_tokens": 1, "completion_tokens": 1}) + "\n"
+    (d / "rounds.jsonl").write_text("".join(json.dumps({"round": i, "test_f1": 0.1 * i, "prompt_tokens": 1,
+                                                        "completion_tokens": 1}) + "\n"
                                             for i in range(3)))
     E.summary([str(d)], plot=str(tmp_path / "f1.png"))
     assert open(tmp_path / "f1.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"

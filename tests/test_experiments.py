@@ -96,19 +96,22 @@ def test_table_maths_mean_std_and_paired_differences():
     summary = summarize(rows, ["x"], ["original", "seq-d-o"])
     sdo = summary["x"]["seq-d-o"]
     assert sdo["n"] == 2 and sdo["better"] == 1 and sdo["delta_mean"] == pytest.approx(0.01) and sdo["d_share"] == 0.5
-    d = {"name": "x", "path": "x.conll", "simulated": False, "steps": dict.fromkeys(("original", "distilled", "mixed"), (10, 5)), "batch_size": 8,
+    d = {"name": "x", "path": "x.conll", "simulated": False,
+         "steps": dict.fromkeys(("original", "distilled", "mixed"), (10, 5)), "batch_size": 8,
          "annotation": {"f1": 0.5, "matched": 3, "n_original": 4, "n_distilled": 3}}
     md = markdown("python experiments.py --x", [d], ["original", "seq-d-o"], summary, rows, 3)
     assert "| seq-d-o | 82.00 ± 1.41 (n=2) | +1.00 ± 2.83 | 1/2 | 0.50 |" in md
     assert "| original | 81.00 ± 1.41 (n=2) | – | – | 0.00 |" in md
     assert "annotation F1 50.00 over 3 of 4 O sentences" in md and "seq-d-o seed 2" in md
     assert "dev F1 every 5 steps and at the last; test F1 of the best-dev checkpoint" in md
-    d["steps"] = dict.fromkeys(("original", "distilled", "mixed"), (10, 10))  # one dev evaluation, at the end: nothing to choose from
+    # one dev evaluation, at the end: nothing to choose from
+    d["steps"] = dict.fromkeys(("original", "distilled", "mixed"), (10, 10))
     md = markdown("python experiments.py --x", [d], ["original", "seq-d-o"], summary, rows, 3)
     assert "dev F1 once, at the last step; test F1 of the last checkpoint" in md and "best-dev" not in md
     d["steps"] = {"original": (5, 5), "distilled": (5, 5), "mixed": (10, 10)}  # --budget o
     md = markdown("python experiments.py --x", [d], ["original", "seq-d-o"], summary, rows, 3)
-    assert "The same O steps for every run, D's on top: original 5 steps, distilled 5, the regimens that mix them 10" in md
+    assert ("The same O steps for every run, D's on top: original 5 steps, distilled 5, "
+            "the regimens that mix them 10") in md
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +140,8 @@ def test_end_to_end_two_runs_at_once_then_resume_without_repeating_a_run(tiny, t
     assert run["seq-d-o"]["total_steps"] == 2 and run["original"]["realised_d_share"] == 0.0
     assert res["d_files"][0]["annotation"]["matched"] == 40 and res["d_files"][0]["corruption"]["corrupted"] > 0
     md = (out / "results.md").read_text()
-    assert "simulated" in md and "| seq-d-o |" in md and "| original |" in md and "python experiments.py --original" in md
+    assert "simulated" in md and "| seq-d-o |" in md and "| original |" in md and \
+        "python experiments.py --original" in md
     assert not (out / "runs" / "sim-0.5" / "seq-d-o" / "seed0" / "model").exists()  # models are not kept
 
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")}
@@ -150,7 +154,8 @@ def test_end_to_end_two_runs_at_once_then_resume_without_repeating_a_run(tiny, t
 def test_a_crashing_run_is_recorded_and_the_runner_carries_on(tiny, tmp_path, capsys):
     out = tmp_path / "exp"
     argv = ["--original", str(tiny / "o.conll"), "--data_dir", str(tiny), "--simulate", "0.5", "--seeds", "0,1",
-            "--regimens", "original", "--schedules", "--max_steps", "1", "--out_dir", str(out), "--", "--no_such_flag", "1"]
+            "--regimens", "original", "--schedules", "--max_steps", "1", "--out_dir", str(out),
+            "--", "--no_such_flag", "1"]
     main(argv)  # one run at a time (--jobs 1)
     assert capsys.readouterr().out.count("FAILED") == 2  # both seeds tried
     res = json.loads((out / "results.json").read_text())
@@ -166,13 +171,14 @@ def test_the_two_budgets(tiny, tmp_path, capsys, budget, steps):
     (original O's, distilled D's, a mix both's), so O is seen as often in every run and D comes on top.
     O and the simulated D have 40 sentences each; batch 8, 1 epoch."""
     out = tmp_path / budget
-    main(["--original", str(tiny / "o.conll"), "--data_dir", str(tiny), "--simulate", "0.5", "--seeds", "0", "--epochs", "1",
-          "--batch_size", "8", "--regimens", "original", "distilled", "seq-d-o", "--schedules", "--budget", budget,
-          "--out_dir", str(out), "--dry_run"])
+    main(["--original", str(tiny / "o.conll"), "--data_dir", str(tiny), "--simulate", "0.5", "--seeds", "0",
+          "--epochs", "1", "--batch_size", "8", "--regimens", "original", "distilled", "seq-d-o", "--schedules",
+          "--budget", budget, "--out_dir", str(out), "--dry_run"])
     cmds = capsys.readouterr().out.strip().splitlines()
     got = {c.split("--strategy ")[1].split()[0]: int(c.split("--max_steps ")[1].split()[0]) for c in cmds}
     assert got == steps
-    assert all(f"--eval_every {steps[r]}" in c for r, c in zip(("original", "distilled", "seq-d-o"), cmds))  # once an epoch
+    # once an epoch
+    assert all(f"--eval_every {steps[r]}" in c for r, c in zip(("original", "distilled", "seq-d-o"), cmds))
     assert f"original/steps{steps['original']}_eval{steps['original']}" in cmds[0]
     with pytest.raises(SystemExit):
         main(["--original", str(tiny / "o.conll"), "--simulate", "0.5", "--budget", "o", "--max_steps", "3"])
@@ -189,20 +195,22 @@ def test_bbc_sentences_labelled_by_a_model_are_a_d_under_both_budgets(tiny, tmp_
     import annotate
     from common import DATA
     from train import Config, train
-    train(Config(data_dir=str(tiny), original=str(tiny / "o.conll"), out_dir=str(tmp_path / "m"), max_steps=10, batch_size=8,
-                 lr=3e-4, progress=0))
+    train(Config(data_dir=str(tiny), original=str(tiny / "o.conll"), out_dir=str(tmp_path / "m"), max_steps=10,
+                 batch_size=8, lr=3e-4, progress=0))
     d_path = str(tmp_path / "bbc_model.conll")
-    annotate.run(annotate.parse_args(["--format", "bbc", "--input", os.path.join(DATA, "bbc", "bbc.jsonl"), "--limit", "30",
-                                      "--seed", "0", "--labeller", str(tmp_path / "m" / "model"), "--out", d_path, "--progress", "0"]))
+    annotate.run(annotate.parse_args(["--format", "bbc", "--input", os.path.join(DATA, "bbc", "bbc.jsonl"),
+                                      "--limit", "30", "--seed", "0", "--labeller", str(tmp_path / "m" / "model"),
+                                      "--out", d_path, "--progress", "0"]))
     assert len(read_conll(d_path)) == 30
     for budget in ("total", "o"):
         out = tmp_path / budget
-        main(["--original", str(tiny / "o.conll"), "--data_dir", str(tiny), "--distilled", f"bbc={d_path}", "--seeds", "0",
-              "--regimens", "original", "union", "--schedules", "--epochs", "0.2", "--batch_size", "8", "--budget", budget,
-              "--out_dir", str(out), "--", "--eval_batch_size", "32"])
+        main(["--original", str(tiny / "o.conll"), "--data_dir", str(tiny), "--distilled", f"bbc={d_path}",
+              "--seeds", "0", "--regimens", "original", "union", "--schedules", "--epochs", "0.2", "--batch_size", "8",
+              "--budget", budget, "--out_dir", str(out), "--", "--eval_batch_size", "32"])
         res = json.loads((out / "results.json").read_text())
         steps = {r["regimen"]: r["total_steps"] for r in res["runs"]}
-        assert steps == ({"original": 2, "union": 2} if budget == "total" else {"original": 1, "union": 2})  # 40 O, 30 D, batch 8
+        # 40 O, 30 D, batch 8
+        assert steps == ({"original": 2, "union": 2} if budget == "total" else {"original": 1, "union": 2})
         md = (out / "results.md").read_text()
         assert "annotation F1 n/a (no sentence matches O)" in md and "| union |" in md
         assert ("The same O steps" in md) == (budget == "o")

@@ -14,13 +14,14 @@ from scripted_llm import kill_midway
 
 POOL = [f"The {w} council in {c} voted on {t} plans for new housing on Tuesday, after months of debate among residents "
         f"and local businesses about traffic and schools." for w, c, t in
-        [("city", "Leeds", "budget"), ("town", "Bath", "transport"), ("county", "Kent", "school"), ("borough", "Hull", "park"),
-         ("district", "York", "water"), ("parish", "Ely", "road")]]
+        [("city", "Leeds", "budget"), ("town", "Bath", "transport"), ("county", "Kent", "school"),
+         ("borough", "Hull", "park"), ("district", "York", "water"), ("parish", "Ely", "road")]]
 TEST = ["Shares in the mobile phone maker rose sharply on Monday after it reported record sales in Asia and Europe "
         "during the final quarter of the year."]
-VALID = ["The striker scored twice in the second half as the visitors came back from two goals down to win the cup tie."]
-FRESH = ["Scientists in Norway have found a new species of deep sea fish living near volcanic vents, a discovery they say "
-         "changes what is known about life in cold water.",
+VALID = ["The striker scored twice in the second half as the visitors came back from two goals down to win the "
+         "cup tie."]
+FRESH = ["Scientists in Norway have found a new species of deep sea fish living near volcanic vents, a discovery "
+         "they say changes what is known about life in cold water.",
          "A record number of visitors came to the national gallery this summer, drawn by an exhibition of early "
          "photographs from the nineteenth century."]
 REPLIES = [FRESH[0],
@@ -67,7 +68,8 @@ def test_every_filter_drops_what_it_should_and_counts_it(scripted_server, files)
     assert G.main(gen_args(url, files, "--n", str(len(REPLIES)))) == 0
     assert [r["text"] for r in read_jsonl(files / "gen.jsonl")] == FRESH
     report = json.load(open(files / "gen.report.json"))
-    assert report["dropped"] == {"leak_eval": 1, "degenerate": 1, "duplicate": 1, "copy_train": 1, "too_short": 1, "empty": 1}
+    assert report["dropped"] == {"leak_eval": 1, "degenerate": 1, "duplicate": 1, "copy_train": 1, "too_short": 1,
+                                 "empty": 1}
     assert report["kept"] == 2 and report["units"] == 8 and report["requests"] == report["replies"] == 8
     assert report["dropped_examples"]["leak_eval"][0]["request"] == 1
     assert report["requests_sent"] == 8 and report["completion_tokens"] == 40 and 0 < report["distinct_2"] <= 1
@@ -103,15 +105,18 @@ def test_missing_exclude_files_and_an_empty_pool_are_refused(files):
     with pytest.raises(FileNotFoundError):
         G.generate(G.parse_generate(["--input", str(files / "train.jsonl"), "--exclude", str(files / "nowhere.jsonl")]))
     (files / "empty.jsonl").write_text("\n")
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "gendist.py"), "generate", "--input", str(files / "empty.jsonl")],
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "gendist.py"), "generate",
+                        "--input", str(files / "empty.jsonl")],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "empty.jsonl" in r.stderr
 
 
 def test_kill_midway_and_resume(scripted_server, files):
     n, conc = 40, 2
-    url, script = scripted_server(delay=0.05, reply=lambda _, body: f"Story number {body['seed']} tells of a {body['seed'] % 7} "
-                                                                   f"mile walk across the hills of {body['seed'] % 11} towns and farms.")
+    url, script = scripted_server(delay=0.05,
+                                  reply=lambda _, body: f"Story number {body['seed']} tells of a "
+                                                        f"{body['seed'] % 7} mile walk across the hills of "
+                                                        f"{body['seed'] % 11} towns and farms.")
     args = gen_args(url, files, "--n", str(n), "--concurrency", str(conc))
     cached = kill_midway(os.path.join(ROOT, "gendist.py"), args, script, files / "cache.sqlite")
     assert not (files / "gen.jsonl").exists()
@@ -131,12 +136,15 @@ def test_smollm2_writes_texts_end_to_end(llama_server, tmp_path, task, form):
         write_jsonl(tmp_path / "valid.jsonl", [{"text": t} for t in VALID])
         write_jsonl(tmp_path / "test.jsonl", [{"text": t} for t in TEST])
     out = tmp_path / ("gen.jsonl" if task == "classify" else "gen.conll")
-    args = ["generate", "--task", task, "--form", form, "--input", pool, "--n", "3", "--out", str(out), "--base_url", llama_server,
-            "--cache", str(tmp_path / "cache.sqlite"), "--max_tokens", "60", "--min_words", "3", "--concurrency", "1", "--progress", "0"]
+    args = ["generate", "--task", task, "--form", form, "--input", pool, "--n", "3", "--out", str(out),
+            "--base_url", llama_server, "--cache", str(tmp_path / "cache.sqlite"), "--max_tokens", "60",
+            "--min_words", "3", "--concurrency", "1", "--progress", "0"]
     assert G.main(args) == 0
     report = json.load(open(tmp_path / "gen.report.json"))
-    assert report["replies"] == 3 and report["completion_tokens"] > 0 and report["units"] == report["kept"] + sum(report["dropped"].values())
-    kept = read_jsonl(out) if task == "classify" and report["kept"] else read_conll(out, columns=True) if report["kept"] else []
+    assert report["replies"] == 3 and report["completion_tokens"] > 0 and \
+        report["units"] == report["kept"] + sum(report["dropped"].values())
+    kept = (read_jsonl(out) if task == "classify" and report["kept"]
+            else read_conll(out, columns=True) if report["kept"] else [])
     assert len(kept) == report["kept"]
 
 
@@ -158,11 +166,13 @@ def test_pipeline_smoke_runs_every_regimen_and_resumes(tmp_path, task):
         extra = ["--k", "2"]
     else:
         write_tiny_conll(str(d), n_train=100, n_eval=20)
-        (tmp_path / "gen.conll").write_text("The minister visited Paris on Monday .\n\nShares in Siemens rose .\n".replace(" ", "\n"))
+        (tmp_path / "gen.conll").write_text(
+            "The minister visited Paris on Monday .\n\nShares in Siemens rose .\n".replace(" ", "\n"))
         extra = ["--k", "20", "--unlabelled", os.path.join(DATA, "bbc", "bbc.jsonl"), "--u_size", "20"]
-    args = ["run", "--task", task, "--data_dir", str(d), "--generated", str(tmp_path / ("gen.jsonl" if task == "classify" else "gen.conll")),
-            "--seeds", "0", "--steps", "3", "--eval_every", "3", "--teacher_epochs", "1", "--teacher_eval_every", "5", "--max_len", "64",
-            "--out_dir", str(tmp_path / "out"), *extra]
+    args = ["run", "--task", task, "--data_dir", str(d),
+            "--generated", str(tmp_path / ("gen.jsonl" if task == "classify" else "gen.conll")),
+            "--seeds", "0", "--steps", "3", "--eval_every", "3", "--teacher_epochs", "1", "--teacher_eval_every", "5",
+            "--max_len", "64", "--out_dir", str(tmp_path / "out"), *extra]
     assert G.main(args) == 0
     rows = json.load(open(tmp_path / "out" / "results.json"))["rows"]
     assert set(rows) == {"teacher", *G.REGIMENS} and all(len(r["by_seed"]) == 1 for r in rows.values())
@@ -183,7 +193,8 @@ def test_pipeline_smoke_runs_every_regimen_and_resumes(tmp_path, task):
         sents, soft = read_conll(data / f"G_soft{ext}", with_probs=True)
         assert len(sents) == 2 and all(s is not None for s in soft)
     # the same command again trains nothing
-    stamps = {p: os.path.getmtime(p / "metrics.json") for p in (tmp_path / "out").iterdir() if (p / "metrics.json").exists()}
+    stamps = {p: os.path.getmtime(p / "metrics.json") for p in (tmp_path / "out").iterdir()
+              if (p / "metrics.json").exists()}
     assert len(stamps) == 7
     assert G.main(args) == 0
     assert stamps == {p: os.path.getmtime(p / "metrics.json") for p in stamps}

@@ -13,11 +13,13 @@ from scripted_llm import TEXTS
 def calls(n, completion=False):
     if completion:
         return [("completions", {"model": "m", "prompt": f"Sentence: {t}", "max_tokens": 8}) for t in TEXTS[:n]]
-    return [("chat/completions", {"model": "m", "messages": [{"role": "user", "content": f"Sentence: {t}"}]}) for t in TEXTS[:n]]
+    return [("chat/completions", {"model": "m", "messages": [{"role": "user", "content": f"Sentence: {t}"}]})
+            for t in TEXTS[:n]]
 
 
 def cfg(url, tmp_path, **kw):
-    return LLMConfig(**{"base_url": url, "cache": str(tmp_path / "cache.sqlite"), "backoff_base": 0.01, "timeout": 5, "progress": 0, **kw})
+    return LLMConfig(**{"base_url": url, "cache": str(tmp_path / "cache.sqlite"), "backoff_base": 0.01, "timeout": 5,
+                        "progress": 0, **kw})
 
 
 def contents(replies):
@@ -51,7 +53,8 @@ def test_429_with_and_without_retry_after(scripted_server, tmp_path):
     url, script = scripted_server({(0, 0): ("status", 429, [("Retry-After", "1")]), (1, 0): ("status", 429, []),
                                    (1, 1): ("status", 429, [])})
     replies, failures, stats, _ = run_requests(cfg(url, tmp_path, concurrency=1), calls(4))
-    assert contents(replies) == expected(4) and stats["retries"] == 3 and http_report(stats)["attempt_failures"] == {"http_429": 3}
+    assert contents(replies) == expected(4) and stats["retries"] == 3 and \
+        http_report(stats)["attempt_failures"] == {"http_429": 3}
     times = [t for t, n, _, _, _ in script.log if n == 0]
     assert times[1] - times[0] >= 1.0  # Retry-After: 1 was honoured, though the backoff base is 0.01 s
     times = [t for t, n, _, _, _ in script.log if n == 1]
@@ -70,7 +73,8 @@ def test_reply_slower_than_timeout_is_retried(scripted_server, tmp_path):
     url, script = scripted_server({(1, 0): ("sleep", 3.0)})
     t0 = time.time()
     replies, _, stats, _ = run_requests(cfg(url, tmp_path, timeout=0.5), calls(3))
-    assert contents(replies) == expected(3) and http_report(stats)["attempt_failures"] == {"timeout": 1} and script.attempts(1) == 2
+    assert contents(replies) == expected(3) and http_report(stats)["attempt_failures"] == {"timeout": 1} and \
+        script.attempts(1) == 2
     assert time.time() - t0 < 3.0  # the client did not wait for the slow reply
 
 
@@ -84,7 +88,8 @@ def test_dropped_connection_and_truncated_bodies_are_retried(scripted_server, tm
 def test_gives_up_after_max_retries_and_only_that_request_is_asked_again(scripted_server, tmp_path):
     url, script = scripted_server({(2, a): ("status", 503, []) for a in range(3)})
     replies, failures, _, stopped = run_requests(cfg(url, tmp_path, max_retries=2), calls(4))
-    assert replies[2] is None and list(failures) == [2] and "http_503 on all 3 attempts" in failures[2] and stopped is None
+    assert replies[2] is None and list(failures) == [2] and "http_503 on all 3 attempts" in failures[2] and \
+        stopped is None
     assert contents(replies[:2] + replies[3:]) == [expected(4)[i] for i in (0, 1, 3)] and script.attempts(2) == 3
     assert cached_count(cfg(url, tmp_path), calls(4)) == 3
     replies, failures, stats, _ = run_requests(cfg(url, tmp_path, max_retries=2), calls(4))
@@ -129,7 +134,8 @@ def test_exported_replies_resume_a_run_on_another_cache_without_their_requests(s
     first = tmp_path / "a"
     first.mkdir()
     replies, _, _ = llm.ask(cfg(url, first), calls(5))
-    assert llm.main(["export", "--cache", str(first / "cache.sqlite"), "--out", str(tmp_path / "replies.jsonl")]) is None
+    assert llm.main(["export", "--cache", str(first / "cache.sqlite"),
+                     "--out", str(tmp_path / "replies.jsonl")]) is None
     exported = (tmp_path / "replies.jsonl").read_text()
     assert exported.count("\n") == 5 and "Sentence:" not in exported  # the replies travel, the requests stay behind
     fresh = tmp_path / "b"  # another machine: its own empty cache, the exported file added

@@ -26,7 +26,8 @@ def gen(seed):
 def test_values_at_ends_and_midpoints():
     assert mix.constant(0.0) == mix.constant(1.0) == 0.5
     assert mix.linear(0.0) == 1.0 and mix.linear(1.0) == 0.0 and mix.linear(0.5) == 0.5
-    assert mix.linear(0.0, p0=0.2, p1=0.8) == pytest.approx(0.2) and mix.linear(1.0, p0=0.2, p1=0.8) == pytest.approx(0.8)
+    assert mix.linear(0.0, p0=0.2, p1=0.8) == pytest.approx(0.2) and \
+        mix.linear(1.0, p0=0.2, p1=0.8) == pytest.approx(0.8)
     assert mix.sigmoid(0.3, k=7.0, t0=0.3) == 0.5
     assert mix.sigmoid(0.0) == pytest.approx(1 / (1 + math.exp(-5)))
     assert mix.sigmoid(1.0) == pytest.approx(1 / (1 + math.exp(5)))

@@ -7,9 +7,8 @@ import pytest
 import torch
 import transformers
 
-from model import (BertConfig, BertForSequenceClassification, BertForTokenClassification, count_parameters, default_model_dir,
-                   linear_weights_as,
-                   from_pretrained, load_tokenizer, make_student, save_pretrained)
+from model import (BertConfig, BertForSequenceClassification, BertForTokenClassification, count_parameters,
+                   default_model_dir, linear_weights_as, from_pretrained, load_tokenizer, make_student, save_pretrained)
 
 LABELS = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC", 4: "I-LOC"}
 
@@ -205,13 +204,15 @@ def test_students_have_the_promised_sizes_and_load_in_transformers(tmp_path, hea
         sizes[spec] = count_parameters(student)[1]
         folder = str(tmp_path / spec)
         save_pretrained(student, folder)
-        auto = transformers.AutoModelForTokenClassification if head == "token" else transformers.AutoModelForSequenceClassification
+        auto = (transformers.AutoModelForTokenClassification if head == "token"
+                else transformers.AutoModelForSequenceClassification)
         hf = auto.from_pretrained(folder).eval()
         ids, mask = batch(30522, seed=5)
         with torch.no_grad():
             ref = hf(input_ids=ids, attention_mask=mask).logits
         diff = our_logits(student, ids, mask) - ref
-        assert (diff[mask.bool()] if head == "token" else diff).abs().max().item() < 1e-4  # padded positions mean nothing
+        # padded positions mean nothing
+        assert (diff[mask.bool()] if head == "token" else diff).abs().max().item() < 1e-4
     assert teacher_encoder / sizes["L2-H192"] >= 10 and 1 < teacher_encoder / sizes["L3-H384"] < 10
 
 

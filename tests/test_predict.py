@@ -51,11 +51,11 @@ def test_stdin_text_prints_the_tagged_tokens(ner_model):
 def test_hostile_raw_text_labels_every_token(ner_model, tmp_path):
     _, model, _ = ner_model
     long_line = " ".join(f"word{i} Paris" for i in range(1500))  # 3,000 words, no full stop
-    text = ("\ufeffFirst line with a BOM.\n\n\n\u200b\nEmoji 😀 in Berlin 🇩🇪 today.\n\tTabs\tand  spaces\there.\n"
-            + long_line + "\n\n")
+    text = ("\ufeffFirst line with a BOM.\n\n\n\u200b\nEmoji 😀 in Berlin 🇩🇪 today.\n"
+            "\tTabs\tand  spaces\there.\n" + long_line + "\n\n")
     (tmp_path / "hostile.txt").write_text(text, encoding="utf-8")
-    r = predict("--model_dir", model, "--format", "text", "--input", tmp_path / "hostile.txt", "--out", tmp_path / "out.conll",
-                "--soft")
+    r = predict("--model_dir", model, "--format", "text", "--input", tmp_path / "hostile.txt",
+                "--out", tmp_path / "out.conll", "--soft")
     assert r.returncode == 0, r.stderr
     sents, soft = read_conll(tmp_path / "out.conll", with_probs=True)
     words = [w for ws, _ in sents for w in ws]

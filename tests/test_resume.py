@@ -17,9 +17,10 @@ from common import ROOT, write_tiny_conll
 
 # fp32 (--bf16 0): the claim tested is bit-for-bit equality; a small student keeps each checkpoint small, and a
 # checkpoint after every step (--ckpt_every 1) lets a kill at a random moment land anywhere, in a save too
-ARGS = ["--max_steps", "24", "--batch_size", "8", "--eval_every", "10", "--eval_batch_size", "32", "--student", "L2-H192",
-        "--lr", "1e-3", "--bf16", "0", "--ckpt_every", "1", "--progress", "0"]
-TIMING = {"train_seconds", "train_tokens_per_s", "wall_seconds", "checkpoint_seconds", "checkpoints", "resumed", "config"}
+ARGS = ["--max_steps", "24", "--batch_size", "8", "--eval_every", "10", "--eval_batch_size", "32",
+        "--student", "L2-H192", "--lr", "1e-3", "--bf16", "0", "--ckpt_every", "1", "--progress", "0"]
+TIMING = {"train_seconds", "train_tokens_per_s", "wall_seconds", "checkpoint_seconds", "checkpoints", "resumed",
+          "config"}
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,8 @@ def tiny(tmp_path_factory):
 
 
 def command(tiny, out, *extra):
-    return [sys.executable, os.path.join(ROOT, "train.py"), "--data_dir", str(tiny), "--out_dir", str(out), *ARGS, *extra]
+    return [sys.executable, os.path.join(ROOT, "train.py"), "--data_dir", str(tiny), "--out_dir", str(out),
+            *ARGS, *extra]
 
 
 def run(cmd):
@@ -64,7 +66,8 @@ def test_killed_at_a_random_moment_the_same_command_ends_where_the_whole_run_end
     rng = random.Random()  # a different moment every time the test runs: no friendly, fixed step
     for attempt in range(5):
         env = dict(os.environ, OMP_NUM_THREADS="1")
-        proc = subprocess.Popen(command(tiny, out), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env)
+        proc = subprocess.Popen(command(tiny, out), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                cwd=ROOT, env=env)
         while not (out / "checkpoint" / "last.pt").exists() and proc.poll() is None:  # the first step is done
             time.sleep(0.02)
         time.sleep(rng.uniform(0.0, 0.8) * training)  # then anywhere in the steps, the dev passes or the saves
@@ -84,7 +87,8 @@ def test_ctrl_c_stops_at_the_end_of_a_step_with_a_checkpoint_and_the_run_resumes
     whole, seconds = uninterrupted
     out = tmp_path / "stopped"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(command(tiny, out), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env)
+    proc = subprocess.Popen(command(tiny, out), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=ROOT, env=env)
     while not (out / "checkpoint" / "last.pt").exists():  # training has begun
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
@@ -99,13 +103,15 @@ def test_ctrl_c_stops_at_the_end_of_a_step_with_a_checkpoint_and_the_run_resumes
 def test_a_checkpoint_of_other_settings_is_refused_and_restart_starts_over(tiny, tmp_path):
     out = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(command(tiny, out), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env)
+    proc = subprocess.Popen(command(tiny, out), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=ROOT, env=env)
     while not (out / "checkpoint" / "last.pt").exists():
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     r = run(command(tiny, out, "--lr", "3e-4"))
-    assert r.returncode == 2 and "lr differ" in r.stderr and "--restart 1" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 2 and "lr differ" in r.stderr and "--restart 1" in r.stderr and \
+        "Traceback" not in r.stderr, r.stderr
     r = run(command(tiny, out, "--lr", "3e-4", "--max_steps", "3", "--restart", "1"))
     assert r.returncode == 0 and "resuming" not in r.stdout, r.stderr
     assert json.loads((out / "metrics.json").read_text())["config"]["lr"] == 3e-4
@@ -113,5 +119,6 @@ def test_a_checkpoint_of_other_settings_is_refused_and_restart_starts_over(tiny,
 
 def test_a_loss_that_becomes_nan_stops_the_run_naming_the_step(tiny, tmp_path):
     r = run(command(tiny, tmp_path / "nan", "--lr", "1e9", "--grad_clip", "0", "--warmup", "0"))
-    assert r.returncode != 0 and "the loss became" in r.stderr and "at step" in r.stderr and "--lr" in r.stderr, r.stderr
+    assert r.returncode != 0 and "the loss became" in r.stderr and "at step" in r.stderr and \
+        "--lr" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "nan" / "metrics.json").exists()

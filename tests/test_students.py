@@ -20,7 +20,8 @@ def setup(tmp_path_factory):
     write_tiny_conll(str(data), n_train=80, n_eval=30)
     train(Config(data_dir=str(data), out_dir=str(d / "teacher"), max_steps=8, batch_size=8, lr=3e-4, progress=0))
     test_sentence = " ".join(max((w for w, _ in read_conll(str(data / "test.txt"))), key=len))
-    articles = [{"id": "a", "text": "Shares in Siemens rose on Monday. The minister visited Paris. Shares in Siemens rose on Monday."},
+    articles = [{"id": "a", "text": "Shares in Siemens rose on Monday. The minister visited Paris. "
+                                    "Shares in Siemens rose on Monday."},
                 {"id": "b", "text": f"{test_sentence}\n\nAngela Merkel met Airbus in Toulouse."}]
     write_jsonl(str(d / "bbc.jsonl"), articles)
     return d, data
@@ -47,13 +48,15 @@ def test_the_ablation_chooses_layers_on_dev_runs_every_row_and_resumes(setup, tm
     speed = tmp_path / "speed.json"  # what bench.py --out writes, reduced to what the table reads
     speed.write_text(json.dumps({"command": "python bench.py --configs ours,student --student L2-H384",
                                  "median": {"ours": {"infer_tok_s": 1000.0}, "student": {"infer_tok_s": 2600.0}}}))
-    argv = ["run", "--teacher", str(d / "teacher" / "model"), "--transfer", str(d / "transfer"), "--data_dir", str(data),
-            "--seeds", "0,1", "--ablation_seeds", "0", "--max_steps", "2", "--speed", str(speed), "--out_dir", str(tmp_path / "out")]
+    argv = ["run", "--teacher", str(d / "teacher" / "model"), "--transfer", str(d / "transfer"),
+            "--data_dir", str(data), "--seeds", "0,1", "--ablation_seeds", "0", "--max_steps", "2",
+            "--speed", str(speed), "--out_dir", str(tmp_path / "out")]
     assert S.main(argv) == 0
     out = tmp_path / "out"
     res = json.loads((out / "results.json").read_text())
     assert res["layers"] in ("bottom", "spread") and set(res["dev_by_layers"]) == {"bottom", "spread"}
-    assert {r: len(v["test_by_seed"]) for r, v in res["rows"].items()} == {"a_gold": 2, "b_soft": 1, "c_transfer": 1, "d_hidden": 2}
+    assert {r: len(v["test_by_seed"]) for r, v in res["rows"].items()} == \
+        {"a_gold": 2, "b_soft": 1, "c_transfer": 1, "d_hidden": 2}
     hidden = json.loads((out / f"d_hidden_{res['layers']}_s0" / "metrics.json").read_text())
     assert hidden["config"]["teacher"] and set(hidden["loss_terms"]) == {"labels", "hidden", "attention"}
     md = (out / "results.md").read_text()

@@ -91,7 +91,8 @@ def test_viterbi_keeps_a_valid_argmax_and_repairs_an_invalid_one():
     allowed = bio_transitions(LABELS)
     lp = np.log(np.array([[0.1, 0.7, 0.1, 0.05, 0.05], [0.1, 0.1, 0.6, 0.1, 0.1], [0.8, 0.05, 0.05, 0.05, 0.05]]))
     assert viterbi(lp, allowed) == list(lp.argmax(-1))  # B-LOC I-LOC O is already valid
-    lp = np.log(np.array([[0.6, 0.3, 0.02, 0.03, 0.05], [0.2, 0.05, 0.7, 0.0001, 0.0499]]))  # B-LOC I-LOC 0.21 > O O 0.12
+    # B-LOC I-LOC 0.21 > O O 0.12
+    lp = np.log(np.array([[0.6, 0.3, 0.02, 0.03, 0.05], [0.2, 0.05, 0.7, 0.0001, 0.0499]]))
     assert [LABELS[i] for i in viterbi(lp, allowed)] == ["B-LOC", "I-LOC"]  # argmax O I-LOC is not valid BIO
 
 
@@ -172,7 +173,8 @@ def test_gradient_accumulation_equals_one_big_batch(tiny, tmp_path):
 
 def test_torchrun_two_processes_equal_one_process(tiny, tmp_path):
     smoke(tiny, tmp_path / "single", **EXACT)
-    args = [f"--{k}={v}" for k, v in dict(data_dir=tiny, out_dir=tmp_path / "ddp", eval_batch_size=32, progress=0, **EXACT).items()]
+    args = [f"--{k}={v}"
+            for k, v in dict(data_dir=tiny, out_dir=tmp_path / "ddp", eval_batch_size=32, progress=0, **EXACT).items()]
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                         os.path.join(ROOT, "train.py"), *args], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -208,9 +210,11 @@ def test_fixed_labels_keep_the_head_when_a_model_goes_on_training_on_data_lackin
     from model import from_pretrained
     full = labels_from(read_conll(str(tiny / "train.txt")))
     first = smoke(tiny, tmp_path / "a", labels=",".join(full))
-    per_only = [(w, [t if t.endswith("PER") else "O" for t in tags]) for w, tags in read_conll(str(tiny / "train.txt"))[:20]]
+    per_only = [(w, [t if t.endswith("PER") else "O" for t in tags])
+                for w, tags in read_conll(str(tiny / "train.txt"))[:20]]
     write_conll(str(tmp_path / "per.txt"), [list(zip(w, t)) for w, t in per_only])
-    smoke(tiny, tmp_path / "b", original=str(tmp_path / "per.txt"), model_dir=str(tmp_path / "a" / "model"), labels=",".join(full))
+    smoke(tiny, tmp_path / "b", original=str(tmp_path / "per.txt"), model_dir=str(tmp_path / "a" / "model"),
+          labels=",".join(full))
     before, after = (from_pretrained(str(tmp_path / d / "model"), verbose=False) for d in "ab")
     assert after.config.id2label == dict(enumerate(full)) == before.config.id2label
     assert first["config"]["labels"] == ",".join(full)
