@@ -22,11 +22,18 @@ embeddings are cached beside --cache under the hash of its bytes), as GPT-NER di
 
 Files written, FILE being --out without its extension:
 - --out: CoNLL, `token gold llm` with gold input, `token llm` without; the LLM tag is always last.
-- FILE.replies.jsonl: one line per input sentence in input order: the raw reply, entities kept and
-  dropped, the status, its sentence number in --out ("out_sentence") and, for BBC, article and sentence.
-- FILE.report.json: requests, cache hits, retries, failures by kind, tokens (from `usage`), parse
-  failures, entities proposed / kept / dropped, the names a reply copied from its worked examples, and,
-  with gold input, span F1 (eval.py) against gold.
+- FILE.replies.jsonl: one line per input sentence in input order: the raw reply, entities kept (text, type,
+  start, end, the item of the reply it came from and, with --confidence, its confidence) and dropped by reason, the
+  status, its sentence number in --out ("out_sentence") and, for BBC, article and sentence.
+- FILE.report.json: the config; requests sent, cache hits, retries, failed attempts by kind, sentences failed by
+  reason (listed), parse failures, tokens (from `usage`, this run's and of every reply used), entities proposed /
+  kept / dropped by reason, the names a reply copied from its worked examples, wall seconds; with gold input, span F1
+  (eval.py, overall and per type) over the sentences in --out and over all input (a failed sentence as all-O); with
+  --confidence, "confidence": the method, what the filter left out, and, with gold, the coverage-quality curve and the
+  calibration (confidence.py).
+
+`--confidence logprobs|samples` gives every entity and sentence a confidence (confidence.py says how and why), and
+`--min_confidence T --filter sentence|entity` leaves out of --out the sentences, or the entities, less sure than T.
 
 `--labeller MODEL_DIR` labels the same sentences with a trained NER model folder instead (predict.py), into
 the same files: a strong annotator, such as MiniLM trained on all of CoNLL-2003, to set beside the LLM.
@@ -49,7 +56,6 @@ import json
 import os
 import random
 import re
-import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -57,7 +63,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 import confidence
-from cli import DataError, above, at_least, opt, parse_config, run_main
+from cli import DataError, above, at_least, opt, parse_config, run_main, stop_in_one_line
 from data import atomic_write, read_conll, read_jsonl_numbered, sample_indices, split_sentences, write_conll
 from eval import get_entities, span_f1
 from runs import file_hash
@@ -693,14 +699,10 @@ def summary(report, out):
     return s
 
 
+@stop_in_one_line
 def main(argv=None):
     cfg = parse_args(argv)
-    try:
-        report = run(cfg)
-    except Fatal as e:
-        print(f"annotate.py: stopped: {e}\n(finished replies are cached; fix the setting and run the same command)",
-              file=sys.stderr)
-        return 2
+    report = run(cfg)
     if report is not None:
         print(summary(report, cfg.out))
     return 0

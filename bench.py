@@ -29,6 +29,9 @@ Speed counts real (non-padding) word pieces per second. The last two lines are t
 to each HF, for inference and for training.
 
     python bench.py --configs ours --student L2-H192     # student against teacher
+    python bench.py --configs ours,student,student-int8 --student L2-H384 --out runs/speed.json   # and as JSON:
+        # {"command", "threads", "median": {config: {"train_tok_s", "infer_tok_s", "fill", "peak_rss_mb",
+        #  "first_step_s"}}, "rounds": {config: [one such dict per round]}}
     python bench.py --profile                            # where inference time goes, ours and HF's
 """
 import argparse

@@ -21,9 +21,15 @@ file and the line) into that one line. Any other exception is a bug and keeps it
     python -m pytest -q tests/test_cli.py      # every script's answer to bad input and -h
 """
 import argparse
+import functools
 import os
 import sys
 from dataclasses import MISSING, field, fields
+
+
+class Stopped(Exception):
+    """A run stopped by something the user can fix that is not a file: a server that refuses the model, the key or
+    the request (llm.Fatal). run_main says it in one line, as it says a DataError."""
 
 
 class DataError(ValueError):
@@ -152,6 +158,19 @@ def error_message(e):
     return str(e)
 
 
+def stop_in_one_line(main):
+    """A script's main that, when its run is stopped (Stopped: a server refused the model or the key), says why in one
+    line on stderr and returns 2, as run_main would exit: for scripts whose main is also called directly (tests)."""
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except Stopped as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    return wrapped
+
+
 def run_main(main, *args):
     """Run a script's main(*args) and exit with what it returns (an int is the status). A user's input
     mistake (DataError: a malformed, empty or non-UTF-8 file, with its name and line; OSError: a
@@ -159,7 +178,7 @@ def run_main(main, *args):
     and status 2. Anything else is a bug: it is not caught, and Python prints its traceback."""
     try:
         status = main(*args)
-    except (DataError, OSError, UnicodeDecodeError) as e:
+    except (DataError, Stopped, OSError, UnicodeDecodeError) as e:
         print(f"error: {error_message(e)}", file=sys.stderr)
         sys.exit(2)
     if isinstance(status, int):

@@ -10,6 +10,11 @@ A byte-order mark at the start is ignored, and a line of nothing but invisible c
 marks, zero-width spaces) is the blank line it looks like, so it ends a sentence. A file that is not
 UTF-8, or holds no sentence at all, is refused by name.
 
+Soft labels (a teacher's, for distillation): in CoNLL, a column just before the tag holding the word's distribution
+over every label of the teacher, `LABEL=p|LABEL=p|...` with 4 significant digits (B-PER=0.9812|O=0.0121|...);
+in JSONL, a "probs" object {label: p} beside "label". The hard label stays where readers look for it (the last
+column; "label"), so every hard-label reader works unchanged. `read_conll(path, with_probs=True)` reads them.
+
 A JSONL file has one JSON object a line (UTF-8, a byte-order mark at the start is ignored); blank
 (or invisible) lines are skipped, anything else that is not an object is refused with file and line,
 and so is a file without any object.

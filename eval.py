@@ -20,7 +20,6 @@ labels, 0 where undefined, as scikit-learn's zero_division=0) and the confusion 
     python eval.py --summarize runs/kd_s0 runs/kd_s1 --against runs/gold_s0 runs/gold_s1   # and paired differences
 """
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass
 

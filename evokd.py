@@ -60,7 +60,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, fields
 
-from cli import DataError, at_least, opt, parse_command, parse_config, run_main
+from cli import DataError, at_least, opt, parse_command, parse_config, run_main, stop_in_one_line
 from data import (atomic_write, labels_from, read_conll, read_jsonl, sample_indices, split_sentences, write_conll,
                   write_jsonl)
 from eval import get_entities
@@ -591,6 +591,7 @@ class SummaryConfig:
                            "(how good was the labeller?)")
 
 
+@stop_in_one_line
 def main(argv=None):
     name, cfg = parse_command({"run": (EvoConfig, "the EvoKD loop (the command when none is named)"),
                                "summary": (SummaryConfig, "tables (and a plot) of finished evokd.py runs")},

@@ -9,7 +9,11 @@ Every training regimen over several seeds, for one or more distilled (D) files: 
 For each D, every regimen is one `python train.py` subprocess per seed: `original` (O alone),
 `distilled` (D alone), `union`, `seq-d-o` (D then O, the paper's Simple Mix), `seq-o-d`, and each
 `--schedules NAME:ARGS` (train.py --strategy schedule --schedule NAME --schedule_args ARGS).
-Writes results.md (tables) and results.json (every run) into --out_dir, after every run.
+Writes into --out_dir, after every run: results.md (per D: a heading with its annotation F1 against O and the step
+budget, the command, then each regimen's test F1 mean ± std over seeds, the paired difference to `original`, seeds
+better, the realised share of D; and one table of every D side by side) and results.json ({"command", "d_files" (each
+D's name, path, annotation F1, steps), "regimens", "seeds", "summary" {D: {regimen: {"mean", "std", "delta_mean",
+"delta_std", "paired", "better", "diffs", "d_share"}}} with F1 as fractions, "runs" [one row per run]}).
 
 Step budget. train.py gives a strategy epochs x ceil((|O| + |D|) / batch) steps, |.| counted in
 windows, but refuses --distilled with strategy original, so `original` could not see D's size.

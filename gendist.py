@@ -59,11 +59,11 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 
-from cli import DataError, above, at_least, opt, parse_command, parse_config, run_main
+from cli import DataError, above, at_least, opt, parse_command, parse_config, run_main, stop_in_one_line
 from data import (atomic_write, open_text, read_conll, read_jsonl, sample_indices, split_sentences, write_conll,
                   write_jsonl)
 from runs import claim, file_hash, finished, headline, paired, pm, read_runs, table, vs_base
-from llm import Fatal, LLMConfig, ask, chat_request, completion_request, http_report
+from llm import LLMConfig, ask, chat_request, completion_request, http_report
 
 UNIT = {"classify": "article", "ner": "sentence"}
 
@@ -610,19 +610,14 @@ def write_results(rc, command, seeds, results, params):
 
 # ---------------------------------------------------------------------------------------------
 
+@stop_in_one_line
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     name, cfg = parse_command({"generate": (GenConfig, "an LLM writes new in-domain texts, filtered"),
                                "run": (RunConfig, "the teacher, its labels and the student's regimens, seed by seed")},
                               argv, description=__doc__.split("\n\n")[0])
     if name == "generate":
-        cfg = generate_defaults(cfg)
-        try:
-            report = generate(cfg)
-        except Fatal as e:
-            print(f"gendist.py: stopped: {e}\n(finished replies are cached; fix the setting and run the same command)",
-                  file=sys.stderr)
-            return 2
+        report = generate(generate_defaults(cfg))
         print(f"{cfg.out}: {report['kept']} {UNIT[cfg.task]}s kept of {report['units']} from {report['replies']}/"
               f"{report['requests']} replies; dropped {report['dropped']}; distinct-2 {report['distinct_2']} (pool "
               f"{report['pool_distinct_2']}); {report['completion_tokens']:,} tokens written in "

@@ -20,6 +20,11 @@ moment it arrives, keyed on the whole request (endpoint and payload: model, mess
 parameters); an unreadable one is not kept, so the same run again asks exactly those again. A run killed
 at any moment (kill -9 included) loses only the requests in flight.
 
+Carrying replies to another machine: `python llm.py export --cache C --out F` writes every reply of a cache as a
+JSONL line {"key", "reply"}, without its request (no prompt, no text of the data), and `python llm.py import --cache
+C --input F` adds those another cache lacks; the same request has the same key anywhere, so a long run resumed on a
+fresh machine sends only what neither had. The results/ folder commits such exports of long labelling runs.
+
 The key comes from $OPENAI_API_KEY (or cfg.api_key_env) and is written to no log, cache or output.
 Tokens come from the replies' `usage` and are counted in `stats`.
 """
@@ -38,7 +43,7 @@ from dataclasses import dataclass
 import requests
 from tqdm import tqdm
 
-from cli import DataError, above, at_least, opt, parse_command, run_main
+from cli import DataError, Stopped, above, at_least, opt, parse_command, run_main
 from data import atomic_write, read_jsonl_numbered
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080/v1"
@@ -64,9 +69,9 @@ class LLMConfig:
         self.base_url = self.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
 
 
-class Fatal(Exception):
-    """An answer no retry can fix (a 4xx other than 429): the run stops. `partial` holds (replies, failures, stats)
-    of what had come back, for a script that reports them before stopping."""
+class Fatal(Stopped):
+    """An answer no retry can fix (a 4xx other than 429): the run stops, and cli.run_main says why in one line.
+    `partial` holds (replies, failures, stats) of what had come back, for a script that reports them before stopping."""
 
     def __init__(self, message, partial=None):
         super().__init__(message)
@@ -237,7 +242,8 @@ def ask(cfg, calls, readable=lambda reply: True, desc="llm", unit="req"):
     them as its `partial`) when the endpoint refused and the run had to stop."""
     replies, failures, stats, stopped = run_requests(cfg, calls, readable, desc, unit)
     if stopped:
-        raise Fatal(stopped, (replies, failures, stats))
+        raise Fatal(f"{stopped} (the replies read so far are cached: fix the setting and run the same command)",
+                    (replies, failures, stats))
     return replies, failures, stats
 
 

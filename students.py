@@ -26,8 +26,10 @@ on dev: b_soft with each of --layer_choices on the first seed; the one with the 
 Rows a and d run on every seed of --seeds; b and c on --ablation_seeds (fewer, where the machine's time demands
 it: the table marks them). results.md holds the table (test F1 mean ± std, paired differences to a_gold, dev F1,
 steps, the loss terms), the command above it and, with --speed (a JSON that `python bench.py ... --out` wrote),
-the inference speed of teacher and student from that one bench.py run. A finished run (its metrics.json) is never
-repeated, and OUT_DIR is claimed for one set of settings (runs.claim), so the same command resumes.
+the inference speed of teacher and student from that one bench.py run; results.json holds {"config", "command",
+"layers", "dev_by_layers", "rows" {row: {"test_by_seed", "mean", "std", "vs_gold" (paired differences)}}}. A
+finished run (its metrics.json) is never repeated, and OUT_DIR is claimed for one set of settings (runs.claim), so
+the same command resumes.
 """
 import json
 import os
@@ -114,7 +116,7 @@ def transfer(cfg):
         r = report[name]
         print(f"{name}: {r['sentences']:,} sentences, {r['tokens']:,} tokens; the teacher's entities: "
               + ", ".join(f"{t} {n:,}" for t, n in r["entities"].items()))
-    print(f"BBC sentences dropped: " + ", ".join(f"{k} {v:,}" for k, v in sorted(dropped.items()))
+    print("BBC sentences dropped: " + ", ".join(f"{k} {v:,}" for k, v in sorted(dropped.items()))
           + f" -> {cfg.out_dir}")
     return report
 

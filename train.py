@@ -35,9 +35,27 @@ widths differ) and the teacher's, student layer i against teacher layer m(i) of 
 attn_weight x the KL between the two last matched layers' attention distributions (`hidden_loss`,
 `attention_loss`). metrics.json records the map and each term's mean over the run.
 
-Writes into --out_dir: metrics.json (dev and test scores in eval.py's JSON shape, speed, the
-realised share of D), model/ (a Hugging Face folder of the best dev checkpoint) and
-test_predictions.conll (token gold predicted) or test_predictions.jsonl ({"text", "gold", "pred"}).
+Writes into --out_dir:
+- metrics.json: "dev" and "test" scores in eval.py's JSON shape (NER: f1, precision, recall, per type; classify:
+  accuracy, macro_f1, per class precision / recall / f1 / support, the confusion matrix) of the best-dev checkpoint,
+  "test_f1_argmax" (NER: the same weights decoded word by word), "best_step", "total_steps", "history" (one
+  {"step", "loss", "dev_f1" or "dev_accuracy"} per evaluation), "train_seconds", "train_tokens_per_s",
+  "wall_seconds" (of the last try), "checkpoint_seconds" and "checkpoints" (their cost), "resumed", "precision" (bf16
+  or fp32), "strategy", "schedule", "realised_d_share" (and per step), "world_size", with --teacher "teacher" (the
+  layer map, the weights) and "loss_terms" (each term's mean over the run), and "config" (every flag). It is written
+  last, atomically: a folder with metrics.json holds a finished run (runs.finished).
+- model/: a Hugging Face folder of the best dev checkpoint (transformers loads it with the same logits).
+- test_predictions.conll (token gold predicted) or test_predictions.jsonl ({"text", "gold", "pred"}).
+
+Checkpoints: while it trains, out_dir/checkpoint/ holds the run's resumable state: last.pt (model, optimizer,
+the sampler's place and order, every random generator, history and the best dev score so far), best-STEP.pt (the
+best dev state) and settings.json (every flag that shapes the result and the data files by content hash). They are
+written atomically (to a temporary file, flushed, renamed) after every dev evaluation and every --ckpt_minutes of
+training (--ckpt_every N: every N steps), one kept plus the best, by the master process alone. The same command run
+again after a kill (even kill -9) or Ctrl-C (which stops at the end of the step, with a checkpoint) resumes from
+there and ends exactly where the run would have ended without the interruption (in fp32 on a CPU the weights are the
+same bit for bit, tested); a checkpoint of other settings is refused in one line, --restart 1 starts over. The
+folder is deleted once metrics.json is written. A loss that becomes NaN or infinite stops the run, naming the step.
 """
 import json
 import math
@@ -124,8 +142,8 @@ class Config:
     compile: int = opt(0, "torch.compile the model", choices=[0, 1])
     # evaluation and output
     eval_every: int = opt(0, "steps between dev evaluations; 0: once per epoch")
-    eval_batch_size: int = opt(128, "at most this many sentences (or texts) per forward pass when evaluating")
-    eval_tokens: int = opt(2048, "and at most this many word pieces, padding included: "
+    eval_batch_size: int = opt(BATCH_SIZE, "at most this many sentences (or texts) per forward pass when evaluating")
+    eval_tokens: int = opt(MAX_TOKENS, "and at most this many word pieces, padding included: "
                                  "short sentences go in bigger batches")
     decode: str = opt("viterbi", "ner: viterbi: the best valid BIO sequence | argmax: each word on its own",
                       choices=["viterbi", "argmax"])
