@@ -42,7 +42,8 @@ one step budget for all, on
   (a) L, hard labels; (b) L, the teacher's soft labels; (c) L soft + U soft (real in-domain text: the
   ceiling of what generation could give), and L soft + a seeded sample of U as large as G (real text
   against generated text, unit for unit); (d) L soft + G soft (the method); (e) L soft + G with the
-  teacher's hard labels (does softness matter?).
+  teacher's hard labels (does softness matter?); with --hidden_weight > 0, (f) = (c) with the teacher run beside
+  the student, its hidden states as targets too (train.py --teacher: intermediate-layer distillation).
 Each run is train.py's own (train.train) in OUT_DIR/<regimen>_s<S>; a run whose metrics.json exists is
 not repeated, so the same command resumes. results.md (mean ± std over seeds, paired difference to
 (a)) and results.json are written after every run; the command is above the table, with the parameter
@@ -326,6 +327,7 @@ REGIMENS = {  # name: what the student trains on, in words
     "d_L+G_soft": "+ G (generated), soft",
     "e_L+G_hard": "+ G, teacher's hard labels",
 }
+HIDDEN = {"f_L+U_soft_hidden": "(c), and the teacher's hidden states (train.py --teacher)"}  # with --hidden_weight > 0
 
 
 @dataclass
@@ -345,6 +347,9 @@ class RunConfig:
     batch_size: int = opt(8, "student and teacher batch size", type=at_least(1))
     eval_every: int = opt(50, "student: steps between dev evaluations (the best dev checkpoint is scored)",
                           type=at_least(1))
+    hidden_weight: float = opt(0.0, "> 0 adds (f): (c) with the teacher run beside the student, its hidden states as "
+                                    "targets with this weight (train.py --teacher --hidden_weight)",
+                               type=at_least(0.0, float))
     teacher_epochs: float = opt(20, "the teacher's epochs over L", type=above(0))
     teacher_eval_every: int = opt(20, "teacher: steps between dev evaluations", type=at_least(1))
     max_len: int = opt(128, "word pieces per text (classify: its beginning) or window (ner)", type=at_least(3))
@@ -524,11 +529,15 @@ def pipeline(rc, command):
                             ("d_L+G_soft", "G_soft"), ("e_L+G_hard", "G_hard")):
             if extra in paths:
                 files[name] = concat([paths["L_soft"], paths[extra]], os.path.join(folder, name + ext), rc.task)
+        if rc.hidden_weight > 0:  # (c) again, the teacher run beside the student: its hidden states as targets too
+            files["f_L+U_soft_hidden"] = files["c_L+U_soft"]
         for name, path in files.items():
             run_dir = os.path.join(rc.out_dir, f"{name}_s{seed}")
+            teacher = dict(teacher=os.path.join(teacher_dir, "model"), hidden_weight=rc.hidden_weight) \
+                if name == "f_L+U_soft_hidden" else {}
             if not finished(run_dir):
                 train(train_cfg(rc, train_file=path, student=rc.student, lr=rc.student_lr, max_steps=rc.steps,
-                                eval_every=rc.eval_every, seed=seed, out_dir=run_dir))
+                                eval_every=rc.eval_every, seed=seed, out_dir=run_dir, **teacher))
             results[(name, seed)] = read_runs([run_dir])[0]
             write_results(rc, command, seeds, results, params)
     speed_path = os.path.join(rc.out_dir, "speed.json")
@@ -583,13 +592,15 @@ def write_results(rc, command, seeds, results, params):
     metric = "accuracy" if rc.task == "classify" else "span F1"
     rows, body = {}, []
     base = {s: headline(results[("a_L_hard", s)]) for s in seeds if ("a_L_hard", s) in results}
-    for name in ["teacher", *REGIMENS]:
+    shown = ["teacher", *REGIMENS, *(n for n in HIDDEN if any((n, s) in results for s in seeds))]
+    for name in shown:
         got = {s: headline(results[(name, s)]) for s in seeds if (name, s) in results}
         stats = paired(got, base if name not in ("teacher", "a_L_hard") else {})
         rows[name] = {"by_seed": got, "mean": stats["mean"], "std": stats["std"], "vs_a_mean": stats["delta_mean"],
                       "vs_a_std": stats["delta_std"]}
         if got:
-            what = "MiniLM-L6 teacher, on L" if name == "teacher" else f"student {rc.student}: {REGIMENS[name]}"
+            what = "MiniLM-L6 teacher, on L" if name == "teacher" else \
+                f"student {rc.student}: {REGIMENS.get(name) or HIDDEN[name]}"
             body.append([name, what, pm(stats["mean"], stats["std"]), vs_base(stats), len(got)])
     sizes = params or ""
     speed_path = os.path.join(rc.out_dir, "speed.json")

@@ -148,20 +148,26 @@ def test_smollm2_writes_texts_end_to_end(llama_server, tmp_path, task, form):
     assert len(kept) == report["kept"]
 
 
+def tiny_bbc_split(d):
+    """A tiny data.py split of BBC: 6 articles per class for training (2 of them the k = 2 subset), 2 each for valid
+    and test; returns the training records."""
+    by_label = {}
+    for a in read_jsonl(os.path.join(DATA, "bbc", "bbc.jsonl")):
+        by_label.setdefault(a["label"], []).append({"text": a["title"] + "\n\n" + a["text"], "label": a["label"]})
+    train = [r for rs in by_label.values() for r in rs[:6]]
+    write_jsonl(d / "train.jsonl", train)
+    write_jsonl(d / "train_k2_s0.jsonl", [r for rs in by_label.values() for r in rs[:2]])
+    write_jsonl(d / "valid.jsonl", [r for rs in by_label.values() for r in rs[6:8]])
+    write_jsonl(d / "test.jsonl", [r for rs in by_label.values() for r in rs[8:10]])
+    return train
+
+
 @pytest.mark.parametrize("task", ["classify", "ner"])
 def test_pipeline_smoke_runs_every_regimen_and_resumes(tmp_path, task):
     d = tmp_path / "data"
     d.mkdir()
     if task == "classify":
-        arts = read_jsonl(os.path.join(DATA, "bbc", "bbc.jsonl"))
-        by_label = {}
-        for a in arts:
-            by_label.setdefault(a["label"], []).append({"text": a["title"] + "\n\n" + a["text"], "label": a["label"]})
-        train = [r for rs in by_label.values() for r in rs[:6]]
-        write_jsonl(d / "train.jsonl", train)
-        write_jsonl(d / "train_k2_s0.jsonl", [r for rs in by_label.values() for r in rs[:2]])
-        write_jsonl(d / "valid.jsonl", [r for rs in by_label.values() for r in rs[6:8]])
-        write_jsonl(d / "test.jsonl", [r for rs in by_label.values() for r in rs[8:10]])
+        train = tiny_bbc_split(d)
         write_jsonl(tmp_path / "gen.jsonl", [{"id": f"g{i}", "text": t} for i, t in enumerate(FRESH + POOL[:3])])
         extra = ["--k", "2"]
     else:
@@ -198,3 +204,20 @@ def test_pipeline_smoke_runs_every_regimen_and_resumes(tmp_path, task):
     assert len(stamps) == 7
     assert G.main(args) == 0
     assert stamps == {p: os.path.getmtime(p / "metrics.json") for p in stamps}
+
+
+def test_regimen_f_runs_the_teacher_beside_the_student(tmp_path):
+    """--hidden_weight > 0 adds (f): (c)'s data, and the teacher's hidden states as targets through a learned map (the
+    student is narrower); its metrics record the hidden term, and (f) differs from (c) only by that."""
+    d = tmp_path / "data"
+    d.mkdir()
+    tiny_bbc_split(d)
+    args = ["run", "--task", "classify", "--data_dir", str(d), "--k", "2", "--seeds", "0", "--steps", "3", "--eval_every", "3",
+            "--teacher_epochs", "1", "--teacher_eval_every", "5", "--max_len", "64", "--hidden_weight", "1",
+            "--out_dir", str(tmp_path / "out")]
+    assert G.main(args) == 0
+    f = json.load(open(tmp_path / "out" / "f_L+U_soft_hidden_s0" / "metrics.json"))
+    c = json.load(open(tmp_path / "out" / "c_L+U_soft_s0" / "metrics.json"))
+    assert f["teacher"]["projection"] and f["loss_terms"]["hidden"] > 0 and f["teacher"]["attn_weight"] == 0.0
+    assert f["config"]["train_file"] == c["config"]["train_file"] and "teacher" not in c
+    assert "| f_L+U_soft_hidden |" in (tmp_path / "out" / "results.md").read_text()
