@@ -17,8 +17,8 @@ import os
 import time
 from dataclasses import dataclass
 
-from cli import opt, parse_config, run_main
-from data import DataError, read_jsonl_numbered
+from cli import DataError, opt, parse_config, run_main
+from data import read_jsonl_numbered
 from eval import classification_scores, format_classification_report
 
 

@@ -34,7 +34,7 @@ class Stopped(Exception):
 
 class DataError(ValueError):
     """A malformed data file or model folder; the message names the file and the line.
-    (data.py exports it; it lives here so that run_main catches the one class even in `python data.py`.)"""
+    Every script imports it from here, its one home, so run_main catches the one class in every script."""
 
 
 def opt(default, help, type=None, choices=None, required=False, nargs=None, positional=False):

@@ -23,8 +23,8 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 
-from cli import opt, parse_config, run_main
-from data import DataError, read_conll, read_jsonl_numbered
+from cli import DataError, opt, parse_config, run_main
+from data import read_conll, read_jsonl_numbered
 from runs import headline, mean_std, paired, pm, read_runs, vs_base
 
 

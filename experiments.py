@@ -82,8 +82,8 @@ import sys
 import time
 from dataclasses import dataclass
 
-from cli import above, at_least, opt, parse_config, run_main
-from data import DataError, atomic_write, labels_from, read_conll, write_conll
+from cli import DataError, above, at_least, opt, parse_config, run_main
+from data import atomic_write, labels_from, read_conll, write_conll
 from eval import get_entities, span_f1
 from train import Config as TrainConfig
 from runs import claim, code_version, file_hash, finished, mean_std, paired, pm, read_json, table, write_json

@@ -44,8 +44,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cli import at_least, opt, parse_config, run_main
-from data import (BLANK_RE, INVISIBLE, DataError, conll_text, format_probs, jsonl_text, open_text, read_conll,
+from cli import DataError, at_least, opt, parse_config, run_main
+from data import (BLANK_RE, INVISIBLE, conll_text, format_probs, jsonl_text, open_text, read_conll,
                   read_jsonl, split_sentences, write_conll, write_jsonl)
 from model import BertForTokenClassification, check_model_dir, from_pretrained, linear_weights_as, load_tokenizer
 

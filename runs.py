@@ -22,7 +22,8 @@ import os
 import statistics
 import subprocess
 
-from data import DataError, atomic_write
+from cli import DataError
+from data import atomic_write
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -73,8 +73,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from cli import opt, parse_config, run_main
-from data import DataError, atomic_write, labels_from, read_classification, read_conll, write_conll, write_jsonl
+from cli import DataError, opt, parse_config, run_main
+from data import atomic_write, labels_from, read_classification, read_conll, write_conll, write_jsonl
 from eval import classification_scores, span_f1
 from mix import SCHEDULES, STRATEGIES, MixSampler, strategy_schedule
 from model import (check_model_dir, default_model_dir, from_pretrained, load_tokenizer, make_student, parse_student,

@@ -7,7 +7,8 @@ from collections import Counter
 import pytest
 
 from common import CONLL, DATA, ROOT
-from data import DataError, labels_from, read_conll, read_jsonl, sample_indices, split_sentences, tokenize, write_jsonl
+from cli import DataError
+from data import labels_from, read_conll, read_jsonl, sample_indices, split_sentences, tokenize, write_jsonl
 
 COUNTS = {  # the data README's table: sentences, tokens, B-PER, B-ORG, B-LOC, B-MISC
     "train": (14041, 203621, 6600, 6321, 7140, 3438),

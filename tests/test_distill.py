@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from common import DATA, ROOT, write_tiny_conll
-from data import DataError, format_probs, parse_probs, read_classification, read_conll, read_jsonl, write_jsonl
+from cli import DataError
+from data import format_probs, parse_probs, read_classification, read_conll, read_jsonl, write_jsonl
 from train import Config, distillation_loss, loss_sum, train
 
 

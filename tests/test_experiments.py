@@ -242,6 +242,6 @@ def test_a_grid_resumes_from_its_records_alone_without_repeating_a_finished_run(
     assert "1 already done, 1 to run" in log and log.count("done in") == 1 and "seed 1" in log
     assert json.loads((seed0 / "metrics.json").read_text()) == \
         json.loads((out / seed0.relative_to(clone) / "metrics.json").read_text())
-    from data import DataError
+    from cli import DataError
     with pytest.raises(DataError, match="other settings"):
         main(resumed[:-1] + ["16"])  # --eval_batch_size 16 for every run: the same folders, other settings

@@ -15,7 +15,8 @@ import transformers
 from safetensors.torch import load_file
 
 from common import ROOT, write_tiny_conll
-from data import DataError, read_conll, write_conll
+from cli import DataError
+from data import read_conll, write_conll
 from model import (BertConfig, BertForTokenClassification, default_model_dir, from_pretrained, load_tokenizer,
                    student_layers)
 from predict import label_tokens

@@ -9,7 +9,7 @@ import pytest
 import experiments
 import gendist
 from common import write_tiny_conll
-from data import DataError
+from cli import DataError
 from runs import claim, finished, mean_std, paired, pm, table, vs_base
 
 

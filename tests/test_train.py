@@ -12,7 +12,8 @@ import torch
 from safetensors.torch import load_file
 
 from common import ROOT, write_tiny_conll
-from data import DataError, read_conll, write_conll
+from cli import DataError
+from data import read_conll, write_conll
 from eval import get_entities, span_f1
 from model import BertConfig, BertForTokenClassification, default_model_dir, load_tokenizer
 from predict import bio_transitions, encode, sorted_batches, viterbi
