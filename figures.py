@@ -10,7 +10,10 @@ A figure whose records are missing is skipped with a line that says which record
 - students.png: a student's test F1 against its inference speed, from results/students/<student>/results.json
   (students.py write_results) and the bench.py --out JSON its --speed named (or --bench);
 - learning_<experiment>_<grid>.png: dev score by step of every committed run (a train.py metrics.json with a
-  "history") under results/<experiment>/<grid>/.
+  "history" of two evaluations or more) under results/<experiment>/<grid>/;
+- confidence.png: the coverage-quality curve (span F1 of the LLM labels kept against the share kept, sentence by
+  sentence and entity by entity) and the calibration of each results/confidence/*.report.json (annotate.py
+  --confidence on sentences with gold).
 """
 import glob
 import json
@@ -85,7 +88,7 @@ def learning_curves(plt, cfg):
     groups = {}
     for path in sorted(glob.glob(os.path.join(cfg.results, "**", "metrics.json"), recursive=True)):
         history = read(path).get("history") or []
-        if history:
+        if len(history) > 1:  # a run scored once has no curve
             rel = os.path.relpath(os.path.dirname(path), cfg.results).split(os.sep)
             groups.setdefault("/".join(rel[:2]), []).append(("/".join(rel[2:]) or rel[-1], history))
     drawn = []
@@ -99,6 +102,32 @@ def learning_curves(plt, cfg):
             ax.legend(fontsize=6)
         drawn.append(save(plt, fig, os.path.join(cfg.out_dir, f"learning_{folder.replace('/', '_')}.png")))
     return drawn or ["learning curves: skipped, no committed metrics.json with a history under results/ yet"]
+
+
+def confidence(plt, cfg):
+    """Left: span F1 of what each filter keeps against the share it keeps, as the threshold rises. Right: the share of
+    entities right against their confidence, band by band (on the diagonal, a confidence of 0.9 is right 90 % of the
+    time)."""
+    reports = sorted(glob.glob(os.path.join(cfg.results, "confidence", "*.report.json")))
+    reports = [(p, read(p)["confidence"]) for p in reports if "curve" in read(p).get("confidence", {})]
+    if not reports:
+        return ["confidence: skipped, no results/confidence/*.report.json with a curve yet (annotate.py --confidence)"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for path, c in reports:
+        name = os.path.basename(path).removesuffix(".report.json")
+        rows = c["curve"]
+        left.plot([100 * r["sentences_kept"] for r in rows], [100 * (r["sentence_f1"] or 0) for r in rows], "o-",
+                  label=f"{name}: sentences")
+        left.plot([100 * r["entities_kept"] for r in rows], [100 * r["entity_f1"] for r in rows], "s--",
+                  label=f"{name}: entities")
+        bands = [b for b in c["calibration"] if b["entities"]]
+        right.plot([b["mean_confidence"] for b in bands], [b["precision"] for b in bands], "o-", label=name)
+    left.set(xlabel="share kept (%)", ylabel="span F1 of the kept labels (%)", title="coverage against quality")
+    right.plot([0, 1], [0, 1], "k:", linewidth=1)
+    right.set(xlabel="confidence (mean of the band)", ylabel="share of entities right", title="calibration")
+    left.legend(fontsize=7)
+    right.legend(fontsize=7)
+    return [save(plt, fig, os.path.join(cfg.out_dir, "confidence.png"))]
 
 
 def save(plt, fig, path):
@@ -118,7 +147,7 @@ def main(argv=None):
         raise SystemExit("error: figures.py needs matplotlib (not installed): pip install matplotlib") from None
     os.makedirs(cfg.out_dir, exist_ok=True)
     mix.plot([mix.get_schedule(name) for name in mix.SCHEDULES], os.path.join(cfg.out_dir, "schedules.png"))
-    for line in regimens(plt, cfg) + students(plt, cfg) + learning_curves(plt, cfg):
+    for line in regimens(plt, cfg) + students(plt, cfg) + learning_curves(plt, cfg) + confidence(plt, cfg):
         print(line)
     return 0
 

@@ -182,8 +182,9 @@ def quantize_int8(model):
     import copy
     import warnings
     from torch.ao.quantization import quantize_dynamic
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # the notices that the API is moving to torchao
         warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantiz.*", category=UserWarning)
         return quantize_dynamic(copy.deepcopy(model).eval(), {torch.nn.Linear}, dtype=torch.qint8)
 
 
