@@ -113,6 +113,10 @@ def parse_args(argv=None):
     cfg = parse_config(Config, argv, description=__doc__.split("\n\n")[0])
     cfg.shots = DEFAULT_SHOTS[cfg.prompt] if cfg.shots is None else cfg.shots
     cfg.max_tokens = DEFAULT_MAX_TOKENS[cfg.prompt] if cfg.max_tokens is None else cfg.max_tokens
+    if cfg.min_confidence > 0 and cfg.confidence == "none":
+        raise SystemExit("error: --min_confidence needs a confidence: add --confidence logprobs or samples")
+    if cfg.labeller and cfg.confidence != "none":
+        raise SystemExit("error: --confidence is the LLM's; a --labeller model folder gives none")
     return cfg
 
 

@@ -72,6 +72,8 @@ CASES = [
     ("annotate.py", "--format bbc --input {f} --out {d}/o.conll", "in.jsonl", NOT_OBJECT,
      "{f}:2: expected a JSON object"),
     ("annotate.py", "--concurrency 0", None, None, "argument --concurrency: expected an integer >= 1, got '0'"),
+    ("annotate.py", "--min_confidence 0.5", None, None, "--min_confidence needs a confidence"),
+    ("annotate.py", "--labeller {d} --confidence samples", None, None, "a --labeller model folder gives none"),
     ("mix.py", "--schedule cosine", None, None, "argument --schedule: invalid choice: 'cosine'"),
     ("mix.py", "--schedule sigmoid --schedule_args k=-2", None, None, "parameter k must be > 0"),
     ("experiments.py", "--original {d}/missing.conll --simulate 0.5 --data_dir {d}", None, None,
