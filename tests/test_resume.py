@@ -122,3 +122,29 @@ def test_a_loss_that_becomes_nan_stops_the_run_naming_the_step(tiny, tmp_path):
     assert r.returncode != 0 and "the loss became" in r.stderr and "at step" in r.stderr and \
         "--lr" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "nan" / "metrics.json").exists()
+
+
+def test_under_torchrun_the_master_alone_writes_and_every_process_resumes(tiny, tmp_path):
+    """Two processes killed together after a checkpoint, then the same torchrun command: the end is the uninterrupted
+    two-process run's, bit for bit (each process's random state is in the checkpoint the master wrote)."""
+    def torchrun(out):
+        cmd = command(tiny, out)
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *cmd[1:]]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    whole = subprocess.run(torchrun(tmp_path / "whole"), capture_output=True, text=True, cwd=ROOT, env=env)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    out = tmp_path / "killed"
+    log = open(tmp_path / "killed.log", "w")
+    proc = subprocess.Popen(torchrun(out), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env, start_new_session=True)
+    while not (out / "checkpoint" / "last.pt").exists() and proc.poll() is None:
+        time.sleep(0.02)
+    time.sleep(random.Random().uniform(0.0, 1.0))
+    # the launcher and both workers, which torchrun starts in sessions of their own
+    subprocess.run(["pkill", "-9", "-f", "--", f"--out_dir {out} "])
+    proc.wait()
+    log.close()
+    assert (out / "checkpoint" / "last.pt").exists() and not (out / "metrics.json").exists(), \
+        (tmp_path / "killed.log").read_text()[-3000:]
+    r = subprocess.run(torchrun(out), capture_output=True, text=True, cwd=ROOT, env=env)
+    assert r.returncode == 0 and r.stdout.count("resuming from") == 1, r.stdout[-2000:] + r.stderr[-2000:]
+    assert same_run(tmp_path / "whole", out)["world_size"] == 2
