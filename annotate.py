@@ -697,6 +697,13 @@ def summary(report, out):
     if "span_f1" in r:
         s += (f"; span F1 vs gold {100 * r['span_f1']['f1']:.1f} "
               f"({100 * r['span_f1_all_input']['f1']:.1f} over all input)")
+    c = r.get("confidence")
+    if c:
+        s += (f"\nconfidence ({c['method']}): below {c['min_confidence']:g}, {c['sentences_filtered']} sentences and "
+              f"{c['entities_filtered']} entities left out (--filter {c['filter']})")
+        if c["replies_without_logprobs"]:
+            s += (f"; {c['replies_without_logprobs']} replies came without log-probabilities: this endpoint may not "
+                  "return them (try --confidence samples)")
     if r["failed"]:
         s += (f"\n{len(r['failed'])} sentences failed ({r['failures_by_reason']}) and are not in {out}; "
               "the same command retries them")
