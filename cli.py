@@ -82,6 +82,17 @@ def at_least(low, kind=int):
     return parse
 
 
+def int_list(text):
+    """An argparse type: comma-separated integers >= 0, such as seeds (0,1,2) or sizes (8,32)."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 0, got {text!r}")
+    return values
+
+
 def above(low):
     """An argparse type: a float strictly greater than `low`, e.g. type=above(0) for a learning rate."""
     def parse(text):

@@ -38,7 +38,7 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from cli import DataError, at_least, opt, parse_command, run_main
+from cli import DataError, at_least, int_list, opt, parse_command, run_main
 
 TAG_RE = re.compile(r"^(O|[BI]-[^\s]+)$")
 INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060"  # byte-order mark and zero-width characters
@@ -407,17 +407,6 @@ def split_main(args):
     for s in subsets:
         print("wrote " + ", ".join(f"train_k{k}_s{s}.jsonl" for k in args.per_class)
               + f" ({', '.join(map(str, args.per_class))} per class, subset seed {s})")
-
-
-def int_list(text):
-    """An argparse type: comma-separated integers >= 0 (8,32)."""
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 0:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 0, got {text!r}")
-    return values
 
 
 def fraction(text):

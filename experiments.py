@@ -68,7 +68,6 @@ model/ folder of a finished run is deleted unless --keep_models 1 (about 90 MB e
 test predictions may be dropped, so a copy of the records alone (the results/ folder of this repository,
 say, on a fresh machine) resumes the grid without repeating a finished run.
 """
-import argparse
 import concurrent.futures
 import hashlib
 import json
@@ -82,7 +81,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from cli import DataError, above, at_least, opt, parse_config, run_main
+from cli import DataError, above, at_least, int_list, opt, parse_config, run_main
 from data import atomic_write, labels_from, read_conll, write_conll
 from eval import get_entities, span_f1
 from train import Config as TrainConfig
@@ -438,13 +437,6 @@ def write_results(args, command, ds, regimen_names, jobs):
 # ---------------------------------------------------------------------------------------------
 # Command line
 
-def seed_list(text):
-    try:
-        return [int(x) for x in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 0,1,2, got {text!r}") from None
-
-
 @dataclass
 class Config:
     original: str = opt(None, "O: gold-labelled CoNLL file (e.g. from data.py sample)", type=str, required=True)
@@ -456,7 +448,7 @@ class Config:
     schedules: list = opt(lambda: list(DEFAULT_SCHEDULES), "blending schedules NAME:ARGS of mix.py run as --strategy "
                                                           "schedule; --schedules alone: none", nargs="*")
     seeds: list = opt(lambda: [0, 1, 2], "comma-separated training seeds, one run of each regimen per seed",
-                      type=seed_list)
+                      type=int_list)
     out_dir: str = opt("runs/experiments", "results.md, results.json, runs/, data/")
     data_dir: str = opt("data/conll2003", "holds valid.txt and test.txt")
     epochs: float = opt(TrainConfig.epochs, "sets the step budget", type=above(0))

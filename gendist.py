@@ -60,7 +60,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 
-from cli import DataError, above, at_least, opt, parse_command, parse_config, run_main, stop_in_one_line
+from cli import DataError, above, at_least, int_list, opt, parse_command, parse_config, run_main, stop_in_one_line
 from data import (atomic_write, open_text, read_conll, read_jsonl, sample_indices, split_sentences, write_conll,
                   write_jsonl)
 from runs import claim, file_hash, finished, headline, paired, pm, read_runs, table, vs_base
@@ -340,7 +340,8 @@ class RunConfig:
     u_size: int = opt(2000, "ner: seeded sample of this many U sentences", type=at_least(1))
     generated: str = opt("", "G: gendist.py generate's output; without it (d) and (e) wait, and the same command "
                              "with it adds them")
-    seeds: str = opt("0,1,2", "comma-separated seeds: of L's draw, the teacher and the student")
+    seeds: list = opt(lambda: [0, 1, 2], "comma-separated seeds: of L's draw, the teacher and the student",
+                      type=int_list)
     student: str = opt("L2-H192", "the student, L<layers>-H<hidden> (model.py)")
     student_lr: float = opt(1e-3, "the student's peak learning rate", type=above(0))
     steps: int = opt(400, "the student's step budget, the same for every regimen", type=at_least(1))
@@ -489,10 +490,7 @@ def claim_out_dir(rc):
 def pipeline(rc, command):
     """Teacher, its labels, and the student's regimens, seed by seed; without --generated, (d) and (e) wait."""
     from train import train
-    try:
-        seeds = [int(s) for s in rc.seeds.split(",")]
-    except ValueError:
-        raise DataError(f"--seeds {rc.seeds!r}: expected comma-separated integers, e.g. 0,1,2") from None
+    seeds = rc.seeds
     generated = generated_set(rc) if rc.generated else None
     labelled_by_seed = {seed: labelled_set(rc, seed) for seed in seeds}  # every input is checked before anything trains
     if rc.task == "ner" and not rc.unlabelled:

@@ -37,7 +37,7 @@ import sys
 from collections import Counter
 from dataclasses import asdict, dataclass
 
-from cli import DataError, above, at_least, opt, parse_command, run_main
+from cli import DataError, above, at_least, int_list, opt, parse_command, run_main
 from data import atomic_write, read_conll, read_jsonl, split_sentences, write_conll
 from eval import get_entities
 from runs import claim, file_hash, finished, headline, mean_std, paired, pm, read_json, read_runs, table, vs_base
@@ -133,8 +133,8 @@ class RunConfig:
     student: str = opt("L2-H384", "the student, L<layers>-H<hidden> (model.py)")
     layer_choices: str = opt("bottom,spread", "the teacher layers a student may keep, compared on dev "
                                               "(b_soft, first seed)")
-    seeds: str = opt("0,1,2", "comma-separated seeds of a_gold and d_hidden")
-    ablation_seeds: str = opt("0", "comma-separated seeds of b_soft and c_transfer")
+    seeds: list = opt(lambda: [0, 1, 2], "comma-separated seeds of a_gold and d_hidden", type=int_list)
+    ablation_seeds: list = opt(lambda: [0], "comma-separated seeds of b_soft and c_transfer", type=int_list)
     lr: float = opt(1e-4, "the student's peak learning rate", type=above(0))
     epochs: float = opt(5.0, "epochs over CoNLL's 14,041 sentences (a_gold, b_soft)", type=above(0))
     transfer_epochs: float = opt(2.0, "epochs over CoNLL and the transfer set together (c_transfer, d_hidden)",
@@ -151,13 +151,6 @@ class RunConfig:
 
 
 FREE = {"seeds", "ablation_seeds", "speed", "out_dir", "progress"}  # may change in a folder: more seeds, the speed file
-
-
-def seed_list(text, flag):
-    try:
-        return [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise DataError(f"--{flag} {text!r}: expected comma-separated integers, e.g. 0,1,2") from None
 
 
 def train_config(rc, row, seed, layers, out_dir):
@@ -192,7 +185,7 @@ def check_inputs(rc):
 def run(rc, command):
     from model import parse_student
     from train import train
-    seeds, ablation_seeds = seed_list(rc.seeds, "seeds"), seed_list(rc.ablation_seeds, "ablation_seeds")
+    seeds, ablation_seeds = rc.seeds, rc.ablation_seeds
     try:
         parse_student(rc.student)
     except ValueError as e:

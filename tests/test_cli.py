@@ -98,7 +98,7 @@ CASES = [
     ("gendist.py", "run --data_dir {d} --out_dir {d}/g --generated {d}/none.jsonl", None, None,
      "{d}/none.jsonl: no such file"),
     ("gendist.py", "run --data_dir {d} --out_dir {d}/g --seeds 0,x", None, None,
-     "--seeds '0,x': expected comma-separated integers"),
+     "argument --seeds: expected comma-separated integers, got '0,x'"),
     ("annotate.py", "--input {d}/train.txt --labeller {d}/none --out {d}/o.conll", None, None,
      "--labeller {d}/none: not a model folder"),
     ("evokd.py", "--data_dir {d}/nowhere --out_dir {d}/e", None, None, "{d}/nowhere/train.txt: no such file"),
