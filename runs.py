@@ -91,11 +91,13 @@ def headline(run):
 
 
 def code_version():
-    """The git commit of this code ("+changes" if tracked files differ from it), or None outside a checkout:
-    kept in each run's record, so a number can be traced to the code that made it."""
+    """The git commit of this code ("+changes" if a tracked .py or requirements file differs from it; results and
+    data may change beside a grid), or None outside a checkout: kept in each run's record, so a number can be traced
+    to the code that made it."""
     try:
         head = subprocess.run(["git", "-C", HERE, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", HERE, "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", HERE, "status", "--porcelain", "--untracked-files=no", "--",
+                                "*.py", "requirements*.txt"],
                                capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None

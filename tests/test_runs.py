@@ -3,6 +3,9 @@ and tables, and run folders written by older versions of the experiment scripts,
 import hashlib
 import json
 import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -21,6 +24,31 @@ def test_a_folder_is_claimed_for_one_set_of_settings(tmp_path):
         claim(str(tmp_path / "out"), {"k": 2, "lr": 0.2, "rounds": 3})
     assert json.loads((tmp_path / "out" / "settings.json").read_text()) == {"k": 1, "lr": 0.1, "rounds": 3}
     assert not finished(str(tmp_path / "out"))
+
+
+def test_a_record_names_the_commit_and_only_code_changes_mark_it(tmp_path):
+    """A grid run from a worktree whose results/ is a link elsewhere still runs the commit's code: not "+changes"."""
+    repo = tmp_path / "repo"
+    (repo / "results").mkdir(parents=True)
+    for name in ("runs.py", "cli.py", "data.py"):
+        shutil.copy(os.path.join(os.path.dirname(__file__), "..", name), repo / name)
+    (repo / "results" / "page.md").write_text("a table\n")
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    def version():
+        return subprocess.run([sys.executable, "-c", "import runs; print(runs.code_version())"], cwd=repo,
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "code")
+    (repo / "results" / "page.md").write_text("another table\n")
+    assert version() == git("rev-parse", "HEAD")
+    (repo / "runs.py").write_text((repo / "runs.py").read_text() + "\n# edited\n")
+    assert version() == git("rev-parse", "HEAD") + "+changes"
 
 
 def test_statistics_and_tables():
