@@ -41,14 +41,15 @@ def llama_server(tmp_path_factory):
         pytest.skip(why)
     port = free_port()
     # llama.cpp's threads wait for each other spinning: one thread more than the free cores makes every request many
-    # times slower. OMP_NUM_THREADS, where set, is the cores these tests may use.
+    # times slower. OMP_NUM_THREADS, where set, is the cores these tests may use; the prompt's threads
+    # (n_threads_batch) default to every core, so both are set.
     threads = os.environ.get("OMP_NUM_THREADS", "2")
     log_path = tmp_path_factory.mktemp("llama") / "server.log"
     log = open(log_path, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--model_alias", "smollm2",
          "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
-         "--n_threads", threads],
+         "--n_threads", threads, "--n_threads_batch", threads],
         stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}/v1"
     deadline = time.time() + 120
