@@ -115,11 +115,10 @@ def confidence(plt, cfg):
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     for path, c in reports:
         name = os.path.basename(path).removesuffix(".report.json")
-        rows = c["curve"]
-        left.plot([100 * r["sentences_kept"] for r in rows], [100 * (r["sentence_f1"] or 0) for r in rows], "o-",
-                  label=f"{name}: sentences")
-        left.plot([100 * r["entities_kept"] for r in rows], [100 * r["entity_f1"] for r in rows], "s--",
-                  label=f"{name}: entities")
+        for kind, kept, style in (("sentence", "sentences_kept", "o-"), ("entity", "entities_kept", "s--")):
+            rows = [r for r in c["curve"] if r[f"{kind}_f1"] is not None]  # None: the threshold kept nothing
+            left.plot([100 * r[kept] for r in rows], [100 * r[f"{kind}_f1"] for r in rows], style,
+                      label=f"{name}: {kind} filter")
         bands = [b for b in c["calibration"] if b["entities"]]
         right.plot([b["mean_confidence"] for b in bands], [b["precision"] for b in bands], "o-", label=name)
     left.set(xlabel="share kept (%)", ylabel="span F1 of the kept labels (%)", title="coverage against quality")
