@@ -212,9 +212,9 @@ def test_regimen_f_runs_the_teacher_beside_the_student(tmp_path):
     d = tmp_path / "data"
     d.mkdir()
     tiny_bbc_split(d)
-    args = ["run", "--task", "classify", "--data_dir", str(d), "--k", "2", "--seeds", "0", "--steps", "3", "--eval_every", "3",
-            "--teacher_epochs", "1", "--teacher_eval_every", "5", "--max_len", "64", "--hidden_weight", "1",
-            "--out_dir", str(tmp_path / "out")]
+    args = ["run", "--task", "classify", "--data_dir", str(d), "--k", "2", "--seeds", "0", "--steps", "3",
+            "--eval_every", "3", "--teacher_epochs", "1", "--teacher_eval_every", "5", "--max_len", "64",
+            "--hidden_weight", "1", "--out_dir", str(tmp_path / "out")]
     assert G.main(args) == 0
     f = json.load(open(tmp_path / "out" / "f_L+U_soft_hidden_s0" / "metrics.json"))
     c = json.load(open(tmp_path / "out" / "c_L+U_soft_s0" / "metrics.json"))

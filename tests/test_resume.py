@@ -135,7 +135,8 @@ def test_under_torchrun_the_master_alone_writes_and_every_process_resumes(tiny, 
     assert whole.returncode == 0, whole.stderr[-3000:]
     out = tmp_path / "killed"
     log = open(tmp_path / "killed.log", "w")
-    proc = subprocess.Popen(torchrun(out), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env, start_new_session=True)
+    proc = subprocess.Popen(torchrun(out), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
+                            start_new_session=True)
     while not (out / "checkpoint" / "last.pt").exists() and proc.poll() is None:
         time.sleep(0.02)
     time.sleep(random.Random().uniform(0.0, 1.0))
