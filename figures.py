@@ -110,6 +110,14 @@ def confidence(plt, cfg):
     time)."""
     reports = sorted(glob.glob(os.path.join(cfg.results, "confidence", "*.report.json")))
     reports = [(p, read(p)["confidence"]) for p in reports if "curve" in read(p).get("confidence", {})]
+    # the filtered D files of one labelling carry its curve too: draw each curve once, under the unfiltered name
+    reports.sort(key=lambda pc: (pc[1].get("min_confidence", 0) > 0, pc[0]))
+    seen, unique = set(), []
+    for p, c in reports:
+        if json.dumps(c["curve"]) not in seen:
+            seen.add(json.dumps(c["curve"]))
+            unique.append((p, c))
+    reports = unique
     if not reports:
         return ["confidence: skipped, no results/confidence/*.report.json with a curve yet (annotate.py --confidence)"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
