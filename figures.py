@@ -104,20 +104,25 @@ def learning_curves(plt, cfg):
     return drawn or ["learning curves: skipped, no committed metrics.json with a history under results/ yet"]
 
 
-def confidence(plt, cfg):
-    """Left: span F1 of what each filter keeps against the share it keeps, as the threshold rises. Right: the share of
-    entities right against their confidence, band by band (on the diagonal, a confidence of 0.9 is right 90 % of the
-    time)."""
-    reports = sorted(glob.glob(os.path.join(cfg.results, "confidence", "*.report.json")))
+def confidence_reports(results):
+    """(path, its "confidence" record) of each results/confidence/*.report.json with a curve, each curve once: the
+    filtered D files of one labelling carry its curve too, and it is named after the unfiltered one."""
+    reports = sorted(glob.glob(os.path.join(results, "confidence", "*.report.json")))
     reports = [(p, read(p)["confidence"]) for p in reports if "curve" in read(p).get("confidence", {})]
-    # the filtered D files of one labelling carry its curve too: draw each curve once, under the unfiltered name
     reports.sort(key=lambda pc: (pc[1].get("min_confidence", 0) > 0, pc[0]))
     seen, unique = set(), []
     for p, c in reports:
         if json.dumps(c["curve"]) not in seen:
             seen.add(json.dumps(c["curve"]))
             unique.append((p, c))
-    reports = unique
+    return unique
+
+
+def confidence(plt, cfg):
+    """Left: span F1 of what each filter keeps against the share it keeps, as the threshold rises. Right: the share of
+    entities right against their confidence, band by band (on the diagonal, a confidence of 0.9 is right 90 % of the
+    time)."""
+    reports = confidence_reports(cfg.results)
     if not reports:
         return ["confidence: skipped, no results/confidence/*.report.json with a curve yet (annotate.py --confidence)"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
