@@ -107,13 +107,15 @@ def learning_curves(plt, cfg):
 def confidence_reports(results):
     """(path, its "confidence" record) of each results/confidence/*.report.json with a curve, each curve once: the
     filtered D files of one labelling carry its curve too, and it is named after the unfiltered one."""
-    reports = sorted(glob.glob(os.path.join(results, "confidence", "*.report.json")))
-    reports = [(p, read(p)["confidence"]) for p in reports if "curve" in read(p).get("confidence", {})]
-    reports.sort(key=lambda pc: (pc[1].get("min_confidence", 0) > 0, pc[0]))
+    paths = glob.glob(os.path.join(results, "confidence", "*.report.json"))
+    reports = [(p, read(p).get("confidence", {})) for p in paths]
+    reports = [(p, c) for p, c in reports if "curve" in c]
+    reports.sort(key=lambda pc: (pc[1].get("min_confidence", 0) > 0, pc[0]))  # unfiltered first, then by name
     seen, unique = set(), []
     for p, c in reports:
-        if json.dumps(c["curve"]) not in seen:
-            seen.add(json.dumps(c["curve"]))
+        curve = json.dumps(c["curve"])
+        if curve not in seen:
+            seen.add(curve)
             unique.append((p, c))
     return unique
 
