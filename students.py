@@ -23,12 +23,16 @@ run: the ablation, each row one train.py run per seed in OUT_DIR/<row>_s<S>, the
   d_hidden      c, and the teacher run beside it: hidden states and last-layer attention (train.py --teacher).
 Which teacher layers the student keeps (bottom, or spread from bottom to top as DistilBERT does) is chosen first,
 on dev: b_soft with each of --layer_choices on the first seed; the one with the better dev F1 builds every row.
+Which teacher layers d_hidden matches the student's with is chosen the same way, d_hidden with each of
+--match_choices on the first seed: a student copied from the bottom layers and matched with them has its top layer
+pulled toward the teacher's layer L - 1, while the head it carries was trained on the teacher's top layer; matched
+with spread, its top learns the teacher's top (last to last, as TinyBERT and MiniLM match).
 Rows a and d run on every seed of --seeds; b and c on --ablation_seeds (fewer, where the machine's time demands
 it: the table marks them). results.md holds the table (test F1 mean ± std, paired differences to a_gold, dev F1,
 steps, the loss terms), the command above it and, with --speed (a JSON that `python bench.py ... --out` wrote),
 the inference speed of teacher and student from that one bench.py run; results.json holds {"config", "command",
-"layers", "dev_by_layers", "rows" {row: {"test_by_seed", "mean", "std", "vs_gold" (paired differences)}}}. A
-finished run (its metrics.json) is never repeated, and OUT_DIR is claimed for one set of settings (runs.claim), so
+"layers", "dev_by_layers", "match", "dev_by_match", "rows" {row: {"test_by_seed", "mean", "std", "vs_gold" (paired
+differences)}}}. A finished run (its metrics.json) is never repeated, and OUT_DIR is claimed for one set of settings (runs.claim), so
 the same command resumes.
 """
 import json
@@ -133,6 +137,8 @@ class RunConfig:
     student: str = opt("L2-H384", "the student, L<layers>-H<hidden> (model.py)")
     layer_choices: str = opt("bottom,spread", "the teacher layers a student may keep, compared on dev "
                                               "(b_soft, first seed)")
+    match_choices: str = opt("bottom,spread", "the teacher layers d_hidden may match the student's with (train.py "
+                                              "--match_layers), compared on dev (d_hidden, first seed)")
     seeds: list = opt(lambda: [0, 1, 2], "comma-separated seeds of a_gold and d_hidden", type=int_list)
     ablation_seeds: list = opt(lambda: [0], "comma-separated seeds of b_soft and c_transfer", type=int_list)
     lr: float = opt(1e-4, "the student's peak learning rate", type=above(0))
@@ -153,8 +159,8 @@ class RunConfig:
 FREE = {"seeds", "ablation_seeds", "speed", "out_dir", "progress"}  # may change in a folder: more seeds, the speed file
 
 
-def train_config(rc, row, seed, layers, out_dir):
-    """The train.py run of one row and seed."""
+def train_config(rc, row, seed, layers, out_dir, match=""):
+    """The train.py run of one row and seed; match: d_hidden's --match_layers."""
     from train import Config
     soft = {name: os.path.join(rc.transfer, f"{name}_soft.conll") for name in ("conll", "bbc")}
     common = dict(data_dir=rc.data_dir, model_dir=rc.teacher, student=rc.student, student_layers=layers, lr=rc.lr,
@@ -165,7 +171,8 @@ def train_config(rc, row, seed, layers, out_dir):
     if row == "b_soft":
         return Config(**common, epochs=rc.epochs, distilled=soft["conll"], strategy="distilled")
     both = os.path.join(rc.transfer, "conll+bbc_soft.conll")
-    teacher = (dict(teacher=rc.teacher, hidden_weight=rc.hidden_weight, attn_weight=rc.attn_weight)
+    teacher = (dict(teacher=rc.teacher, hidden_weight=rc.hidden_weight, attn_weight=rc.attn_weight,
+                    match_layers=match)
                if row == "d_hidden" else {})
     return Config(**common, epochs=rc.transfer_epochs, distilled=both, strategy="distilled", **teacher)
 
@@ -201,26 +208,33 @@ def run(rc, command):
                 open(os.path.join(rc.transfer, "bbc_soft.conll"), encoding="utf-8") as b:
             atomic_write(both, a.read().rstrip("\n") + "\n\n" + b.read())
 
-    def one(row, seed, layers):
-        out = os.path.join(rc.out_dir, f"{row}_{layers}_s{seed}")
+    def one(row, seed, layers, match=""):
+        out = os.path.join(rc.out_dir, f"{row}_{layers}" + (f"_match-{match}" if match else "") + f"_s{seed}")
         if not finished(out):
-            print(f"{row} ({layers} layers), seed {seed} -> {out}", flush=True)
-            train(train_config(rc, row, seed, layers, out))
+            print(f"{row} ({layers} layers" + (f", matched with {match}" if match else "") + f"), seed {seed} -> {out}",
+                  flush=True)
+            train(train_config(rc, row, seed, layers, out, match))
         return read_runs([out])[0]
 
+    def better(dev_f1):  # of several choices, the one with the better dev F1
+        return max(dev_f1, key=lambda c: dev_f1[c])
+
     # which teacher layers the student keeps: b_soft on the first seed, the better dev F1
-    choices = [c for c in rc.layer_choices.split(",") if c]
-    dev = {c: one("b_soft", ablation_seeds[0], c)["dev"]["f1"] for c in choices}
-    layers = max(choices, key=lambda c: dev[c])
-    results = {}
+    dev = {c: one("b_soft", ablation_seeds[0], c)["dev"]["f1"] for c in rc.layer_choices.split(",") if c}
+    layers, results, dev_match = better(dev), {}, {}
     for row in ROWS:
+        match = ""
+        if row == "d_hidden":  # which teacher layers it matches: d_hidden on the first seed, the better dev F1
+            firsts = {c: one(row, seeds[0], layers, c) for c in rc.match_choices.split(",") if c}
+            dev_match = {c: m["dev"]["f1"] for c, m in firsts.items()}
+            match = better(dev_match)
         for seed in (seeds if row in ("a_gold", "d_hidden") else ablation_seeds):
-            results[(row, seed)] = one(row, seed, layers)
-            write_results(rc, command, layers, dev, results)
-    return write_results(rc, command, layers, dev, results)
+            results[(row, seed)] = one(row, seed, layers, match)
+            write_results(rc, command, layers, dev, results, match, dev_match)
+    return write_results(rc, command, layers, dev, results, match, dev_match)
 
 
-def write_results(rc, command, layers, dev, results):
+def write_results(rc, command, layers, dev, results, match="", dev_match=None):
     base = {s: headline(m) for (row, s), m in results.items() if row == "a_gold"}
     body, rows = [], {}
     for row, what in ROWS.items():
@@ -249,14 +263,18 @@ def write_results(rc, command, layers, dev, results):
           + (f"Teacher: test F1 {headline(teacher):.2f} (`{rc.teacher}`).\n\n" if teacher else "")
           + f"Layers kept, chosen on dev with b_soft "
             f"(seed {next(iter(s for (r, s) in results if r == 'b_soft'), '?')}): "
-          + ", ".join(f"{c} {100 * f:.2f}" for c, f in dev.items()) + f" -> **{layers}**.\n\n" + speed
+          + ", ".join(f"{c} {100 * f:.2f}" for c, f in dev.items()) + f" -> **{layers}**.\n\n"
+          + (f"Layers d_hidden matches them with, chosen on dev with d_hidden (seed {rc.seeds[0]}): "
+             + ", ".join(f"{c} {100 * f:.2f}" for c, f in dev_match.items()) + f" -> **{match}**.\n\n"
+             if dev_match else "") + speed
           + "Test span F1 (%), mean ± std over seeds; vs a_gold: paired difference (seeds better); loss terms: "
             "the mean of each over the run, before its weight.\n\n"
           + table(["row", "the student learns from", "test F1", "vs a_gold", "dev F1", "steps", "loss terms"], body))
     atomic_write(os.path.join(rc.out_dir, "results.md"), md)
     atomic_write(os.path.join(rc.out_dir, "results.json"),
                  json.dumps({"config": asdict(rc), "command": command, "layers": layers, "dev_by_layers": dev,
-                             "rows": rows}, indent=1) + "\n")
+                             "match": match or None, "dev_by_match": dev_match or None, "rows": rows}, indent=1)
+                 + "\n")
     return rows
 
 

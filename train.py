@@ -31,9 +31,11 @@ the teacher layers `--student_layers` names (bottom, spread, or a list).
 
 Intermediate distillation: `--teacher MODEL_DIR` runs a frozen teacher on every micro-batch, and two terms join
 the labels term: hidden_weight x the MSE between the student's hidden states (through a learned map W where the
-widths differ) and the teacher's, student layer i against teacher layer m(i) of --student_layers, and
-attn_weight x the KL between the two last matched layers' attention distributions (`hidden_loss`,
-`attention_loss`). metrics.json records the map and each term's mean over the run.
+widths differ) and the teacher's, student layer i against teacher layer m(i), and attn_weight x the KL between the
+two last matched layers' attention distributions (`hidden_loss`, `attention_loss`). m is --match_layers, by default
+the --student_layers each layer was copied from; a student copied from the bottom layers and matched with
+`--match_layers spread` learns the teacher's top layer in its own, which the teacher's head (copied too) reads.
+metrics.json records the map and each term's mean over the run.
 
 Writes into --out_dir:
 - metrics.json: "dev" and "test" scores in eval.py's JSON shape (NER: f1, precision, recall, per type; classify:
@@ -119,7 +121,10 @@ class Config:
     # intermediate distillation: a teacher run on every batch, its hidden states and attention as targets
     teacher: str = opt("", "a model folder run beside the student (same vocabulary): the student's hidden states and "
                            "last-layer attention learn the teacher's, student layer i from teacher layer m(i) "
-                           "(--student_layers); the labels term stays cross entropy or --distilled soft labels")
+                           "(--match_layers); the labels term stays cross entropy or --distilled soft labels")
+    match_layers: str = opt("", "with --teacher: the teacher layer m(i) each student layer i is matched with: bottom | "
+                            "spread | a list, e.g. 0,5 (model.student_layers); '': the --student_layers it was copied "
+                            "from")
     hidden_weight: float = opt(1.0, "with --teacher: weight of the hidden-state MSE, a mean per word piece of "
                                "states of unit scale (LayerNorm): 1 puts it on a par with the cross entropy per word")
     attn_weight: float = opt(-1.0, "with --teacher: weight of the attention KL (nats per word piece, as the cross "
@@ -190,6 +195,9 @@ def check_config(cfg):
             f"--student_layers {cfg.student_layers!r}: expected bottom, spread or teacher layer indices, e.g. 1,5"),
            (cfg.student_layers != "bottom" and not (cfg.student or cfg.teacher),
             f"--student_layers {cfg.student_layers} needs --student (layers to copy) or --teacher (layers to match)"),
+           (cfg.match_layers not in ("", "bottom", "spread") and not cfg.match_layers.replace(",", "").isdigit(),
+            f"--match_layers {cfg.match_layers!r}: expected bottom, spread or teacher layer indices, e.g. 0,5"),
+           (bool(cfg.match_layers) and not cfg.teacher, f"--match_layers {cfg.match_layers} needs --teacher"),
            (cfg.decode not in ("viterbi", "argmax"), f"--decode {cfg.decode!r}: expected viterbi or argmax"),
            (cfg.device not in ("auto", "cpu", "cuda"), f"--device {cfg.device!r}: expected auto, cpu or cuda"),
            (cfg.student_init not in ("pretrained", "random"),
@@ -274,8 +282,8 @@ def loss_sum(logits, labels, soft, has_soft, cfg):
 
 # ---------------------------------------------------------------------------------------------
 # Intermediate distillation (--teacher): the teacher runs on every micro-batch; the student's hidden states and
-# last-layer attention learn its. The layer map m is the one of --student_layers (model.student_layers): the
-# embeddings match the embeddings, student layer i matches teacher layer m(i), and the attention of the student's
+# last-layer attention learn its. The layer map m is --match_layers, or else --student_layers (model.student_layers):
+# the embeddings match the embeddings, student layer i matches teacher layer m(i), and the attention of the student's
 # last layer matches that of teacher layer m(L - 1) (the teacher's top with spread). Both terms are sums over real
 # word pieces, which the loop divides by the count of real pieces in the global batch: a mean per piece that grad
 # accumulation and processes leave unchanged, as they leave loss_sum's.
@@ -586,7 +594,7 @@ def train(cfg):
             try:
                 teacher = from_pretrained(cfg.teacher, verbose=master, sdpa=bool(cfg.sdpa))
                 layer_map = student_layers(teacher.config.num_hidden_layers, raw_model.config.num_hidden_layers,
-                                           cfg.student_layers)
+                                           cfg.match_layers or cfg.student_layers)
             except ValueError as e:
                 raise DataError(f"--teacher {cfg.teacher}: {e}") from None
             s_heads, t_heads = raw_model.config.num_attention_heads, teacher.config.num_attention_heads

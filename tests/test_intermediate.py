@@ -179,6 +179,24 @@ def test_a_spread_student_learns_from_its_teacher_inside_the_loop(tiny, tmp_path
     assert (a - b)[mask.bool()].abs().max().item() < 1e-4
 
 
+def test_a_bottom_student_matched_top_to_top(tiny, tmp_path):
+    """--match_layers decouples the layers matched from the layers copied: bottom 0,1 copied, 0,5 matched, so the
+    student's top layer and its attention learn the teacher's top, which the head it carries was trained on."""
+    d, teacher = tiny
+    m = smoke(tiny, tmp_path, student="L2-H384", student_layers="bottom", match_layers="spread", model_dir=teacher,
+              teacher=teacher, distilled=str(d / "soft.conll"), strategy="distilled")
+    assert m["teacher"]["layer_map"] == [0, 5] and m["teacher"]["attention_layers"] == [1, 5]
+    assert json.loads((tmp_path / "model" / "config.json").read_text())["teacher_layers"] == [0, 1]
+    # at the start the student's layer 1 is the teacher's layer 1, so matched with 5 it has much to learn; matched
+    # with 1 nothing (dropout aside): the first step's hidden term tells the two maps apart
+    same = smoke(tiny, tmp_path / "same", student="L2-H384", model_dir=teacher, teacher=teacher, max_steps=1,
+                 dropout=0.0, distilled=str(d / "soft.conll"), strategy="distilled")
+    top = smoke(tiny, tmp_path / "top", student="L2-H384", match_layers="0,5", model_dir=teacher, teacher=teacher,
+                max_steps=1, dropout=0.0, distilled=str(d / "soft.conll"), strategy="distilled")
+    assert same["teacher"]["layer_map"] == [0, 1] and same["loss_terms"]["hidden"] < 1e-6
+    assert top["loss_terms"]["hidden"] > 1e-2 and same["loss_terms"]["labels"] == top["loss_terms"]["labels"]
+
+
 def test_a_teacher_whose_terms_weigh_nothing_trains_the_run_without_it(tiny, tmp_path):
     """The teacher path leaves the labels term, the dropout draws and the student's updates exactly as they were."""
     _, teacher = tiny
@@ -217,6 +235,9 @@ def test_a_bad_teacher_is_refused_in_one_line(tiny, tmp_path):
         with pytest.raises(DataError, match=why) as e:
             smoke(tiny, tmp_path / "out", teacher=folder)
         assert "\n" not in str(e.value)
+    for bad, why in (("spread", "--match_layers spread needs --teacher"), ("top", "--match_layers 'top': expected")):
+        with pytest.raises(SystemExit, match=why):  # a flag's mistake: refused before anything runs
+            smoke(tiny, tmp_path / "out", match_layers=bad, **({"teacher": teacher} if bad == "top" else {}))
     with pytest.raises(DataError, match="--attn_weight 1: the attention term needs as many heads .* --attn_weight 0"):
         smoke(tiny, tmp_path / "out", student="L2-H192", model_dir=teacher, teacher=teacher, attn_weight=1.0)
     r = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--data_dir", str(d), "--teacher", str(seq)],

@@ -1,6 +1,6 @@
 """students.py: the transfer set (BBC sentences without duplicates or copies of dev and test, labelled softly by
-the teacher) and the ablation in smoke mode: every row, the layer choice on dev, a table, and a resume that trains
-nothing again."""
+the teacher) and the ablation in smoke mode: every row, the choices of layers kept and matched on dev, a table, and a
+resume that trains nothing again."""
 import json
 import os
 
@@ -55,14 +55,20 @@ def test_the_ablation_chooses_layers_on_dev_runs_every_row_and_resumes(setup, tm
     out = tmp_path / "out"
     res = json.loads((out / "results.json").read_text())
     assert res["layers"] in ("bottom", "spread") and set(res["dev_by_layers"]) == {"bottom", "spread"}
+    assert res["match"] in ("bottom", "spread") and set(res["dev_by_match"]) == {"bottom", "spread"}
     assert {r: len(v["test_by_seed"]) for r, v in res["rows"].items()} == \
         {"a_gold": 2, "b_soft": 1, "c_transfer": 1, "d_hidden": 2}
-    hidden = json.loads((out / f"d_hidden_{res['layers']}_s0" / "metrics.json").read_text())
-    assert hidden["config"]["teacher"] and set(hidden["loss_terms"]) == {"labels", "hidden", "attention"}
+    layers = {"bottom": [0, 1], "spread": [0, 5]}
+    for match in ("bottom", "spread"):  # the student is built from the chosen layers and matched with either
+        hidden = json.loads((out / f"d_hidden_{res['layers']}_match-{match}_s0" / "metrics.json").read_text())
+        assert hidden["config"]["teacher"] and set(hidden["loss_terms"]) == {"labels", "hidden", "attention"}
+        assert hidden["config"]["student_layers"] == res["layers"] and hidden["teacher"]["layer_map"] == layers[match]
+    assert (out / f"d_hidden_{res['layers']}_match-{res['match']}_s1" / "metrics.json").exists()
     md = (out / "results.md").read_text()
     assert "python students.py run" in md and "(2.60x)" in md and "| d_hidden |" in md and "(seed 0 only)" in md
+    assert f"-> **{res['match']}**" in md
     stamps = {p: os.path.getmtime(p / "metrics.json") for p in out.iterdir() if (p / "metrics.json").exists()}
-    assert len(stamps) == 7  # b_soft with both layer choices, then a and d on two seeds, c on one
+    assert len(stamps) == 8  # b_soft and d (seed 0) with both layer choices, then a on two seeds, d and c on one
     capsys.readouterr()
     assert S.main(argv) == 0
     assert "->" not in capsys.readouterr().out.split("# Distilling")[0]  # nothing trained again
