@@ -27,13 +27,13 @@ Which teacher layers d_hidden matches the student's with is chosen the same way,
 --match_choices on the first seed: a student copied from the bottom layers and matched with them has its top layer
 pulled toward the teacher's layer L - 1, while the head it carries was trained on the teacher's top layer; matched
 with spread, its top learns the teacher's top (last to last, as TinyBERT and MiniLM match).
-Rows a and d run on every seed of --seeds; b and c on --ablation_seeds (fewer, where the machine's time demands
-it: the table marks them). results.md holds the table (test F1 mean ± std, paired differences to a_gold, dev F1,
-steps, the loss terms), the command above it and, with --speed (a JSON that `python bench.py ... --out` wrote),
-the inference speed of teacher and student from that one bench.py run; results.json holds {"config", "command",
-"layers", "dev_by_layers", "match", "dev_by_match", "rows" {row: {"test_by_seed", "mean", "std", "vs_gold" (paired
-differences)}}}. A finished run (its metrics.json) is never repeated, and OUT_DIR is claimed for one set of settings (runs.claim), so
-the same command resumes.
+Row a and the --final row (d by default; c where d's terms do not pay) run on every seed of --seeds, the others on
+--ablation_seeds (fewer, where the machine's time demands it: the table marks them). results.md holds the table
+(test F1 mean ± std, paired differences to a_gold, dev F1, steps, the loss terms), the command above it and, with
+--speed (a JSON that `python bench.py ... --out` wrote), the inference speed of teacher and student from that one
+bench.py run; results.json holds {"config", "command", "layers", "dev_by_layers", "match", "dev_by_match", "rows"
+{row: {"test_by_seed", "mean", "std", "vs_gold" (paired differences)}}}. A finished run (its metrics.json) is never
+repeated, and OUT_DIR is claimed for one set of settings (runs.claim), so the same command resumes.
 """
 import json
 import os
@@ -139,8 +139,10 @@ class RunConfig:
                                               "(b_soft, first seed)")
     match_choices: str = opt("bottom,spread", "the teacher layers d_hidden may match the student's with (train.py "
                                               "--match_layers), compared on dev (d_hidden, first seed)")
-    seeds: list = opt(lambda: [0, 1, 2], "comma-separated seeds of a_gold and d_hidden", type=int_list)
-    ablation_seeds: list = opt(lambda: [0], "comma-separated seeds of b_soft and c_transfer", type=int_list)
+    seeds: list = opt(lambda: [0, 1, 2], "comma-separated seeds of a_gold and the --final row", type=int_list)
+    ablation_seeds: list = opt(lambda: [0], "comma-separated seeds of the other rows", type=int_list)
+    final: str = opt("d_hidden", "the recipe the goal is judged on, run on every seed of --seeds as a_gold is",
+                     choices=["b_soft", "c_transfer", "d_hidden"])
     lr: float = opt(1e-4, "the student's peak learning rate", type=above(0))
     epochs: float = opt(5.0, "epochs over CoNLL's 14,041 sentences (a_gold, b_soft)", type=above(0))
     transfer_epochs: float = opt(2.0, "epochs over CoNLL and the transfer set together (c_transfer, d_hidden)",
@@ -156,7 +158,8 @@ class RunConfig:
     progress: int = opt(0, "tqdm bars in the training runs", choices=[0, 1])
 
 
-FREE = {"seeds", "ablation_seeds", "speed", "out_dir", "progress"}  # may change in a folder: more seeds, the speed file
+# what may change in a folder: more seeds, which row gets them all, the speed file
+FREE = {"seeds", "ablation_seeds", "final", "speed", "out_dir", "progress"}
 
 
 def train_config(rc, row, seed, layers, out_dir, match=""):
@@ -192,7 +195,9 @@ def check_inputs(rc):
 def run(rc, command):
     from model import parse_student
     from train import train
-    seeds, ablation_seeds = rc.seeds, rc.ablation_seeds
+    def seeds_of(row):
+        return rc.seeds if row in ("a_gold", rc.final) else rc.ablation_seeds
+
     try:
         parse_student(rc.student)
     except ValueError as e:
@@ -220,15 +225,15 @@ def run(rc, command):
         return max(dev_f1, key=lambda c: dev_f1[c])
 
     # which teacher layers the student keeps: b_soft on the first seed, the better dev F1
-    dev = {c: one("b_soft", ablation_seeds[0], c)["dev"]["f1"] for c in rc.layer_choices.split(",") if c}
+    dev = {c: one("b_soft", seeds_of("b_soft")[0], c)["dev"]["f1"] for c in rc.layer_choices.split(",") if c}
     layers, results, dev_match = better(dev), {}, {}
     for row in ROWS:
         match = ""
         if row == "d_hidden":  # which teacher layers it matches: d_hidden on the first seed, the better dev F1
-            firsts = {c: one(row, seeds[0], layers, c) for c in rc.match_choices.split(",") if c}
+            firsts = {c: one(row, seeds_of(row)[0], layers, c) for c in rc.match_choices.split(",") if c}
             dev_match = {c: m["dev"]["f1"] for c, m in firsts.items()}
             match = better(dev_match)
-        for seed in (seeds if row in ("a_gold", "d_hidden") else ablation_seeds):
+        for seed in seeds_of(row):
             results[(row, seed)] = one(row, seed, layers, match)
             write_results(rc, command, layers, dev, results, match, dev_match)
     return write_results(rc, command, layers, dev, results, match, dev_match)
@@ -247,7 +252,7 @@ def write_results(rc, command, layers, dev, results, match="", dev_match=None):
         terms = next(iter(runs_.values())).get("loss_terms")
         steps = next(iter(runs_.values()))["total_steps"]
         rows[row] = {"test_by_seed": test, "mean": stats["mean"], "std": stats["std"], "vs_gold": stats["diffs"]}
-        body.append([row, what,
+        body.append([row + (" (final)" if row == rc.final else ""), what,
                      pm(stats["mean"], stats["std"]) + ("" if len(test) > 1 else f" (seed {next(iter(test))} only)"),
                      vs_base(stats), dev_f1, steps,
                      ", ".join(f"{k} {v:.3f}" for k, v in terms.items()) if terms else "–"])
@@ -264,7 +269,8 @@ def write_results(rc, command, layers, dev, results, match="", dev_match=None):
           + f"Layers kept, chosen on dev with b_soft "
             f"(seed {next(iter(s for (r, s) in results if r == 'b_soft'), '?')}): "
           + ", ".join(f"{c} {100 * f:.2f}" for c, f in dev.items()) + f" -> **{layers}**.\n\n"
-          + (f"Layers d_hidden matches them with, chosen on dev with d_hidden (seed {rc.seeds[0]}): "
+          + (f"Layers d_hidden matches them with, chosen on dev with d_hidden "
+             f"(seed {next(iter(s for (r, s) in results if r == 'd_hidden'), '?')}): "
              + ", ".join(f"{c} {100 * f:.2f}" for c, f in dev_match.items()) + f" -> **{match}**.\n\n"
              if dev_match else "") + speed
           + "Test span F1 (%), mean ± std over seeds; vs a_gold: paired difference (seeds better); loss terms: "
