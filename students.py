@@ -27,8 +27,8 @@ Which teacher layers d_hidden matches the student's with is chosen the same way,
 --match_choices on the first seed: a student copied from the bottom layers and matched with them has its top layer
 pulled toward the teacher's layer L - 1, while the head it carries was trained on the teacher's top layer; matched
 with spread, its top learns the teacher's top (last to last, as TinyBERT and MiniLM match).
-Row a and the --final row (d by default; c where d's terms do not pay) run on every seed of --seeds, the others on
---ablation_seeds (fewer, where the machine's time demands it: the table marks them). results.md holds the table
+Row a and the --full_rows (d by default; c and d where d's terms may not pay) run on every seed of --seeds, the others
+on --ablation_seeds (fewer, where the machine's time demands it: the table marks them). results.md holds the table
 (test F1 mean ± std, paired differences to a_gold, dev F1, steps, the loss terms), the command above it and, with
 --speed (a JSON that `python bench.py ... --out` wrote), the inference speed of teacher and student from that one
 bench.py run; results.json holds {"config", "command", "layers", "dev_by_layers", "match", "dev_by_match", "rows"
@@ -139,10 +139,10 @@ class RunConfig:
                                               "(b_soft, first seed)")
     match_choices: str = opt("bottom,spread", "the teacher layers d_hidden may match the student's with (train.py "
                                               "--match_layers), compared on dev (d_hidden, first seed)")
-    seeds: list = opt(lambda: [0, 1, 2], "comma-separated seeds of a_gold and the --final row", type=int_list)
+    seeds: list = opt(lambda: [0, 1, 2], "comma-separated seeds of a_gold and the --full_rows", type=int_list)
     ablation_seeds: list = opt(lambda: [0], "comma-separated seeds of the other rows", type=int_list)
-    final: str = opt("d_hidden", "the recipe the goal is judged on, run on every seed of --seeds as a_gold is",
-                     choices=["b_soft", "c_transfer", "d_hidden"])
+    full_rows: str = opt("d_hidden", "comma-separated rows run on every seed of --seeds, as a_gold is: the recipes "
+                                     "the goal is judged on")
     lr: float = opt(1e-4, "the student's peak learning rate", type=above(0))
     epochs: float = opt(5.0, "epochs over CoNLL's 14,041 sentences (a_gold, b_soft)", type=above(0))
     transfer_epochs: float = opt(2.0, "epochs over CoNLL and the transfer set together (c_transfer, d_hidden)",
@@ -159,7 +159,7 @@ class RunConfig:
 
 
 # what may change in a folder: more seeds, which row gets them all, the speed file
-FREE = {"seeds", "ablation_seeds", "final", "speed", "out_dir", "progress"}
+FREE = {"seeds", "ablation_seeds", "full_rows", "speed", "out_dir", "progress"}
 
 
 def train_config(rc, row, seed, layers, out_dir, match=""):
@@ -195,13 +195,17 @@ def check_inputs(rc):
 def run(rc, command):
     from model import parse_student
     from train import train
-    def seeds_of(row):
-        return rc.seeds if row in ("a_gold", rc.final) else rc.ablation_seeds
-
     try:
         parse_student(rc.student)
     except ValueError as e:
         raise DataError(str(e)) from None
+    full_rows = [r for r in rc.full_rows.split(",") if r]
+    if any(r not in ROWS for r in full_rows):
+        raise DataError(f"--full_rows {rc.full_rows}: expected rows among {', '.join(ROWS)}")
+
+    def seeds_of(row):
+        return rc.seeds if row == "a_gold" or row in full_rows else rc.ablation_seeds
+
     check_inputs(rc)
     settings = {k: v for k, v in asdict(rc).items() if k not in FREE}
     settings["transfer_files"] = {f: file_hash(os.path.join(rc.transfer, f))
@@ -252,7 +256,7 @@ def write_results(rc, command, layers, dev, results, match="", dev_match=None):
         terms = next(iter(runs_.values())).get("loss_terms")
         steps = next(iter(runs_.values()))["total_steps"]
         rows[row] = {"test_by_seed": test, "mean": stats["mean"], "std": stats["std"], "vs_gold": stats["diffs"]}
-        body.append([row + (" (final)" if row == rc.final else ""), what,
+        body.append([row, what,
                      pm(stats["mean"], stats["std"]) + ("" if len(test) > 1 else f" (seed {next(iter(test))} only)"),
                      vs_base(stats), dev_f1, steps,
                      ", ".join(f"{k} {v:.3f}" for k, v in terms.items()) if terms else "–"])

@@ -65,7 +65,7 @@ def test_the_ablation_chooses_layers_on_dev_runs_every_row_and_resumes(setup, tm
         assert hidden["config"]["student_layers"] == res["layers"] and hidden["teacher"]["layer_map"] == layers[match]
     assert (out / f"d_hidden_{res['layers']}_match-{res['match']}_s1" / "metrics.json").exists()
     md = (out / "results.md").read_text()
-    assert "python students.py run" in md and "(2.60x)" in md and "| d_hidden (final) |" in md and "(seed 0 only)" in md
+    assert "python students.py run" in md and "(2.60x)" in md and "| d_hidden |" in md and "(seed 0 only)" in md
     assert f"-> **{res['match']}**" in md
     stamps = {p: os.path.getmtime(p / "metrics.json") for p in out.iterdir() if (p / "metrics.json").exists()}
     assert len(stamps) == 8  # b_soft and d (seed 0) with both layer choices, then a on two seeds, d and c on one
@@ -73,10 +73,13 @@ def test_the_ablation_chooses_layers_on_dev_runs_every_row_and_resumes(setup, tm
     assert S.main(argv) == 0
     assert "->" not in capsys.readouterr().out.split("# Distilling")[0]  # nothing trained again
     assert stamps == {p: os.path.getmtime(p / "metrics.json") for p in stamps}
-    # the transfer set alone as the final recipe: its second seed runs, nothing else does
-    assert S.main(argv + ["--final", "c_transfer"]) == 0
-    assert "| c_transfer (final) |" in (out / "results.md").read_text()
-    assert (out / f"c_transfer_{res['layers']}_s1" / "metrics.json").exists()
+    # the transfer set on every seed too: its second seed runs, nothing else does
+    assert S.main(argv + ["--full_rows", "c_transfer,d_hidden"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert {r: len(v["test_by_seed"]) for r, v in res["rows"].items()} == \
+        {"a_gold": 2, "b_soft": 1, "c_transfer": 2, "d_hidden": 2}
     assert stamps == {p: os.path.getmtime(p / "metrics.json") for p in stamps}
+    with pytest.raises(S.DataError, match="--full_rows e_more: expected rows among a_gold"):
+        S.main(argv + ["--full_rows", "e_more"])
     with pytest.raises(S.DataError, match="other settings"):
         S.main([a if a != "L2-H384" else "L1-H384" for a in argv] + ["--student", "L1-H384"])
