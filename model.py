@@ -403,6 +403,7 @@ def save_pretrained(model, out_dir, tokenizer_dir=None):
 
 STUDENTS = {  # the presets `python model.py` prints; any L<n>-H<h> works
     "L3-H384": "the bottom 3 of MiniLM's 6 layers: half the encoder",
+    "L2-H384": "its bottom 2 layers: the distilled NER student (students.py)",
     "L1-H384": "MiniLM's first layer alone",
     "L2-H192": "2 layers of width 192, embeddings by truncated SVD: over 10x fewer encoder parameters",
 }
