@@ -175,19 +175,6 @@ def inference(model, device, bf16=True):
         model.train(was_training)
 
 
-def quantize_int8(model):
-    """A copy of the model for CPU inference with every Linear layer's weights in int8 and its inputs quantized on the
-    fly, per batch (PyTorch's dynamic quantization, torch.ao.quantization.quantize_dynamic, run by its fbgemm kernels).
-    PyTorch marks this API as moving to the torchao package; it still ships with torch, so nothing more is installed."""
-    import copy
-    import warnings
-    from torch.ao.quantization import quantize_dynamic
-    with warnings.catch_warnings():  # the notices that the API is moving to torchao
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.filterwarnings("ignore", message=".*quantiz.*", category=UserWarning)
-        return quantize_dynamic(copy.deepcopy(model).eval(), {torch.nn.Linear}, dtype=torch.qint8)
-
-
 # ---------------------------------------------------------------------------------------------
 # Decoding: the most probable valid BIO sequence
 
@@ -351,8 +338,6 @@ class Config:
     max_tokens: int = opt(MAX_TOKENS, "and at most this many word pieces, padding included (train.py's --eval_tokens)",
                           type=at_least(1))
     bf16: int = opt(1, "bfloat16 autocast where the hardware computes it natively (fp32 elsewhere)", choices=[0, 1])
-    int8: int = opt(0, "1: CPU inference with the Linear layers' weights in int8 (PyTorch dynamic quantization)",
-                    choices=[0, 1])
     device: str = opt("auto", "auto: cuda if available", choices=["auto", "cpu", "cuda"])
     progress: int = opt(1, "a tqdm bar on standard error for long inputs", choices=[0, 1])
 
@@ -406,16 +391,12 @@ def main(argv=None):
     device = torch.device("cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
     check_model_dir(cfg.model_dir)
     model = from_pretrained(cfg.model_dir, verbose=False).to(device)
-    if cfg.int8:
-        if device.type != "cpu":
-            raise SystemExit("error: --int8 is for CPU inference: add --device cpu")
-        model = quantize_int8(model)
     tokenizer = load_tokenizer(cfg.model_dir)
     token_model = isinstance(model, BertForTokenClassification)
     cfg.format = cfg.format or ("conll" if token_model else "jsonl")
     data = read_input(cfg, token_model)
     progress = bool(cfg.progress) and len(data) >= 1000
-    batching = dict(batch_size=cfg.batch_size, max_tokens=cfg.max_tokens, bf16=bool(cfg.bf16) and not cfg.int8)
+    batching = dict(batch_size=cfg.batch_size, max_tokens=cfg.max_tokens, bf16=bool(cfg.bf16))
     if token_model:
         rows = label_tokens(model, tokenizer, data, device, soft=cfg.soft, progress=progress, max_len=cfg.max_len,
                             decodes=(cfg.decode,), **batching)
