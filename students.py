@@ -15,8 +15,9 @@ The teacher labels it, and CoNLL's training text, softly (predict.label_tokens: 
 labels, and its most probable tag last): bbc_soft.conll and conll_soft.conll. It prints, and writes to
 transfer.json, the sizes and the teacher's labels on each part (entities by type, tags).
 
-run: the ablation, each row one train.py run per seed in OUT_DIR/<row>_s<S>, the student built from the teacher
-(--model_dir = the teacher: its embeddings, head and --student_layers layers):
+run: the ablation, each row one train.py run per seed in OUT_DIR/<row>_<layers kept>_s<S> (d_hidden:
+<row>_<layers kept>_match-<layers matched>_s<S>), the student built from the teacher (--model_dir = the teacher: its
+embeddings, head and --student_layers layers):
   a_gold        the student on CoNLL's gold labels (cross entropy);
   b_soft        on the teacher's soft labels of the same CoNLL text (KL at T, kd_alpha 0);
   c_transfer    on the teacher's soft labels of CoNLL and the BBC transfer set;
