@@ -226,20 +226,17 @@ def run(rc, command):
             train(train_config(rc, row, seed, layers, out, match))
         return read_runs([out])[0]
 
-    def better(dev_f1):  # of several choices, the one with the better dev F1
-        return max(dev_f1, key=lambda c: dev_f1[c])
+    def on_dev(row, choices, args):  # each choice's dev F1 (the row on its first seed), and the better choice
+        dev_f1 = {c: one(row, seeds_of(row)[0], *args(c))["dev"]["f1"] for c in choices.split(",") if c}
+        return dev_f1, max(dev_f1, key=dev_f1.get)
 
-    # which teacher layers the student keeps: b_soft on the first seed, the better dev F1
-    dev = {c: one("b_soft", seeds_of("b_soft")[0], c)["dev"]["f1"] for c in rc.layer_choices.split(",") if c}
-    layers, results, dev_match = better(dev), {}, {}
+    dev, layers = on_dev("b_soft", rc.layer_choices, lambda c: (c,))  # which teacher layers the student keeps
+    results, dev_match, match = {}, {}, ""
     for row in ROWS:
-        match = ""
-        if row == "d_hidden":  # which teacher layers it matches: d_hidden on the first seed, the better dev F1
-            firsts = {c: one(row, seeds_of(row)[0], layers, c) for c in rc.match_choices.split(",") if c}
-            dev_match = {c: m["dev"]["f1"] for c, m in firsts.items()}
-            match = better(dev_match)
+        if row == "d_hidden":  # which teacher layers it matches them with
+            dev_match, match = on_dev(row, rc.match_choices, lambda c: (layers, c))
         for seed in seeds_of(row):
-            results[(row, seed)] = one(row, seed, layers, match)
+            results[(row, seed)] = one(row, seed, layers, match if row == "d_hidden" else "")
             write_results(rc, command, layers, dev, results, match, dev_match)
     return write_results(rc, command, layers, dev, results, match, dev_match)
 
@@ -269,15 +266,15 @@ def write_results(rc, command, layers, dev, results, match="", dev_match=None):
                  f"student {student['infer_tok_s']:,.0f} tokens/s "
                  f"({student['infer_tok_s'] / ours['infer_tok_s']:.2f}x).\n\n")
     teacher = read_json(os.path.join(os.path.dirname(os.path.normpath(rc.teacher)), "metrics.json"))
+
+    def chosen(what, row, dev_f1, choice):  # a choice made on dev, as a sentence
+        seed = next(iter(s for (r, s) in results if r == row), "?")
+        return (f"{what}, chosen on dev with {row} (seed {seed}): "
+                + ", ".join(f"{c} {100 * f:.2f}" for c, f in dev_f1.items()) + f" -> **{choice}**.\n\n")
     md = (f"# Distilling the NER teacher into {rc.student}\n\n```\n{command}\n```\n\n"
           + (f"Teacher: test F1 {headline(teacher):.2f} (`{rc.teacher}`).\n\n" if teacher else "")
-          + f"Layers kept, chosen on dev with b_soft "
-            f"(seed {next(iter(s for (r, s) in results if r == 'b_soft'), '?')}): "
-          + ", ".join(f"{c} {100 * f:.2f}" for c, f in dev.items()) + f" -> **{layers}**.\n\n"
-          + (f"Layers d_hidden matches them with, chosen on dev with d_hidden "
-             f"(seed {next(iter(s for (r, s) in results if r == 'd_hidden'), '?')}): "
-             + ", ".join(f"{c} {100 * f:.2f}" for c, f in dev_match.items()) + f" -> **{match}**.\n\n"
-             if dev_match else "") + speed
+          + chosen("Layers kept", "b_soft", dev, layers)
+          + (chosen("Layers d_hidden matches them with", "d_hidden", dev_match, match) if dev_match else "") + speed
           + "Test span F1 (%), mean ± std over seeds; vs a_gold: paired difference (seeds better); loss terms: "
             "the mean of each over the run, before its weight.\n\n"
           + table(["row", "the student learns from", "test F1", "vs a_gold", "dev F1", "steps", "loss terms"], body))

@@ -168,6 +168,8 @@ def parse_args(argv=None):
 
 def check_config(cfg):
     """Refuse settings that cannot train, in one line naming the flag, before anything is loaded."""
+    def layers_spec(value):  # model.student_layers' forms: bottom, spread or teacher layer indices
+        return value in ("bottom", "spread") or value.replace(",", "").isdigit()
     bad = [(cfg.task not in ("ner", "classify"), f"--task {cfg.task!r}: expected ner or classify"),
            (cfg.batch_size < 1, f"--batch_size {cfg.batch_size}: expected at least 1"),
            (cfg.grad_accum < 1, f"--grad_accum {cfg.grad_accum}: expected at least 1"),
@@ -191,11 +193,11 @@ def check_config(cfg):
            (not cfg.hidden_weight >= 0, f"--hidden_weight {cfg.hidden_weight}: expected 0 or more"),
            (not (cfg.attn_weight >= 0 or cfg.attn_weight == -1),
             f"--attn_weight {cfg.attn_weight}: expected 0 or more, or -1 (1 where the heads match)"),
-           (cfg.student_layers not in ("bottom", "spread") and not cfg.student_layers.replace(",", "").isdigit(),
+           (not layers_spec(cfg.student_layers),
             f"--student_layers {cfg.student_layers!r}: expected bottom, spread or teacher layer indices, e.g. 1,5"),
            (cfg.student_layers != "bottom" and not (cfg.student or cfg.teacher),
             f"--student_layers {cfg.student_layers} needs --student (layers to copy) or --teacher (layers to match)"),
-           (cfg.match_layers not in ("", "bottom", "spread") and not cfg.match_layers.replace(",", "").isdigit(),
+           (cfg.match_layers != "" and not layers_spec(cfg.match_layers),
             f"--match_layers {cfg.match_layers!r}: expected bottom, spread or teacher layer indices, e.g. 0,5"),
            (bool(cfg.match_layers) and not cfg.teacher, f"--match_layers {cfg.match_layers} needs --teacher"),
            (cfg.decode not in ("viterbi", "argmax"), f"--decode {cfg.decode!r}: expected viterbi or argmax"),
