@@ -21,13 +21,16 @@ all alike); the median round counts. Configurations:
   train.py --compile 1; its start-up shows in the "first step s" column (the compile happens there);
 - student (with --student L<n>-H<h>): ours with the smaller student model.py's make_student builds
   (train.py --student), to set its speed against the teacher's (ours) in one run;
+- ours-int8, student-int8 (only when named in --configs): inference with every Linear layer's weights in int8, a
+  scale per row, quantized dynamically by PyTorch's own tooling (predict.py --int8); no training (a quantized model
+  does not train).
 bf16 means bf16 autocast where the hardware computes it natively (AVX-512 BF16, AMX, a recent GPU), fp32
 elsewhere, for HF's configurations as for ours: on a CPU that only emulates bf16 it is many times slower.
 Speed counts real (non-padding) word pieces per second. The last two lines are the ratios of ours
 to each HF, for inference and for training.
 
     python bench.py --configs ours --student L2-H192     # student against teacher
-    python bench.py --configs ours,student --student L2-H384 --out runs/speed.json   # and as JSON:
+    python bench.py --configs ours,student,student-int8 --student L2-H384 --out runs/speed.json   # and as JSON:
         # {"command", "threads", "median": {config: {"train_tok_s", "infer_tok_s", "fill", "peak_rss_mb",
         #  "first_step_s"}}, "rounds": {config: [one such dict per round]}}
     python bench.py --profile                            # where inference time goes, ours and HF's
@@ -58,6 +61,8 @@ CONFIGS = {  # name: (implementation, batching, bf16)
     "ours-fp32-random": ("ours", "random", False),
     "ours-compiled": ("ours-compiled", "ours-grouped", True),  # not run unless asked for: --configs ours,ours-compiled
     "student": ("ours-student", "ours-grouped", True),  # added by --student SPEC
+    "ours-int8": ("ours-int8", "ours-grouped", False),  # inference only, not run unless asked for
+    "student-int8": ("ours-student-int8", "ours-grouped", False),
 }
 DEFAULT_CONFIGS = ("hf-default", "hf-best", "hf-tokens", "ours", "ours-fp32-random")
 
@@ -104,6 +109,7 @@ def batches(examples, batching, batch_size, n, seed):
 
 def build(impl, labels, student=""):
     from model import default_model_dir, make_student
+    from predict import quantize_int8
     if impl == "hf":
         from transformers import BertForTokenClassification
         model = BertForTokenClassification.from_pretrained(default_model_dir(), num_labels=len(labels))
@@ -114,6 +120,9 @@ def build(impl, labels, student=""):
     model = from_pretrained(default_model_dir(), id2label=dict(enumerate(labels)), verbose=False)
     if impl.startswith("ours-student"):  # as train.py --student does
         model = make_student(model, student)
+    if impl.endswith("int8"):  # as predict.py --int8 does; inference only
+        q = quantize_int8(model)
+        return q, None, lambda ids, mask: q(ids, mask)[0]
     optimizer = make_optimizer(model, Config())
     if impl == "ours-compiled":  # as train.py --compile 1 does
         model = torch.compile(model, dynamic=True)
@@ -159,7 +168,8 @@ def run_one(name, args):
     model, opt, forward = build(impl, labels, args.student)
     model.train()
     tokens, padded, seconds, first_step = 0, 0, 0.0, None
-    for i, idx in enumerate(batches(examples, batching, args.batch_size, args.warmup + args.steps, args.seed)):
+    steps = 0 if opt is None else args.warmup + args.steps  # an int8 model only infers
+    for i, idx in enumerate(batches(examples, batching, args.batch_size, steps, args.seed)):
         t0 = time.perf_counter()
         ids, mask, lab = collate([examples[j] for j in idx], "cpu")
         with autocast(torch.device("cpu"), bf16):
@@ -242,7 +252,7 @@ def main(argv=None):
     unknown = [n for n in names if n not in CONFIGS]
     if unknown:
         raise SystemExit(f"error: --configs: unknown {', '.join(map(repr, unknown))}; known: {', '.join(CONFIGS)}")
-    if "student" in names and not args.student:
+    if {"student", "student-int8"} & set(names) and not args.student:
         raise SystemExit("error: --configs student needs --student L<layers>-H<hidden>, e.g. L2-H192")
     from model import BertConfig, parse_student
     from predict import bf16_supported
@@ -266,7 +276,8 @@ def main(argv=None):
     flops = {n: flop_per_token(c.num_hidden_layers, c.hidden_size, c.intermediate_size) for n in names}
     if args.student:
         layers, hidden = parse_student(args.student)
-        flops["student"] = flop_per_token(layers, hidden, c.intermediate_size if hidden == c.hidden_size else 4 * hidden)
+        for n in ("student", "student-int8"):
+            flops[n] = flop_per_token(layers, hidden, c.intermediate_size if hidden == c.hidden_size else 4 * hidden)
     runs = {n: [] for n in names}
     forwarded = [f"--{k}={getattr(args, k)}"
                  for k in ("steps", "warmup", "batch_size", "eval_batch_size", "eval_tokens", "sentences", "seed",
@@ -308,10 +319,11 @@ def main(argv=None):
         print(f"ratio ours-compiled/ours: training {c['train_tok_s'] / med['ours']['train_tok_s']:.2f}, "
               f"inference {c['infer_tok_s'] / med['ours']['infer_tok_s']:.2f}, first step {c['first_step_s']:.1f} s "
               f"against {med['ours']['first_step_s']:.1f} s")
-    if {"student", "ours"} <= set(med):
-        st, o = med["student"], med["ours"]
-        print(f"ratio student {args.student}/ours: training {st['train_tok_s'] / o['train_tok_s']:.2f}, "
-              f"inference {st['infer_tok_s'] / o['infer_tok_s']:.2f}")
+    for n, base in (("student", "ours"), ("ours-int8", "ours"), ("student-int8", "student")):
+        if {n, base} <= set(med):
+            st = med[n]
+            train = f"training {st['train_tok_s'] / med[base]['train_tok_s']:.2f}, " if st["train_tok_s"] else ""
+            print(f"ratio {n}/{base}: {train}inference {st['infer_tok_s'] / med[base]['infer_tok_s']:.2f}")
     if {"ours", "hf-default", "hf-best"} <= set(med):
         o = med["ours"]
         frac = o["train_tok_s"] * flops["ours"] / 1e9 / peak

@@ -32,9 +32,11 @@ Row a and the --full_rows (d by default; c and d where d's terms may not pay) ru
 on --ablation_seeds (fewer, where the machine's time demands it: the table marks them). results.md holds the table
 (test F1 mean ± std, paired differences to a_gold, dev F1, steps, the loss terms), the command above it and, with
 --speed (a JSON that `python bench.py ... --out` wrote), the inference speed of teacher and student from that one
-bench.py run; results.json holds {"config", "command", "layers", "dev_by_layers", "match", "dev_by_match", "rows"
-{row: {"test_by_seed", "mean", "std", "vs_gold" (paired differences)}}}. A finished run (its metrics.json) is never
-repeated, and OUT_DIR is claimed for one set of settings (runs.claim), so the same command resumes.
+bench.py run; with --int8 1, each run's test F1 with its Linear layers in int8 too (what a deployed student scores:
+predict.py --int8 1). results.json holds {"config", "command", "layers", "dev_by_layers", "match", "dev_by_match",
+"rows" {row: {"test_by_seed", "mean", "std", "vs_gold" (paired differences), with --int8 1 "int8_dev_by_seed" and
+"int8_test_by_seed"}}}. A finished run (its metrics.json, its int8.json) is never repeated, and OUT_DIR is claimed
+for one set of settings (runs.claim), so the same command resumes.
 """
 import json
 import os
@@ -154,13 +156,16 @@ class RunConfig:
     attn_weight: float = opt(-1.0, "d_hidden: weight of the attention term (train.py --attn_weight; "
                                    "-1: 1 where the heads match)")
     max_steps: int = opt(0, "> 0: this many steps for every run (smoke runs)", type=at_least(0))
-    speed: str = opt("", "a JSON that `python bench.py --configs ours,student --student S --out FILE` wrote")
+    speed: str = opt("", "a JSON that `python bench.py --configs ours,student[,student-int8] --student S --out FILE` "
+                         "wrote")
+    int8: int = opt(0, "1: also each run's dev and test F1 with its Linear layers in int8 (predict.py --int8 1), "
+                       "measured once and kept in the run's int8.json", choices=[0, 1])
     out_dir: str = opt("runs/students/L2-H384", "a folder per run, results.md and results.json")
     progress: int = opt(0, "tqdm bars in the training runs", choices=[0, 1])
 
 
 # what may change in a folder: more seeds, which row gets them all, the speed file
-FREE = {"seeds", "ablation_seeds", "full_rows", "speed", "out_dir", "progress"}
+FREE = {"seeds", "ablation_seeds", "full_rows", "speed", "int8", "out_dir", "progress"}
 
 
 def train_config(rc, row, seed, layers, out_dir, match=""):
@@ -179,6 +184,26 @@ def train_config(rc, row, seed, layers, out_dir, match=""):
                     match_layers=match)
                if row == "d_hidden" else {})
     return Config(**common, epochs=rc.transfer_epochs, distilled=both, strategy="distilled", **teacher)
+
+
+def int8_scores(run_dir, data_dir):
+    """A finished run's dev and test span F1 (%) with its Linear layers in int8, as predict.py --int8 1 tags; kept in
+    the run's int8.json, a record like metrics.json, so a resumed command does not measure it again."""
+    from eval import span_f1
+    from predict import tag_words
+    path = os.path.join(run_dir, "int8.json")
+    held = read_json(path)
+    if held is None:
+        if not os.path.isdir(os.path.join(run_dir, "model")):
+            raise DataError(f"{run_dir}: no model folder to quantize (its weights stay on the machine that trained "
+                            f"it)")
+        held = {}
+        for split, name in (("dev", "valid.txt"), ("test", "test.txt")):
+            gold = read_conll(os.path.join(data_dir, name))
+            tags = tag_words(os.path.join(run_dir, "model"), [words for words, _ in gold], int8=True)
+            held[split] = 100 * span_f1([t for _, t in gold], tags)["f1"]
+        atomic_write(path, json.dumps(held, indent=1) + "\n")
+    return held
 
 
 def check_inputs(rc):
@@ -224,7 +249,8 @@ def run(rc, command):
             print(f"{row} ({layers} layers" + (f", matched with {match}" if match else "") + f"), seed {seed} -> {out}",
                   flush=True)
             train(train_config(rc, row, seed, layers, out, match))
-        return read_runs([out])[0]
+        metrics = read_runs([out])[0]
+        return {**metrics, "int8": int8_scores(out, rc.data_dir)} if rc.int8 else metrics
 
     def on_dev(row, choices, args):  # each choice's dev F1 (the row on its first seed), and the better choice
         dev_f1 = {c: one(row, seeds_of(row)[0], *args(c))["dev"]["f1"] for c in choices.split(",") if c}
@@ -254,17 +280,25 @@ def write_results(rc, command, layers, dev, results, match="", dev_match=None):
         terms = next(iter(runs_.values())).get("loss_terms")
         steps = next(iter(runs_.values()))["total_steps"]
         rows[row] = {"test_by_seed": test, "mean": stats["mean"], "std": stats["std"], "vs_gold": stats["diffs"]}
+        int8 = []
+        if rc.int8:  # mean ± std in int8, and its paired difference to the same runs in fp32
+            rows[row].update({f"int8_{split}_by_seed": {s: m["int8"][split] for s, m in runs_.items()}
+                              for split in ("dev", "test")})
+            q = paired(rows[row]["int8_test_by_seed"], test)
+            int8 = [f"{pm(q['mean'], q['std'] if len(test) > 1 else None)} ({q['delta_mean']:+.2f})"]
         body.append([row, what,
                      pm(stats["mean"], stats["std"]) + ("" if len(test) > 1 else f" (seed {next(iter(test))} only)"),
-                     vs_base(stats), dev_f1, steps,
+                     vs_base(stats), *int8, dev_f1, steps,
                      ", ".join(f"{k} {v:.3f}" for k, v in terms.items()) if terms else "–"])
     speed = ""
     if rc.speed:
         s = read_json(rc.speed)
         ours, student = s["median"]["ours"], s["median"]["student"]
+        int8 = s["median"].get("student-int8")
         speed = (f"Inference in one bench.py run ({s['command']}): teacher {ours['infer_tok_s']:,.0f} tokens/s, "
-                 f"student {student['infer_tok_s']:,.0f} tokens/s "
-                 f"({student['infer_tok_s'] / ours['infer_tok_s']:.2f}x).\n\n")
+                 f"student {student['infer_tok_s']:,.0f} tokens/s ({student['infer_tok_s'] / ours['infer_tok_s']:.2f}x)"
+                 + (f", the student in int8 {int8['infer_tok_s']:,.0f} tokens/s "
+                    f"({int8['infer_tok_s'] / ours['infer_tok_s']:.2f}x)" if int8 else "") + ".\n\n")
     teacher = read_json(os.path.join(os.path.dirname(os.path.normpath(rc.teacher)), "metrics.json"))
 
     def chosen(what, row, dev_f1, choice):  # a choice made on dev, as a sentence
@@ -275,9 +309,12 @@ def write_results(rc, command, layers, dev, results, match="", dev_match=None):
           + (f"Teacher: test F1 {headline(teacher):.2f} (`{rc.teacher}`).\n\n" if teacher else "")
           + chosen("Layers kept", "b_soft", dev, layers)
           + (chosen("Layers d_hidden matches them with", "d_hidden", dev_match, match) if dev_match else "") + speed
-          + "Test span F1 (%), mean ± std over seeds; vs a_gold: paired difference (seeds better); loss terms: "
-            "the mean of each over the run, before its weight.\n\n"
-          + table(["row", "the student learns from", "test F1", "vs a_gold", "dev F1", "steps", "loss terms"], body))
+          + "Test span F1 (%), mean ± std over seeds; vs a_gold: paired difference (seeds better); "
+          + ("int8: the same runs with their Linear layers in int8 (predict.py --int8 1), and the mean change; "
+             if rc.int8 else "")
+          + "loss terms: the mean of each over the run, before its weight.\n\n"
+          + table(["row", "the student learns from", "test F1", "vs a_gold", *(["test F1, int8"] if rc.int8 else []),
+                   "dev F1", "steps", "loss terms"], body))
     atomic_write(os.path.join(rc.out_dir, "results.md"), md)
     atomic_write(os.path.join(rc.out_dir, "results.json"),
                  json.dumps({"config": asdict(rc), "command": command, "layers": layers, "dev_by_layers": dev,

@@ -1,14 +1,17 @@
-"""predict.py: the same predictions train.py scored, every input format, hostile raw text, clear refusals."""
+"""predict.py: the same predictions train.py scored, every input format, hostile raw text, int8, clear refusals."""
+import copy
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+import torch
 
 from common import ROOT, write_tiny_conll
 from data import read_conll
 from eval import span_f1
+from predict import quantize_int8
 from train import Config, train
 
 
@@ -79,6 +82,7 @@ def test_soft_output_reads_back_as_soft_labels(ner_model, tmp_path):
     (["--format", "text"], "\n\n  \n", "standard input: no sentences"),
     (["--format", "text"], None, "not UTF-8"),
     (["--input", "missing.conll"], None, "missing.conll: No such file or directory"),
+    (["--format", "text", "--int8", "1", "--device", "cuda"], "Hello.", "--int8 1 runs on the CPU"),
 ])
 def test_bad_input_is_one_line(ner_model, tmp_path, args, stdin, why):
     _, model, _ = ner_model
@@ -96,3 +100,39 @@ def test_a_folder_that_is_not_a_bert_folder_is_refused(tmp_path):
     assert r.returncode != 0 and "model_type 'gpt2'" in r.stderr and "Traceback" not in r.stderr
     r = predict("--model_dir", tmp_path / "nowhere", "--format", "text", stdin="Hello.")
     assert r.returncode != 0 and "no such model folder" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_int8_scales_each_row_and_leaves_the_model_alone():
+    """One row 100x the others: with a scale per row the others keep their precision; with one scale per matrix
+    (PyTorch's default, the oracle here) they fall to a few int8 steps."""
+    from torch.ao.quantization import quantize_dynamic
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 8)).eval()
+    with torch.no_grad():
+        model[0].weight[0] *= 100
+    before = model[0].weight.clone()
+    q = quantize_int8(model)
+    assert isinstance(model[0], torch.nn.Linear) and torch.equal(model[0].weight, before)  # a copy is quantized
+    w = q[0].weight()
+    assert w.dtype == torch.qint8 and w.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric)
+    assert w.q_per_channel_scales().shape == (8,)
+    x = torch.randn(32, 64)
+    with torch.no_grad():
+        ref = model(x)[:, 1:]
+        err = {name: float((m(x)[:, 1:] - ref).abs().max() / ref.abs().max())
+               for name, m in (("row", q), ("matrix", quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear})))}
+    assert err["row"] < 0.03 and err["matrix"] > 10 * err["row"], err
+
+
+def test_int8_predictions_stay_close_to_fp32(ner_model, tmp_path):
+    d, model, _ = ner_model
+    for int8 in (0, 1):
+        r = predict("--model_dir", model, "--input", d / "test.txt", "--out", tmp_path / f"{int8}.conll",
+                    "--int8", int8, "--soft")
+        assert r.returncode == 0, r.stderr
+    (fp32, p32), (int8, p8) = (read_conll(tmp_path / f"{i}.conll", with_probs=True) for i in (0, 1))
+    assert [w for w, _ in fp32] == [w for w, _ in int8]
+    gaps = [abs(a[k] - b[k]) for s32, s8 in zip(p32, p8) for a, b in zip(s32, s8) for k in a]
+    same = [a == b for (_, t32), (_, t8) in zip(fp32, int8) for a, b in zip(t32, t8)]
+    # quantized (not the fp32 model) and close to it: a smoke model has near ties, so a few labels flip
+    assert 0 < sum(gaps) / len(gaps) < 0.01 and sum(same) / len(same) > 0.95

@@ -1,14 +1,16 @@
 """students.py: the transfer set (BBC sentences without duplicates or copies of dev and test, labelled softly by
-the teacher) and the ablation in smoke mode: every row, the choices of layers kept and matched on dev, a table, and a
-resume that trains nothing again."""
+the teacher) and the ablation in smoke mode: every row, the choices of layers kept and matched on dev, a table, a
+resume that trains nothing again, and each run's F1 in int8 as predict.py --int8 1 gives it."""
 import json
 import os
 
 import pytest
 
+import predict
 import students as S
 from common import write_tiny_conll
 from data import read_conll, write_jsonl
+from eval import span_f1
 from train import Config, train
 
 
@@ -78,6 +80,21 @@ def test_the_ablation_chooses_layers_on_dev_runs_every_row_and_resumes(setup, tm
     res = json.loads((out / "results.json").read_text())
     assert {r: len(v["test_by_seed"]) for r, v in res["rows"].items()} == \
         {"a_gold": 2, "b_soft": 1, "c_transfer": 2, "d_hidden": 2}
+    assert stamps == {p: os.path.getmtime(p / "metrics.json") for p in stamps}
+    # int8: every run scored again as predict.py --int8 1 tags it, once; nothing trained again
+    assert S.main(argv + ["--full_rows", "c_transfer,d_hidden", "--int8", "1"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    run = out / f"a_gold_{res['layers']}_s1"
+    predict.main(["--model_dir", str(run / "model"), "--input", str(data / "test.txt"), "--int8", "1",
+                  "--out", str(tmp_path / "int8.conll"), "--progress", "0"])
+    gold, tagged = read_conll(str(data / "test.txt")), read_conll(str(tmp_path / "int8.conll"))
+    int8 = json.loads((run / "int8.json").read_text())
+    assert int8["test"] == 100 * span_f1([t for _, t in gold], [t for _, t in tagged])["f1"]
+    assert res["rows"]["a_gold"]["int8_test_by_seed"]["1"] == int8["test"] and set(int8) == {"dev", "test"}
+    assert "| test F1, int8 |" in (out / "results.md").read_text()
+    quantized = {p: os.path.getmtime(p / "int8.json") for p in stamps}
+    assert S.main(argv + ["--full_rows", "c_transfer,d_hidden", "--int8", "1"]) == 0
+    assert quantized == {p: os.path.getmtime(p / "int8.json") for p in stamps}
     assert stamps == {p: os.path.getmtime(p / "metrics.json") for p in stamps}
     with pytest.raises(S.DataError, match="--full_rows e_more: expected rows among a_gold"):
         S.main(argv + ["--full_rows", "e_more"])
