@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import mix
 from cli import opt, parse_config, run_main
+from runs import mean_std
 
 
 @dataclass
@@ -58,7 +59,8 @@ def regimens(plt, cfg):
 
 
 def students(plt, cfg):
-    """Each student's rows (test F1, mean ± std) at the student's inference speed, and the teacher where recorded."""
+    """Each student's rows (test F1, mean ± std) at the student's inference speed, in int8 too where measured, and the
+    teacher where recorded, with the goal's corner drawn dotted: 3x the teacher's speed, 2 F1 below it."""
     fig, ax, lines = None, None, []
     for path in sorted(glob.glob(os.path.join(cfg.results, "students", "*", "results.json"))):
         r = read(path)
@@ -69,13 +71,19 @@ def students(plt, cfg):
         speed = read(bench)["median"]
         if fig is None:
             fig, ax = plt.subplots(figsize=(6, 4))
-        for row, stats in r["rows"].items():
+        for i, (row, stats) in enumerate(r["rows"].items()):
             ax.errorbar(speed["student"]["infer_tok_s"], stats["mean"], yerr=stats["std"] or 0, fmt="o", capsize=3,
-                        label=f"{r['config']['student']} {row}")
+                        color=f"C{i}", label=f"{r['config']['student']} {row}")
+            if "int8_test_by_seed" in stats and "student-int8" in speed:  # students.py --int8 1, bench.py student-int8
+                mean, std = mean_std(stats["int8_test_by_seed"].values())
+                ax.errorbar(speed["student-int8"]["infer_tok_s"], mean, yerr=std or 0, fmt="s", mfc="none", capsize=3,
+                            color=f"C{i}", label=f"{r['config']['student']} {row}, int8")
         teacher = os.path.join(os.path.dirname(os.path.normpath(r["config"]["teacher"])), "metrics.json")
         if os.path.exists(teacher):
-            ax.plot(speed["ours"]["infer_tok_s"], 100 * read(teacher)["test"]["f1"], "k*", markersize=12,
-                    label="teacher")
+            f1, tok_s = 100 * read(teacher)["test"]["f1"], speed["ours"]["infer_tok_s"]
+            ax.plot(tok_s, f1, "k*", markersize=12, label="teacher")
+            ax.axvline(3 * tok_s, color="grey", ls=":", lw=1)  # the goal: at least 3x as fast, within 2 F1
+            ax.axhline(f1 - 2, color="grey", ls=":", lw=1)
     if fig is None:
         return lines + ["students: skipped, no results/students/*/results.json with a bench.py JSON yet"]
     ax.set(xscale="log", xlabel="inference tokens/s (bench.py, one run)", ylabel="test span F1 (%)")
