@@ -195,8 +195,7 @@ def int8_scores(run_dir, data_dir):
     held = read_json(path)
     if held is None:
         if not os.path.isdir(os.path.join(run_dir, "model")):
-            raise DataError(f"{run_dir}: no model folder to quantize (its weights stay on the machine that trained "
-                            f"it)")
+            raise DataError(f"{run_dir}: no model folder to quantize (weights stay on the machine that trained them)")
         held = {}
         for split, name in (("dev", "valid.txt"), ("test", "test.txt")):
             gold = read_conll(os.path.join(data_dir, name))
@@ -294,11 +293,11 @@ def write_results(rc, command, layers, dev, results, match="", dev_match=None):
     if rc.speed:
         s = read_json(rc.speed)
         ours, student = s["median"]["ours"], s["median"]["student"]
-        int8 = s["median"].get("student-int8")
+        quantized = s["median"].get("student-int8")
         speed = (f"Inference in one bench.py run ({s['command']}): teacher {ours['infer_tok_s']:,.0f} tokens/s, "
                  f"student {student['infer_tok_s']:,.0f} tokens/s ({student['infer_tok_s'] / ours['infer_tok_s']:.2f}x)"
-                 + (f", the student in int8 {int8['infer_tok_s']:,.0f} tokens/s "
-                    f"({int8['infer_tok_s'] / ours['infer_tok_s']:.2f}x)" if int8 else "") + ".\n\n")
+                 + (f", the student in int8 {quantized['infer_tok_s']:,.0f} tokens/s "
+                    f"({quantized['infer_tok_s'] / ours['infer_tok_s']:.2f}x)" if quantized else "") + ".\n\n")
     teacher = read_json(os.path.join(os.path.dirname(os.path.normpath(rc.teacher)), "metrics.json"))
 
     def chosen(what, row, dev_f1, choice):  # a choice made on dev, as a sentence

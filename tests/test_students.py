@@ -48,8 +48,9 @@ def test_the_ablation_chooses_layers_on_dev_runs_every_row_and_resumes(setup, tm
         S.transfer(S.TransferConfig(teacher=str(d / "teacher" / "model"), bbc=str(d / "bbc.jsonl"), data_dir=str(data),
                                     out_dir=str(d / "transfer")))
     speed = tmp_path / "speed.json"  # what bench.py --out writes, reduced to what the table reads
-    speed.write_text(json.dumps({"command": "python bench.py --configs ours,student --student L2-H384",
-                                 "median": {"ours": {"infer_tok_s": 1000.0}, "student": {"infer_tok_s": 2600.0}}}))
+    speed.write_text(json.dumps({"command": "python bench.py --configs ours,student,student-int8 --student L2-H384",
+                                 "median": {"ours": {"infer_tok_s": 1000.0}, "student": {"infer_tok_s": 2600.0},
+                                            "student-int8": {"infer_tok_s": 3900.0}}}))
     argv = ["run", "--teacher", str(d / "teacher" / "model"), "--transfer", str(d / "transfer"),
             "--data_dir", str(data), "--seeds", "0,1", "--ablation_seeds", "0", "--max_steps", "2",
             "--speed", str(speed), "--out_dir", str(tmp_path / "out")]
@@ -68,6 +69,7 @@ def test_the_ablation_chooses_layers_on_dev_runs_every_row_and_resumes(setup, tm
     assert (out / f"d_hidden_{res['layers']}_match-{res['match']}_s1" / "metrics.json").exists()
     md = (out / "results.md").read_text()
     assert "python students.py run" in md and "(2.60x)" in md and "| d_hidden |" in md and "(seed 0 only)" in md
+    assert "the student in int8 3,900 tokens/s (3.90x)" in md
     assert f"-> **{res['match']}**" in md
     stamps = {p: os.path.getmtime(p / "metrics.json") for p in out.iterdir() if (p / "metrics.json").exists()}
     assert len(stamps) == 8  # b_soft and d (seed 0) with both layer choices, then a on two seeds, d and c on one
