@@ -197,6 +197,8 @@ def int8_scores(run_dir, data_dir):
         if not os.path.isdir(os.path.join(run_dir, "model")):
             raise DataError(f"{run_dir}: no model folder to quantize (weights stay on the machine that trained them)")
         held = {}
+        # a file at a time, as predict.py reads it: int8 scales each batch's inputs on the fly, so sentences batched
+        # with another file's could tag differently
         for split, name in (("dev", "valid.txt"), ("test", "test.txt")):
             gold = read_conll(os.path.join(data_dir, name))
             tags = tag_words(os.path.join(run_dir, "model"), [words for words, _ in gold], int8=True)
