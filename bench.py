@@ -26,14 +26,16 @@ all alike); the median round counts. Configurations:
   does not train).
 bf16 means bf16 autocast where the hardware computes it natively (AVX-512 BF16, AMX, a recent GPU), fp32
 elsewhere, for HF's configurations as for ours: on a CPU that only emulates bf16 it is many times slower.
-Speed counts real (non-padding) word pieces per second. The last two lines are the ratios of ours
-to each HF, for inference and for training.
+Speed counts real (non-padding) word pieces per second. The ratio lines set a configuration against
+another: the ratio of the medians, and for a student and int8 also the median and range of each round's
+own ratio. The last two lines are the ratios of ours to each HF, for inference and for training.
 
     python bench.py --configs ours --student L2-H192     # student against teacher
     python bench.py --configs ours,student,student-int8 --student L2-H384 --out runs/speed.json   # and as JSON:
         # {"command", "threads", "median": {config: {"train_tok_s", "infer_tok_s", "fill", "peak_rss_mb",
         #  "first_step_s"}}, "rounds": {config: [one such dict per round]}}
     python bench.py --profile                            # where inference time goes, ours and HF's
+    python bench.py --profile --student L2-H384          # and the student's, in fp32 and in int8
 """
 import argparse
 import contextlib
@@ -194,12 +196,13 @@ def run_one(name, args):
 
 
 def profile_inference(args):
-    """One inference pass of ours, hf-best and hf-tokens in this one process, under torch.profiler: the
-    wall time of each and the share of CPU time of its top operators."""
+    """One inference pass of ours, hf-best and hf-tokens (and with --student, of the student in fp32 and in int8) in
+    this one process, under torch.profiler: the wall time of each and the share of CPU time of its top operators."""
     from torch.profiler import ProfilerActivity, profile
     examples, labels = load_examples(args.sentences, args.seed, args.data_dir)
-    models = {impl: build(impl, labels) for impl in ("ours", "hf")}  # (model, optimizer, forward)
-    names = ("ours", "hf-best", "hf-tokens")
+    names = ("ours", "hf-best", "hf-tokens") + (("student", "student-int8") if args.student else ())
+    models = {impl: build(impl, labels, args.student)  # (model, optimizer, forward)
+              for impl in dict.fromkeys(CONFIGS[n][0] for n in names)}
 
     def run(name):
         model, _, forward = models[CONFIGS[name][0]]
@@ -213,7 +216,7 @@ def profile_inference(args):
             seconds = time.perf_counter() - t0
         ops = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
         total = sum(e.self_cpu_time_total for e in ops)
-        print(f"{name:<10} {seconds:5.2f} s: "
+        print(f"{name:<12} {seconds:5.2f} s: "
               + ", ".join(f"{e.key.removeprefix('aten::')} {100 * e.self_cpu_time_total / total:.0f} %"
                           for e in ops[:7]))
 
@@ -233,8 +236,8 @@ class Config:
     data_dir: str = opt(os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "conll2003"),
                         "a CoNLL folder with train.txt")
     student: str = opt("", "also run a student L<layers>-H<hidden> (model.py) against ours")
-    profile: bool = opt(False, "instead: one inference pass of ours, hf-best and hf-tokens under torch.profiler, "
-                               "in one process: where the time goes")
+    profile: bool = opt(False, "instead: one inference pass of ours, hf-best and hf-tokens (and --student's, fp32 "
+                               "and int8) under torch.profiler, in one process: where the time goes")
     out: str = opt("", "also write the command, every round and the medians to this JSON file (students.py --speed)")
     one: str = opt("", argparse.SUPPRESS)  # internal: run one configuration and print JSON
 
@@ -319,11 +322,15 @@ def main(argv=None):
         print(f"ratio ours-compiled/ours: training {c['train_tok_s'] / med['ours']['train_tok_s']:.2f}, "
               f"inference {c['infer_tok_s'] / med['ours']['infer_tok_s']:.2f}, first step {c['first_step_s']:.1f} s "
               f"against {med['ours']['first_step_s']:.1f} s")
-    for n, base in (("student", "ours"), ("ours-int8", "ours"), ("student-int8", "student")):
+    for n, base in (("student", "ours"), ("ours-int8", "ours"), ("student-int8", "student"),
+                    ("student-int8", "ours")):
         if {n, base} <= set(med):
             st = med[n]
             train = f"training {st['train_tok_s'] / med[base]['train_tok_s']:.2f}, " if st["train_tok_s"] else ""
-            print(f"ratio {n}/{base}: {train}inference {st['infer_tok_s'] / med[base]['infer_tok_s']:.2f}")
+            # each round's own ratio too: the two ran back to back there, so a drift of the machine cancels
+            by_round = sorted(a["infer_tok_s"] / b["infer_tok_s"] for a, b in zip(runs[n], runs[base]))
+            print(f"ratio {n}/{base}: {train}inference {st['infer_tok_s'] / med[base]['infer_tok_s']:.2f} "
+                  f"(by round: median {statistics.median(by_round):.2f}, {by_round[0]:.2f} to {by_round[-1]:.2f})")
     if {"ours", "hf-default", "hf-best"} <= set(med):
         o = med["ours"]
         frac = o["train_tok_s"] * flops["ours"] / 1e9 / peak
