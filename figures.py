@@ -16,6 +16,7 @@ A figure whose records are missing is skipped with a line that says which record
   --confidence on sentences with gold).
 """
 import glob
+import itertools
 import json
 import os
 from dataclasses import dataclass
@@ -58,34 +59,53 @@ def regimens(plt, cfg):
     return drawn or ["regimens: skipped, no results/regimens/*/results.json yet (experiments.py writes it)"]
 
 
+def student_rows(results, bench=""):
+    """What students.png draws: (folder, its results.json, the medians of its bench.py JSON, [(row, stats)]) for every
+    ablation folder with a bench.py JSON, each row once: a row whose runs one folder copied from another (a_gold and
+    b_soft, whose settings a folder of other transfer epochs shares) has the same test F1 by seed. And a line for each
+    folder left out."""
+    kept, lines, seen = [], [], set()
+    for path in sorted(glob.glob(os.path.join(results, "students", "*", "results.json")), key=os.path.dirname):
+        r = read(path)
+        speed = bench or r["config"].get("speed") or ""
+        if not os.path.exists(speed):
+            lines.append(f"students: {path} left out, no bench.py --out JSON ({speed or 'run without --speed'})")
+            continue
+        rows = []
+        for row, stats in r["rows"].items():
+            same = (r["config"]["student"], row, json.dumps(stats["test_by_seed"], sort_keys=True))
+            if same not in seen:
+                seen.add(same)
+                rows.append((row, stats))
+        kept.append((os.path.basename(os.path.dirname(path)), r, read(speed)["median"], rows))
+    return kept, lines
+
+
 def students(plt, cfg):
     """Each student's rows (test F1, mean ± std) at the student's inference speed, in int8 too where measured, and the
     teacher where recorded, with the goal's corner drawn dotted: 3x the teacher's speed, 2 F1 below it."""
-    fig, ax, lines = None, None, []
-    for path in sorted(glob.glob(os.path.join(cfg.results, "students", "*", "results.json"))):
-        r = read(path)
-        bench = cfg.bench or r["config"].get("speed") or ""
-        if not os.path.exists(bench):
-            lines.append(f"students: {path} left out, no bench.py --out JSON ({bench or 'run without --speed'})")
-            continue
-        speed = read(bench)["median"]
-        if fig is None:
-            fig, ax = plt.subplots(figsize=(6, 4))
-        for i, (row, stats) in enumerate(r["rows"].items()):
+    kept, lines = student_rows(cfg.results, cfg.bench)
+    if not kept:
+        return lines + ["students: skipped, no results/students/*/results.json with a bench.py JSON yet"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    colors = itertools.cycle(f"C{i}" for i in range(10))
+    teacher_drawn = False
+    for folder, r, speed, rows in kept:
+        for row, stats in rows:
+            color = next(colors)
             ax.errorbar(speed["student"]["infer_tok_s"], stats["mean"], yerr=stats["std"] or 0, fmt="o", capsize=3,
-                        color=f"C{i}", label=f"{r['config']['student']} {row}")
+                        color=color, label=f"{folder} {row}")
             if "int8_test_by_seed" in stats and "student-int8" in speed:  # students.py --int8 1, bench.py student-int8
                 mean, std = mean_std(stats["int8_test_by_seed"].values())
                 ax.errorbar(speed["student-int8"]["infer_tok_s"], mean, yerr=std or 0, fmt="s", mfc="none", capsize=3,
-                            color=f"C{i}", label=f"{r['config']['student']} {row}, int8")
+                            color=color, label=f"{folder} {row}, int8")
         teacher = os.path.join(os.path.dirname(os.path.normpath(r["config"]["teacher"])), "metrics.json")
-        if os.path.exists(teacher):
+        if os.path.exists(teacher) and not teacher_drawn:
+            teacher_drawn = True
             f1, tok_s = 100 * read(teacher)["test"]["f1"], speed["ours"]["infer_tok_s"]
             ax.plot(tok_s, f1, "k*", markersize=12, label="teacher")
             ax.axvline(3 * tok_s, color="grey", ls=":", lw=1)  # the goal: at least 3x as fast, within 2 F1
             ax.axhline(f1 - 2, color="grey", ls=":", lw=1)
-    if fig is None:
-        return lines + ["students: skipped, no results/students/*/results.json with a bench.py JSON yet"]
     ax.set(xscale="log", xlabel="inference tokens/s (bench.py, one run)", ylabel="test span F1 (%)")
     ax.legend(fontsize=7)
     return lines + [save(plt, fig, os.path.join(cfg.out_dir, "students.png"))]
