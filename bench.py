@@ -34,6 +34,7 @@ own ratio. The last two lines are the ratios of ours to each HF, for inference a
     python bench.py --configs ours,student,student-int8 --student L2-H384 --out runs/speed.json   # and as JSON:
         # {"command", "threads", "median": {config: {"train_tok_s", "infer_tok_s", "fill", "peak_rss_mb",
         #  "first_step_s"}}, "rounds": {config: [one such dict per round]}}
+    python bench.py --report runs/speed.json             # its ratio lines again, from the JSON
     python bench.py --profile                            # where inference time goes, ours and HF's
     python bench.py --profile --student L2-H384          # and the student's, in fp32 and in int8
 """
@@ -53,7 +54,7 @@ import torch
 import torch.nn.functional as F
 
 from cli import at_least, opt, parse_config, run_main
-from runs import table
+from runs import read_json, table
 
 CONFIGS = {  # name: (implementation, batching, bf16)
     "hf-default": ("hf", "random", False),
@@ -239,7 +240,24 @@ class Config:
     profile: bool = opt(False, "instead: one inference pass of ours, hf-best and hf-tokens (and --student's, fp32 "
                                "and int8) under torch.profiler, in one process: where the time goes")
     out: str = opt("", "also write the command, every round and the medians to this JSON file (students.py --speed)")
+    report: str = opt("", "instead: the student and int8 ratio lines of a JSON that --out wrote, without running")
     one: str = opt("", argparse.SUPPRESS)  # internal: run one configuration and print JSON
+
+
+def student_ratios(med, runs):
+    """The ratio lines of the students and int8 against what they are set against: the ratio of the medians, and each
+    round's own ratio too (the two ran back to back there, so a drift of the machine cancels)."""
+    lines = []
+    for n, base in (("student", "ours"), ("ours-int8", "ours"), ("student-int8", "student"),
+                    ("student-int8", "ours")):
+        if {n, base} <= set(med):
+            st = med[n]
+            train = f"training {st['train_tok_s'] / med[base]['train_tok_s']:.2f}, " if st["train_tok_s"] else ""
+            by_round = sorted(a["infer_tok_s"] / b["infer_tok_s"] for a, b in zip(runs[n], runs[base]))
+            lines.append(f"ratio {n}/{base}: {train}inference {st['infer_tok_s'] / med[base]['infer_tok_s']:.2f} "
+                         f"(by round: median {statistics.median(by_round):.2f}, {by_round[0]:.2f} to "
+                         f"{by_round[-1]:.2f})")
+    return lines
 
 
 def main(argv=None):
@@ -250,6 +268,14 @@ def main(argv=None):
         return
     if args.profile:
         return profile_inference(args)
+    if args.report:
+        if not os.path.isfile(args.report):
+            raise SystemExit(f"error: --report {args.report}: no such file")
+        saved = read_json(args.report)
+        if not isinstance(saved, dict) or "rounds" not in saved:
+            raise SystemExit(f"error: --report {args.report}: not a JSON that bench.py --out wrote")
+        print("\n".join([f"command: {saved['command']}", *student_ratios(saved["median"], saved["rounds"])]))
+        return
 
     names = args.configs.split(",") + (["student"] if args.student and "student" not in args.configs.split(",") else [])
     unknown = [n for n in names if n not in CONFIGS]
@@ -322,15 +348,7 @@ def main(argv=None):
         print(f"ratio ours-compiled/ours: training {c['train_tok_s'] / med['ours']['train_tok_s']:.2f}, "
               f"inference {c['infer_tok_s'] / med['ours']['infer_tok_s']:.2f}, first step {c['first_step_s']:.1f} s "
               f"against {med['ours']['first_step_s']:.1f} s")
-    for n, base in (("student", "ours"), ("ours-int8", "ours"), ("student-int8", "student"),
-                    ("student-int8", "ours")):
-        if {n, base} <= set(med):
-            st = med[n]
-            train = f"training {st['train_tok_s'] / med[base]['train_tok_s']:.2f}, " if st["train_tok_s"] else ""
-            # each round's own ratio too: the two ran back to back there, so a drift of the machine cancels
-            by_round = sorted(a["infer_tok_s"] / b["infer_tok_s"] for a, b in zip(runs[n], runs[base]))
-            print(f"ratio {n}/{base}: {train}inference {st['infer_tok_s'] / med[base]['infer_tok_s']:.2f} "
-                  f"(by round: median {statistics.median(by_round):.2f}, {by_round[0]:.2f} to {by_round[-1]:.2f})")
+    print("\n".join(student_ratios(med, runs)))
     if {"ours", "hf-default", "hf-best"} <= set(med):
         o = med["ours"]
         frac = o["train_tok_s"] * flops["ours"] / 1e9 / peak

@@ -1,0 +1,27 @@
+"""bench.py's ratio lines, from recorded rounds (the timing itself is a benchmark, not a test)."""
+import json
+import subprocess
+import sys
+
+from bench import student_ratios
+from common import ROOT
+
+
+def rounds(name, infer, train=None):
+    return [{"name": name, "infer_tok_s": x, "train_tok_s": train} for x in infer]
+
+
+def test_ratio_lines_give_the_ratio_of_medians_and_each_rounds_own_ratio(tmp_path):
+    runs = {"ours": rounds("ours", [100, 200, 100], 10.0), "student": rounds("student", [300, 500, 250], 30.0),
+            "student-int8": rounds("student-int8", [330, 750, 250])}
+    med = {"ours": {"infer_tok_s": 100, "train_tok_s": 10.0}, "student": {"infer_tok_s": 300, "train_tok_s": 30.0},
+           "student-int8": {"infer_tok_s": 330, "train_tok_s": None}}
+    want = ["ratio student/ours: training 3.00, inference 3.00 (by round: median 2.50, 2.50 to 3.00)",
+            "ratio student-int8/student: inference 1.10 (by round: median 1.10, 1.00 to 1.50)",
+            "ratio student-int8/ours: inference 3.30 (by round: median 3.30, 2.50 to 3.75)"]
+    assert student_ratios(med, runs) == want
+    saved = tmp_path / "speed.json"  # --report prints them again from what --out wrote, without running anything
+    saved.write_text(json.dumps({"command": "python bench.py --student L2-H384", "median": med, "rounds": runs}))
+    out = subprocess.run([sys.executable, "bench.py", "--report", str(saved)], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.splitlines() == ["command: python bench.py --student L2-H384", *want]
