@@ -238,6 +238,30 @@ def students_speed():
                   "the teacher's rounds, tokens/s"], body)
 
 
+@renders("students_int8_cost")
+def students_int8_cost():
+    """What int8 (a scale per weight row) costs each student of the L2-H384 folder, on test and dev."""
+    folder = "results/students/L2-H384"
+    body, diffs = [], {"test": [], "dev": []}
+    for row, _, name in STUDENT_ROWS:
+        pattern = f"{folder}/{name}"
+        try:
+            runs = seeds_of(pattern)
+        except MissingRecord:
+            continue
+        cells = []
+        for split in ("test", "dev"):
+            fp32, int8 = f1s(runs, split), int8_of(pattern, runs, split)
+            diffs[split] += [int8[s] - fp32[s] for s in int8]
+            cells += [", ".join(f"{fp32[s]:.2f}" for s in sorted(runs)),
+                      ", ".join(f"{int8[s] - fp32[s]:+.2f}" for s in sorted(int8))]
+        body.append([row, seeds_cell(runs), *cells])
+    body.append(["all runs: mean change", "", "", pm(mean_std(diffs["test"])[0], signed=True)
+                 + f" (from {min(diffs['test']):+.2f} to {max(diffs['test']):+.2f})", "",
+                 pm(mean_std(diffs["dev"])[0], signed=True)])
+    return table(["row", "seeds", "test F1, fp32", "int8 − fp32", "dev F1, fp32", "int8 − fp32"], body)
+
+
 @renders("students_bbc_k8")
 def students_bbc_k8():
     folder = "results/students/bbc_k8"
