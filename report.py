@@ -403,6 +403,46 @@ def confidence_grid():
 
 
 # ---------------------------------------------------------------------------------------------
+# Annotation (annotate.py's report JSON of each run, copied to results/annotation/)
+
+PHASE1 = [  # (row, report file)
+    ("`standard` (chat, JSON, 3 worked examples)", "standard_200"),
+    ("`standard --demos knn` (the 3 most similar gold sentences)", "standard_knn_200"),
+    ("`cot` (chat, 4 steps + JSON, 2 worked examples)", "cot_200"),
+    ("`completion` (8 worked examples)", "completion_200"),
+    ("`completion --demos knn` (the 8 most similar gold sentences)", "knn_200"),
+]
+
+
+@renders("annotation_phase1")
+def annotation_phase1():
+    body = []
+    for row, name in PHASE1:
+        try:
+            r = record(f"results/annotation/{name}.report.json")
+        except MissingRecord:
+            continue
+        f = r["span_f1_all_input"] if "span_f1_all_input" in r else r["span_f1"]
+        n = r["sentences"]
+        body.append([row, pct1(f["f1"]), pct1(f["precision"]), pct1(f["recall"]),
+                     *(pct1(f["per_type"].get(t, {}).get("f1", 0.0)) for t in ("PER", "ORG", "LOC", "MISC")),
+                     f"{r['sentences_written']} / {n}", f"{r['entities_kept']} / {r['entities_proposed']}",
+                     f"{r['prompt_tokens_total'] / n:.0f}", f"{r['completion_tokens_total'] / n:.1f}"])
+    if not body:
+        raise MissingRecord("results/annotation/*_200.report.json: record missing")
+    return table(["prompt", "F1", "P", "R", "PER", "ORG", "LOC", "MISC", "sentences written",
+                  "entities kept / proposed", "prompt tok / sent", "completion tok / sent"], body)
+
+
+@renders("annotation_bench")
+def annotation_bench():
+    b = record("results/annotation/bench_annotate.json")
+    return table(["run", "seconds", "requests sent", "sentences / s"],
+                 [[r["run"], f"{r['seconds']:.2f}", str(r["requests_sent"]), f"{r['sentences'] / r['seconds']:,.0f}"]
+                  for r in b["rows"]])
+
+
+# ---------------------------------------------------------------------------------------------
 # Pages: find the markers, render, compare
 
 PAGES = ["README.md", *sorted(os.path.join("results", f) for f in os.listdir(os.path.join(HERE, "results"))
