@@ -80,7 +80,8 @@ def machines():
     """Every machine the records of this page name, and how many records each."""
     counts = {}
     for path, rec in READ.items():
-        if isinstance(rec, dict) and (path.endswith(("/metrics.json", ".report.json")) or "median" in rec):
+        if isinstance(rec, dict) and (path.endswith(("/metrics.json", ".report.json")) or "median" in rec
+                                      or "record" in rec):
             counts[machine_of(rec)] = counts.get(machine_of(rec), 0) + 1
     return table(["machine, as the records say", "records"], [[m, str(n)] for m, n in sorted(counts.items())])
 
