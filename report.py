@@ -66,7 +66,8 @@ def machine_of(rec):
         m = prov["machine"]
         bf16 = "AVX-512 BF16" if m.get("avx512_bf16") else "no native bf16 (AVX2)" if m.get("avx2") else "no bf16"
         return (f"{m.get('cpu') or 'CPU'} ({bf16}), {m.get('threads')} thread(s)"
-                + (f", GPU {m['gpu']}" if m.get("gpu") else "") + f", {prov.get('precision') or 'fp32'}")
+                + (f", GPU {m['gpu']}" if m.get("gpu") else "")
+                + (f", {prov['precision']}" if prov.get("precision") else ""))
     cfg = rec.get("config") if isinstance(rec.get("config"), dict) else {}
     if rec.get("precision") == "fp32" and cfg.get("bf16") == 1:
         return "not recorded: a CPU without native bf16 (bf16 asked, fp32 ran), fp32"
