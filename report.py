@@ -445,6 +445,58 @@ def annotation_bench():
 
 
 # ---------------------------------------------------------------------------------------------
+# Classification (BBC; train.py --task classify runs and baseline_tfidf.py --out under results/classification/)
+
+CLASSIFY = "results/classification"
+SUBSETS = [("8 per class (40 articles)", "k8"), ("32 per class (160)", "k32"), ("all 1,461", "full")]
+
+
+def macro(runs):
+    return {s: 100 * m["test"]["macro_f1"] for s, m in runs.items()}
+
+
+def classify_runs(model, subset):
+    """{seed: metrics}: MiniLM at k = 8 is gendist.py's teacher (the same command; its records under
+    results/students/bbc_k8)."""
+    if model == "minilm" and subset == "k8":
+        return seeds_of("results/students/bbc_k8/teacher_s{s}")
+    return seeds_of(f"{CLASSIFY}/{model}_{subset}_s{{s}}")
+
+
+@renders("classification")
+def classification():
+    def acc(by_seed, m=None):
+        text = cell(by_seed, each=False)
+        return text + (f" ({mean_std(m.values())[0]:.2f})" if m else "")
+    rows = []
+    tfidf = []
+    for _, subset in SUBSETS:
+        if subset == "full":
+            r = record(f"{CLASSIFY}/tfidf/full.json")
+            tfidf.append(f"{100 * r['test']['accuracy']:.2f} ({100 * r['test']['macro_f1']:.2f})")
+        else:
+            runs = {s: record(f"{CLASSIFY}/tfidf/{subset}_s{s}.json") for s in (0, 1, 2)}
+            tfidf.append(acc(f1s(runs), macro(runs)))
+    rows.append(["TF-IDF + logistic regression (reference: `baseline_tfidf.py`)", *tfidf])
+    minilm, student = {}, {}
+    for name, model, out in (("MiniLM-L6-H384 fine-tuned", "minilm", minilm),
+                             ("`L2-H192` student, hard labels", "L2-H192", student)):
+        cells = []
+        for _, subset in SUBSETS:
+            try:
+                runs = classify_runs(model, subset)
+            except MissingRecord:
+                cells.append("–")
+                continue
+            out[subset] = f1s(runs)
+            cells.append(acc(out[subset], macro(runs)))
+        rows.append([name, *cells])
+    rows.append(["student − MiniLM, paired", *(versus(student[k], minilm[k]) if k in student and k in minilm
+                                                else "–" for _, k in SUBSETS)])
+    return table(["model", *(label for label, _ in SUBSETS)], rows)
+
+
+# ---------------------------------------------------------------------------------------------
 # Pages: find the markers, render, compare
 
 PAGES = ["README.md", *sorted(os.path.join("results", f) for f in os.listdir(os.path.join(HERE, "results"))
