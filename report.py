@@ -3,7 +3,8 @@ Every results table of the README and the results pages, rendered from the commi
 
     python report.py              # rewrite each table between its markers (and draw the figures: figures.py)
     python report.py --check      # exit 1 naming the page, table, row and column that differ from the records
-    python report.py --list       # each table: its page and the records it reads
+    python report.py --list       # each table and its page
+    python report.py --no_figures # the tables alone
 
 A table on a page sits between two markers, and only what is between them is rewritten; the prose around a table
 stays hand-written and never retypes one of its figures:
@@ -25,6 +26,7 @@ import os
 import re
 import sys
 
+import figures
 from cli import DataError, run_main
 from runs import mean_std, paired, pm, read_json, table, vs_base
 
@@ -195,6 +197,7 @@ def students_epochs():
     body.append(["mean", cell(t2, each=False), cell(t4, each=False), versus(t4, t2), versus(t4, gold),
                  f"{mean_std(f1s(r2, 'dev').values())[0]:.2f} → {mean_std(f1s(r4, 'dev').values())[0]:.2f}",
                  cell(i8, each=False), f"{teacher - mean_std(i8.values())[0]:.2f}"])
+    body.append(["the teacher (fp32, seed 0)", "", f"{teacher:.2f}", "", "", "", "", ""])
     return table(["seed", "test F1, 2 epochs", "4 epochs", "4 − 2, paired", "vs `a_gold`", "dev F1, 2 → 4 epochs",
                   "4 epochs, int8", "behind the teacher, int8"], body)
 
@@ -497,10 +500,56 @@ def classification():
 
 
 # ---------------------------------------------------------------------------------------------
+# Training (train.py's default run; records under results/training/)
+
+def seconds_cell(xs):
+    """'741 s (737–746)': the mean and the range of some runs' times."""
+    xs = list(xs)
+    mean = mean_std(xs)[0]
+    return f"{mean:,.0f} s" + (f" ({min(xs):,.0f}–{max(xs):,.0f})" if len(xs) > 1 else "")
+
+
+@renders("training_default")
+def training_default():
+    rows = [("**ours, default: `python train.py --seed S`** (5 epochs, 10 % warmup, weight decay 0.01, Viterbi "
+             "decoding)", "results/training/default/s{s}"),
+            ("the same command on a CPU without native bf16, where it trains in fp32 (the students' teacher)",
+             "results/training/default_fp32_s{s}")]
+    body = []
+    for what, pattern in rows:
+        runs = seeds_of(pattern)
+        body.append([what, seeds_cell(runs), cell(f1s(runs)), cell(f1s(runs, "dev"), each=False),
+                     cell({s: 100 * m["test_f1_argmax"] for s, m in runs.items()}, each=False),
+                     seconds_cell(m["wall_seconds"] for m in runs.values() if "wall_seconds" in m) if all(
+                         "wall_seconds" in m for m in runs.values()) else "not recorded",
+                     f"{mean_std(m['train_tokens_per_s'] for m in runs.values())[0]:,.0f}"])
+    return table(["recipe", "seeds", "test F1", "dev F1", "test F1, argmax decoding", "wall time of one run",
+                  "training tokens/s"], body)
+
+
+@renders("training_checkpoints")
+def training_checkpoints():
+    m = record("results/training/default_ckpt_s0/metrics.json")
+    same = record("results/training/default_fp32_s0/metrics.json")
+    return table(["run", "checkpoints", "their seconds", "share of training time", "training seconds", "test F1",
+                  "dev F1", "test F1 without checkpoints"],
+                 [["`python train.py --out_dir runs/default_ckpt` (1 thread)", str(m["checkpoints"]),
+                   f"{m['checkpoint_seconds']:.1f}", f"{100 * m['checkpoint_seconds'] / m['train_seconds']:.2f} %",
+                   f"{m['train_seconds']:,.0f}", pct2(m["test"]["f1"]), pct2(m["dev"]["f1"]),
+                   pct2(same["test"]["f1"])]])
+
+
+def pct2(x):
+    return f"{100 * x:.2f}"
+
+
+# ---------------------------------------------------------------------------------------------
 # Pages: find the markers, render, compare
 
-PAGES = ["README.md", *sorted(os.path.join("results", f) for f in os.listdir(os.path.join(HERE, "results"))
-                              if f.endswith(".md"))]
+def pages():
+    """The README and every results page (results/*.md), relative to the repository."""
+    return ["README.md", *sorted(os.path.join("results", f) for f in os.listdir(os.path.join(HERE, "results"))
+                                 if f.endswith(".md"))]
 
 
 def rows_of(text):
@@ -583,16 +632,16 @@ def numbers_in(text):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--list":
-        for page in PAGES:
+        for page in pages():
             for name in MARK.findall(open(os.path.join(HERE, page), encoding="utf-8").read()):
                 print(f"{page}: {name[0]}")
         return 0
     check = argv[:1] == ["--check"]
-    if argv and not check:
-        print("usage: python report.py [--check | --list]", file=sys.stderr)
+    if argv and not check and argv != ["--no_figures"]:
+        print("usage: python report.py [--check | --list | --no_figures]", file=sys.stderr)
         return 2
     problems, cells = [], {}
-    for page in PAGES:
+    for page in pages():
         path = os.path.join(HERE, page)
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -615,6 +664,8 @@ def main(argv=None):
     for p in problems:
         if "record missing" in p or "no such table" in p or "rendered table" in p:
             print(p, file=sys.stderr)
+    if "--no_figures" not in argv:
+        figures.main([])  # the pages' figures, from the same records
     return 0
 
 
