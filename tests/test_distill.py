@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from common import DATA, ROOT, write_tiny_conll
 from cli import DataError
 from data import format_probs, parse_probs, read_classification, read_conll, read_jsonl, write_jsonl
-from train import Config, distillation_loss, loss_sum, train
+from distill import distillation_loss, loss_sum
+from train import Config, train
 
 
 # ------------------------------------------------------------------------------------------ the loss

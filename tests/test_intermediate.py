@@ -17,10 +17,12 @@ from safetensors.torch import load_file
 from common import ROOT, write_tiny_conll
 from cli import DataError
 from data import read_conll, write_conll
+from distill import (StudentWithProjection, attention_loss, distillation_loss, hidden_loss,
+                     intermediate_loss_sums)
 from model import (BertConfig, BertForTokenClassification, default_model_dir, from_pretrained, load_tokenizer,
                    student_layers)
 from predict import label_tokens
-from train import Config, WithMap, attention_loss, distillation_loss, hidden_loss, intermediate_loss_sums, train
+from train import Config, train
 
 LABELS = {0: "O", 1: "B-PER", 2: "I-PER"}
 
@@ -91,7 +93,7 @@ def test_a_student_that_is_its_teacher_gives_zero_for_every_term():
     ids, mask = batch(300)
     layer_map = student_layers(3, 3, "bottom")
     with torch.no_grad():
-        logits, hidden, probs = WithMap(model, 32, attend=(2,))(ids, mask)  # the student's path in train.py
+        logits, hidden, probs = StudentWithProjection(model, 32, attend=(2,))(ids, mask)  # the student's path in train.py
         teacher = model.bert.internals(ids, mask, attentions=(layer_map[-1],))
         sums = intermediate_loss_sums((hidden, probs), teacher, mask, layer_map)
         assert sums.tolist() == [0.0, 0.0]  # exactly: the same numbers on both sides
