@@ -465,5 +465,9 @@ def not_finite(cfg, loss, step, total_steps, ckpt_dir):
             "--lr and --restart 1")
 
 
+def main(argv=None):
+    return train(parse_args(argv))
+
+
 if __name__ == "__main__":
-    run_main(lambda: train(parse_args()))
+    run_main(main)
