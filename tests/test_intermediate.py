@@ -160,6 +160,7 @@ def smoke(tiny, out, **kw):
     return train(Config(**{**defaults, **kw}))
 
 
+@pytest.mark.slow
 def test_a_spread_student_learns_from_its_teacher_inside_the_loop(tiny, tmp_path):
     d, teacher = tiny
     m = smoke(tiny, tmp_path, student="L2-H384", student_layers="spread", model_dir=teacher, teacher=teacher,
@@ -181,6 +182,7 @@ def test_a_spread_student_learns_from_its_teacher_inside_the_loop(tiny, tmp_path
     assert (a - b)[mask.bool()].abs().max().item() < 1e-4
 
 
+@pytest.mark.slow
 def test_a_bottom_student_matched_top_to_top(tiny, tmp_path):
     """--match_layers decouples the layers matched from the layers copied: bottom 0,1 copied, 0,5 matched, so the
     student's top layer and its attention learn the teacher's top, which the head it carries was trained on."""
@@ -199,6 +201,7 @@ def test_a_bottom_student_matched_top_to_top(tiny, tmp_path):
     assert top["loss_terms"]["hidden"] > 1e-2 and same["loss_terms"]["labels"] == top["loss_terms"]["labels"]
 
 
+@pytest.mark.slow
 def test_a_teacher_whose_terms_weigh_nothing_trains_the_run_without_it(tiny, tmp_path):
     """The teacher path leaves the labels term, the dropout draws and the student's updates exactly as they were."""
     _, teacher = tiny
@@ -211,6 +214,7 @@ def test_a_teacher_whose_terms_weigh_nothing_trains_the_run_without_it(tiny, tmp
     assert a["history"] == b["history"] and a["test"] == b["test"]
 
 
+@pytest.mark.slow
 def test_with_a_teacher_grad_accumulation_equals_one_big_batch(tiny, tmp_path):
     """The hidden and attention terms are sums divided by the global count of pieces, as the labels term is."""
     _, teacher = tiny
@@ -224,6 +228,7 @@ def test_with_a_teacher_grad_accumulation_equals_one_big_batch(tiny, tmp_path):
     assert max((wa[k] - wb[k]).abs().max().item() for k in wa) < 1e-4
 
 
+@pytest.mark.slow
 def test_a_bad_teacher_is_refused_in_one_line(tiny, tmp_path):
     d, teacher = tiny
     seq = tmp_path / "seq"
@@ -247,6 +252,7 @@ def test_a_bad_teacher_is_refused_in_one_line(tiny, tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "a sequence classifier" in r.stderr, r.stderr
 
 
+@pytest.mark.slow
 def test_a_run_with_a_teacher_killed_and_resumed_ends_where_the_whole_run_ends(tiny, tmp_path):
     """W (the map to the teacher's width) and its optimizer moments live in the checkpoint, not in model/."""
     d, teacher = tiny
