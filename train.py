@@ -30,13 +30,10 @@ The two kinds differ only in TASKS, one entry each: how a split is read, encoded
 `--student L<layers>-H<hidden>` trains a smaller BERT built from --model_dir (model.py, make_student), from
 the teacher layers `--student_layers` names (bottom, spread, or a list).
 
-Intermediate distillation: `--teacher MODEL_DIR` runs a frozen teacher on every micro-batch, and two terms join
-the labels term: hidden_weight x the MSE between the student's hidden states (through a learned map W where the
-widths differ) and the teacher's, student layer i against teacher layer m(i), and attn_weight x the KL between the
-two last matched layers' attention distributions (distill.py). m is --match_layers, by default the --student_layers
-each layer was copied from; a student copied from the bottom layers and matched with `--match_layers spread` learns
-the teacher's top layer in its own, which the teacher's head (copied too) reads. metrics.json records the map and
-each term's mean over the run.
+Intermediate distillation (distill.py): `--teacher MODEL_DIR` runs a frozen teacher on every micro-batch; the
+student's hidden states learn the teacher's by MSE (through a learned map W where the widths differ), student layer i
+from teacher layer m(i) (--match_layers, by default the --student_layers each layer was copied from; spread matches
+top with top), and its last layer's attention the teacher's by KL. metrics.json records the map and each term's mean.
 
 Writes into --out_dir:
 - metrics.json: "dev" and "test" scores in eval.py's JSON shape (NER: f1, precision, recall, per type; classify:
@@ -260,11 +257,10 @@ def processes():
 
 def setup_distributed(cfg):
     """torchrun sets RANK; a plain `python train.py` runs as rank 0 of 1 with nothing else changed."""
-    if int(os.environ.get("RANK", -1)) == -1:
-        device = torch.device("cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
-        return 0, 1, device
-    rank, world, local_rank = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"])
     use_cuda = cfg.device in ("auto", "cuda") and torch.cuda.is_available()
+    if int(os.environ.get("RANK", -1)) == -1:
+        return 0, 1, torch.device("cuda" if use_cuda else "cpu")
+    rank, world, local_rank = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"])
     dist.init_process_group(backend="nccl" if use_cuda else "gloo")
     if use_cuda:
         torch.cuda.set_device(local_rank)
@@ -283,7 +279,6 @@ def make_sampler(cfg, ex_o, ex_d):
                          total_steps, cfg.batch_size, torch.Generator().manual_seed(cfg.seed),
                          group_by_length=bool(cfg.group_by_length))
     return sampler, schedule, total_steps, cfg.eval_every or steps_per_epoch
-
 
 
 # ---------------------------------------------------------------------------------------------
