@@ -41,7 +41,8 @@ Writes into --out_dir:
   "test_f1_argmax" (NER: the same weights decoded word by word), "best_step", "total_steps", "history" (one
   {"step", "loss", "dev_f1" or "dev_accuracy"} per evaluation), "train_seconds", "train_tokens_per_s",
   "wall_seconds" (of the last try), "checkpoint_seconds" and "checkpoints" (their cost), "resumed", "precision" (bf16
-  or fp32), "strategy", "schedule", "realised_d_share" (and per step), "world_size", with --teacher "teacher" (the
+  or fp32), "record" (the command that gives this run, the code's commit, the machine: runs.provenance),
+  "strategy", "schedule", "realised_d_share" (and per step), "world_size", with --teacher "teacher" (the
   layer map, the weights) and "loss_terms" (each term's mean over the run), and "config" (every flag). It is written
   last, atomically: a folder with metrics.json holds a finished run (runs.finished).
 - model/: a Hugging Face folder of the best dev checkpoint (transformers loads it with the same logits).
@@ -67,12 +68,13 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from checkpoint import CHECKPOINT, catch_sigint, load_checkpoint, resume_or_start, run_settings, save_checkpoint
-from cli import DataError, opt, parse_config, run_main
+from cli import DataError, command_line, opt, parse_config, run_main
 from data import atomic_write
 from distill import Teacher, check_teacher, loss_sum, soft_targets
 from mix import SCHEDULES, STRATEGIES, MixSampler, strategy_schedule
 from model import check_model_dir, default_model_dir, from_pretrained, make_student, parse_student, save_pretrained
 from predict import BATCH_SIZE, MAX_TOKENS, autocast, bf16_supported, collate
+from runs import provenance
 from tasks import TASKS, data_files, load_data
 
 @dataclass
@@ -421,6 +423,7 @@ def train(cfg):
             metrics["teacher"] = teacher.record()
             metrics["loss_terms"] = dict(zip(("labels", "hidden", "attention"), (x / total_steps for x in run.term_sums)))
         metrics["wall_seconds"] = time.perf_counter() - started  # this try of the job: loading, training, evaluation
+        metrics["record"] = provenance(command_line("train.py", cfg), precision=metrics["precision"])
         atomic_write(os.path.join(cfg.out_dir, "metrics.json"), json.dumps(metrics, indent=1))
         shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: metrics.json and model/ are the run
         log(f"best dev {task.word} {100 * run.best_dev[task.key]:.2f} at step {run.best_step}; "
