@@ -278,7 +278,7 @@ def test_a_run_with_a_teacher_killed_and_resumed_ends_where_the_whole_run_ends(t
     assert r.returncode == 0 and "resuming from" in r.stdout, r.stdout + r.stderr
     ma, mb = (json.loads((f / "metrics.json").read_text()) for f in (tmp_path / "whole", out))
     timing = {"train_seconds", "train_tokens_per_s", "wall_seconds", "checkpoint_seconds", "checkpoints", "resumed",
-              "config"}
+              "config", "record"}  # config and record name the run's own --out_dir
     assert {k: v for k, v in ma.items() if k not in timing} == {k: v for k, v in mb.items() if k not in timing}
     wa, wb = (load_file(str(f / "model" / "model.safetensors")) for f in (tmp_path / "whole", out))
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)  # bit for bit

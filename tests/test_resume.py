@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow  # every test here trains, most in subprocesses
 ARGS = ["--max_steps", "24", "--batch_size", "8", "--eval_every", "10", "--eval_batch_size", "32",
         "--student", "L2-H192", "--lr", "1e-3", "--bf16", "0", "--ckpt_every", "1", "--progress", "0"]
 TIMING = {"train_seconds", "train_tokens_per_s", "wall_seconds", "checkpoint_seconds", "checkpoints", "resumed",
-          "config"}
+          "config", "record"}  # config and record name the run's own --out_dir
 
 
 @pytest.fixture(scope="module")
