@@ -61,7 +61,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, fields
 
-from cli import DataError, at_least, opt, parse_command, parse_config, run_main, stop_in_one_line
+from cli import DataError, at_least, command_line, opt, parse_command, parse_config, run_main, stop_in_one_line
 from data import (atomic_write, labels_from, read_conll, read_jsonl, sample_indices, split_sentences, write_conll,
                   write_jsonl)
 from eval import get_entities
@@ -275,7 +275,7 @@ def train_student(cfg, rnd, path, init_dir, labels):
                   out_dir=folder, progress=0)
     if os.path.exists(os.path.join(folder, "metrics.json")):
         os.remove(os.path.join(folder, "metrics.json"))
-    return run_stage(folder, functools.partial(train, tcfg), log=True)
+    return run_stage(folder, functools.partial(train, tcfg), command=command_line("train.py", tcfg), log=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,7 +33,8 @@ import sys
 from dataclasses import asdict, dataclass
 
 import generate
-from cli import DataError, above, at_least, int_list, opt, parse_command, run_main, stop_in_one_line
+from cli import (DataError, above, at_least, command_line, int_list, opt, parse_command, run_main,
+                 stop_in_one_line)
 from data import atomic_write, read_conll, read_jsonl, sample_indices, split_sentences, write_conll, write_jsonl
 from runs import claim, file_hash, finished, headline, paired, pm, run_stage, table, vs_base
 
@@ -227,7 +228,7 @@ def train_teacher(rc, seed, labelled, folder, teacher_dir):
             write_conll(l_path, [list(zip(w, t)) for w, t in labelled])
     cfg = train_cfg(rc, train_file=l_path, epochs=rc.teacher_epochs, eval_every=rc.teacher_eval_every, seed=seed,
                     out_dir=teacher_dir)
-    return run_stage(teacher_dir, functools.partial(train, cfg))
+    return run_stage(teacher_dir, functools.partial(train, cfg), command=command_line("train.py", cfg))
 
 
 def student_files(rc, paths, generated, seed, folder):
@@ -267,7 +268,8 @@ def pipeline(rc, command):
                 if name == "f_L+U_soft_hidden" else {}
             cfg = train_cfg(rc, train_file=path, student=rc.student, lr=rc.student_lr, max_steps=rc.steps,
                             eval_every=rc.eval_every, seed=seed, out_dir=run_dir, **teacher)
-            results[(name, seed)] = run_stage(run_dir, functools.partial(train, cfg))
+            results[(name, seed)] = run_stage(run_dir, functools.partial(train, cfg),
+                                              command=command_line("train.py", cfg))
             write_results(rc, command, rc.seeds, results, params)
     return write_results(rc, command, rc.seeds, results, params)
 

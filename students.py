@@ -45,7 +45,7 @@ import sys
 from collections import Counter
 from dataclasses import asdict, dataclass
 
-from cli import DataError, above, at_least, int_list, opt, parse_command, run_main
+from cli import DataError, above, at_least, command_line, int_list, opt, parse_command, run_main
 from data import atomic_write, read_conll, read_jsonl, split_sentences, write_conll
 from eval import get_entities
 from runs import claim, file_hash, finished, headline, mean_std, paired, pm, read_json, run_stage, table, vs_base
@@ -250,7 +250,8 @@ def run(rc, command):
         if not finished(out):
             print(f"{row} ({layers} layers" + (f", matched with {match}" if match else "") + f"), seed {seed} -> {out}",
                   flush=True)
-        metrics = run_stage(out, functools.partial(train, train_config(rc, row, seed, layers, out, match)))
+        cfg = train_config(rc, row, seed, layers, out, match)
+        metrics = run_stage(out, functools.partial(train, cfg), command=command_line("train.py", cfg))
         return {**metrics, "int8": int8_scores(out, rc.data_dir)} if rc.int8 else metrics
 
     def on_dev(row, choices, args):  # each choice's dev F1 (the row on its first seed), and the better choice
