@@ -65,7 +65,7 @@ class RunConfig:
                              "with it adds them")
     seeds: list = opt(lambda: [0, 1, 2], "comma-separated seeds: of L's draw, the teacher and the student",
                       type=int_list)
-    student: str = opt("L2-H192", "the student, L<layers>-H<hidden> (model.py)")
+    student: str = opt("L2-H192", "the student, L<layers>-H<hidden> (student.py)")
     student_lr: float = opt(1e-3, "the student's peak learning rate", type=above(0))
     steps: int = opt(400, "the student's step budget, the same for every regimen", type=at_least(1))
     batch_size: int = opt(8, "student and teacher batch size", type=at_least(1))
@@ -276,7 +276,8 @@ def pipeline(rc, command):
 
 def parameter_line(rc, teacher_dir):
     """The parameter counts outside the embeddings of the teacher in teacher_dir and of its student."""
-    from model import count_parameters, from_pretrained, make_student
+    from model import count_parameters, from_pretrained
+    from student import make_student
     teacher = from_pretrained(teacher_dir, verbose=False)
     (_, t_enc), (_, s_enc) = count_parameters(teacher), count_parameters(make_student(teacher, rc.student))
     return (f"Parameters outside the embeddings: teacher {t_enc / 1e6:.2f} M, student {s_enc / 1e6:.2f} M "

@@ -138,7 +138,7 @@ class RunConfig:
                              "runs beside it", type=str, required=True)
     transfer: str = opt("runs/students/transfer", "students.py transfer's folder")
     data_dir: str = opt("data/conll2003", "CoNLL-2003: train.txt (gold), valid.txt (choice of checkpoint), test.txt")
-    student: str = opt("L2-H384", "the student, L<layers>-H<hidden> (model.py)")
+    student: str = opt("L2-H384", "the student, L<layers>-H<hidden> (student.py)")
     layer_choices: str = opt("bottom,spread", "the teacher layers a student may keep, compared on dev "
                                               "(b_soft, first seed)")
     match_choices: str = opt("bottom,spread", "the teacher layers d_hidden may match the student's with (train.py "
@@ -221,7 +221,7 @@ def check_inputs(rc):
 
 
 def run(rc, command):
-    from model import parse_student
+    from student import parse_student
     from train import train
     try:
         parse_student(rc.student)

@@ -17,9 +17,9 @@ from safetensors.torch import load_file
 from common import ROOT, write_tiny_conll
 from cli import DataError
 from data import read_conll, write_conll
-from model import (BertConfig, BertForTokenClassification, default_model_dir, from_pretrained, load_tokenizer,
-                   student_layers)
+from model import BertConfig, BertForTokenClassification, default_model_dir, from_pretrained, load_tokenizer
 from predict import label_tokens
+from student import student_layers
 from train import Config, WithMap, attention_loss, distillation_loss, hidden_loss, intermediate_loss_sums, train
 
 LABELS = {0: "O", 1: "B-PER", 2: "I-PER"}
