@@ -81,6 +81,7 @@ runs.run_stage(sys.argv[1], functools.partial(train.train, cfg), settings={"args
 
 def test_a_stage_killed_mid_run_resumes_to_the_same_result_and_is_not_run_again(tmp_path):
     data = tmp_path / "data"
+    data.mkdir()
     write_tiny_conll(str(data), n_train=200, n_eval=40)
     args = ["--data_dir", str(data), "--max_steps", "24", "--batch_size", "8", "--eval_every", "10",
             "--eval_batch_size", "32", "--student", "L2-H192", "--lr", "1e-3", "--bf16", "0", "--ckpt_every", "1",
