@@ -332,8 +332,10 @@ def accuracy(items):
     return round(sum(it["pred"] == it["tags"] for it in items) / len(items), 4) if items else None
 
 
-def run(cfg):
-    t_start = time.time()
+def prepare(cfg):
+    """Check the inputs and write the run's fixed files: out_dir/eval (the dev sample and test split every round is
+    scored on) and seed.conll. Returns the student's first weights, the labels, the seed set and the filters' indexes
+    of dev, test and seed sentences."""
     if cfg.labeller:
         from predict import check_labeller
         check_labeller(cfg.labeller)
@@ -355,27 +357,18 @@ def run(cfg):
     train_sents = read_conll(train_path)
     labels = labels_from(train_sents)
     seed_sents = [train_sents[i] for i in seed_set(train_sents, cfg.per_type, cfg.seed)]
-    seed_path = os.path.join(cfg.out_dir, "seed.conll")
-    write_conll(seed_path, [list(zip(w, t)) for w, t in seed_sents])
+    write_conll(os.path.join(cfg.out_dir, "seed.conll"), [list(zip(w, t)) for w, t in seed_sents])
     held_out, seed_idx = NearCopies(), NearCopies()
     for j, (words, _) in enumerate(full_dev + test):
         held_out.add(j, words_of(" ".join(words)))
     for j, (words, _) in enumerate(seed_sents):
         seed_idx.add(j, words_of(" ".join(words)))
-    indexes = [("leak_eval", held_out), ("copy_seed", seed_idx)]
+    return model_dir, labels, seed_sents, [("leak_eval", held_out), ("copy_seed", seed_idx)]
 
-    log_path = os.path.join(cfg.out_dir, "rounds.jsonl")
-    done = read_jsonl(log_path) if os.path.exists(log_path) else []
-    if not done:  # round 0: the seed set alone
-        print(f"seed set: {len(seed_sents)} sentences (k = {cfg.per_type} per type); training the student", flush=True)
-        t0 = time.time()
-        m = train_student(cfg, 0, seed_path, model_dir, labels)
-        done.append({"round": 0, "dev_f1": m["dev"]["f1"], "test_f1": m["test"]["f1"], "prompt_tokens": 0,
-                     "completion_tokens": 0, "train_sentences": len(seed_sents), "seconds": round(time.time() - t0, 1)})
-        write_jsonl(log_path, done)
-        print(f"round 0: dev F1 {100 * m['dev']['f1']:.2f}, test F1 {100 * m['test']['f1']:.2f}", flush=True)
 
-    # the newest batch and every earlier generated sentence, from the finished rounds' files
+def finished_rounds(cfg, seed_sents, done):
+    """From the finished rounds' files: the newest batch (the seed set, tagged by the round-0 student, before round
+    1), every earlier generated sentence, and the index of them that the duplicate filter checks."""
     newest = [{"words": w, "tags": t} for w, t in seed_sents]
     newest_pred = tag(os.path.join(round_dir(cfg, 0), "model"), [w for w, _ in seed_sents], cfg) \
         if len(done) == 1 and cfg.rounds >= 1 else None
@@ -389,30 +382,77 @@ def run(cfg):
     if newest_pred is not None:  # round 1 studies the seed set, tagged by the round-0 student
         for it, p in zip(newest, newest_pred):
             it["pred"] = p
+    return newest, earlier, kept_idx
 
+
+def new_batch(cfg, rnd, newest, seed_sents, indexes, kept_idx):
+    """Steps 1-4 of a round: the analysis of the newest batch, generation and labelling. Returns the labelled
+    sentences ({"words", "kind", "tags"}), the dropped counts, the replies used, how many sentences the replies held
+    and the analysis."""
+    used, analysis = [], ""
+    if cfg.variant != "auggpt":  # 1-2: the newest batch, split, and the LLM's analysis of it
+        (reply,), _, _ = ask(cfg, [analysis_request(cfg, newest, rnd)], has_text, desc="analysis")
+        if reply is not None:
+            used.append(reply)
+            analysis = reply["content"].strip()
+    got, dropped, gen_used, n_generated = generate(cfg, rnd, analysis, seed_sents, indexes, kept_idx)  # 3
+    used += gen_used
+    batch = [{"words": w, "kind": kind} for kind, sents in got.items() for w in sents]
+    if cfg.labeller:  # 4
+        for it, t in zip(batch, tag(cfg.labeller, [it["words"] for it in batch], cfg)):
+            it["tags"] = t
+    else:
+        labelled, label_used = label_with_llm(cfg, [it["words"] for it in batch],
+                                              os.path.join(cfg.out_dir, "seed.conll"))
+        used += label_used
+        for it, (t, why) in zip(batch, labelled):
+            it["tags"] = t
+            if why:
+                dropped[why] += 1
+        batch = [it for it in batch if it["tags"] is not None]
+    return batch, dropped, used, n_generated, analysis
+
+
+def round_line(rnd, m, last, *, batch, newest, used, n_generated, dropped, train_items, replay, analysis, seconds):
+    """A finished round's line of rounds.jsonl (m: the student's metrics; None: it did not train, so it scores as
+    `last`, the line before)."""
+    p_tok, c_tok = usage(used)
+    kinds = Counter(it["kind"] for it in batch)
+    return {"round": rnd, "dev_f1": m["dev"]["f1"] if m else last["dev_f1"],
+            "test_f1": m["test"]["f1"] if m else last["test_f1"],
+            "prompt_tokens": p_tok, "completion_tokens": c_tok, "requests": len(used), "generated": n_generated,
+            "kept": len(batch), "dropped": dict(dropped), "hard": kinds["hard"], "easy": kinds["easy"],
+            "similar": kinds["similar"],
+            "hard_acc": accuracy([it for it in batch if it["kind"] == "hard"]),
+            "easy_acc": accuracy([it for it in batch if it["kind"] == "easy"]),
+            "similar_acc": accuracy([it for it in batch if it["kind"] == "similar"]),
+            "studied": {"correct": sum(it["pred"] == it["tags"] for it in newest),
+                        "wrong": sum(it["pred"] != it["tags"] for it in newest)},
+            "train_sentences": len(train_items), "replayed": len(replay), "analysis": analysis,
+            "examples": [" ".join(it["words"]) for it in batch[:3]], "seconds": seconds}
+
+
+def run(cfg):
+    t_start = time.time()
+    model_dir, labels, seed_sents, indexes = prepare(cfg)
+    seed_path = os.path.join(cfg.out_dir, "seed.conll")
+    log_path = os.path.join(cfg.out_dir, "rounds.jsonl")
+    done = read_jsonl(log_path) if os.path.exists(log_path) else []
+    if not done:  # round 0: the seed set alone
+        print(f"seed set: {len(seed_sents)} sentences (k = {cfg.per_type} per type); training the student", flush=True)
+        t0 = time.time()
+        m = train_student(cfg, 0, seed_path, model_dir, labels)
+        done.append({"round": 0, "dev_f1": m["dev"]["f1"], "test_f1": m["test"]["f1"], "prompt_tokens": 0,
+                     "completion_tokens": 0, "train_sentences": len(seed_sents), "seconds": round(time.time() - t0, 1)})
+        write_jsonl(log_path, done)
+        print(f"round 0: dev F1 {100 * m['dev']['f1']:.2f}, test F1 {100 * m['test']['f1']:.2f}", flush=True)
+
+    newest, earlier, kept_idx = finished_rounds(cfg, seed_sents, done)
     for rnd in range(len(done), cfg.rounds + 1):
         t0 = time.time()
         student = os.path.join(round_dir(cfg, rnd - 1), "model")
-        used, analysis = [], ""
-        if cfg.variant != "auggpt":  # 1-2: the newest batch, split, and the LLM's analysis of it
-            (reply,), _, _ = ask(cfg, [analysis_request(cfg, newest, rnd)], has_text, desc="analysis")
-            if reply is not None:
-                used.append(reply)
-                analysis = reply["content"].strip()
-        got, dropped, gen_used, n_generated = generate(cfg, rnd, analysis, seed_sents, indexes, kept_idx)  # 3
-        used += gen_used
-        batch = [{"words": w, "kind": kind} for kind, sents in got.items() for w in sents]
-        if cfg.labeller:  # 4
-            for it, t in zip(batch, tag(cfg.labeller, [it["words"] for it in batch], cfg)):
-                it["tags"] = t
-        else:
-            labelled, label_used = label_with_llm(cfg, [it["words"] for it in batch], seed_path)
-            used += label_used
-            for it, (t, why) in zip(batch, labelled):
-                it["tags"] = t
-                if why:
-                    dropped[why] += 1
-            batch = [it for it in batch if it["tags"] is not None]
+        batch, dropped, used, n_generated, analysis = new_batch(cfg, rnd, newest, seed_sents=seed_sents,
+                                                                indexes=indexes, kept_idx=kept_idx)
         # 5: the student before it learns them
         for it, p in zip(batch, tag(student, [it["words"] for it in batch], cfg)):
             it["pred"] = p
@@ -427,23 +467,11 @@ def run(cfg):
         m = train_student(cfg, rnd, path, student, labels) if train_items else None
         if m is None:  # nothing came back this round: the student stays as it was
             shutil.copytree(student, os.path.join(folder, "model"), dirs_exist_ok=True)
-        p_tok, c_tok = usage(used)
-        kinds = Counter(it["kind"] for it in batch)
-        line = {"round": rnd, "dev_f1": m["dev"]["f1"] if m else done[-1]["dev_f1"],
-                "test_f1": m["test"]["f1"] if m else done[-1]["test_f1"],
-                "prompt_tokens": p_tok, "completion_tokens": c_tok, "requests": len(used), "generated": n_generated,
-                "kept": len(batch), "dropped": dict(dropped), "hard": kinds["hard"], "easy": kinds["easy"],
-                "similar": kinds["similar"],
-                "hard_acc": accuracy([it for it in batch if it["kind"] == "hard"]),
-                "easy_acc": accuracy([it for it in batch if it["kind"] == "easy"]),
-                "similar_acc": accuracy([it for it in batch if it["kind"] == "similar"]),
-                "studied": {"correct": sum(it["pred"] == it["tags"] for it in newest),
-                            "wrong": sum(it["pred"] != it["tags"] for it in newest)},
-                "train_sentences": len(train_items), "replayed": len(replay), "analysis": analysis,
-                "examples": [" ".join(it["words"]) for it in batch[:3]], "seconds": round(time.time() - t0, 1)}
-        done.append(line)
+        done.append(round_line(rnd, m, done[-1], batch=batch, newest=newest, used=used, n_generated=n_generated,
+                               dropped=dropped, train_items=train_items, replay=replay, analysis=analysis,
+                               seconds=round(time.time() - t0, 1)))
         write_jsonl(log_path, done)  # atomically: the round is finished only now
-        print_round(line)
+        print_round(done[-1])
         earlier += batch
         newest = batch
     print(f"{cfg.out_dir}: {len(done) - 1} rounds; test F1 {100 * done[0]['test_f1']:.2f} (seed set) -> "

@@ -237,7 +237,7 @@ def collect(job):
                    train_seconds=metrics["train_seconds"], commit=record.get("commit"), config=cfg)
     else:
         row.update(status="failed" if record.get("status") == "failed" else "pending",
-                   error=record.get("error"), returncode=record.get("returncode"), wall_s=record.get("wall_s"))
+                   error=record.get("error"), wall_s=record.get("wall_s"))
     return row
 
 
