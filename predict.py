@@ -10,7 +10,7 @@ from as soft labels (a teacher's labels for a student).
     python predict.py --model_dir out/default/model --input data/conll2003/test.txt --out runs/pred.conll
     python predict.py --model_dir out/default/model --input data/conll2003/train.txt --soft --out runs/teacher.conll
     python predict.py --model_dir out/bbc/model --input runs/bbc/test.jsonl --soft --out runs/bbc_teacher.jsonl
-    python predict.py --model_dir out/default/model --input data/conll2003/test.txt --runtime onnx --int8 1 --out p.conll
+    python predict.py --model_dir out/default/model --input data/conll2003/test.txt --runtime onnx --int8 1 >p.conll
 
 Words to pieces (`encode`): the `tokenizers` package splits each word; the first piece of a word carries
 its label, the other pieces and [CLS] / [SEP] carry -100. A sentence longer than max_len pieces is cut at

@@ -36,13 +36,13 @@ QUANTIZATION = {"per_channel": False, "op_types": None}  # None: quantize_dynami
 INSTALL = "pip install onnx onnxruntime"
 
 
-def require_onnxruntime():
+def require_onnxruntime(who="--runtime onnx"):
     """The onnxruntime module, or one line saying what to install."""
     try:
         import onnx  # noqa: F401  (the export's metadata and the int8 copy need it)
         import onnxruntime
     except ImportError as e:
-        raise DataError(f"--runtime onnx needs the onnx and onnxruntime packages ({e.name} is missing): "
+        raise DataError(f"{who} needs the onnx and onnxruntime packages ({e.name} is missing): "
                         f"{INSTALL}") from None
     return onnxruntime
 
