@@ -4,6 +4,7 @@ model in predict.py's one inference path (the same batches, decoding and Viterbi
 
     python predict.py --model_dir out/default/model --input data/conll2003/test.txt --runtime onnx --out runs/pred.conll
     python predict.py --model_dir out/default/model --input data/conll2003/test.txt --runtime onnx --int8 1
+    python serve.py --model_dir out/default/model   # dev F1 of each int8 setting (QUANTIZATION), fp32's, PyTorch's
 
 Where and when: the first use writes `model.onnx` beside the weights (torch's exporter, dynamic batch and sequence
 axes), and with --int8 1 `model.int8.onnx` from it (ONNX Runtime's dynamic quantization, QUANTIZATION below). Each
@@ -22,9 +23,11 @@ import json
 import os
 import warnings
 
+from dataclasses import dataclass
+
 import torch
 
-from cli import DataError
+from cli import DataError, command_line, opt, parse_config, run_main
 
 OPSET = 17
 INPUTS = ("input_ids", "attention_mask")
@@ -173,3 +176,57 @@ def onnx_model(model, model_dir, int8=False, settings=None, threads=None):
         sess = session(q8, q_props, lambda: quantize(fp32, q8, q_props, settings), threads)
     return OnnxModel(sess, model.config, q8 if int8 else fp32)
 
+
+
+# ---------------------------------------------------------------------------------------------
+# Choosing QUANTIZATION: each candidate's dev F1 against fp32's, on a trained NER model
+
+CANDIDATES = [{"per_channel": pc, "op_types": ops} for pc in (False, True) for ops in (None, ["MatMul"])]
+
+
+@dataclass
+class Config:
+    model_dir: str = opt(None, "a trained NER model folder (train.py's out_dir/model)", type=str, required=True)
+    dev: str = opt("data/conll2003/valid.txt", "the CoNLL file the settings are scored on")
+    out: str = opt("results/students/ort_int8_settings.json", "the record: each setting's span F1, and fp32's")
+
+
+def compare(cfg):
+    """Span F1 (%) on --dev of PyTorch (bf16 where native, fp32, int8) and ONNX Runtime fp32 and int8 with each of
+    CANDIDATES, all through predict.label_tokens. The model folder is copied first, so the files made for each
+    candidate never land beside the weights it names."""
+    import shutil
+    import tempfile
+
+    from data import atomic_write, read_conll
+    from eval import span_f1
+    from model import check_model_dir, from_pretrained, load_tokenizer
+    from predict import label_tokens, quantize_int8
+    from runs import provenance
+    check_model_dir(cfg.model_dir)
+    gold = read_conll(cfg.dev)
+    rows = [[[w] for w in words] for words, _ in gold]
+    tokenizer = load_tokenizer(cfg.model_dir)
+
+    def f1(model, bf16=False):
+        tagged = label_tokens(model, tokenizer, rows, torch.device("cpu"), bf16=bf16)
+        return round(100 * span_f1([t for _, t in gold], [[r[-1] for r in sent] for sent in tagged])["f1"], 2)
+    model = from_pretrained(cfg.model_dir, verbose=False).eval()
+    scores = {"torch": f1(model, bf16=True), "torch-fp32": f1(model), "torch-int8": f1(quantize_int8(model))}
+    candidates = [dict(c) for c in CANDIDATES]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = os.path.join(tmp, "model")
+        shutil.copytree(cfg.model_dir, folder, ignore=shutil.ignore_patterns("*.onnx"))
+        scores["ort"] = f1(onnx_model(model, folder))
+        for c in candidates:
+            c["dev_f1"] = f1(onnx_model(model, folder, int8=True, settings={k: c[k] for k in QUANTIZATION}))
+            print(f"ort int8, per_channel {c['per_channel']!s:<5} op_types {c['op_types'] or 'default'}: "
+                  f"dev F1 {c['dev_f1']}", flush=True)
+    record = {"model_dir": cfg.model_dir, "dev": cfg.dev, "dev_f1": scores, "ort_int8": candidates,
+              "record": provenance(command_line("serve.py", cfg), precision="bf16, fp32 and int8")}
+    atomic_write(cfg.out, json.dumps(record, indent=1) + "\n")
+    print(", ".join(f"{k} {v}" for k, v in scores.items()) + f" -> {cfg.out}")
+
+
+if __name__ == "__main__":
+    run_main(lambda: compare(parse_config(Config, description=__doc__.split("\n\n")[0])))
