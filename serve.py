@@ -32,10 +32,11 @@ from cli import DataError, command_line, opt, parse_config, run_main
 OPSET = 17
 INPUTS = ("input_ids", "attention_mask")
 # ONNX Runtime's dynamic int8 quantization (onnxruntime.quantization.quantize_dynamic): weights in int8, each
-# batch's activations scaled on the fly. Chosen on CoNLL dev F1 of the default teacher (results/students/
-# ort_int8_settings.json): a scale per column of each weight or one per matrix, all the operators it quantizes
-# (the embedding tables' Gather too) or the matrix multiplies alone.
-QUANTIZATION = {"per_channel": False, "op_types": None}  # None: quantize_dynamic's own choice of operators
+# batch's activations scaled on the fly. Chosen on CoNLL dev F1 of the default teacher (`python serve.py`, its record
+# results/students/ort_int8_settings.json) among a scale per output column of each weight or one per matrix (its
+# default), and every operator it quantizes (the embedding tables' Gather too; its default) or the MatMuls alone:
+# a scale per column lost the least F1 against fp32 with either choice of operators, one per matrix about 0.5 more.
+QUANTIZATION = {"per_channel": True, "op_types": None}  # None: quantize_dynamic's own choice of operators
 INSTALL = "pip install onnx onnxruntime"
 
 
@@ -118,9 +119,14 @@ def export(model, path, props):
 
 def quantize(src, path, props, settings):
     """An int8 copy of the ONNX graph at `src` (ONNX Runtime's dynamic quantization with `settings`)."""
+    import logging
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
     tmp = f"{path}.{os.getpid()}.tmp"
+    root = logging.getLogger()
+    level = root.level
     try:
+        root.setLevel(logging.ERROR)  # its advice to pre-process the graph, meant for static quantization of images
         quantize_dynamic(src, tmp, weight_type=QuantType.QInt8, per_channel=settings["per_channel"],
                          op_types_to_quantize=settings["op_types"])
         stamp(tmp, props)
@@ -128,6 +134,7 @@ def quantize(src, path, props, settings):
     except OSError as e:
         raise DataError(f"{path}: cannot write the int8 ONNX copy: {e.strerror or e}") from None
     finally:
+        root.setLevel(level)
         if os.path.exists(tmp):
             os.remove(tmp)
 
