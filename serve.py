@@ -13,16 +13,15 @@ settings); a later use loads it while they match and makes it again when they do
 folder never serves stale weights. Both are written to a temporary name and renamed, so a reader never sees half
 a file.
 
-The exporter: torch.onnx.export's TorchScript-based path (dynamo=False). Its dynamo=True path works too but needs
-the onnxscript package, took 9 s against 3 s to export MiniLM-L6 here, and its graph ran a batch 13 % slower in ONNX
-Runtime on one thread; PyTorch marks the TorchScript path deprecated but ships it in the torch this project pins.
+The exporter: torch.onnx.export's TorchScript-based path (dynamo=False). Its dynamo=True path gives the same logits
+too, but needs one more package (onnxscript), exported MiniLM-L6 about three times slower in a trial here and gave a
+graph ONNX Runtime ran no faster; PyTorch marks the TorchScript path deprecated but ships it in the torch pinned here.
 onnx and onnxruntime are optional, for serving only (pip install onnx onnxruntime): training never needs them.
 """
 import hashlib
 import json
 import os
 import warnings
-
 from dataclasses import dataclass
 
 import torch
@@ -35,7 +34,7 @@ INPUTS = ("input_ids", "attention_mask")
 # batch's activations scaled on the fly. Chosen on CoNLL dev F1 of the default teacher (`python serve.py`, its record
 # results/students/ort_int8_settings.json) among a scale per output column of each weight or one per matrix (its
 # default), and every operator it quantizes (the embedding tables' Gather too; its default) or the MatMuls alone:
-# a scale per column lost the least F1 against fp32 with either choice of operators, one per matrix about 0.5 more.
+# a scale per column lost the least F1 against fp32 with either choice of operators.
 QUANTIZATION = {"per_channel": True, "op_types": None}  # None: quantize_dynamic's own choice of operators
 INSTALL = "pip install onnx onnxruntime"
 
