@@ -267,6 +267,39 @@ def students_int8_cost():
     return table(["row", "seeds", "test F1, fp32", "int8 − fp32", "dev F1, fp32", "int8 − fp32"], body)
 
 
+@renders("serving_speed")
+def serving_speed():
+    """One bench.py run of every runtime: inference tokens/s of the teacher and the student, and each against the
+    teacher as train.py evaluates it (ours, bf16 where native); the by-round range beside each ratio."""
+    b = record("results/students/serving_speed.json")
+    med, rounds = b["median"], b["rounds"]
+    base = med["ours"]["infer_tok_s"]
+    body = []
+    for model, prefix in (("teacher MiniLM-L6-H384", ""), ("student L2-H384", "student-")):
+        for what, name in (("ours, bf16", "ours"), ("ours, fp32", "ours-fp32"), ("ours, int8", "ours-int8"),
+                           ("ONNX Runtime, fp32", "ort"), ("ONNX Runtime, int8", "ort-int8")):
+            key = name if not prefix else ("student" + name[4:] if name.startswith("ours") else prefix + name)
+            if key not in med:
+                continue
+            by_round = sorted(a["infer_tok_s"] / t["infer_tok_s"] for a, t in zip(rounds[key], rounds["ours"]))
+            body.append([model, what, f"{med[key]['infer_tok_s']:,.0f}", f"{med[key]['infer_tok_s'] / base:.2f}×",
+                         f"{by_round[0]:.2f}× to {by_round[-1]:.2f}×"])
+    return table(["model", "runtime", "inference tokens/s", "× the teacher in bf16", "by round"], body)
+
+
+@renders("ort_int8_settings")
+def ort_int8_settings():
+    r = record("results/students/ort_int8_settings.json")
+    body = [[f"{name}", f"{f1:.2f}"] for name, f1 in (("PyTorch, bf16", r["dev_f1"]["torch"]),
+                                                      ("PyTorch, fp32", r["dev_f1"]["torch-fp32"]),
+                                                      ("PyTorch, int8 (a scale per row)", r["dev_f1"]["torch-int8"]),
+                                                      ("ONNX Runtime, fp32", r["dev_f1"]["ort"]))]
+    for q in r["ort_int8"]:
+        body.append([f"ONNX Runtime, int8, {'a scale per weight column' if q['per_channel'] else 'one scale per matrix'}"
+                     f", {'matrix multiplies only' if q['op_types'] else 'default operators'}", f"{q['dev_f1']:.2f}"])
+    return table(["the default run's model (seed 0), served by", "dev F1"], body)
+
+
 @renders("students_bbc_k8")
 def students_bbc_k8():
     folder = "results/students/bbc_k8"
