@@ -12,8 +12,10 @@ data.py's splitter, as annotate.py and predict.py cut raw text; exact duplicates
 copies or near-copies a CoNLL dev or test sentence dropped with gendist.py's leak filter (at least half of its word
 5-grams in one held-out sentence), so nothing of what the student is scored on leaks into what it learns from.
 The teacher labels it, and CoNLL's training text, softly (predict.label_tokens: each word's distribution over the
-labels, and its most probable tag last): bbc_soft.conll and conll_soft.conll. It prints, and writes to
-transfer.json, the sizes and the teacher's labels on each part (entities by type, tags).
+labels, and its most probable tag last): bbc_soft.conll and conll_soft.conll. With --context N the teacher reads
+each sentence in its document (its BBC article, its CoNLL document; predict.py --context), and the files mark the
+documents. It prints, and writes to transfer.json, the sizes and the teacher's labels on each part (entities by
+type, tags).
 
 run: the ablation, each row one train.py run per seed in OUT_DIR/<row>_<layers kept>_s<S> (d_hidden:
 <row>_<layers kept>_match-<layers matched>_s<S>), the student built from the teacher (--model_dir = the teacher: its
@@ -45,7 +47,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 
 from cli import DataError, above, at_least, int_list, opt, parse_command, run_main
-from data import atomic_write, read_conll, read_jsonl, split_sentences, write_conll
+from data import atomic_write, read_conll, read_jsonl, text_documents, write_conll
 from eval import get_entities
 from runs import claim, file_hash, finished, headline, mean_std, paired, pm, read_json, read_runs, table, vs_base
 
@@ -68,31 +70,35 @@ class TransferConfig:
                                           "are kept out")
     near: float = opt(0.5, "a sentence with this share of its word 5-grams in one dev or test sentence is a near copy",
                       type=above(0))
+    context: int = opt(0, "the teacher reads each sentence in its document: up to N word pieces of the sentences "
+                          "before and after it in its BBC article or CoNLL document (predict.py --context); 0: alone. "
+                          "Give the N the teacher was trained with", type=at_least(0))
     out_dir: str = opt("runs/students/transfer", "bbc_soft.conll, conll_soft.conll and transfer.json")
 
 
 def bbc_sentences(bbc_path, held_out_paths, near):
-    """The BBC transfer sentences (token lists) and the counts of what was dropped: exact duplicates, and copies or
-    near copies of a held-out (dev or test) sentence, gendist.py's leak filter."""
+    """The BBC transfer sentences (token lists), each one's article (its line's index among the articles, the
+    document its context comes from: the article's sentences that are kept) and the counts of what was dropped:
+    exact duplicates, and copies or near copies of a held-out (dev or test) sentence, gendist.py's leak filter."""
     from gendist import NearCopies, drop_reason, words_of
     held_out = NearCopies()
     for path in held_out_paths:
         for j, (words, _) in enumerate(read_conll(path)):
             held_out.add(f"{path}:{j}", words_of(" ".join(words)))
-    seen, kept, dropped = set(), [], Counter()
-    for article in read_jsonl(bbc_path):
-        for words in split_sentences(article.get("text") or ""):
-            key = tuple(words)
-            if key in seen:
-                dropped["duplicate"] += 1
-                continue
-            seen.add(key)
-            why = drop_reason(words_of(" ".join(words)), 1, 10 ** 9, near, [("leak_eval", held_out)])
-            if why:
-                dropped[why] += 1  # leak_eval, or empty: punctuation alone
-            else:
-                kept.append(words)
-    return kept, dropped
+    seen, kept, docs, dropped = set(), [], [], Counter()
+    for words, doc in zip(*text_documents(article.get("text") or "" for article in read_jsonl(bbc_path))):
+        key = tuple(words)
+        if key in seen:
+            dropped["duplicate"] += 1
+            continue
+        seen.add(key)
+        why = drop_reason(words_of(" ".join(words)), 1, 10 ** 9, near, [("leak_eval", held_out)])
+        if why:
+            dropped[why] += 1  # leak_eval, or empty: punctuation alone
+        else:
+            kept.append(words)
+            docs.append(doc)
+    return kept, docs, dropped
 
 
 def label_counts(rows):
@@ -109,14 +115,17 @@ def transfer(cfg):
     from predict import check_labeller, label_tokens
     check_labeller(cfg.teacher)
     held_out = [os.path.join(cfg.data_dir, f) for f in ("valid.txt", "test.txt")]
-    sentences, dropped = bbc_sentences(cfg.bbc, held_out, cfg.near)
-    conll = read_conll(os.path.join(cfg.data_dir, "train.txt"), columns=True)
+    sentences, bbc_docs, dropped = bbc_sentences(cfg.bbc, held_out, cfg.near)
+    conll, conll_docs = read_conll(os.path.join(cfg.data_dir, "train.txt"), columns=True, docs=True)
     model, tokenizer = from_pretrained(cfg.teacher, verbose=False), load_tokenizer(cfg.teacher)
     os.makedirs(cfg.out_dir, exist_ok=True)
-    report = {"teacher": cfg.teacher, "bbc_dropped": dict(dropped)}
-    for name, rows in (("bbc", [[[w] for w in words] for words in sentences]), ("conll", conll)):
-        labelled = label_tokens(model, tokenizer, rows, torch.device("cpu"), soft=True, progress=True)
-        write_conll(os.path.join(cfg.out_dir, f"{name}_soft.conll"), labelled)
+    report = {"teacher": cfg.teacher, "bbc_dropped": dict(dropped)} | ({"context": cfg.context} if cfg.context else {})
+    for name, rows, docs in (("bbc", [[[w] for w in words] for words in sentences], bbc_docs),
+                             ("conll", conll, conll_docs)):
+        labelled = label_tokens(model, tokenizer, rows, torch.device("cpu"), soft=True, progress=True,
+                                context=cfg.context, docs=docs)
+        # with context, the files mark their documents (-DOCSTART-), so a student may read them with context too
+        write_conll(os.path.join(cfg.out_dir, f"{name}_soft.conll"), labelled, docs if cfg.context else None)
         report[name] = label_counts(labelled)
     atomic_write(os.path.join(cfg.out_dir, "transfer.json"), json.dumps(report, indent=1) + "\n")
     for name in ("bbc", "conll"):
