@@ -63,10 +63,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 import confidence
-from cli import DataError, above, at_least, opt, parse_config, run_main, stop_in_one_line
+from cli import DataError, above, at_least, command_line, opt, parse_config, run_main, stop_in_one_line
 from data import atomic_write, read_conll, read_jsonl_numbered, sample_indices, split_sentences, write_conll
 from eval import get_entities, span_f1
-from runs import file_hash
+from runs import file_hash, provenance
 from llm import Fatal, LLMConfig, ask, cached_count, chat_request, completion_request, http_report, prompt_text
 
 
@@ -545,7 +545,8 @@ def label_with_model(cfg, records, t0):
     lines = [json.dumps({"index": r["index"], **r["meta"], "status": "model", "out_sentence": i,
                          "entities": worked_example(r["words"], t)[1]}, ensure_ascii=False)
              for i, (r, t) in enumerate(zip(records, tags))]
-    report = {"config": {k: v for k, v in asdict(cfg).items() if k != "progress"}, "labeller": cfg.labeller,
+    report = {"config": {k: v for k, v in asdict(cfg).items() if k != "progress"},
+              "record": provenance(command_line("annotate.py", cfg)), "labeller": cfg.labeller,
               "seconds": round(time.time() - t0, 2), "sentences": len(records), "sentences_written": len(rows),
               "entities_kept": sum(len(get_entities(t)) for t in tags), "failed": []}
     if has_gold:
@@ -645,6 +646,7 @@ def assemble(cfg, records, replies, failures, stats, stopped, seconds, shots, sa
     reasons = Counter(r for r, _ in failures.values())
     report = {
         "config": {k: v for k, v in asdict(cfg).items() if k != "progress"},
+        "record": provenance(command_line("annotate.py", cfg)),
         "stopped": stopped,
         "seconds": round(seconds, 2),  # wall time of this run, requests and cache look-ups
         "sentences": len(records),
