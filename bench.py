@@ -33,8 +33,8 @@ own ratio. The last two lines are the ratios of ours to each HF, for inference a
 
     python bench.py --configs ours --student L2-H192     # student against teacher
     python bench.py --configs ours,student,student-int8 --student L2-H384 --out runs/speed.json   # and as JSON:
-        # {"command", "threads", "median": {config: {"train_tok_s", "infer_tok_s", "fill", "peak_rss_mb",
-        #  "first_step_s"}}, "rounds": {config: [one such dict per round]}}
+        # {"command", "threads", "median": {config: {"train_tok_s", "infer_tok_s", "infer_words_s", "fill",
+        #  "peak_rss_mb", "first_step_s"}}, "rounds": {config: [one such dict per round]}, "record" (runs.provenance)}
     python bench.py --report runs/speed.json             # its ratio lines again, from the JSON
     python bench.py --configs ours --context 64          # each sentence read in its document (predict.py --context)
     python bench.py --profile                            # where inference time goes, ours and HF's
@@ -356,8 +356,9 @@ def main(argv=None):
     print(f"\ncommand: {command}")
     if args.out:
         from data import atomic_write
-        atomic_write(args.out, json.dumps({"command": command, "threads": args.threads, "median": med, "rounds": runs},
-                                          indent=1) + "\n")
+        from runs import provenance
+        atomic_write(args.out, json.dumps({"command": command, "threads": args.threads, "median": med, "rounds": runs,
+                                           "record": provenance(command, threads=args.threads)}, indent=1) + "\n")
     if {"ours", "ours-compiled"} <= set(med):
         c = med["ours-compiled"]
         print(f"ratio ours-compiled/ours: training {c['train_tok_s'] / med['ours']['train_tok_s']:.2f}, "
