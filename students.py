@@ -30,15 +30,17 @@ Which teacher layers d_hidden matches the student's with is chosen the same way,
 --match_choices on the first seed: a student copied from the bottom layers and matched with them has its top layer
 pulled toward the teacher's layer L - 1, while the head it carries was trained on the teacher's top layer; matched
 with spread, its top learns the teacher's top (last to last, as TinyBERT and MiniLM match).
-Row a and the --full_rows (d by default; c and d where d's terms may not pay) run on every seed of --seeds, the others
-on --ablation_seeds (fewer, where the machine's time demands it: the table marks them). results.md holds the table
-(test F1 mean ± std, paired differences to a_gold, dev F1, steps, the loss terms), the command above it and, with
---speed (a JSON that `python bench.py ... --out` wrote), the inference speed of teacher and student from that one
-bench.py run; with --int8 1, each run's test F1 with its Linear layers in int8 too (what a deployed student scores:
-predict.py --int8 1). results.json holds {"config", "command", "layers", "dev_by_layers", "match", "dev_by_match",
-"rows" {row: {"test_by_seed", "mean", "std", "vs_gold" (paired differences), with --int8 1 "int8_dev_by_seed" and
-"int8_test_by_seed"}}}. A finished run (its metrics.json, its int8.json) is never repeated, and OUT_DIR is claimed
-for one set of settings (runs.claim), so the same command resumes.
+With --context N every row's student reads its sentences in their documents too (train.py --context), on a transfer
+set written with --context. Row a and the --full_rows (d by default; c and d where d's terms may not pay) run on
+every seed of --seeds, the others on --ablation_seeds (fewer, where the machine's time demands it: the table marks
+them). results.md holds the table (test F1 mean ± std, paired differences to a_gold, dev F1, steps, the loss terms),
+the command above it and, with --speed (a JSON that `python bench.py ... --out` wrote), the inference speed of
+teacher and student from that one bench.py run; with --int8 1, each run's test F1 with its Linear layers in int8 too
+(what a deployed student scores: predict.py --int8 1). results.json holds {"config", "command", "layers",
+"dev_by_layers", "match", "dev_by_match", "rows" {row: {"test_by_seed", "mean", "std", "vs_gold" (paired
+differences), with --int8 1 "int8_dev_by_seed" and "int8_test_by_seed"}}}. A finished run (its metrics.json, its
+int8.json) is never repeated, and OUT_DIR is claimed for one set of settings (runs.claim), so the same command
+resumes.
 """
 import json
 import os
@@ -165,6 +167,10 @@ class RunConfig:
     attn_weight: float = opt(-1.0, "d_hidden: weight of the attention term (train.py --attn_weight; "
                                    "-1: 1 where the heads match)")
     max_steps: int = opt(0, "> 0: this many steps for every run (smoke runs)", type=at_least(0))
+    context: int = opt(0, "the student too reads each sentence with up to N word pieces of its document on each side "
+                          "(train.py --context; the transfer set must mark its documents: students.py transfer "
+                          "--context); 0: the student reads sentences alone, whatever its teacher read",
+                       type=at_least(0))
     speed: str = opt("", "a JSON that `python bench.py --configs ours,student[,student-int8] --student S --out FILE` "
                          "wrote")
     int8: int = opt(0, "1: also each run's dev and test F1 with its Linear layers in int8 (predict.py --int8 1), "
@@ -183,7 +189,7 @@ def train_config(rc, row, seed, layers, out_dir, match=""):
     soft = {name: os.path.join(rc.transfer, f"{name}_soft.conll") for name in ("conll", "bbc")}
     common = dict(data_dir=rc.data_dir, model_dir=rc.teacher, student=rc.student, student_layers=layers, lr=rc.lr,
                   kd_temperature=rc.kd_temperature, max_steps=rc.max_steps, seed=seed, out_dir=out_dir,
-                  progress=rc.progress)
+                  progress=rc.progress, context=rc.context)
     if row == "a_gold":
         return Config(**common, epochs=rc.epochs)
     if row == "b_soft":
@@ -195,9 +201,10 @@ def train_config(rc, row, seed, layers, out_dir, match=""):
     return Config(**common, epochs=rc.transfer_epochs, distilled=both, strategy="distilled", **teacher)
 
 
-def int8_scores(run_dir, data_dir):
-    """A finished run's dev and test span F1 (%) with its Linear layers in int8, as predict.py --int8 1 tags; kept in
-    the run's int8.json, a record like metrics.json, so a resumed command does not measure it again."""
+def int8_scores(run_dir, data_dir, context=0):
+    """A finished run's dev and test span F1 (%) with its Linear layers in int8, as predict.py --int8 1 tags (with the
+    run's --context); kept in the run's int8.json, a record like metrics.json, so a resumed command does not measure
+    it again."""
     from eval import span_f1
     from predict import tag_words
     path = os.path.join(run_dir, "int8.json")
@@ -209,8 +216,9 @@ def int8_scores(run_dir, data_dir):
         # a file at a time, as predict.py reads it: int8 scales each batch's inputs on the fly, so sentences batched
         # with another file's could tag differently
         for split, name in (("dev", "valid.txt"), ("test", "test.txt")):
-            gold = read_conll(os.path.join(data_dir, name))
-            tags = tag_words(os.path.join(run_dir, "model"), [words for words, _ in gold], int8=True)
+            gold, docs = read_conll(os.path.join(data_dir, name), docs=True)
+            tags = tag_words(os.path.join(run_dir, "model"), [words for words, _ in gold], int8=True, context=context,
+                             docs=docs)
             held[split] = 100 * span_f1([t for _, t in gold], tags)["f1"]
         atomic_write(path, json.dumps(held, indent=1) + "\n")
     return held
@@ -243,7 +251,7 @@ def run(rc, command):
         return rc.seeds if row == "a_gold" or row in full_rows else rc.ablation_seeds
 
     check_inputs(rc)
-    settings = {k: v for k, v in asdict(rc).items() if k not in FREE}
+    settings = {k: v for k, v in asdict(rc).items() if k not in FREE and (k != "context" or v)}  # 0: as before it
     settings["transfer_files"] = {f: file_hash(os.path.join(rc.transfer, f))
                                   for f in ("conll_soft.conll", "bbc_soft.conll")}
     claim(rc.out_dir, settings, free=FREE)
@@ -260,7 +268,7 @@ def run(rc, command):
                   flush=True)
             train(train_config(rc, row, seed, layers, out, match))
         metrics = read_runs([out])[0]
-        return {**metrics, "int8": int8_scores(out, rc.data_dir)} if rc.int8 else metrics
+        return {**metrics, "int8": int8_scores(out, rc.data_dir, rc.context)} if rc.int8 else metrics
 
     def on_dev(row, choices, args):  # each choice's dev F1 (the row on its first seed), and the better choice
         dev_f1 = {c: one(row, seeds_of(row)[0], *args(c))["dev"]["f1"] for c in choices.split(",") if c}
