@@ -122,6 +122,7 @@ def tiny(tmp_path_factory):
     return d
 
 
+@pytest.mark.slow
 def test_end_to_end_two_runs_at_once_then_resume_without_repeating_a_run(tiny, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     out = tmp_path / "exp"
@@ -151,6 +152,7 @@ def test_end_to_end_two_runs_at_once_then_resume_without_repeating_a_run(tiny, t
     assert {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")} == mtimes
 
 
+@pytest.mark.slow
 def test_a_crashing_run_is_recorded_and_the_runner_carries_on(tiny, tmp_path, capsys):
     out = tmp_path / "exp"
     argv = ["--original", str(tiny / "o.conll"), "--data_dir", str(tiny), "--simulate", "0.5", "--seeds", "0,1",
@@ -164,6 +166,7 @@ def test_a_crashing_run_is_recorded_and_the_runner_carries_on(tiny, tmp_path, ca
     assert "Failed (stderr in results.json): original seed 0, original seed 1" in (out / "results.md").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("budget, steps", [("total", {"original": 10, "distilled": 10, "seq-d-o": 10}),
                                            ("o", {"original": 5, "distilled": 5, "seq-d-o": 10})])
 def test_the_two_budgets(tiny, tmp_path, capsys, budget, steps):
@@ -189,6 +192,7 @@ def test_runner_flags_after_double_dash_are_refused(tiny):
         main(["--original", str(tiny / "o.conll"), "--simulate", "0.5", "--", "--seed", "3"])
 
 
+@pytest.mark.slow
 def test_bbc_sentences_labelled_by_a_model_are_a_d_under_both_budgets(tiny, tmp_path, capsys):
     """D of new text: seeded BBC sentences (with article and sentence kept) labelled by a model folder
     (annotate.py --labeller, the strong annotator's path), none of them in O, through the runner."""
@@ -217,6 +221,7 @@ def test_bbc_sentences_labelled_by_a_model_are_a_d_under_both_budgets(tiny, tmp_
     capsys.readouterr()
 
 
+@pytest.mark.slow
 def test_a_grid_resumes_from_its_records_alone_without_repeating_a_finished_run(tiny, tmp_path, capsys):
     """What a repository keeps of a grid (each run's settings.json, runner.json and metrics.json; no weights,
     logs or predictions), copied to another folder as a fresh clone would have it, with one run still to do:

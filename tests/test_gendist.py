@@ -111,6 +111,7 @@ def test_missing_exclude_files_and_an_empty_pool_are_refused(files):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "empty.jsonl" in r.stderr
 
 
+@pytest.mark.slow
 def test_kill_midway_and_resume(scripted_server, files):
     n, conc = 40, 2
     url, script = scripted_server(delay=0.05,
@@ -162,6 +163,7 @@ def tiny_bbc_split(d):
     return train
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["classify", "ner"])
 def test_pipeline_smoke_runs_every_regimen_and_resumes(tmp_path, task):
     d = tmp_path / "data"
@@ -206,6 +208,7 @@ def test_pipeline_smoke_runs_every_regimen_and_resumes(tmp_path, task):
     assert stamps == {p: os.path.getmtime(p / "metrics.json") for p in stamps}
 
 
+@pytest.mark.slow
 def test_regimen_f_runs_the_teacher_beside_the_student(tmp_path):
     """--hidden_weight > 0 adds (f): (c)'s data, and the teacher's hidden states as targets through a learned map (the
     student is narrower); its metrics record the hidden term, and (f) differs from (c) only by that."""
