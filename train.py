@@ -75,7 +75,7 @@ from mix import SCHEDULES, STRATEGIES, MixSampler, strategy_schedule
 from model import check_model_dir, default_model_dir, from_pretrained, make_student, parse_student, save_pretrained
 from predict import BATCH_SIZE, MAX_TOKENS, autocast, bf16_supported, collate
 from runs import provenance
-from tasks import TASKS, data_files, load_data
+from kinds import TASKS, data_files, load_data
 
 @dataclass
 class Config:
