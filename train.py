@@ -23,7 +23,10 @@ kd_alpha x cross entropy with the hard label + (1 - kd_alpha) x T^2 x KL at temp
 (distill.py, `distillation_loss`); elsewhere it is plain cross entropy.
 
 NER: a word's prediction comes from its first word piece; by default the tags of a sentence are the
-most probable valid BIO sequence (`--decode viterbi`: no I-X after O or after another type).
+most probable valid BIO sequence (`--decode viterbi`: no I-X after O or after another type). With `--context N` each
+sentence is read with up to N word pieces of its document's sentences on each side (documents: `-DOCSTART-` lines),
+which are neither trained on nor scored (predict.py's docstring says how); `predict.py --context N` then gives this
+run's predictions.
 Classification: the pooled [CLS] vector; a text longer than --max_len pieces keeps its beginning.
 The two kinds differ only in TASKS, one entry each: how a split is read, encoded, scored and written.
 
