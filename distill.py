@@ -11,7 +11,7 @@ elsewhere it is plain cross entropy (`loss_sum`).
 
 Intermediate distillation (`Teacher`): the teacher runs, frozen, on every micro-batch; the student's hidden states
 and last-layer attention learn its. The layer map m is --match_layers, or else --student_layers
-(model.student_layers): the embeddings match the embeddings, student layer i matches teacher layer m(i), and the
+(student.student_layers): the embeddings match the embeddings, student layer i matches teacher layer m(i), and the
 attention of the student's last layer matches that of teacher layer m(L - 1) (the teacher's top with spread). Both
 terms are sums over real word pieces, which the loop divides by the count of real pieces in the global batch: a mean
 per piece that grad accumulation and processes leave unchanged, as they leave loss_sum's.
@@ -24,7 +24,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cli import DataError
-from model import check_model_dir, from_pretrained, load_tokenizer, student_layers
+from model import check_model_dir, from_pretrained, load_tokenizer
+from student import student_layers
 
 # ---------------------------------------------------------------------------------------------
 # The labels term: cross entropy with hard labels, KL divergence with a teacher's soft labels

@@ -30,7 +30,7 @@ run's predictions.
 Classification: the pooled [CLS] vector; a text longer than --max_len pieces keeps its beginning.
 The two kinds differ only in TASKS, one entry each: how a split is read, encoded, scored and written.
 
-`--student L<layers>-H<hidden>` trains a smaller BERT built from --model_dir (model.py, make_student), from
+`--student L<layers>-H<hidden>` trains a smaller BERT built from --model_dir (student.py, make_student), from
 the teacher layers `--student_layers` names (bottom, spread, or a list).
 
 Intermediate distillation (distill.py): `--teacher MODEL_DIR` runs a frozen teacher on every micro-batch; the
@@ -75,9 +75,10 @@ from cli import DataError, command_line, opt, parse_config, run_main
 from data import atomic_write
 from distill import Teacher, check_teacher, loss_sum, soft_targets
 from mix import SCHEDULES, STRATEGIES, MixSampler, strategy_schedule
-from model import check_model_dir, default_model_dir, from_pretrained, make_student, parse_student, save_pretrained
+from model import check_model_dir, default_model_dir, from_pretrained, save_pretrained
 from predict import BATCH_SIZE, MAX_TOKENS, autocast, bf16_supported, collate
 from runs import provenance
+from student import make_student, parse_student
 from kinds import TASKS, data_files, load_data
 
 @dataclass
@@ -106,12 +107,12 @@ class Config:
                           "N after it (-DOCSTART- lines; predict.py --context, with the same N, gives this run's "
                           "predictions); 0: each sentence alone")
     dropout: float = opt(-1.0, "-1 keeps the checkpoint's dropout")
-    student: str = opt("", "L<layers>-H<hidden>: train a smaller BERT built from model_dir (model.py)")
+    student: str = opt("", "L<layers>-H<hidden>: train a smaller BERT built from model_dir (student.py)")
     student_init: str = opt("pretrained", "pretrained: copied / projected from model_dir | random",
                             choices=["pretrained", "random"])
     student_layers: str = opt("bottom", "the teacher layer each student layer stands for: copied at the teacher's "
                               "width, matched with --teacher. bottom: 0..L-1 | spread: bottom, top and evenly between "
-                              "(L2 of 6: 0,5) | a list, e.g. 1,5 (model.student_layers)")
+                              "(L2 of 6: 0,5) | a list, e.g. 1,5 (student.student_layers)")
     # distillation, where the data has soft labels
     kd_alpha: float = opt(0.0, "weight of the hard-label cross entropy; 1 - kd_alpha goes to the soft labels")
     kd_temperature: float = opt(2.0, "T of the KL term; the term is scaled by T^2")
@@ -120,7 +121,7 @@ class Config:
                            "last-layer attention learn the teacher's, student layer i from teacher layer m(i) "
                            "(--match_layers); the labels term stays cross entropy or --distilled soft labels")
     match_layers: str = opt("", "with --teacher: the teacher layer m(i) each student layer i is matched with: bottom | "
-                            "spread | a list, e.g. 0,5 (model.student_layers); '': the --student_layers it was copied "
+                            "spread | a list, e.g. 0,5 (student.student_layers); '': the --student_layers it was copied "
                             "from")
     hidden_weight: float = opt(1.0, "with --teacher: weight of the hidden-state MSE, a mean per word piece of "
                                "states of unit scale (LayerNorm): 1 puts it on a par with the cross entropy per word")
@@ -165,7 +166,7 @@ def parse_args(argv=None):
 
 def check_config(cfg):
     """Refuse settings that cannot train, in one line naming the flag, before anything is loaded."""
-    def layers_spec(value):  # model.student_layers' forms: bottom, spread or teacher layer indices
+    def layers_spec(value):  # student.student_layers' forms: bottom, spread or teacher layer indices
         return value in ("bottom", "spread") or value.replace(",", "").isdigit()
     world = processes()
     bad = [(cfg.task not in TASKS, f"--task {cfg.task!r}: expected {' or '.join(TASKS)}"),

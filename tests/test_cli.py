@@ -80,15 +80,15 @@ CASES = [
     ("annotate.py", "--labeller {d} --confidence samples", None, None, "a --labeller model folder gives none"),
     ("mix.py", "--schedule cosine", None, None, "argument --schedule: invalid choice: 'cosine'"),
     ("mix.py", "--schedule sigmoid --schedule_args k=-2", None, None, "parameter k must be > 0"),
-    ("experiments.py", "--original {d}/missing.conll --simulate 0.5 --data_dir {d}", None, None,
+    ("regimens.py", "--original {d}/missing.conll --simulate 0.5 --data_dir {d}", None, None,
      "no such file: {d}/missing.conll"),
-    ("experiments.py", "--original {f} --simulate 0.5 --data_dir {d} --out_dir {d}/x", "o.conll", LATIN1,
+    ("regimens.py", "--original {f} --simulate 0.5 --data_dir {d} --out_dir {d}/x", "o.conll", LATIN1,
      "{f}:3: not UTF-8"),
-    ("experiments.py", "--original {f} --simulate 0.5 --data_dir {d} --out_dir {d}/x", "o.conll", "",
+    ("regimens.py", "--original {f} --simulate 0.5 --data_dir {d} --out_dir {d}/x", "o.conll", "",
      "no sentences in {f}"),
-    ("experiments.py", "--original {d}/train.txt --simulate 0.5 --data_dir {d} --model_dir {d}", None, None,
+    ("regimens.py", "--original {d}/train.txt --simulate 0.5 --data_dir {d} --model_dir {d}", None, None,
      "{d}: not a BERT folder"),
-    ("experiments.py", "--original {d}/train.txt --simulate 0.5 --jobs 0", None, None,
+    ("regimens.py", "--original {d}/train.txt --simulate 0.5 --jobs 0", None, None,
      "argument --jobs: expected an integer >= 1"),
     ("gendist.py", "generate --input {d}/missing.jsonl", None, None, "{d}/missing.jsonl: No such file"),
     ("gendist.py", "generate --input {f} --exclude {f}", "in.jsonl", NOT_OBJECT, "{f}:2: expected a JSON object"),
@@ -268,7 +268,7 @@ def test_train_help_explains_every_flag():
 
 @pytest.mark.parametrize("script", ["eval.py", "data.py sample", "data.py split", "mix.py", "annotate.py",
                                     "gendist.py generate", "gendist.py run", "evokd.py", "evokd.py summary",
-                                    "experiments.py", "bench.py", "bench_annotate.py", "baseline_tfidf.py"])
+                                    "regimens.py", "generate.py", "bench.py", "bench_annotate.py", "baseline_tfidf.py"])
 def test_every_script_explains_its_flags(script, capsys, monkeypatch):
     name, *sub = script.split()
     module = __import__(name[:-3])

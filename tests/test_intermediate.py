@@ -19,9 +19,9 @@ from cli import DataError
 from data import read_conll, write_conll
 from distill import (StudentWithProjection, attention_loss, distillation_loss, hidden_loss,
                      intermediate_loss_sums)
-from model import (BertConfig, BertForTokenClassification, default_model_dir, from_pretrained, load_tokenizer,
-                   student_layers)
+from model import BertConfig, BertForTokenClassification, default_model_dir, from_pretrained, load_tokenizer
 from predict import label_tokens
+from student import student_layers
 from train import Config, train
 
 LABELS = {0: "O", 1: "B-PER", 2: "I-PER"}

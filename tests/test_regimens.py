@@ -1,4 +1,4 @@
-"""experiments.py: the simulated corruption, annotation F1 over matched sentences, the table maths,
+"""regimens.py: the simulated corruption, annotation F1 over matched sentences, the table maths,
 and a tiny end-to-end run that resumes without repeating a run."""
 import json
 import os
@@ -8,7 +8,8 @@ import pytest
 from common import CONLL, write_tiny_conll
 from data import read_conll
 from eval import get_entities
-from experiments import annotation_f1, corrupt, main, markdown, summarize
+from regimens import annotation_f1, main, markdown, summarize
+from simulate import corrupt
 from runs import mean_std, paired
 
 
@@ -99,17 +100,17 @@ def test_table_maths_mean_std_and_paired_differences():
     d = {"name": "x", "path": "x.conll", "simulated": False,
          "steps": dict.fromkeys(("original", "distilled", "mixed"), (10, 5)), "batch_size": 8,
          "annotation": {"f1": 0.5, "matched": 3, "n_original": 4, "n_distilled": 3}}
-    md = markdown("python experiments.py --x", [d], ["original", "seq-d-o"], summary, rows, 3)
+    md = markdown("python regimens.py --x", [d], ["original", "seq-d-o"], summary, rows, 3)
     assert "| seq-d-o | 82.00 ± 1.41 (n=2) | +1.00 ± 2.83 | 1/2 | 0.50 |" in md
     assert "| original | 81.00 ± 1.41 (n=2) | – | – | 0.00 |" in md
     assert "annotation F1 50.00 over 3 of 4 O sentences" in md and "seq-d-o seed 2" in md
     assert "dev F1 every 5 steps and at the last; test F1 of the best-dev checkpoint" in md
     # one dev evaluation, at the end: nothing to choose from
     d["steps"] = dict.fromkeys(("original", "distilled", "mixed"), (10, 10))
-    md = markdown("python experiments.py --x", [d], ["original", "seq-d-o"], summary, rows, 3)
+    md = markdown("python regimens.py --x", [d], ["original", "seq-d-o"], summary, rows, 3)
     assert "dev F1 once, at the last step; test F1 of the last checkpoint" in md and "best-dev" not in md
     d["steps"] = {"original": (5, 5), "distilled": (5, 5), "mixed": (10, 10)}  # --budget o
-    md = markdown("python experiments.py --x", [d], ["original", "seq-d-o"], summary, rows, 3)
+    md = markdown("python regimens.py --x", [d], ["original", "seq-d-o"], summary, rows, 3)
     assert ("The same O steps for every run, D's on top: original 5 steps, distilled 5, "
             "the regimens that mix them 10") in md
 
@@ -142,7 +143,7 @@ def test_end_to_end_two_runs_at_once_then_resume_without_repeating_a_run(tiny, t
     assert res["d_files"][0]["annotation"]["matched"] == 40 and res["d_files"][0]["corruption"]["corrupted"] > 0
     md = (out / "results.md").read_text()
     assert "simulated" in md and "| seq-d-o |" in md and "| original |" in md and \
-        "python experiments.py --original" in md
+        "python regimens.py --original" in md
     assert not (out / "runs" / "sim-0.5" / "seq-d-o" / "seed0" / "model").exists()  # models are not kept
 
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")}
