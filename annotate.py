@@ -36,7 +36,9 @@ Files written, FILE being --out without its extension:
 `--min_confidence T --filter sentence|entity` leaves out of --out the sentences, or the entities, less sure than T.
 
 `--labeller MODEL_DIR` labels the same sentences with a trained NER model folder instead (predict.py), into
-the same files: a strong annotator, such as MiniLM trained on all of CoNLL-2003, to set beside the LLM.
+the same files: a strong annotator, such as MiniLM trained on all of CoNLL-2003, to set beside the LLM. With
+`--context N` (a model trained with train.py --context N) it reads each sentence in its document, the sampled ones
+and the others alike lending context (predict.py --context).
 
 A sentence whose request failed for good (after retries) or whose reply cannot be read is NOT written
 to --out as all-O (that would teach the student its names are not names): it is left out and listed
@@ -94,6 +96,9 @@ class Config(LLMConfig):  # the endpoint, model, key, retries, concurrency and c
                             "annotator to set beside it; the prompt flags are then unused")
     labeller_runtime: str = opt("torch", "--labeller through torch or its ONNX export in ONNX Runtime (predict.py "
                                          "--runtime)", choices=["torch", "onnx"])
+    context: int = opt(0, "with --labeller: the model reads each sentence with up to N word pieces of its document "
+                          "on each side (predict.py --context; documents: -DOCSTART- in CoNLL, the article in JSONL), "
+                          "from every sentence of the input, sampled or not", type=at_least(0))
     # how sure the LLM is of each label (confidence.py)
     confidence: str = opt("none", "a confidence per entity and sentence: logprobs (the reply's token "
                                   "log-probabilities, where the endpoint returns them) | samples (agreement of "
@@ -119,24 +124,33 @@ def parse_args(argv=None):
         raise SystemExit("error: --min_confidence needs a confidence: add --confidence logprobs or samples")
     if cfg.labeller and cfg.confidence != "none":
         raise SystemExit("error: --confidence is the LLM's; a --labeller model folder gives none")
+    if cfg.context and not cfg.labeller:
+        raise SystemExit("error: --context is the --labeller model's; the LLM reads one sentence")
     return cfg
 
 
 # ---------------------------------------------------------------------------------------------
 # Input: CoNLL sentences, or BBC articles cut into sentences and CoNLL-2003 tokens.
 
-def load_records(cfg):
-    """The sentences to annotate: dicts with index (in the whole input), words, gold (or None), meta."""
+def input_sentences(cfg):
+    """Every sentence of the input as (words, gold or None, meta), and each one's document id (data.py)."""
     if cfg.format == "conll":
-        sents = read_conll(cfg.input)
-        return [{"index": i, "words": sents[i][0], "gold": sents[i][1], "meta": {}}
-                for i in sample_indices(len(sents), cfg.limit, cfg.seed)]
-    sents = []
+        sents, docs = read_conll(cfg.input, docs=True)
+        return [(words, tags, {}) for words, tags in sents], docs
+    sents, docs = [], []
     for lineno, article in read_jsonl_numbered(cfg.input):
         if "id" not in article or not isinstance(article.get("text"), str):
             raise DataError(f"{cfg.input}:{lineno}: expected a JSON object with 'id' and a string 'text'")
-        sents += [(article["id"], j, words) for j, words in enumerate(split_sentences(article["text"]))]
-    return [{"index": i, "words": sents[i][2], "gold": None, "meta": {"article": sents[i][0], "sentence": sents[i][1]}}
+        found = split_sentences(article["text"])
+        sents += [(words, None, {"article": article["id"], "sentence": j}) for j, words in enumerate(found)]
+        docs += [lineno] * len(found)
+    return sents, docs
+
+
+def load_records(cfg):
+    """The sentences to annotate: dicts with index (in the whole input), words, gold (or None), meta."""
+    sents, _ = input_sentences(cfg)
+    return [{"index": i, "words": sents[i][0], "gold": sents[i][1], "meta": sents[i][2]}
             for i in sample_indices(len(sents), cfg.limit, cfg.seed)]
 
 
@@ -541,7 +555,9 @@ def label_with_model(cfg, records, t0):
     file with each sentence's entities and, for BBC, article and sentence; the report, with span F1 given gold)."""
     from predict import check_labeller, tag_words
     check_labeller(cfg.labeller)
-    tags = tag_words(cfg.labeller, [r["words"] for r in records], progress=bool(cfg.progress) and len(records) >= 1000,
+    sents, docs = input_sentences(cfg)  # the records' context comes from their whole documents
+    tags = tag_words(cfg.labeller, [words for words, _, _ in sents], context=cfg.context, docs=docs,
+                     scored=[r["index"] for r in records], progress=bool(cfg.progress) and len(records) >= 1000,
                      runtime=cfg.labeller_runtime)
     has_gold = records[0]["gold"] is not None
     rows = [list(zip(r["words"], r["gold"], t) if has_gold else zip(r["words"], t)) for r, t in zip(records, tags)]

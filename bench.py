@@ -30,17 +30,19 @@ all alike); the median round counts. Configurations:
   same batches as ours; inference only. What people deploy a BERT on a CPU with, so the anchor for ours.
 bf16 means bf16 autocast where the hardware computes it natively (AVX-512 BF16, AMX, a recent GPU), fp32
 elsewhere, for HF's configurations as for ours: on a CPU that only emulates bf16 it is many times slower.
-Speed counts real (non-padding) word pieces per second. The ratio lines set a configuration against
+Speed counts real (non-padding) word pieces per second; with --context the context pieces count (they are
+work), and "inference words/s" counts the words labelled, the output. The ratio lines set a configuration against
 another: the ratio of the medians, and for a student, int8 and ONNX Runtime also the median and range of each round's
 own ratio. The last two lines are the ratios of ours to each HF, for inference and for training.
 
     python bench.py --configs ours --student L2-H192     # student against teacher
     python bench.py --configs ours,student,student-int8 --student L2-H384 --out runs/speed.json   # and as JSON:
-        # {"command", "threads", "median": {config: {"train_tok_s", "infer_tok_s", "fill", "peak_rss_mb",
-        #  "first_step_s"}}, "rounds": {config: [one such dict per round]}, "record": runs.provenance}
+        # {"command", "threads", "median": {config: {"train_tok_s", "infer_tok_s", "infer_words_s", "fill",
+        #  "peak_rss_mb", "first_step_s"}}, "rounds": {config: [one such dict per round]}, "record": runs.provenance}
     python bench.py --configs ours,ours-fp32,ours-int8,ort,ort-int8,student,student-fp32,student-int8,student-ort,\
 student-ort-int8 --student L2-H384 --rounds 3 --steps 5 --out runs/serving.json   # every runtime, teacher and student
     python bench.py --report runs/speed.json             # its ratio lines again, from the JSON
+    python bench.py --configs ours --context 64          # each sentence read in its document (predict.py --context)
     python bench.py --profile                            # where inference time goes, ours and HF's
     python bench.py --profile --student L2-H384          # and the student's, in fp32 and in int8
 """
@@ -101,14 +103,19 @@ def matmul_peak(dtype, n=2048, k=1024, m=1024, reps=20):
     return 2 * n * k * m * reps / (time.perf_counter() - t0) / 1e9
 
 
-def load_examples(n_sentences, seed, data_dir):
+def load_examples(n_sentences, seed, data_dir, split="train", context=0):
+    """The seeded sample of a CoNLL split as examples; with context, each sentence read in its document (the
+    sample's sentences take their context from every sentence of the file)."""
     from data import labels_from, read_conll, sample_indices
     from model import default_model_dir, load_tokenizer
     from predict import encode
-    sents = read_conll(os.path.join(data_dir, "train.txt"))
-    sents = [sents[i] for i in sample_indices(len(sents), n_sentences, seed)]
-    labels = labels_from(sents)
-    return encode(sents, load_tokenizer(default_model_dir()), {l: i for i, l in enumerate(labels)}, 128), labels
+    sents, docs = read_conll(os.path.join(data_dir, f"{split}.txt"), docs=True)
+    chosen = sample_indices(len(sents), n_sentences, seed)
+    labels = labels_from([sents[i] for i in chosen])
+    label2id, tokenizer = {l: i for i, l in enumerate(labels)}, load_tokenizer(default_model_dir())
+    if not context:
+        return encode([sents[i] for i in chosen], tokenizer, label2id, 128), labels
+    return encode(sents, tokenizer, label2id, 128, context=context, docs=docs, scored=chosen), labels
 
 
 def batches(examples, batching, batch_size, n, seed):
@@ -169,7 +176,8 @@ def inference_hf(model, bf16):
 
 
 def infer(name, model, forward, examples, args):
-    """Every sentence once, batched as configuration `name` does it; returns the real word pieces seen.
+    """Every sentence once, batched as configuration `name` does it; returns the real word pieces seen (context
+    included: it is work) and the words labelled (the output).
     HF as its Trainer.predict does (file order, fixed batches; hf-best sorted by length); ours, hf-tokens
     and the student as train.py evaluates and predict.py predicts (predict.inference, predict.sorted_batches)."""
     from predict import collate, inference, sorted_batches
@@ -186,7 +194,7 @@ def infer(name, model, forward, examples, args):
             ids, mask, _ = collate([examples[j] for j in idx], "cpu")
             forward(ids, mask)
             tokens += int(mask.sum())
-    return tokens
+    return tokens, sum(len(e["starts"]) for e in examples)
 
 
 def run_one(name, args):
@@ -194,7 +202,7 @@ def run_one(name, args):
     from predict import autocast, collate
     impl, batching, bf16 = CONFIGS[name]
     torch.manual_seed(0)
-    examples, labels = load_examples(args.sentences, args.seed, args.data_dir)
+    examples, labels = load_examples(args.sentences, args.seed, args.data_dir, args.split, args.context)
     model, opt, forward = build(impl, labels, args.student)
     model.train()
     tokens, padded, seconds, first_step = 0, 0, 0.0, None
@@ -216,10 +224,11 @@ def run_one(name, args):
             tokens += int(mask.sum())
             padded += mask.numel()
     t0 = time.perf_counter()
-    inf_tokens = infer(name, model, forward, examples, args)
+    inf_tokens, words = infer(name, model, forward, examples, args)
     inf_seconds = time.perf_counter() - t0
     return {"name": name, "train_tok_s": tokens / seconds if seconds else None,
             "fill": tokens / padded if padded else None, "infer_tok_s": inf_tokens / inf_seconds,
+            "infer_words_s": words / inf_seconds,
             "first_step_s": first_step, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -228,7 +237,7 @@ def profile_inference(args):
     student in bf16, fp32 and int8 and in ONNX Runtime) in this one process, under torch.profiler: the wall time of
     each and the share of CPU time of its top operators (ONNX Runtime's run outside PyTorch: its wall time alone)."""
     from torch.profiler import ProfilerActivity, profile
-    examples, labels = load_examples(args.sentences, args.seed, args.data_dir)
+    examples, labels = load_examples(args.sentences, args.seed, args.data_dir, args.split, args.context)
     names = ("ours", "ours-fp32", "hf-best", "hf-tokens", "ort") + (
         ("student", "student-fp32", "student-int8", "student-ort") if args.student else ())
     models = {impl: build(impl, labels, args.student)  # (model, optimizer, forward)
@@ -260,7 +269,11 @@ class Config:
     batch_size: int = opt(32, "sentences per training step", type=at_least(1))
     eval_batch_size: int = opt(128, "sentences per inference batch (at most, for ours)", type=at_least(1))
     eval_tokens: int = opt(2048, "ours: at most this many padded word pieces per inference batch", type=at_least(1))
-    sentences: int = opt(2000, "seeded sample of CoNLL-2003 train", type=at_least(1))
+    sentences: int = opt(2000, "seeded sample of CoNLL-2003 train (or --split)", type=at_least(1))
+    split: str = opt("train", "the CoNLL file the sample is drawn from", choices=["train", "valid", "test"])
+    context: int = opt(0, "read each sentence with up to N word pieces of its document on each side (predict.py "
+                          "--context); context pieces count in tokens/s (they are work), inference words/s counts "
+                          "the output", type=at_least(0))
     seed: int = opt(0, "seed of the sample and of the random batches")
     threads: int = opt(torch.get_num_threads(), "torch threads of every configuration", type=at_least(1))
     data_dir: str = opt(os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "conll2003"),
@@ -317,7 +330,7 @@ def config_names(args):
     except ValueError as e:
         raise SystemExit(f"error: --student: {e}")
     from data import read_conll
-    read_conll(os.path.join(args.data_dir, "train.txt"))  # a missing or malformed file stops the run here, in one line
+    read_conll(os.path.join(args.data_dir, f"{args.split}.txt"))  # a missing or malformed file stops here, in one line
     return names
 
 
@@ -343,7 +356,7 @@ def run_rounds(names, args):
     runs = {n: [] for n in names}
     forwarded = [f"--{k}={getattr(args, k)}"
                  for k in ("steps", "warmup", "batch_size", "eval_batch_size", "eval_tokens", "sentences", "seed",
-                           "threads", "data_dir", "student")]
+                           "threads", "data_dir", "student", "split", "context")]
     for r in range(args.rounds):
         for n in names:
             out = subprocess.run([sys.executable, os.path.abspath(__file__), "--one", n, *forwarded],
@@ -361,7 +374,8 @@ def medians(runs):
     def median(rs, k):
         xs = [x[k] for x in rs if x[k] is not None]
         return statistics.median(xs) if xs else None
-    return {n: {k: median(rs, k) for k in ("train_tok_s", "fill", "infer_tok_s", "peak_rss_mb", "first_step_s")}
+    return {n: {k: median(rs, k) for k in ("train_tok_s", "fill", "infer_tok_s", "infer_words_s", "peak_rss_mb",
+                                          "first_step_s")}
             for n, rs in runs.items()}
 
 
@@ -372,9 +386,10 @@ def print_table(med, flops, peak, native):
         fmt = lambda x, f: "–" if x is None else format(x, f)  # noqa: E731
         rows.append([n, fmt(m["train_tok_s"], ",.0f"), fmt(m["fill"] and 100 * m["fill"], ".0f"), fmt(gflops, ".0f"),
                      fmt(gflops and 100 * gflops / peak, ".0f"), fmt(m["infer_tok_s"], ",.0f"),
-                     fmt(m["peak_rss_mb"], ",.0f"), fmt(m["first_step_s"], ".1f")])
+                     fmt(m["infer_words_s"], ",.0f"), fmt(m["peak_rss_mb"], ",.0f"), fmt(m["first_step_s"], ".1f")])
     print("\n" + table(["configuration", "train tokens/s", "padding fill %", "GFLOP/s",
-                        f"% of {'bf16' if native else 'fp32'} peak", "inference tokens/s", "peak RSS MB",
+                        f"% of {'bf16' if native else 'fp32'} peak", "inference tokens/s", "inference words/s",
+                        "peak RSS MB",
                         "first step s"], rows), end="")
 
 

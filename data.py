@@ -3,9 +3,14 @@ Reading and writing CoNLL-style NER files and JSONL text-classification files, t
 every script shares, and the seeded train / valid / test split of a classification dataset.
 
 A CoNLL file has one token per line, columns separated by whitespace, the NER tag in the last
-column, and a blank line between sentences. `-DOCSTART-` lines are skipped. Any number of
+column, and a blank line between sentences. Any number of
 columns works (CoNLL-2003 has four: token, POS, chunk, NER), so another BIO dataset reads
-unchanged. Tags must be `O`, `B-TYPE` or `I-TYPE`; anything else is refused with file and line.
+unchanged. `-DOCSTART-` lines are no sentence, and mark where a document begins: `read_conll(path, docs=True)`
+also gives each sentence's document id (0, 1, ... in file order), which context encoding (predict.py --context)
+never crosses. A file without any `-DOCSTART-` line says nothing of its documents, so each of its sentences is a
+document of its own (a sample of sentences drawn from many documents borrows nothing from its neighbours).
+Documents of raw text: an article (a JSONL record) is one (`text_documents`), and in plain text a blank line
+ends one (`split_documents`). Tags must be `O`, `B-TYPE` or `I-TYPE`; anything else is refused with file and line.
 A byte-order mark at the start is ignored, and a line of nothing but invisible characters (byte-order
 marks, zero-width spaces) is the blank line it looks like, so it ends a sentence. A file that is not
 UTF-8, or holds no sentence at all, is refused by name.
@@ -57,23 +62,35 @@ def open_text(path):
             raise DataError(_not_utf8(path)) from None
 
 
-def read_conll(path, column=-1, with_probs=False, columns=False):
+DOCSTART = "-DOCSTART-"
+
+
+def read_conll(path, column=-1, with_probs=False, columns=False, docs=False):
     """Read sentences as (words, tags) pairs; `column` picks the tag column (default: the last).
     with_probs: (sentences, soft) where soft[i] is None, or sentence i's {label: probability} per word
     (the soft-label column just before the tag; see format_probs).
-    columns: each sentence as its lines' lists of columns, unchecked (text to label may have no tags)."""
+    columns: each sentence as its lines' lists of columns, unchecked (text to label may have no tags).
+    docs: one more list after the others, each sentence's document id (the module docstring says how)."""
     sentences, soft, words, tags, dists = [], [], [], [], []
+    marks, doc_ids, at = 0, [], 0  # -DOCSTART- lines seen; each sentence's count of them where it starts
     if columns:
         rows = []
         with open_text(path) as f:
             for line in f:
                 parts = [] if BLANK_RE.fullmatch(line) else line.split()
-                if parts and parts[0] != "-DOCSTART-":
+                if parts and parts[0] == DOCSTART:
+                    marks += 1
+                elif parts:
+                    at = at if rows else marks
                     rows.append(parts)
-                elif not parts and rows:
+                elif rows:
                     sentences.append(rows)
+                    doc_ids.append(at)
                     rows = []
-        return sentences + ([rows] if rows else [])
+        if rows:
+            sentences.append(rows)
+            doc_ids.append(at)
+        return (sentences, documents(doc_ids, marks)) if docs else sentences
     with open_text(path) as f:
         for lineno, line in enumerate(f, 1):
             parts = [] if BLANK_RE.fullmatch(line) else line.split()
@@ -83,9 +100,11 @@ def read_conll(path, column=-1, with_probs=False, columns=False):
                         raise DataError(f"{path}:{lineno - 1}: a sentence with soft labels on some words only")
                     sentences.append((words, tags))
                     soft.append(dists or None)
+                    doc_ids.append(at)
                     words, tags, dists = [], [], []
                 continue
-            if parts[0] == "-DOCSTART-":
+            if parts[0] == DOCSTART:
+                marks += 1
                 continue
             if len(parts) < 2:
                 raise DataError(f"{path}:{lineno}: expected a token and a tag, got {line.strip()!r}")
@@ -95,6 +114,7 @@ def read_conll(path, column=-1, with_probs=False, columns=False):
                 raise DataError(f"{path}:{lineno}: no column {column} in {line.strip()!r}") from None
             if not TAG_RE.match(tag):
                 raise DataError(f"{path}:{lineno}: tag {tag!r} is not O, B-TYPE or I-TYPE")
+            at = at if words else marks
             words.append(parts[0])
             tags.append(tag)
             if with_probs and len(parts) >= 3 and PROBS_RE.match(parts[-2]):
@@ -104,9 +124,21 @@ def read_conll(path, column=-1, with_probs=False, columns=False):
             raise DataError(f"{path}: the last sentence has soft labels on some words only")
         sentences.append((words, tags))
         soft.append(dists or None)
+        doc_ids.append(at)
     if not sentences:
         raise DataError(f"no sentences in {path}")
-    return (sentences, soft) if with_probs else sentences
+    out = (sentences, soft) if with_probs else (sentences,)
+    out += (documents(doc_ids, marks),) if docs else ()
+    return out if len(out) > 1 else sentences
+
+
+def documents(marks_before, marks):
+    """Document ids 0, 1, ... from each sentence's count of -DOCSTART- lines before it; without any such line,
+    each sentence is a document of its own."""
+    if not marks:
+        return list(range(len(marks_before)))
+    ids = {m: i for i, m in enumerate(sorted(set(marks_before)))}
+    return [ids[m] for m in marks_before]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,6 +220,29 @@ def split_sentences(text):
     return sentences
 
 
+def split_documents(text):
+    """(sentences, document ids) of plain text: split_sentences' sentences, a new document after each blank line."""
+    sentences, docs, doc = [], [], 0
+    for line in text.splitlines():
+        found = split_sentences(line)
+        if not found and sentences and docs[-1] == doc:
+            doc += 1  # a blank line (or one of spaces) ends the document
+        sentences += found
+        docs += [doc] * len(found)
+    return sentences, docs
+
+
+def text_documents(texts):
+    """(sentences, document ids) of texts that are each a document (BBC articles): text i's sentences are
+    document i's."""
+    sentences, docs = [], []
+    for i, text in enumerate(texts):
+        found = split_sentences(text)
+        sentences += found
+        docs += [i] * len(found)
+    return sentences, docs
+
+
 def atomic_write(path, content):
     """Write a whole file or nothing: to a temporary file, flushed to disk, then renamed, so a kill (or a crash of the
     machine) leaves the old file whole, or none, never one that looks whole but is not. content: text (UTF-8),
@@ -203,14 +258,17 @@ def atomic_write(path, content):
     os.replace(tmp, path)
 
 
-def conll_text(rows):
-    """Sentences given as lists of per-token column tuples, as CoNLL text."""
-    return "".join("".join(" ".join(cols) + "\n" for cols in sentence) + "\n" for sentence in rows)
+def conll_text(rows, docs=None):
+    """Sentences given as lists of per-token column tuples, as CoNLL text; with docs (each sentence's document id),
+    a `-DOCSTART- -X- -X- O` line, as CoNLL-2003 writes it, where each document begins."""
+    marks = [docs is not None and (i == 0 or docs[i] != docs[i - 1]) for i in range(len(rows))]
+    return "".join(f"{DOCSTART} -X- -X- O\n\n" * mark + "".join(" ".join(cols) + "\n" for cols in sentence) + "\n"
+                   for sentence, mark in zip(rows, marks))
 
 
-def write_conll(path, rows):
-    """Write sentences given as lists of per-token column tuples, atomically."""
-    atomic_write(path, conll_text(rows))
+def write_conll(path, rows, docs=None):
+    """Write sentences given as lists of per-token column tuples (and document marks), atomically."""
+    atomic_write(path, conll_text(rows, docs))
 
 
 def labels_from(sentences):

@@ -26,7 +26,7 @@ class Split:
 
 def read_texts(cfg, path):
     return [(r["text"], r["label"], r.get("probs"))
-            for r in read_classification(path, (cfg.text_field,), cfg.label_field)], None
+            for r in read_classification(path, (cfg.text_field,), cfg.label_field)], None, None
 
 
 def ner_labels(sentences, soft):  # labels_from's order, with every label a soft label names
@@ -70,9 +70,9 @@ def write_texts(out_dir, records, preds):
 class Task:
     ext: str  # of train, valid and test in --data_dir
     head: str  # model.from_pretrained's: a label per word piece, or per text
-    read: object  # (cfg, path) -> (items, soft labels or None)
+    read: object  # (cfg, path) -> (items, soft labels or None, each item's document id or None)
     labels: object  # (items, soft labels) -> the labels the training data has
-    encode: object  # (items, tokenizer, label2id, max_len, soft labels) -> examples
+    encode: object  # (items, tokenizer, label2id, max_len, soft labels, context=, docs=) -> examples
     gold: object  # items -> their gold labels
     score: object  # (model, split, device, cfg, labels, test) -> (scores, predictions, extra metrics)
     write: object  # (out_dir, items, predictions): the test predictions
@@ -85,12 +85,14 @@ class Task:
 
 
 TASKS = {
-    "ner": Task(ext=".txt", head="token", read=lambda cfg, path: read_conll(path, with_probs=True), labels=ner_labels,
-                encode=encode, gold=lambda sentences: [tags for _, tags in sentences], score=score_ner,
-                write=write_ner, key="f1", word="F1", unit="windows", default_dir="data/conll2003",
+    "ner": Task(ext=".txt", head="token", read=lambda cfg, path: read_conll(path, with_probs=True, docs=True),
+                labels=ner_labels, encode=encode, gold=lambda sentences: [tags for _, tags in sentences],
+                score=score_ner, write=write_ner, key="f1", word="F1", unit="windows", default_dir="data/conll2003",
                 default_hint="CoNLL-2003 is not redistributed: see the README's Data section"),
     "classify": Task(ext=".jsonl", head="sequence", read=read_texts, labels=text_labels,
-                     encode=lambda records, tok, label2id, max_len, soft: encode_texts(records, tok, label2id, max_len),
+                     # a text is read whole (its beginning): --context is NER's
+                     encode=lambda records, tok, label2id, max_len, soft, **_: encode_texts(records, tok, label2id,
+                                                                                            max_len),
                      gold=lambda records: [label for _, label, _ in records], score=score_texts, write=write_texts,
                      key="accuracy", word="accuracy", unit="texts", also=(("macro-F1", "macro_f1"),)),
 }
@@ -119,16 +121,16 @@ def load_data(cfg, task, paths, model_dir):
     """(labels, O's examples, D's examples, dev, test): every file read (hard or soft labels) and cut into word
     pieces with model_dir's tokenizer."""
     original_path, distilled_path, dev_path, test_path = paths
-    original, soft_o = task.read(cfg, original_path) if original_path else ([], None)
-    distilled, soft_d = task.read(cfg, distilled_path) if distilled_path else ([], None)
-    dev, test = task.read(cfg, dev_path)[0], task.read(cfg, test_path)[0]
+    original, soft_o, docs_o = task.read(cfg, original_path) if original_path else ([], None, None)
+    distilled, soft_d, docs_d = task.read(cfg, distilled_path) if distilled_path else ([], None, None)
+    dev, test = task.read(cfg, dev_path), task.read(cfg, test_path)
     labels = label_list(cfg, task, original + distilled, (soft_o or []) + (soft_d or []))
     label2id, tokenizer = {l: i for i, l in enumerate(labels)}, load_tokenizer(model_dir)
 
-    def encoded(items, soft=None):
-        return task.encode(items, tokenizer, label2id, cfg.max_len, soft)
-    dev, test = (Split(items, encoded(items), task.gold(items)) for items in (dev, test))
-    return labels, encoded(original, soft_o), encoded(distilled, soft_d), dev, test
+    def encoded(items, soft, docs):  # --context: each sentence read in its document (predict.encode)
+        return task.encode(items, tokenizer, label2id, cfg.max_len, soft, context=cfg.context, docs=docs)
+    dev, test = (Split(items, encoded(items, None, docs), task.gold(items)) for items, _, docs in (dev, test))
+    return labels, encoded(original, soft_o, docs_o), encoded(distilled, soft_d, docs_d), dev, test
 
 
 def label_list(cfg, task, items, soft):

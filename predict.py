@@ -7,6 +7,7 @@ classifier); the folder says which. `--soft` adds the probability distributions 
 from as soft labels (a teacher's labels for a student).
 
     echo "Angela Merkel met Airbus in Toulouse." | python predict.py --model_dir out/default/model --format text
+    python predict.py --model_dir out/context64/model --input data/conll2003/test.txt --context 64 --out runs/p.conll
     python predict.py --model_dir out/default/model --input data/conll2003/test.txt --out runs/pred.conll
     python predict.py --model_dir out/default/model --input data/conll2003/train.txt --soft --out runs/teacher.conll
     python predict.py --model_dir out/bbc/model --input runs/bbc/test.jsonl --soft --out runs/bbc_teacher.jsonl
@@ -16,6 +17,16 @@ Words to pieces (`encode`): the `tokenizers` package splits each word; the first
 its label, the other pieces and [CLS] / [SEP] carry -100. A sentence longer than max_len pieces is cut at
 word boundaries into consecutive windows, each its own example, so no word is lost. A text
 (`encode_texts`) keeps its first max_len - 2 pieces: a document says first what it is about.
+
+Context (`--context N`, FLERT: Schweter & Akbik 2020): a sentence is read with up to N pieces of the sentences before
+it and N of those after it in the same document, never across a document boundary (`-DOCSTART-` lines in CoNLL,
+blank lines in text, an article in BBC; data.py), as [CLS] left sentence right [SEP]. The context carries -100: it
+is neither trained on nor scored, and no word's first piece is in it. It only fills the room the sentence leaves in
+max_len (`context_pieces`): the sentence is never cut for it, and a sentence cut into windows (which fill them) gets
+none, nor does a document of one sentence. N = 0 is the encoding without context, bit for bit. A model learns with
+the N it is trained with (train.py --context, in its metrics.json) and should be run with the same N: then this
+script gives train.py's predictions. Examples grow by up to 2N pieces, and batches are sorted by that length, so a
+forward pass holds fewer sentences within --max_tokens.
 
 Batches (`sorted_batches`): sorted by length, at most `batch_size` examples and `max_tokens` word pieces
 (padding included), so short sentences go in big batches and long ones in small. The forward pass runs
@@ -32,20 +43,22 @@ probable sequence among valid BIO ones (no I-X after O or after another type), `
 
 Input formats (`--format`; default conll for a token classifier, jsonl for a sequence classifier):
 - text: raw text, cut into sentences and CoNLL-2003-style tokens by data.py (as annotate.py cuts BBC
-  articles); a byte-order mark and invisible characters are dropped; for a sequence classifier each
-  non-blank line is one text;
+  articles), a blank line ending a document; a byte-order mark and invisible characters are dropped; for a
+  sequence classifier each non-blank line is one text;
 - conll: one token a line, the token in the first column; every column of the input is kept;
 - jsonl: one object a line with the text in --text_field; every field is kept.
 Output (`--out`, default standard output): for NER, CoNLL lines `<input columns> [distribution]
 predicted` with the prediction always last, so `read_conll(out)` reads it and `read_conll(out,
 with_probs=True)` the distributions (the soft-label column: `LABEL=p|LABEL=p|...`); for classification,
-JSONL with "label" the prediction (an input "label" moves to "gold") and, with --soft, "probs". With both
+JSONL with "label" the prediction (an input "label" moves to "gold") and, with --soft, "probs". With --context,
+the CoNLL output marks each document with a `-DOCSTART-` line. With both
 scripts' default batch sizes the predictions are train.py's (in bf16 a near tie can flip with the padding
 of the batch a sentence falls in).
 """
 import sys
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -53,7 +66,7 @@ from tqdm import tqdm
 
 from cli import DataError, at_least, opt, parse_config, run_main
 from data import (BLANK_RE, INVISIBLE, conll_text, format_probs, jsonl_text, open_text, read_conll,
-                  read_jsonl, split_sentences, write_conll, write_jsonl)
+                  read_jsonl, split_documents, write_conll, write_jsonl)
 from model import BertForTokenClassification, check_model_dir, from_pretrained, linear_weights_as, load_tokenizer
 
 BATCH_SIZE, MAX_TOKENS = 128, 2048  # an inference batch: at most this many examples and word pieces, padding included
@@ -71,38 +84,66 @@ def soft_vector(dist, label2id):
     return v / v.sum() if v.sum() > 0 else None
 
 
-def encode(sentences, tokenizer, label2id, max_len, soft=None):
+def encode(sentences, tokenizer, label2id, max_len, soft=None, context=0, docs=None, scored=None):
     """One example per window: a sentence whose pieces do not fit in max_len is cut into
     consecutive windows at word boundaries, so no word is lost from training or scoring.
-    `soft`, if given, holds per sentence None or one {label: probability} per word."""
+    `soft`, if given, holds per sentence None or one {label: probability} per word.
+    context > 0 and docs (each sentence's document id): a sentence that fits one window is read with up to `context`
+    pieces of its document's sentences before it and as many after it (context_pieces), which carry -100.
+    scored: the indices of the sentences that become examples (default: all); the others only lend context."""
     cls, sep, unk = (tokenizer.token_to_id(t) for t in ("[CLS]", "[SEP]", "[UNK]"))
     room = max_len - 2
     encodings = tokenizer.encode_batch([words for words, _ in sentences], is_pretokenized=True,
                                        add_special_tokens=False)
-    examples = []
-    for si, ((words, tags), enc) in enumerate(zip(sentences, encodings)):
+    pieces_of = []
+    for (words, _), enc in zip(sentences, encodings):
         pieces = [[] for _ in words]
         for piece, wi in zip(enc.ids, enc.word_ids):
             pieces[wi].append(piece)
-        pieces = [p[:room] or [unk] for p in pieces]  # a word the normaliser erases still gets a slot
+        pieces_of.append([p[:room] or [unk] for p in pieces])  # a word the normaliser erases still gets a slot
+    flat = [[p for word in pieces for p in word] for pieces in pieces_of] if context and docs is not None else None
+    examples = []
+    for si in range(len(sentences)) if scored is None else scored:
+        (words, tags), pieces = sentences[si], pieces_of[si]
         dists = soft[si] if soft else None
-        start = 0
+        windows, start = [], 0
         while start < len(words):
             end, n = start, 0
             while end < len(words) and n + len(pieces[end]) <= room:
                 n += len(pieces[end])
                 end += 1
-            ids, labels, starts = [cls], [-100], []
+            windows.append((start, end, n))
+            start = end
+        for start, end, n in windows:
+            # a sentence cut into windows already fills them: only a whole one takes context
+            left, right = context_pieces(flat, docs, si, context, room - n) if flat and len(windows) == 1 else ([], [])
+            ids, labels, starts = [cls] + left, [-100] * (1 + len(left)), []
             for wi in range(start, end):
                 starts.append(len(ids))
                 ids += pieces[wi]
                 # a label the training data never had (in dev or test) is scored, never trained on
                 labels += [label2id.get(tags[wi], -100)] + [-100] * (len(pieces[wi]) - 1)
-            examples.append({"ids": ids + [sep], "labels": labels + [-100], "starts": starts, "sent": si,
-                             "first_word": start,
+            examples.append({"ids": ids + right + [sep], "labels": labels + [-100] * (len(right) + 1),
+                             "starts": starts, "sent": si, "first_word": start,
                              "soft": [soft_vector(d, label2id) for d in dists[start:end]] if dists else None})
-            start = end
     return examples
+
+
+def context_pieces(flat, docs, si, context, spare):
+    """(left, right): the last pieces of the sentences before sentence si and the first of those after it, in its
+    document only (docs[j] == docs[si], neighbours in list order), up to `context` each side (FLERT, Schweter &
+    Akbik 2020: the same on both sides). They share the `spare` room of the window: each side gets at least half of
+    it if it has that much, and what one side leaves unused goes to the other; the sentence is never cut for them."""
+    def side(step):
+        out, j = [], si + step
+        while len(out) < context and 0 <= j < len(flat) and docs[j] == docs[si]:
+            out = flat[j] + out if step < 0 else out + flat[j]
+            j += step
+        return out[len(out) - min(context, len(out)):] if step < 0 else out[:context]
+    left, right = side(-1), side(1)
+    k = min(len(left), max(spare // 2, spare - len(right)))
+    r = min(len(right), spare - k)
+    return left[len(left) - k:], right[:r]
 
 
 def encode_texts(records, tokenizer, label2id, max_len):
@@ -289,15 +330,18 @@ def sentence_embeddings(model, tokenizer, sentences, device, max_len=128):
 # ---------------------------------------------------------------------------------------------
 # A model folder labels rows of data (this script, annotate.py --labeller, gendist.py, evokd.py)
 
-def label_tokens(model, tokenizer, rows, device, soft=False, progress=False, max_len=128, **batching):
+def label_tokens(model, tokenizer, rows, device, soft=False, progress=False, max_len=128, context=0, docs=None,
+                 scored=None, **batching):
     """rows: sentences as lists of column lists, the token first. Returns them with [probs] and the prediction
-    appended. batching: predict()'s decodes, batch_size, max_tokens, bf16."""
+    appended. context, docs, scored: encode's (the rows returned are the scored ones, in that order).
+    batching: predict()'s decodes, batch_size, max_tokens, bf16."""
     sentences = [([cols[0] for cols in sent], ["O"] * len(sent)) for sent in rows]  # tags unused
-    examples = encode(sentences, tokenizer, {}, max_len)
+    examples = encode(sentences, tokenizer, {}, max_len, context=context, docs=docs, scored=scored)
     preds, probs = predict(model, sentences, examples, device, with_probs=True, progress=progress, **batching)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    return [[(*cols, *([format_probs(p, labels)] if soft else []), y) for cols, y, p in zip(sent, pred, prob)]
-            for sent, pred, prob in zip(rows, preds, probs)]
+    return [[(*cols, *([format_probs(p, labels)] if soft else []), y)
+             for cols, y, p in zip(rows[i], preds[i], probs[i])]
+            for i in (range(len(rows)) if scored is None else scored)]
 
 
 def label_texts(model, tokenizer, records, device, text_field="text", soft=False, progress=False, max_len=128,
@@ -337,9 +381,11 @@ def serving_model(model, model_dir, runtime="torch", int8=False):
     return quantize_int8(model) if int8 else model
 
 
-def tag_words(model_dir, sentences, max_len=128, progress=False, int8=False, runtime="torch"):
+def tag_words(model_dir, sentences, max_len=128, progress=False, int8=False, runtime="torch", context=0, docs=None,
+              scored=None):
     """A token classifier folder's BIO tags for sentences given as word lists, on the CPU (the labeller of
-    annotate.py --labeller and evokd.py; int8 and runtime: as predict.py --int8 1 --runtime onnx tags them)."""
+    annotate.py --labeller and evokd.py; int8 and runtime: as predict.py --int8 1 --runtime onnx tags them).
+    context, docs, scored: encode's (the tags returned are the scored sentences')."""
     if not sentences:
         return []
     model, tokenizer = from_pretrained(model_dir, verbose=False), load_tokenizer(model_dir)
@@ -347,7 +393,8 @@ def tag_words(model_dir, sentences, max_len=128, progress=False, int8=False, run
         raise DataError(f"{model_dir} is a sequence classifier; labelling words needs a token classifier (NER)")
     model = serving_model(model, model_dir, runtime, int8)
     rows = label_tokens(model, tokenizer, [[[w] for w in words] for words in sentences], torch.device("cpu"),
-                        progress=progress, max_len=max_len, bf16=not int8 and runtime == "torch")
+                        progress=progress, max_len=max_len, context=context, docs=docs, scored=scored,
+                        bf16=not int8 and runtime == "torch")
     return [[row[-1] for row in sent] for sent in rows]
 
 
@@ -367,6 +414,9 @@ class Config:
     decode: str = opt("viterbi", "NER: the best valid BIO sequence, or each word on its own",
                       choices=["viterbi", "argmax"])
     max_len: int = opt(128, "word pieces per window (NER) or per text ([CLS] and [SEP] included)", type=at_least(3))
+    context: int = opt(0, "NER: read each sentence with up to N word pieces of its document's sentences before it and "
+                          "N after it (documents: -DOCSTART- lines in CoNLL, blank lines in text); 0: alone. The "
+                          "model's training run says which N it learnt with", type=at_least(0))
     batch_size: int = opt(BATCH_SIZE, "at most this many windows or texts per forward pass", type=at_least(1))
     max_tokens: int = opt(MAX_TOKENS, "and at most this many word pieces, padding included (train.py's --eval_tokens)",
                           type=at_least(1))
@@ -396,19 +446,23 @@ def read_text(path):
 
 
 def read_input(cfg, token_model):
-    """NER: sentences as lists of column lists; classification: dicts holding the text in cfg.text_field."""
+    """NER: (sentences as lists of column lists, each one's document id); classification: (dicts holding the text
+    in cfg.text_field, None)."""
     where = "standard input" if cfg.input == "-" else cfg.input
     if token_model:
         if cfg.format == "text":
-            rows = [[[w] for w in sent] for sent in split_sentences(read_text(cfg.input))]
+            sentences, docs = split_documents(read_text(cfg.input))
+            rows = [[[w] for w in sent] for sent in sentences]
         elif cfg.format == "conll":
-            rows = read_conll(cfg.input, columns=True)
+            rows, docs = read_conll(cfg.input, columns=True, docs=True)
         else:
             raise DataError(f"{cfg.model_dir} is a token classifier (NER): use --format conll or text, "
                             f"not {cfg.format}")
         if not rows:
             raise DataError(f"{where}: no sentences")
-        return rows
+        return rows, docs
+    if cfg.context:
+        raise DataError(f"{cfg.model_dir} is a sequence classifier: --context is for NER (a text is read whole)")
     if cfg.format == "text":
         records = [{cfg.text_field: line.strip()} for line in read_text(cfg.input).splitlines()
                    if not BLANK_RE.fullmatch(line)]
@@ -421,7 +475,7 @@ def read_input(cfg, token_model):
         raise DataError(f"{cfg.model_dir} is a sequence classifier: use --format jsonl or text, not {cfg.format}")
     if not records:
         raise DataError(f"{where}: no texts")
-    return records
+    return records, None
 
 
 def main(argv=None):
@@ -442,13 +496,16 @@ def main(argv=None):
     model = serving_model(model, cfg.model_dir, cfg.runtime, bool(cfg.int8))
     tokenizer = load_tokenizer(cfg.model_dir)
     cfg.format = cfg.format or ("conll" if token_model else "jsonl")
-    data = read_input(cfg, token_model)
+    data, docs = read_input(cfg, token_model)
     progress = bool(cfg.progress) and len(data) >= 1000
     batching = dict(batch_size=cfg.batch_size, max_tokens=cfg.max_tokens, bf16=bool(cfg.bf16) and not cpu_only)
     if token_model:
         rows = label_tokens(model, tokenizer, data, device, soft=cfg.soft, progress=progress, max_len=cfg.max_len,
-                            decodes=(cfg.decode,), **batching)
-        text, write = conll_text, write_conll
+                            context=cfg.context, docs=docs, decodes=(cfg.decode,), **batching)
+        # with context the documents shaped the labels: the labelled copy marks them (-DOCSTART-), so a model
+        # trained on it with --context reads the same documents
+        marks = docs if cfg.context else None
+        text, write = partial(conll_text, docs=marks), partial(write_conll, docs=marks)
     else:
         rows = label_texts(model, tokenizer, data, device, text_field=cfg.text_field, soft=cfg.soft, progress=progress,
                            max_len=cfg.max_len, **batching)

@@ -12,8 +12,10 @@ data.py's splitter, as annotate.py and predict.py cut raw text; exact duplicates
 copies or near-copies a CoNLL dev or test sentence dropped with textfilter.py's leak filter (at least half of its word
 5-grams in one held-out sentence), so nothing of what the student is scored on leaks into what it learns from.
 The teacher labels it, and CoNLL's training text, softly (predict.label_tokens: each word's distribution over the
-labels, and its most probable tag last): bbc_soft.conll and conll_soft.conll. It prints, and writes to
-transfer.json, the sizes and the teacher's labels on each part (entities by type, tags).
+labels, and its most probable tag last): bbc_soft.conll and conll_soft.conll. With --context N the teacher reads
+each sentence in its document (its BBC article, its CoNLL document; predict.py --context), and the files mark the
+documents. It prints, and writes to transfer.json, the sizes and the teacher's labels on each part (entities by
+type, tags).
 
 run: the ablation, each row one train.py run per seed in OUT_DIR/<row>_<layers kept>_s<S> (d_hidden:
 <row>_<layers kept>_match-<layers matched>_s<S>), the student built from the teacher (--model_dir = the teacher: its
@@ -28,15 +30,17 @@ Which teacher layers d_hidden matches the student's with is chosen the same way,
 --match_choices on the first seed: a student copied from the bottom layers and matched with them has its top layer
 pulled toward the teacher's layer L - 1, while the head it carries was trained on the teacher's top layer; matched
 with spread, its top learns the teacher's top (last to last, as TinyBERT and MiniLM match).
-Row a and the --full_rows (d by default; c and d where d's terms may not pay) run on every seed of --seeds, the others
-on --ablation_seeds (fewer, where the machine's time demands it: the table marks them). results.md holds the table
-(test F1 mean ± std, paired differences to a_gold, dev F1, steps, the loss terms), the command above it and, with
---speed (a JSON that `python bench.py ... --out` wrote), the inference speed of teacher and student from that one
-bench.py run; with --int8 1, each run's test F1 with its Linear layers in int8 too (what a deployed student scores:
-predict.py --int8 1). results.json holds {"config", "command", "layers", "dev_by_layers", "match", "dev_by_match",
-"rows" {row: {"test_by_seed", "mean", "std", "vs_gold" (paired differences), with --int8 1 "int8_dev_by_seed" and
-"int8_test_by_seed"}}}. A finished run (its metrics.json, its int8.json) is never repeated, and OUT_DIR is claimed
-for one set of settings (runs.claim), so the same command resumes.
+With --context N every row's student reads its sentences in their documents too (train.py --context), on a transfer
+set written with --context. Row a and the --full_rows (d by default; c and d where d's terms may not pay) run on
+every seed of --seeds, the others on --ablation_seeds (fewer, where the machine's time demands it: the table marks
+them). results.md holds the table (test F1 mean ± std, paired differences to a_gold, dev F1, steps, the loss terms),
+the command above it and, with --speed (a JSON that `python bench.py ... --out` wrote), the inference speed of
+teacher and student from that one bench.py run; with --int8 1, each run's test F1 with its Linear layers in int8 too
+(what a deployed student scores: predict.py --int8 1). results.json holds {"config", "command", "layers",
+"dev_by_layers", "match", "dev_by_match", "rows" {row: {"test_by_seed", "mean", "std", "vs_gold" (paired
+differences), with --int8 1 "int8_dev_by_seed" and "int8_test_by_seed"}}}. A finished run (its metrics.json, its
+int8.json) is never repeated, and OUT_DIR is claimed for one set of settings (runs.claim), so the same command
+resumes.
 """
 import functools
 import json
@@ -46,7 +50,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 
 from cli import DataError, above, at_least, command_line, int_list, opt, parse_command, run_main
-from data import atomic_write, read_conll, read_jsonl, split_sentences, write_conll
+from data import atomic_write, read_conll, read_jsonl, text_documents, write_conll
 from eval import get_entities
 from runs import claim, file_hash, finished, headline, mean_std, paired, pm, read_json, run_stage, table, vs_base
 from textfilter import NearCopies, drop_reason, words_of
@@ -70,32 +74,36 @@ class TransferConfig:
                                           "are kept out")
     near: float = opt(0.5, "a sentence with this share of its word 5-grams in one dev or test sentence is a near copy",
                       type=above(0))
+    context: int = opt(0, "the teacher reads each sentence in its document: up to N word pieces of the sentences "
+                          "before and after it in its BBC article or CoNLL document (predict.py --context); 0: alone. "
+                          "Give the N the teacher was trained with", type=at_least(0))
     out_dir: str = opt("runs/students/transfer", "bbc_soft.conll, conll_soft.conll and transfer.json")
     runtime: str = opt("torch", "the teacher labels through torch or its ONNX export in ONNX Runtime (predict.py "
                                 "--runtime)", choices=["torch", "onnx"])
 
 
 def bbc_sentences(bbc_path, held_out_paths, near):
-    """The BBC transfer sentences (token lists) and the counts of what was dropped: exact duplicates, and copies or
-    near copies of a held-out (dev or test) sentence, textfilter.py's leak filter."""
+    """The BBC transfer sentences (token lists), each one's article (its line's index among the articles, the
+    document its context comes from: the article's sentences that are kept) and the counts of what was dropped:
+    exact duplicates, and copies or near copies of a held-out (dev or test) sentence, textfilter.py's leak filter."""
     held_out = NearCopies()
     for path in held_out_paths:
         for j, (words, _) in enumerate(read_conll(path)):
             held_out.add(f"{path}:{j}", words_of(" ".join(words)))
-    seen, kept, dropped = set(), [], Counter()
-    for article in read_jsonl(bbc_path):
-        for words in split_sentences(article.get("text") or ""):
-            key = tuple(words)
-            if key in seen:
-                dropped["duplicate"] += 1
-                continue
-            seen.add(key)
-            why = drop_reason(words_of(" ".join(words)), 1, 10 ** 9, near, [("leak_eval", held_out)])
-            if why:
-                dropped[why] += 1  # leak_eval, or empty: punctuation alone
-            else:
-                kept.append(words)
-    return kept, dropped
+    seen, kept, docs, dropped = set(), [], [], Counter()
+    for words, doc in zip(*text_documents(article.get("text") or "" for article in read_jsonl(bbc_path))):
+        key = tuple(words)
+        if key in seen:
+            dropped["duplicate"] += 1
+            continue
+        seen.add(key)
+        why = drop_reason(words_of(" ".join(words)), 1, 10 ** 9, near, [("leak_eval", held_out)])
+        if why:
+            dropped[why] += 1  # leak_eval, or empty: punctuation alone
+        else:
+            kept.append(words)
+            docs.append(doc)
+    return kept, docs, dropped
 
 
 def label_counts(rows):
@@ -112,15 +120,19 @@ def transfer(cfg):
     from predict import check_labeller, label_tokens, serving_model
     check_labeller(cfg.teacher)
     held_out = [os.path.join(cfg.data_dir, f) for f in ("valid.txt", "test.txt")]
-    sentences, dropped = bbc_sentences(cfg.bbc, held_out, cfg.near)
-    conll = read_conll(os.path.join(cfg.data_dir, "train.txt"), columns=True)
+    sentences, bbc_docs, dropped = bbc_sentences(cfg.bbc, held_out, cfg.near)
+    conll, conll_docs = read_conll(os.path.join(cfg.data_dir, "train.txt"), columns=True, docs=True)
     model = serving_model(from_pretrained(cfg.teacher, verbose=False), cfg.teacher, cfg.runtime)
     tokenizer = load_tokenizer(cfg.teacher)
     os.makedirs(cfg.out_dir, exist_ok=True)
-    report = {"teacher": cfg.teacher, "runtime": cfg.runtime, "bbc_dropped": dict(dropped)}
-    for name, rows in (("bbc", [[[w] for w in words] for words in sentences]), ("conll", conll)):
-        labelled = label_tokens(model, tokenizer, rows, torch.device("cpu"), soft=True, progress=True)
-        write_conll(os.path.join(cfg.out_dir, f"{name}_soft.conll"), labelled)
+    report = ({"teacher": cfg.teacher, "runtime": cfg.runtime, "bbc_dropped": dict(dropped)}
+              | ({"context": cfg.context} if cfg.context else {}))
+    for name, rows, docs in (("bbc", [[[w] for w in words] for words in sentences], bbc_docs),
+                             ("conll", conll, conll_docs)):
+        labelled = label_tokens(model, tokenizer, rows, torch.device("cpu"), soft=True, progress=True,
+                                context=cfg.context, docs=docs)
+        # with context, the files mark their documents (-DOCSTART-), so a student may read them with context too
+        write_conll(os.path.join(cfg.out_dir, f"{name}_soft.conll"), labelled, docs if cfg.context else None)
         report[name] = label_counts(labelled)
     atomic_write(os.path.join(cfg.out_dir, "transfer.json"), json.dumps(report, indent=1) + "\n")
     for name in ("bbc", "conll"):
@@ -160,6 +172,10 @@ class RunConfig:
     attn_weight: float = opt(-1.0, "d_hidden: weight of the attention term (train.py --attn_weight; "
                                    "-1: 1 where the heads match)")
     max_steps: int = opt(0, "> 0: this many steps for every run (smoke runs)", type=at_least(0))
+    context: int = opt(0, "the student too reads each sentence with up to N word pieces of its document on each side "
+                          "(train.py --context; the transfer set must mark its documents: students.py transfer "
+                          "--context); 0: the student reads sentences alone, whatever its teacher read",
+                       type=at_least(0))
     speed: str = opt("", "a JSON that `python bench.py --configs ours,student[,student-int8] --student S --out FILE` "
                          "wrote")
     int8: int = opt(0, "1: also each run's dev and test F1 with its Linear layers in int8 (predict.py --int8 1), "
@@ -178,7 +194,7 @@ def train_config(rc, row, seed, layers, out_dir, match=""):
     soft = {name: os.path.join(rc.transfer, f"{name}_soft.conll") for name in ("conll", "bbc")}
     common = dict(data_dir=rc.data_dir, model_dir=rc.teacher, student=rc.student, student_layers=layers, lr=rc.lr,
                   kd_temperature=rc.kd_temperature, max_steps=rc.max_steps, seed=seed, out_dir=out_dir,
-                  progress=rc.progress)
+                  progress=rc.progress, context=rc.context)
     if row == "a_gold":
         return Config(**common, epochs=rc.epochs)
     if row == "b_soft":
@@ -190,9 +206,10 @@ def train_config(rc, row, seed, layers, out_dir, match=""):
     return Config(**common, epochs=rc.transfer_epochs, distilled=both, strategy="distilled", **teacher)
 
 
-def int8_scores(run_dir, data_dir):
-    """A finished run's dev and test span F1 (%) with its Linear layers in int8, as predict.py --int8 1 tags; kept in
-    the run's int8.json, a record like metrics.json, so a resumed command does not measure it again."""
+def int8_scores(run_dir, data_dir, context=0):
+    """A finished run's dev and test span F1 (%) with its Linear layers in int8, as predict.py --int8 1 tags (with the
+    run's --context); kept in the run's int8.json, a record like metrics.json, so a resumed command does not measure
+    it again."""
     from eval import span_f1
     from predict import tag_words
     path = os.path.join(run_dir, "int8.json")
@@ -204,8 +221,9 @@ def int8_scores(run_dir, data_dir):
         # a file at a time, as predict.py reads it: int8 scales each batch's inputs on the fly, so sentences batched
         # with another file's could tag differently
         for split, name in (("dev", "valid.txt"), ("test", "test.txt")):
-            gold = read_conll(os.path.join(data_dir, name))
-            tags = tag_words(os.path.join(run_dir, "model"), [words for words, _ in gold], int8=True)
+            gold, docs = read_conll(os.path.join(data_dir, name), docs=True)
+            tags = tag_words(os.path.join(run_dir, "model"), [words for words, _ in gold], int8=True, context=context,
+                             docs=docs)
             held[split] = 100 * span_f1([t for _, t in gold], tags)["f1"]
         atomic_write(path, json.dumps(held, indent=1) + "\n")
     return held
@@ -238,7 +256,7 @@ def run(rc, command):
         return rc.seeds if row == "a_gold" or row in full_rows else rc.ablation_seeds
 
     check_inputs(rc)
-    settings = {k: v for k, v in asdict(rc).items() if k not in FREE}
+    settings = {k: v for k, v in asdict(rc).items() if k not in FREE and (k != "context" or v)}  # 0: as before it
     settings["transfer_files"] = {f: file_hash(os.path.join(rc.transfer, f))
                                   for f in ("conll_soft.conll", "bbc_soft.conll")}
     claim(rc.out_dir, settings, free=FREE)
@@ -255,7 +273,7 @@ def run(rc, command):
                   flush=True)
         cfg = train_config(rc, row, seed, layers, out, match)
         metrics = run_stage(out, functools.partial(train, cfg), command=command_line("train.py", cfg))
-        return {**metrics, "int8": int8_scores(out, rc.data_dir)} if rc.int8 else metrics
+        return {**metrics, "int8": int8_scores(out, rc.data_dir, rc.context)} if rc.int8 else metrics
 
     def on_dev(row, choices, args):  # each choice's dev F1 (the row on its first seed), and the better choice
         dev_f1 = {c: one(row, seeds_of(row)[0], *args(c))["dev"]["f1"] for c in choices.split(",") if c}

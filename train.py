@@ -23,7 +23,10 @@ kd_alpha x cross entropy with the hard label + (1 - kd_alpha) x T^2 x KL at temp
 (distill.py, `distillation_loss`); elsewhere it is plain cross entropy.
 
 NER: a word's prediction comes from its first word piece; by default the tags of a sentence are the
-most probable valid BIO sequence (`--decode viterbi`: no I-X after O or after another type).
+most probable valid BIO sequence (`--decode viterbi`: no I-X after O or after another type). With `--context N` each
+sentence is read with up to N word pieces of its document's sentences on each side (documents: `-DOCSTART-` lines),
+which are neither trained on nor scored (predict.py's docstring says how); `predict.py --context N` then gives this
+run's predictions.
 Classification: the pooled [CLS] vector; a text longer than --max_len pieces keeps its beginning.
 The two kinds differ only in TASKS, one entry each: how a split is read, encoded, scored and written.
 
@@ -100,6 +103,9 @@ class Config:
     # model
     model_dir: str = opt("", "any Hugging Face BERT folder; default: the MiniLM-L6-H384 weights")
     max_len: int = opt(128, "word pieces per window, [CLS] and [SEP] included; longer sentences are split")
+    context: int = opt(0, "ner: read each sentence with up to N word pieces of its document's sentences before it and "
+                          "N after it (-DOCSTART- lines; predict.py --context, with the same N, gives this run's "
+                          "predictions); 0: each sentence alone")
     dropout: float = opt(-1.0, "-1 keeps the checkpoint's dropout")
     student: str = opt("", "L<layers>-H<hidden>: train a smaller BERT built from model_dir (student.py)")
     student_init: str = opt("pretrained", "pretrained: copied / projected from model_dir | random",
@@ -172,6 +178,9 @@ def check_config(cfg):
            (cfg.eval_batch_size < 1, f"--eval_batch_size {cfg.eval_batch_size}: expected at least 1"),
            (cfg.eval_tokens < 1, f"--eval_tokens {cfg.eval_tokens}: expected at least 1"),
            (cfg.max_len < 3, f"--max_len {cfg.max_len}: expected at least 3 ([CLS], one word piece, [SEP])"),
+           (cfg.context < 0, f"--context {cfg.context}: expected 0 (each sentence alone) or more word pieces"),
+           (cfg.context > 0 and cfg.task != "ner", f"--context {cfg.context}: context is for ner (a text is read "
+                                                    "whole)"),
            (not cfg.epochs > 0, f"--epochs {cfg.epochs}: expected more than 0"),
            (cfg.max_steps < 0, f"--max_steps {cfg.max_steps}: expected 0 (the budget) or more"),
            (cfg.eval_every < 0, f"--eval_every {cfg.eval_every}: expected 0 (once per epoch) or more"),

@@ -9,10 +9,13 @@ assert DATA, f"CoNLL-2003 not found in any of {_candidates}: link it as data/ (s
 CONLL = os.path.join(DATA, "conll2003")
 
 
-def write_tiny_conll(folder, n_train, n_eval, train_name="train.txt"):
-    """The first sentences of each CoNLL-2003 split written into folder; returns the whole train split."""
+def write_tiny_conll(folder, n_train, n_eval, train_name="train.txt", docs=False):
+    """The first sentences of each CoNLL-2003 split written into folder (docs: with their -DOCSTART- lines);
+    returns the whole train split."""
     from data import read_conll, write_conll
-    train, dev, test = (read_conll(os.path.join(CONLL, f)) for f in ("train.txt", "valid.txt", "test.txt"))
-    for name, sents in ((train_name, train[:n_train]), ("valid.txt", dev[:n_eval]), ("test.txt", test[:n_eval])):
-        write_conll(os.path.join(folder, name), [list(zip(w, t)) for w, t in sents])
+    (train, d_train), (dev, d_dev), (test, d_test) = (read_conll(os.path.join(CONLL, f), docs=True)
+                                                      for f in ("train.txt", "valid.txt", "test.txt"))
+    for name, sents, ids, n in ((train_name, train, d_train, n_train), ("valid.txt", dev, d_dev, n_eval),
+                                ("test.txt", test, d_test, n_eval)):
+        write_conll(os.path.join(folder, name), [list(zip(w, t)) for w, t in sents[:n]], ids[:n] if docs else None)
     return train

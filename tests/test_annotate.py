@@ -197,6 +197,15 @@ def test_a_model_folder_labels_instead_of_the_llm(tmp_path):
         [("world/001", 0, 0), ("world/001", 1, 1), ("sport/002", 0, 2)]
     assert all(x["status"] == "model" for x in lines)
 
+    # --context: the sampled sentences read in their documents, the sentences left out of the sample lending context
+    sents = read_conll(str(tmp_path / "test.txt"))
+    docs = [i // 6 for i in range(len(sents))]
+    write_conll(str(tmp_path / "docs.txt"), [list(zip(w, t)) for w, t in sents], docs)
+    A.run(A.parse_args(["--input", str(tmp_path / "docs.txt"), "--limit", "30", "--seed", "1", "--context", "16",
+                        "--out", str(tmp_path / "c.conll"), *base]))
+    want = tag_words(model, [w for w, _ in sents], context=16, docs=docs, scored=sample_indices(40, 30, 1))
+    assert [t for _, t in read_conll(str(tmp_path / "c.conll"))] == want
+
 
 # ------------------------------------------------------------------------------ sample, prompts, dry run
 

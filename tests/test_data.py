@@ -8,7 +8,8 @@ import pytest
 
 from common import CONLL, DATA, ROOT
 from cli import DataError
-from data import labels_from, read_conll, read_jsonl, sample_indices, split_sentences, tokenize, write_jsonl
+from data import (labels_from, read_conll, read_jsonl, sample_indices, split_documents, split_sentences, text_documents,
+                  tokenize, write_conll, write_jsonl)
 
 COUNTS = {  # the data README's table: sentences, tokens, B-PER, B-ORG, B-LOC, B-MISC
     "train": (14041, 203621, 6600, 6321, 7140, 3438),
@@ -265,3 +266,47 @@ def test_split_sentences():
         "It owns 8 % of Google . it hopes to grow",
         'People should " stay alert " .',  # the quote after the space opens the next sentence
         '" We are , " he said .']
+
+
+def test_docstart_lines_give_document_ids_and_the_same_sentences(tmp_path):
+    p = tmp_path / "docs.txt"
+    p.write_text("-DOCSTART- -X- -X- O\n\nEU B-ORG\nrejects O\n\nBonn B-LOC\n\n-DOCSTART- -X- -X- O\n\n"
+                 "Peter B-PER\n\n-DOCSTART- -X- -X- O\n\n-DOCSTART- -X- -X- O\n\nRome B-LOC\nwins O\n")
+    sents, docs = read_conll(p, docs=True)
+    assert sents == read_conll(p)
+    assert [w for w, _ in sents] == [["EU", "rejects"], ["Bonn"], ["Peter"], ["Rome", "wins"]]
+    assert docs == [0, 0, 1, 2]  # an empty document (two marks in a row) takes no id
+    rows, row_docs = read_conll(p, columns=True, docs=True)
+    assert rows == read_conll(p, columns=True) and row_docs == docs
+    (same, soft, soft_docs) = read_conll(p, with_probs=True, docs=True)
+    assert same == sents and soft == [None] * 4 and soft_docs == docs
+    # written back with its marks, it reads the same
+    write_conll(tmp_path / "back.txt", [list(zip(w, t)) for w, t in sents], docs)
+    assert read_conll(tmp_path / "back.txt", docs=True) == (sents, docs)
+    assert (tmp_path / "back.txt").read_text().count("-DOCSTART- -X- -X- O\n\n") == 3
+
+
+def test_sentences_before_the_first_mark_are_a_document_and_no_mark_means_each_sentence_alone(tmp_path):
+    p = tmp_path / "lead.txt"
+    p.write_text("EU B-ORG\n\nBonn B-LOC\n\n-DOCSTART- O\n\nPeter B-PER\n")
+    assert read_conll(p, docs=True)[1] == [0, 0, 1]
+    p.write_text("EU B-ORG\n\nBonn B-LOC\n\nPeter B-PER\n")
+    assert read_conll(p, docs=True)[1] == [0, 1, 2]
+
+
+def test_conll2003_documents():
+    for split, n in (("train", 946), ("valid", 216), ("test", 231)):
+        sents, docs = read_conll(os.path.join(CONLL, f"{split}.txt"), docs=True)
+        assert len(set(docs)) == n and docs == sorted(docs) and sents == read_conll(os.path.join(CONLL, f"{split}.txt"))
+
+
+def test_plain_text_documents_end_at_blank_lines_and_articles_are_documents():
+    text = "Merkel met Chirac. They talked.\nThen lunch.\n\n  \n\nChirac left. \n\nMerkel stayed."
+    sents, docs = split_documents(text)
+    assert sents == split_sentences(text)
+    assert [" ".join(s) for s in sents] == ["Merkel met Chirac .", "They talked .", "Then lunch .", "Chirac left .",
+                                            "Merkel stayed ."]
+    assert docs == [0, 0, 0, 1, 2]
+    sents, docs = text_documents(["Merkel met Chirac. They talked.", "", "Chirac left."])
+    assert [" ".join(s) for s in sents] == ["Merkel met Chirac .", "They talked .", "Chirac left ."]
+    assert docs == [0, 0, 2]

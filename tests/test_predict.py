@@ -26,6 +26,17 @@ def ner_model(tmp_path_factory):
     return d, str(d / "out" / "model"), metrics
 
 
+@pytest.fixture(scope="module")
+def context_model(tmp_path_factory):
+    """A smoke NER model trained with --context 16 on tiny CoNLL-2003 kept in its documents, and its data folder."""
+    d = tmp_path_factory.mktemp("context")
+    write_tiny_conll(str(d), n_train=120, n_eval=60, docs=True)
+    metrics = train(Config(data_dir=str(d), out_dir=str(d / "out"), max_steps=30, lr=3e-4, batch_size=8, progress=0,
+                           context=16))
+    assert metrics["test"]["f1"] > 0.1
+    return d, str(d / "out" / "model"), metrics
+
+
 def predict(*args, stdin=None):
     return subprocess.run([sys.executable, os.path.join(ROOT, "predict.py"), *map(str, args)], input=stdin,
                           capture_output=True, text=True, cwd=ROOT)
@@ -41,6 +52,33 @@ def test_conll_predictions_are_what_train_scored(ner_model, tmp_path):
     gold = read_conll(d / "test.txt")
     assert span_f1([t for _, t in gold], [t for _, t in ours]) == metrics["test"]
     assert read_conll(tmp_path / "pred.conll", column=1) == gold  # the input's columns are kept
+
+
+@pytest.mark.slow
+def test_predictions_with_context_are_what_train_scored(context_model, tmp_path):
+    d, model, metrics = context_model
+    assert metrics["config"]["context"] == 16
+    assert len(set(read_conll(d / "test.txt", docs=True)[1])) > 1  # more than one document to keep apart
+    r = predict("--model_dir", model, "--input", d / "test.txt", "--context", 16, "--out", tmp_path / "pred.conll")
+    assert r.returncode == 0, r.stderr
+    ours = read_conll(tmp_path / "pred.conll")
+    assert ours == read_conll(d / "out" / "test_predictions.conll")
+    gold = read_conll(d / "test.txt")
+    assert span_f1([t for _, t in gold], [t for _, t in ours]) == metrics["test"]
+    assert read_conll(tmp_path / "pred.conll", docs=True)[1] == read_conll(d / "test.txt", docs=True)[1]
+
+
+@pytest.mark.slow
+def test_text_with_context_reads_its_documents_apart(context_model, tmp_path):
+    """Plain text: a blank line ends a document; each document labels as it would alone (in fp32, where the padding
+    of the batch a sentence shares cannot flip a near tie)."""
+    _, model, _ = context_model
+    one, two = "Angela Merkel met Airbus in Toulouse. She flew home.\n", "Merkel won. Toulouse lost.\n"
+    runs = {name: predict("--model_dir", model, "--format", "text", "--context", 16, "--bf16", 0, stdin=text)
+            for name, text in (("both", one + "\n" + two), ("one", one), ("two", two))}
+    assert all(r.returncode == 0 for r in runs.values()), runs["both"].stderr
+    assert runs["both"].stdout == runs["one"].stdout + runs["two"].stdout
+    assert runs["both"].stdout.count("-DOCSTART- -X- -X- O\n\n") == 2
 
 
 @pytest.mark.slow

@@ -44,6 +44,21 @@ def test_the_transfer_set_drops_duplicates_and_held_out_copies_and_is_labelled_s
     assert "bbc: 3 sentences" in capsys.readouterr().out
 
 
+def test_the_transfer_set_with_context_is_labelled_in_its_articles_and_marks_them(setup, tmp_path):
+    d, data = setup
+    teacher = str(d / "teacher" / "model")
+    report = S.transfer(S.TransferConfig(teacher=teacher, bbc=str(d / "bbc.jsonl"), data_dir=str(data), context=16,
+                                         out_dir=str(tmp_path / "transfer")))
+    assert report["context"] == 16
+    sents, docs = read_conll(str(tmp_path / "transfer" / "bbc_soft.conll"), docs=True)
+    assert [" ".join(w) for w, _ in sents] == ["Shares in Siemens rose on Monday .", "The minister visited Paris .",
+                                               "Angela Merkel met Airbus in Toulouse ."]
+    assert docs == [0, 0, 1]  # the first two from article a, the last from b: its copy of test is no context
+    assert [t for _, t in sents] == predict.tag_words(teacher, [w for w, _ in sents], context=16, docs=docs)
+    conll, conll_docs = read_conll(str(tmp_path / "transfer" / "conll_soft.conll"), docs=True)
+    assert conll_docs == read_conll(str(data / "train.txt"), docs=True)[1]
+
+
 def test_the_ablation_chooses_layers_on_dev_runs_every_row_and_resumes(setup, tmp_path, capsys):
     d, data = setup
     if not (d / "transfer" / "bbc_soft.conll").exists():
