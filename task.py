@@ -20,7 +20,8 @@ A task file is one JSON object:
 
 - kind "classify": an example is {"text": ..., "label": NAME}; a label name is any text on one line.
   kind "ner": an example is {"text": ..., "entities": [[entity text as written in the text, NAME], ...]}; a label
-  name is a BIO type: letters and hyphens, starting with a letter, not "O" (it becomes B-NAME and I-NAME).
+  name is a BIO type: letters and hyphens, starting with a letter, not "O" nor "B-..." or "I-..." (it becomes
+  B-NAME and I-NAME).
 - A label's extras, each defaulting to something made from its name and definition: "short", the gloss the
   completion prompt puts after the name; "plural", the kind of thing it names, in the plural (EvoKD's analysis);
   "why", the reason a worked example's chain of thought gives ("Paris names a place").
@@ -41,6 +42,7 @@ Two task files ship, and are the defaults: tasks/conll2003.json (NER: CoNLL-2003
 words every prompt of this project used before task files existed) and tasks/bbc.json (classify: BBC's five
 topics). The README's porting section walks through writing one of your own.
 """
+import functools
 import json
 import os
 import re
@@ -162,9 +164,9 @@ def read_labels(path, kind, raw):
         raise DataError(f"{path}: no labels: expected \"labels\": {{NAME: definition, ...}}")
     labels, upper = {}, set()
     for name, value in raw.items():
-        if kind == "ner" and (not NER_NAME_RE.match(name) or name.upper() == "O"):
+        if kind == "ner" and (not NER_NAME_RE.match(name) or name.upper() == "O" or re.match(r"[BI]-", name, re.I)):
             raise DataError(f"{path}: label {name!r} cannot be a BIO type: use letters and hyphens, "
-                            "starting with a letter, not O")
+                            "starting with a letter, not O, not B- or I-")
         if not name.strip() or "\n" in name:
             raise DataError(f"{path}: label {name!r}: a label name is non-empty text on one line")
         if name.upper() in upper:  # replies are read case-insensitively, so these two could not be told apart
@@ -206,6 +208,19 @@ def read_examples(task, raw):
                 raise DataError(f"{where}: entity {text!r} is not written in its text")
         out.append((tokenize(ex["text"]), [(t, y) for t, y in ents]))
     return out
+
+
+@functools.lru_cache(maxsize=16)
+def read_cached(path, kind, stamp):
+    return load(path, kind)
+
+
+def of(cfg, kind=None):
+    """The task of a command's config: its --task_file (read once per process while the file is unchanged), or the
+    default of `kind` (CoNLL-2003's without one)."""
+    path = getattr(cfg, "task_file", "") or DEFAULT[kind or "ner"]
+    st = os.stat(path) if os.path.exists(path) else None
+    return read_cached(path, kind, st and (st.st_mtime_ns, st.st_size))
 
 
 def load(path, kind=None):
