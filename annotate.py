@@ -310,10 +310,11 @@ def dry_run(cfg, calls):
     chars = [len(prompt_text(e, p)) for e, p in calls]
     todo = len(calls) - cached
     est = sum(chars) / 4 * todo / max(1, len(calls))  # about 4 characters a token in English
-    print(f"\n--- {len(calls)} sentences, {cached} cached, {todo} to send to "
+    unit = "text" if task_of(cfg).kind == "classify" else "sentence"
+    print(f"\n--- {len(calls)} {unit}s, {cached} cached, {todo} to send to "
           f"{cfg.base_url}/{calls[0][0]} ({cfg.model})")
-    print(f"--- prompt tokens about {est:,.0f} ({sum(chars) / 4 / len(calls):,.0f} a sentence); "
-          f"completion tokens at most {todo * cfg.max_tokens:,} ({cfg.max_tokens} a sentence)")
+    print(f"--- prompt tokens about {est:,.0f} ({sum(chars) / 4 / len(calls):,.0f} a {unit}); "
+          f"completion tokens at most {todo * cfg.max_tokens:,} ({cfg.max_tokens} a {unit})")
 
 
 def run(cfg):
