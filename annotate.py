@@ -59,12 +59,13 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 
 import confidence
-from cli import DataError, above, at_least, opt, parse_config, run_main, stop_in_one_line
+from cli import DataError, above, at_least, command_line, opt, parse_config, run_main, stop_in_one_line
 from data import (atomic_write, open_text, read_conll, read_jsonl_numbered, sample_indices, split_sentences,
                   tokenize, write_conll)
 from eval import get_entities, span_f1
 from replies import Replies, align, assemble, assemble_labels, label_reply, parse_reply, side_paths  # noqa: F401
 from shots import draw_shots, embed, fixed_shots, knn_shots, worked_example  # noqa: F401 (tests use draw_shots)
+from runs import provenance
 from task import number_word, of as task_of, or_list
 from llm import Fatal, LLMConfig, ask, cached_count, chat_request, completion_request, http_report, prompt_text
 
@@ -367,7 +368,8 @@ def label_with_model(cfg, records, t0):
     lines = [json.dumps({"index": r["index"], **r["meta"], "status": "model", "out_sentence": i,
                          "entities": worked_example(r["words"], t)[1]}, ensure_ascii=False)
              for i, (r, t) in enumerate(zip(records, tags))]
-    report = {"config": {k: v for k, v in asdict(cfg).items() if k != "progress"}, "labeller": cfg.labeller,
+    report = {"config": {k: v for k, v in asdict(cfg).items() if k != "progress"},
+              "record": provenance(command_line("annotate.py", cfg)), "labeller": cfg.labeller,
               "seconds": round(time.time() - t0, 2), "sentences": len(records), "sentences_written": len(rows),
               "entities_kept": sum(len(get_entities(t)) for t in tags), "failed": []}
     if has_gold:

@@ -17,8 +17,9 @@ import os
 import time
 from dataclasses import dataclass
 
-from cli import DataError, opt, parse_config, run_main
+from cli import DataError, command_line, opt, parse_config, run_main
 from data import read_jsonl_numbered
+from runs import provenance, write_json
 from eval import classification_scores, format_classification_report
 
 
@@ -50,6 +51,7 @@ class Config:
     data_dir: str = opt(None, "folder with train.jsonl, valid.jsonl, test.jsonl (data.py split)", type=str,
                         required=True)
     train_file: str = opt("", "training JSONL: a path, or a file name inside --data_dir; none: train.jsonl")
+    out: str = opt("", "a JSON record of the scores (with the command, commit and machine) written here")
 
 
 def main(argv=None):
@@ -66,8 +68,12 @@ def main(argv=None):
           f"test macro-F1 {100 * scores['test']['macro_f1']:.2f}, "
           f"valid accuracy {100 * scores['valid']['accuracy']:.2f}, "
           f"valid macro-F1 {100 * scores['valid']['macro_f1']:.2f}")
-    print(json.dumps({"train_file": train, "n_train": n_train,
-                      **{f"{s}_{k}": scores[s][k] for s in ("test", "valid") for k in ("accuracy", "macro_f1")}}))
+    result = {"train_file": train, "n_train": n_train,
+              **{f"{s}_{k}": scores[s][k] for s in ("test", "valid") for k in ("accuracy", "macro_f1")}}
+    print(json.dumps(result))
+    if args.out:
+        write_json(args.out, {**result, "task": "classify", "test": scores["test"], "valid": scores["valid"],
+                              "record": provenance(command_line("baseline_tfidf.py", args), precision="fp64")})
 
 
 if __name__ == "__main__":

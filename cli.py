@@ -23,6 +23,7 @@ file and the line) into that one line. Any other exception is a bug and keeps it
 import argparse
 import functools
 import os
+import shlex
 import sys
 from dataclasses import MISSING, field, fields
 
@@ -129,6 +130,28 @@ def add_flags(p, cls):
             p.add_argument(f"--{f.name}", type=kind, default=default, choices=meta.get("choices"), help=help,
                            required=bool(meta.get("required")), nargs=meta.get("nargs"))
     return p
+
+
+def command_line(script, cfg, command=None):
+    """The command that gives `cfg` (a dataclass of opt() fields): `python SCRIPT [COMMAND] --flag value ...` for each
+    flag that differs from its default, in the dataclass's order. A run's record keeps it, so the run can be made
+    again whether it was started from the shell or by a pipeline in-process."""
+    words = ["python", script] + ([command] if command else [])
+    for f in fields(cfg):
+        default = (f.default if f.default is not MISSING
+                   else f.default_factory() if f.default_factory is not MISSING else None)
+        value = getattr(cfg, f.name)
+        if value == default:
+            continue
+        if f.type in (bool, "bool"):
+            words.append(f"--{f.name}" if value else f"--no-{f.name}")
+        elif f.metadata.get("positional"):
+            words += [str(v) for v in value] if f.metadata.get("nargs") else [str(value)]
+        elif f.metadata.get("nargs"):
+            words += [f"--{f.name}", *map(str, value)]
+        else:
+            words += [f"--{f.name}", str(value)]
+    return shlex.join(words)
 
 
 def config_parser(cls, description=None, epilog=None):

@@ -18,7 +18,9 @@ from dataclasses import asdict, dataclass
 import confidence
 from data import atomic_write, write_conll, write_jsonl
 from eval import classification_scores, span_f1
+from cli import command_line
 from llm import http_report
+from runs import provenance
 
 ANSWER_RE = re.compile(r"\banswer\s*:", re.I)
 TEXT_KEYS, TYPE_KEYS = ("text", "entity", "name", "word", "span"), ("type", "label", "entity_type", "category", "tag")
@@ -291,6 +293,7 @@ def base_report(done, stats, stopped, seconds, unit, written, acc):
     reasons = Counter(r for r, _ in done.failures.values())
     return {
         "config": {k: v for k, v in asdict(done.cfg).items() if k != "progress"},
+        "record": provenance(command_line("annotate.py", done.cfg)),
         "task": done.task.path,
         "stopped": stopped,
         "seconds": round(seconds, 2),  # wall time of this run, requests and cache look-ups

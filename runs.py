@@ -21,6 +21,7 @@ import json
 import os
 import statistics
 import subprocess
+import time
 
 from cli import DataError
 from data import atomic_write
@@ -104,6 +105,40 @@ def code_version():
     if head.returncode != 0:
         return None
     return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+
+
+def machine(threads=None):
+    """What a number was measured on: the CPU's model, whether it computes bf16 natively (AVX-512 BF16 or AMX:
+    where it does not, train.py runs in fp32 and speed is not comparable), the threads the run used, and the GPU
+    if one was used. Read from /proc/cpuinfo (Linux); None for what cannot be read."""
+    cpu, flags = None, set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and cpu is None:
+                    cpu = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    import torch  # here, not at the top: report.py reads records without importing torch
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cores": os.cpu_count(),
+            "avx512_bf16": bool(flags & {"avx512_bf16", "amx_bf16"}) if flags else None,
+            "avx2": "avx2" in flags if flags else None,
+            "threads": threads if threads is not None else torch.get_num_threads(), "gpu": gpu,
+            "torch": torch.__version__}
+
+
+def provenance(command, precision=None, threads=None, copied_from=None):
+    """The record every run keeps beside its metrics: the command that made it, the code's commit ("+changes" where
+    the tree differed), the machine and the precision. `copied_from` names the folder a copied record came from."""
+    record = {"command": command, "commit": code_version(), "machine": machine(threads), "precision": precision,
+              "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if copied_from:
+        record["copied_from"] = copied_from
+    return record
 
 
 # ---------------------------------------------------------------------------------------------

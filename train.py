@@ -43,7 +43,8 @@ Writes into --out_dir:
   "test_f1_argmax" (NER: the same weights decoded word by word), "best_step", "total_steps", "history" (one
   {"step", "loss", "dev_f1" or "dev_accuracy"} per evaluation), "train_seconds", "train_tokens_per_s",
   "wall_seconds" (of the last try), "checkpoint_seconds" and "checkpoints" (their cost), "resumed", "precision" (bf16
-  or fp32), "strategy", "schedule", "realised_d_share" (and per step), "world_size", with --teacher "teacher" (the
+  or fp32), "record" (the command that gives this run, the code's commit, the machine: runs.provenance),
+  "strategy", "schedule", "realised_d_share" (and per step), "world_size", with --teacher "teacher" (the
   layer map, the weights) and "loss_terms" (each term's mean over the run), and "config" (every flag). It is written
   last, atomically: a folder with metrics.json holds a finished run (runs.finished).
 - model/: a Hugging Face folder of the best dev checkpoint (transformers loads it with the same logits).
@@ -75,7 +76,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from cli import DataError, opt, parse_config, run_main
+from cli import DataError, command_line, opt, parse_config, run_main
 from data import atomic_write, labels_from, read_classification, read_conll, write_conll, write_jsonl
 from eval import classification_scores, span_f1
 from mix import SCHEDULES, STRATEGIES, MixSampler, strategy_schedule
@@ -83,7 +84,7 @@ from model import (check_model_dir, default_model_dir, from_pretrained, load_tok
                    save_pretrained, student_layers)
 from predict import (BATCH_SIZE, MAX_TOKENS, autocast, bf16_supported, collate, encode, encode_texts, predict,
                      predict_texts)
-from runs import claim, file_hash, write_json
+from runs import claim, file_hash, provenance, write_json
 
 
 @dataclass
@@ -813,6 +814,7 @@ def train(cfg):
                                   "projection": isinstance(trained.proj, nn.Linear)}
             metrics["loss_terms"] = dict(zip(("labels", "hidden", "attention"), (x / total_steps for x in term_sums)))
         metrics["wall_seconds"] = time.perf_counter() - started  # this try of the job: loading, training, evaluation
+        metrics["record"] = provenance(command_line("train.py", cfg), precision=metrics["precision"])
         atomic_write(os.path.join(cfg.out_dir, "metrics.json"), json.dumps(metrics, indent=1))
         shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: metrics.json and model/ are the run
         what = "F1" if ner else "accuracy"

@@ -13,7 +13,7 @@ import experiments
 import gendist
 from common import write_tiny_conll
 from cli import DataError
-from runs import claim, finished, mean_std, paired, pm, table, vs_base
+from runs import claim, finished, mean_std, paired, pm, provenance, table, vs_base
 
 
 def test_a_folder_is_claimed_for_one_set_of_settings(tmp_path):
@@ -101,3 +101,23 @@ def test_a_gendist_folder_of_an_older_version_keeps_its_generated_text(tmp_path)
     assert gendist.claim_out_dir(rc) == hashlib.sha1(g.read_bytes()).hexdigest()
     with pytest.raises(DataError, match="another --generated"):
         gendist.claim_out_dir(gendist.RunConfig(generated=str(other), out_dir=str(out)))
+
+
+def test_a_run_record_names_its_command_machine_and_precision():
+    """runs.provenance: what every run folder's record carries; the command rebuilds the run's config exactly."""
+    import shlex
+
+    import train
+    from cli import command_line, parse_config
+    cfg = parse_config(train.Config, ["--seed", "2", "--lr", "5e-05", "--out_dir", "out/a b", "--progress", "0",
+                                      "--student", "L2-H384"])
+    command = command_line("train.py", cfg)
+    assert command.startswith("python train.py --")
+    assert "--epochs" not in command  # only the flags that differ from their defaults
+    assert parse_config(train.Config, shlex.split(command)[2:]) == cfg
+    record = provenance(command, precision="bf16", threads=1)
+    assert record["command"] == command and record["precision"] == "bf16"
+    assert record["machine"]["threads"] == 1 and record["machine"]["cores"] == os.cpu_count()
+    assert set(record["machine"]) >= {"cpu", "avx512_bf16", "gpu"}
+    assert "copied_from" not in record
+    assert provenance(command, copied_from="results/x")["copied_from"] == "results/x"
