@@ -67,13 +67,14 @@ from eval import get_entities
 from runs import claim, mean_std, paired, pm, table
 from gendist import NearCopies, drop_reason, words_of
 from llm import LLMConfig, ask, chat_request
+from task import of as task_of, or_list
 
 VARIANTS = ["evokd", "no_easy", "no_replay", "auggpt"]
 
-ANALYSIS_SYSTEM = "You are an expert in named entity recognition: finding the names of people (PER), " \
-                  "organisations (ORG), locations (LOC) and other names (MISC) in news text."
-ANALYSIS = """A small named entity recognition model was tested on news sentences. For each sentence you see the right \
-entities and the entities the model found.
+# The task file (task.py; CoNLL-2003's by default) fills the blanks: its domain, its labels, its words.
+ANALYSIS_SYSTEM = "You are an expert in named entity recognition: finding the names of {kinds} in {domain} text."
+ANALYSIS = """A small named entity recognition model was tested on {domain} sentences. For each sentence you see the \
+right entities and the entities the model found.
 
 Sentences the model got right:
 {correct}
@@ -86,23 +87,30 @@ In a few sentences, summarise the patterns of sentences and names this model get
 GENERATE = """Here is what a small named entity recognition model gets wrong:
 {analysis}
 
-Example sentences from the news:
+Example sentences from {source}:
 {examples}
 
-Write {n} new sentences from the news, each with names of people, organisations, places or other names, {which}. \
-Each must read like a line of a news article about sport, politics, business or world events, not about the model. \
+Write {n} new sentences from {source}, each with {names}, {which}. Each must read like {line}, not about the model. \
 Write one sentence per line, numbered, and nothing else."""
 WHICH = {"hard": "that this model would get wrong", "easy": "that this model would get right"}
 
-AUGGPT = """Example sentences from the news:
+AUGGPT = """Example sentences from {source}:
 {examples}
 
-Write {n} new sentences from the news like these, each with names of people, organisations, places or other names. \
-Write one sentence per line, numbered, and nothing else."""
+Write {n} new sentences from {source} like these, each with {names}. Write one sentence per line, numbered, and \
+nothing else."""
+
+
+def blanks(task):
+    return {"domain": task.domain, "source": task.word("source"), "names": task.word("names"),
+            "line": task.word("line"),
+            "kinds": or_list([f"{v['plural']} ({k})" for k, v in task.labels.items()], last="and")}
 
 
 @dataclass
 class EvoConfig(LLMConfig):  # the endpoint, model, key, retries, concurrency and cache flags come from llm.py
+    task_file: str = opt("", "NER task file (task.py): the labels, definitions and domain the prompts name; default "
+                             "tasks/conll2003.json")
     data_dir: str = opt("data/conll2003", "CoNLL folder: train.txt (the seed set's source), valid.txt and test.txt")
     k: int = opt(1, "seed set: k training sentences per entity type", type=at_least(1))
     rounds: int = opt(10, "rounds of analysis, generation, labelling and training", type=at_least(0))
@@ -196,19 +204,21 @@ def analysis_request(cfg, batch, rnd):
     right = [it for it in batch if it["pred"] == it["tags"]]
     wrong = [it for it in batch if it["pred"] != it["tags"]]
     pick = lambda xs: rng.sample(xs, min(cfg.show, len(xs)))  # noqa: E731
-    return chat(cfg, ANALYSIS.format(correct=shown(pick(right), False), wrong=shown(pick(wrong), True)),
-                cfg.seed * 1000 + rnd, ANALYSIS_SYSTEM)
+    fill = blanks(task_of(cfg, "ner"))
+    return chat(cfg, ANALYSIS.format(correct=shown(pick(right), False), wrong=shown(pick(wrong), True), **fill),
+                cfg.seed * 1000 + rnd, ANALYSIS_SYSTEM.format(**fill))
 
 
 def generation_request(cfg, kind, count, analysis, seed_sents, rnd, attempt):
     rng = random.Random(cfg.seed * 104729 + rnd * 10 + attempt)
     examples = "\n".join(" ".join(seed_sents[i][0])
                          for i in rng.sample(range(len(seed_sents)), min(cfg.show, len(seed_sents))))
+    fill = blanks(task_of(cfg, "ner"))
     if kind == "similar":
-        text = AUGGPT.format(examples=examples, n=count)
+        text = AUGGPT.format(examples=examples, n=count, **fill)
     else:
         text = GENERATE.format(analysis=analysis.strip() or "(no analysis)", examples=examples, n=count,
-                               which=WHICH[kind])
+                               which=WHICH[kind], **fill)
     return chat(cfg, text, cfg.seed * 1000 + rnd * 10 + attempt + (5 if kind == "easy" else 0))
 
 
@@ -243,8 +253,10 @@ def label_with_llm(cfg, sentences, seed_path):
     """annotate.py's request, parsing and alignment for each sentence: (tags or None, why) per sentence, replies."""
     from annotate import DEFAULT_MAX_TOKENS, Config, align, build_request, draw_shots, parse_reply
     acfg = Config(**{f.name: getattr(cfg, f.name) for f in fields(LLMConfig)}, prompt=cfg.prompt, shots=cfg.shots,
-                  max_tokens=DEFAULT_MAX_TOKENS[cfg.prompt], temperature=0.0, examples=seed_path)
-    shots = draw_shots(seed_path, cfg.shots, cfg.seed, exclude={tuple(s) for s in sentences})
+                  max_tokens=DEFAULT_MAX_TOKENS[cfg.prompt], temperature=0.0, examples=seed_path,
+                  task_file=cfg.task_file)
+    task = task_of(cfg, "ner")
+    shots = draw_shots(seed_path, cfg.shots, cfg.seed, exclude={tuple(s) for s in sentences}, task=task)
     calls = [build_request(acfg, words, shots) for words in sentences]
 
     def readable(reply):
@@ -257,7 +269,7 @@ def label_with_llm(cfg, sentences, seed_path):
             out.append((None, "label_failed"))
             continue
         items, _ = parse_reply(cfg.prompt, reply["content"], reply["finish_reason"])
-        out.append((None, "label_unreadable") if items is None else (align(words, items)[0], None))
+        out.append((None, "label_unreadable") if items is None else (align(words, items, task=task)[0], None))
     return out, [r for r in replies if r]
 
 
@@ -329,8 +341,9 @@ def accuracy(items):
     return round(sum(it["pred"] == it["tags"] for it in items) / len(items), 4) if items else None
 
 
-def run(cfg):
-    t_start = time.time()
+def prepare(cfg):
+    """The run's fixed parts: the student's first weights, the dev and test files every round is scored on
+    (out_dir/eval), the seed set (written to out_dir/seed.conll), its labels and the near-copy indexes."""
     if cfg.labeller:
         from predict import check_labeller
         check_labeller(cfg.labeller)
@@ -342,8 +355,6 @@ def run(cfg):
     os.makedirs(cfg.out_dir, exist_ok=True)
     check_config(cfg)
     from model import default_model_dir
-    model_dir = cfg.model_dir or default_model_dir()
-
     os.makedirs(os.path.join(cfg.out_dir, "eval"), exist_ok=True)  # the dev and test files every round is scored on
     full_dev, test = (read_conll(p) for p in evals)
     dev = [full_dev[i] for i in sample_indices(len(full_dev), cfg.dev_size, 0)] if cfg.dev_size else full_dev
@@ -351,6 +362,7 @@ def run(cfg):
         write_conll(os.path.join(cfg.out_dir, "eval", name), [list(zip(w, t)) for w, t in sents])
     train_sents = read_conll(train_path)
     labels = labels_from(train_sents)
+    task_of(cfg, "ner").check_labels({t[2:] for t in labels if t != "O"}, train_path)
     seed_sents = [train_sents[i] for i in seed_set(train_sents, cfg.k, cfg.seed)]
     seed_path = os.path.join(cfg.out_dir, "seed.conll")
     write_conll(seed_path, [list(zip(w, t)) for w, t in seed_sents])
@@ -360,10 +372,13 @@ def run(cfg):
     for j, (words, _) in enumerate(seed_sents):
         seed_idx.add(j, words_of(" ".join(words)))
     indexes = [("leak_eval", held_out), ("copy_seed", seed_idx)]
+    return cfg.model_dir or default_model_dir(), seed_sents, seed_path, labels, indexes
 
-    log_path = os.path.join(cfg.out_dir, "rounds.jsonl")
+
+def round_zero(cfg, log_path, seed_sents, seed_path, model_dir, labels):
+    """The finished rounds of rounds.jsonl; round 0, the student trained on the seed set alone, if there is none."""
     done = read_jsonl(log_path) if os.path.exists(log_path) else []
-    if not done:  # round 0: the seed set alone
+    if not done:
         print(f"seed set: {len(seed_sents)} sentences (k = {cfg.k} per type); training the student", flush=True)
         t0 = time.time()
         m = train_student(cfg, 0, seed_path, model_dir, labels)
@@ -371,8 +386,12 @@ def run(cfg):
                      "completion_tokens": 0, "train_sentences": len(seed_sents), "seconds": round(time.time() - t0, 1)})
         write_jsonl(log_path, done)
         print(f"round 0: dev F1 {100 * m['dev']['f1']:.2f}, test F1 {100 * m['test']['f1']:.2f}", flush=True)
+    return done
 
-    # the newest batch and every earlier generated sentence, from the finished rounds' files
+
+def resume(cfg, done, seed_sents):
+    """The newest batch (the seed set, tagged by the round-0 student, before round 1), every earlier generated
+    sentence and their near-copy index, from the finished rounds' files."""
     newest = [{"words": w, "tags": t} for w, t in seed_sents]
     newest_pred = tag(os.path.join(round_dir(cfg, 0), "model"), [w for w, _ in seed_sents], cfg) \
         if len(done) == 1 and cfg.rounds >= 1 else None
@@ -386,7 +405,49 @@ def run(cfg):
     if newest_pred is not None:  # round 1 studies the seed set, tagged by the round-0 student
         for it, p in zip(newest, newest_pred):
             it["pred"] = p
+    return newest, earlier, kept_idx
 
+
+def label_batch(cfg, batch, seed_path, used, dropped):
+    """Step 4: the new sentences' tags, by --labeller or the LLM; a sentence the LLM's label of cannot be read goes."""
+    if cfg.labeller:
+        for it, t in zip(batch, tag(cfg.labeller, [it["words"] for it in batch], cfg)):
+            it["tags"] = t
+        return batch
+    labelled, label_used = label_with_llm(cfg, [it["words"] for it in batch], seed_path)
+    used += label_used
+    for it, (t, why) in zip(batch, labelled):
+        it["tags"] = t
+        if why:
+            dropped[why] += 1
+    return [it for it in batch if it["tags"] is not None]
+
+
+def round_line(rnd, m, done, used, batch, newest, **books):
+    """The round's line of rounds.jsonl."""
+    p_tok, c_tok = usage(used)
+    kinds = Counter(it["kind"] for it in batch)
+    return {"round": rnd, "dev_f1": m["dev"]["f1"] if m else done[-1]["dev_f1"],
+            "test_f1": m["test"]["f1"] if m else done[-1]["test_f1"],
+            "prompt_tokens": p_tok, "completion_tokens": c_tok, "requests": len(used), "generated": books["generated"],
+            "kept": len(batch), "dropped": dict(books["dropped"]), "hard": kinds["hard"], "easy": kinds["easy"],
+            "similar": kinds["similar"],
+            "hard_acc": accuracy([it for it in batch if it["kind"] == "hard"]),
+            "easy_acc": accuracy([it for it in batch if it["kind"] == "easy"]),
+            "similar_acc": accuracy([it for it in batch if it["kind"] == "similar"]),
+            "studied": {"correct": sum(it["pred"] == it["tags"] for it in newest),
+                        "wrong": sum(it["pred"] != it["tags"] for it in newest)},
+            "train_sentences": books["train_sentences"], "replayed": books["replayed"], "analysis": books["analysis"],
+            "examples": [" ".join(it["words"]) for it in batch[:3]], "seconds": round(time.time() - books["t0"], 1)}
+
+
+def run(cfg):
+    """The EvoKD loop: round 0 on the seed set, then rounds of analysis, generation, labelling and training."""
+    t_start = time.time()
+    model_dir, seed_sents, seed_path, labels, indexes = prepare(cfg)
+    log_path = os.path.join(cfg.out_dir, "rounds.jsonl")
+    done = round_zero(cfg, log_path, seed_sents, seed_path, model_dir, labels)
+    newest, earlier, kept_idx = resume(cfg, done, seed_sents)
     for rnd in range(len(done), cfg.rounds + 1):
         t0 = time.time()
         student = os.path.join(round_dir(cfg, rnd - 1), "model")
@@ -399,17 +460,7 @@ def run(cfg):
         got, dropped, gen_used, n_generated = generate(cfg, rnd, analysis, seed_sents, indexes, kept_idx)  # 3
         used += gen_used
         batch = [{"words": w, "kind": kind} for kind, sents in got.items() for w in sents]
-        if cfg.labeller:  # 4
-            for it, t in zip(batch, tag(cfg.labeller, [it["words"] for it in batch], cfg)):
-                it["tags"] = t
-        else:
-            labelled, label_used = label_with_llm(cfg, [it["words"] for it in batch], seed_path)
-            used += label_used
-            for it, (t, why) in zip(batch, labelled):
-                it["tags"] = t
-                if why:
-                    dropped[why] += 1
-            batch = [it for it in batch if it["tags"] is not None]
+        batch = label_batch(cfg, batch, seed_path, used, dropped)  # 4
         # 5: the student before it learns them
         for it, p in zip(batch, tag(student, [it["words"] for it in batch], cfg)):
             it["pred"] = p
@@ -424,20 +475,8 @@ def run(cfg):
         m = train_student(cfg, rnd, path, student, labels) if train_items else None
         if m is None:  # nothing came back this round: the student stays as it was
             shutil.copytree(student, os.path.join(folder, "model"), dirs_exist_ok=True)
-        p_tok, c_tok = usage(used)
-        kinds = Counter(it["kind"] for it in batch)
-        line = {"round": rnd, "dev_f1": m["dev"]["f1"] if m else done[-1]["dev_f1"],
-                "test_f1": m["test"]["f1"] if m else done[-1]["test_f1"],
-                "prompt_tokens": p_tok, "completion_tokens": c_tok, "requests": len(used), "generated": n_generated,
-                "kept": len(batch), "dropped": dict(dropped), "hard": kinds["hard"], "easy": kinds["easy"],
-                "similar": kinds["similar"],
-                "hard_acc": accuracy([it for it in batch if it["kind"] == "hard"]),
-                "easy_acc": accuracy([it for it in batch if it["kind"] == "easy"]),
-                "similar_acc": accuracy([it for it in batch if it["kind"] == "similar"]),
-                "studied": {"correct": sum(it["pred"] == it["tags"] for it in newest),
-                            "wrong": sum(it["pred"] != it["tags"] for it in newest)},
-                "train_sentences": len(train_items), "replayed": len(replay), "analysis": analysis,
-                "examples": [" ".join(it["words"]) for it in batch[:3]], "seconds": round(time.time() - t0, 1)}
+        line = round_line(rnd, m, done, used, batch, newest, generated=n_generated, dropped=dropped,
+                          train_sentences=len(train_items), replayed=len(replay), analysis=analysis, t0=t0)
         done.append(line)
         write_jsonl(log_path, done)  # atomically: the round is finished only now
         print_round(line)
@@ -464,7 +503,10 @@ def print_round(r):
 def check_config(cfg):
     """out_dir's config.json, written once: a resumed run must agree on everything that shapes the result
     (runs.claim)."""
-    claim(cfg.out_dir, asdict(cfg), name="config.json", free=FREE)
+    settings = asdict(cfg)
+    if not settings["task_file"]:  # the default task: run folders made before task files existed still resume
+        del settings["task_file"]
+    claim(cfg.out_dir, settings, name="config.json", free=FREE)
 
 
 # ---------------------------------------------------------------------------------------------
