@@ -387,22 +387,30 @@ def summary(report, out):
     if "labeller" in r:
         return (f"{out}: {r['sentences_written']} sentences labelled by {r['labeller']}, {r['entities_kept']} entities"
                 + (f"; span F1 vs gold {100 * r['span_f1']['f1']:.1f}" if "span_f1" in r else ""))
-    s = (f"{out}: {r['sentences_written']}/{r['sentences']} sentences written; {r['requests_sent']} requests, "
+    unit = "text" if "texts" in r else "sentence"
+    s = (f"{out}: {r[unit + 's_written']}/{r[unit + 's']} {unit}s written; {r['requests_sent']} requests, "
          f"{r['cache_hits']} cached, {r['retries']} retries; "
-         f"tokens {r['prompt_tokens']:,} in, {r['completion_tokens']:,} out; "
-         f"entities {r['entities_kept']}/{r['entities_proposed']} kept")
+         f"tokens {r['prompt_tokens']:,} in, {r['completion_tokens']:,} out; ")
+    if unit == "text":
+        s += "labels " + ", ".join(f"{k} {v}" for k, v in r["labels_given"].items())
+        if "classification" in r:
+            s += (f"; vs gold: accuracy {100 * r['classification']['accuracy']:.1f}, macro-F1 "
+                  f"{100 * r['classification']['macro_f1']:.1f} (over the texts written)")
+    else:
+        s += f"entities {r['entities_kept']}/{r['entities_proposed']} kept"
     if "span_f1" in r:
         s += (f"; span F1 vs gold {100 * r['span_f1']['f1']:.1f} "
               f"({100 * r['span_f1_all_input']['f1']:.1f} over all input)")
     c = r.get("confidence")
     if c:
-        s += (f"\nconfidence ({c['method']}): below {c['min_confidence']:g}, {c['sentences_filtered']} sentences and "
-              f"{c['entities_filtered']} entities left out (--filter {c['filter']})")
+        s += (f"\nconfidence ({c['method']}): below {c['min_confidence']:g}, {c[unit + 's_filtered']} {unit}s "
+              + (f"and {c['entities_filtered']} entities " if unit == "sentence" else "")
+              + f"left out (--filter {c['filter']})")
         if c["replies_without_logprobs"]:
             s += (f"; {c['replies_without_logprobs']} replies came without log-probabilities: this endpoint may not "
                   "return them (try --confidence samples)")
     if r["failed"]:
-        s += (f"\n{len(r['failed'])} sentences failed ({r['failures_by_reason']}) and are not in {out}; "
+        s += (f"\n{len(r['failed'])} {unit}s failed ({r['failures_by_reason']}) and are not in {out}; "
               "the same command retries them")
     return s
 

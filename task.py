@@ -231,6 +231,14 @@ def load(path, kind=None):
     return task
 
 
+def train_labels(task):
+    """The label set a model of this task is trained with (train.py --labels): for NER the B- and I- tag of every
+    type, types sorted, after O (data.labels_from's order); for classify the labels, sorted."""
+    if task.kind == "classify":
+        return sorted(task.labels)
+    return ["O"] + [f"{p}-{t}" for t in sorted(task.labels) for p in "BI"]
+
+
 def main(argv=None):
     for path in (argv if argv is not None else sys.argv[1:]) or [DEFAULT["ner"], DEFAULT["classify"]]:
         t = read_task(path)
