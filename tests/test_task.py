@@ -89,3 +89,82 @@ def test_the_command_line_says_one_line_for_a_bad_task_file(tmp_path):
         args += ["--task_file", path] if script[0] != "task.py" else [path]
         r = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
         assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and r.stderr.startswith(f"error: {path}")
+
+
+# ------------------------------------------------------------------------------ annotate.py with a task of one's own
+
+import annotate as A  # noqa: E402
+import confidence  # noqa: E402
+from replies import align, label_reply  # noqa: E402
+from data import write_conll  # noqa: E402
+
+
+def test_a_type_outside_the_task_is_dropped_and_counted(tmp_path):
+    t = T.read_task(write(tmp_path, GOOD))
+    words = "Whisk the eggs in a bowl .".split()
+    tags, kept, dropped = align(words, [("eggs", "food"), ("bowl", "LOC"), ("Whisk", "B-TOOL")], task=t)
+    assert tags == ["B-TOOL", "O", "B-FOOD", "O", "O", "O", "O"] and dropped == {"bad_type": 1}
+    assert [e["type"] for e in kept] == ["FOOD", "TOOL"]
+
+
+def test_any_jsonl_and_plain_text_become_sentences_with_document_and_sentence_ids(tmp_path):
+    (tmp_path / "in.jsonl").write_text(json.dumps({"id": "a7", "body": "Ann met Bob. They left."}) + "\n"
+                                       + json.dumps({"body": "Rome is old."}) + "\n")
+    cfg = A.parse_args(["--format", "jsonl", "--text_field", "body", "--input", str(tmp_path / "in.jsonl")])
+    assert [(r["meta"], r["words"]) for r in A.load_records(cfg)] == [
+        ({"document": "a7", "sentence": 0}, ["Ann", "met", "Bob", "."]),
+        ({"document": "a7", "sentence": 1}, ["They", "left", "."]),
+        ({"document": 1, "sentence": 0}, ["Rome", "is", "old", "."])]
+    (tmp_path / "in.txt").write_text("Ann met Bob. They left.\nA new line.\n\n\nRome is old.\n")
+    cfg = A.parse_args(["--format", "text", "--input", str(tmp_path / "in.txt")])
+    assert [(r["meta"]["document"], r["meta"]["sentence"]) for r in A.load_records(cfg)] == \
+        [(0, 0), (0, 1), (0, 2), (1, 0)]
+    (tmp_path / "in.jsonl").write_text(json.dumps({"body": "x"}) + "\n" + json.dumps({"text": "y"}) + "\n")
+    cfg = A.parse_args(["--format", "jsonl", "--text_field", "body", "--input", str(tmp_path / "in.jsonl")])
+    with pytest.raises(DataError, match="in.jsonl:2: expected a JSON object with a string 'body'"):
+        A.load_records(cfg)
+
+
+CLASSES = {"kind": "classify", "domain": "news", "labels": {"money": "business", "games": "sport"},
+           "examples": [{"text": "Shares rose.", "label": "money"}, {"text": "Chelsea won.", "label": "games"}]}
+
+
+def test_classify_texts_prompts_and_replies(tmp_path):
+    path = write(tmp_path, CLASSES)
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"id": i, "text": t, "label": y}) + "\n" for i, (t, y) in
+                                               enumerate([("Oil fell.", "money"), ("Arsenal lost.", "games")])))
+    cfg = A.parse_args(["--task_file", path, "--format", "jsonl", "--input", str(tmp_path / "in.jsonl"),
+                        "--prompt", "completion"])
+    records = A.load_records(cfg)
+    assert [(r["text"], r["gold"], r["input"]["id"]) for r in records] == [("Oil fell.", "money", 0),
+                                                                          ("Arsenal lost.", "games", 1)]
+    shots, calls = A.requests_of(cfg, records)
+    assert shots[0] == [("Shares rose.", "money"), ("Chelsea won.", "games")]  # the task file's, in its order
+    assert calls[0][1]["prompt"] == ("News texts, each with one label. Labels: money (business), games (sport).\n\n"
+                                     "Text: Shares rose.\nLabel: money\n\nText: Chelsea won.\nLabel: games\n\n"
+                                     "Text: Oil fell.\nLabel:")
+    cfg = A.parse_args(["--task_file", path, "--format", "jsonl", "--input", str(tmp_path / "in.jsonl")])
+    messages = A.requests_of(cfg, records)[1][1][1]["messages"]
+    assert "exactly one of these two labels:\nmoney: business\ngames: sport" in messages[0]["content"]
+    assert messages[-1]["content"] == "Text: Arsenal lost." and messages[2]["content"] == "money"
+    t = T.read_task(path)
+    assert label_reply(" Money.\nText: more", t) == ("money", "ok") and label_reply(" weather", t) == \
+        (None, "no_answer") and label_reply("  ", t) == (None, "empty")
+    reply = {"content": " games", "logprobs": [(" g", -0.1), ("ames", -0.5), ("\n", -2.0)]}
+    assert confidence.label_from_logprobs(reply, "games") == pytest.approx(0.6065, abs=1e-4)
+    rows = confidence.label_curve([{"gold": "money", "label": "money", "conf": 0.9},
+                                   {"gold": "games", "label": "money", "conf": 0.2}], ["money", "games"])
+    assert rows[0]["texts_kept"] == 1 and rows[0]["accuracy"] == 0.5 and rows[-3]["accuracy"] == 1.0
+
+
+def test_worked_examples_from_a_gold_file_must_have_the_tasks_labels(tmp_path):
+    path = write(tmp_path, {**GOOD, "examples": []})
+    write_conll(str(tmp_path / "gold.conll"), [[("Eggs", "B-FOOD"), ("in", "O"), ("Paris", "B-LOC")]])
+    cfg = A.parse_args(["--task_file", path, "--examples", str(tmp_path / "gold.conll")])
+    with pytest.raises(DataError, match=r"gold.conll: labels LOC are not labels of the task"):
+        A.requests_of(cfg, [{"words": ["x"], "gold": None}])
+    # no examples anywhere: zero-shot on the definitions, never another task's examples
+    cfg = A.parse_args(["--task_file", path, "--prompt", "completion"])
+    (shots,), ((_, payload),) = A.requests_of(cfg, [{"words": ["Eggs", "."], "gold": None}])
+    assert shots == [] and payload["prompt"] == ("Named entities in recipes sentences. Types: FOOD (an ingredient), "
+                                                 "TOOL (a kitchen utensil).\n\nSentence: Eggs .\nEntities:")
