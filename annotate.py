@@ -188,7 +188,8 @@ You are an expert annotator of named entities in {domain} text. Label every name
 {n} types:
 {definitions}
 Copy each entity exactly as it is written in the sentence, in the order they appear. {rules}
-Answer with a JSON list and nothing else: [{{"text": "...", "type": "{first}"}}], or [] if the sentence has no entity."""
+Answer with a JSON list and nothing else: [{{"text": "...", "type": "{first}"}}], or [] if the sentence has no \
+entity."""
 
 COT_SYSTEM = """\
 You are an expert annotator of named entities in {domain} text. The {n} entity types are:

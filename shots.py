@@ -128,8 +128,8 @@ def embed(sentences):
 
 
 def example_embeddings(path, cache_dir, units):
-    """embed() of every unit (sentence or text, as words) of a gold file, cached in cache_dir under the hash of the file's bytes:
-    computed once, computed again when the file changes."""
+    """embed() of every unit (sentence or text, as words) of a gold file, cached in cache_dir under the hash of the
+    file's bytes: computed once, computed again when the file changes."""
     cached = os.path.join(cache_dir, f"knn-{file_hash(path)[:16]}.npy")
     if os.path.exists(cached):
         return np.load(cached)
