@@ -1,27 +1,34 @@
 """
-Phase 1: an LLM labels sentences for NER through any OpenAI-compatible endpoint (OpenAI, vLLM,
-Ollama, the llama.cpp server), and the labels are scored against gold where there is gold.
+Phase 1: an LLM labels texts through any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, the llama.cpp server):
+the entities of each sentence (NER) or one label per text (classification), as a task file says (task.py:
+its labels, their definitions, its domain, worked examples; CoNLL-2003's by default), and the labels are scored
+against gold where there is gold. The README's porting section walks through a task of one's own.
 
     python annotate.py --input data/conll2003/train.txt --limit 1000 --seed 0 --prompt completion --out runs/d.conll
     python annotate.py --format bbc --input data/bbc/bbc.jsonl --limit 500 --out runs/bbc.conll
+    python annotate.py --task_file tasks/bbc.json --format bbc --input data/bbc/bbc.jsonl --limit 200 \
+        --prompt completion --examples runs/bbc/train.jsonl --out runs/bbc_llm.jsonl      # BBC's topics, by the LLM
     python annotate.py --limit 1000 --dry_run          # one full prompt and a token estimate; sends nothing
 
-Input: a CoNLL file (its gold tags are used only to score the LLM), or BBC articles, split here into
-sentences and CoNLL-2003 tokens (punctuation, "'s" and "n't" split off) with article id and sentence
-index kept. `--limit N --seed S` takes data.sample_indices' seeded sample, so
+Input (--format): a CoNLL file (its gold tags are used only to score the LLM), BBC articles, any JSONL (the text in
+--text_field) or plain text (NER: blank lines separate documents; classify: one text a line). For NER, texts are
+split here into sentences and CoNLL-2003 tokens (punctuation, "'s" and "n't" split off), with document (BBC:
+article) id and sentence index kept. `--limit N --seed S` takes data.sample_indices' seeded sample, so
 `python data.py sample --limit N --seed S` writes the gold of exactly the sentences annotated here.
 
-Prompts (written out below): `standard` (chat; definitions of the four types and k worked examples
-drawn, seeded, from a gold file; the answer is a JSON list of {"text", "type"}), `cot` (chat; four
-steps: context, candidates, type of each, justification; then "Answer: <JSON list>") and `completion`
-(/v1/completions; k example lines "Sentence: ..." / "Entities: Name (TYPE); ...", stop at the newline,
-which very small models follow far better than JSON). `--demos knn` replaces the one seeded set of worked
-examples by, for each sentence, the k sentences of the gold file most similar to it (cosine of MiniLM
-sentence embeddings: the mean of the last hidden states over real word pieces; the gold file's
-embeddings are cached beside --cache under the hash of its bytes), as GPT-NER did.
+Prompts (written out below, the task file filling their blanks): `standard` (chat; the definitions of the task's
+labels and k worked examples; for NER the answer is a JSON list of {"text", "type"}), `cot` (NER, chat; four steps:
+context, candidates, type of each, justification; then "Answer: <JSON list>") and `completion` (/v1/completions; k
+example lines "Sentence: ..." / "Entities: Name (TYPE); ..." or "Text: ..." / "Label: ...", stop at the newline,
+which very small models follow far better than JSON). Worked examples (shots.py) come from the task file, or are
+drawn from a gold file (--examples, or the task file's examples_file), the same for every request or, with
+`--demos knn`, the k most similar to each; with none anywhere the prompt is zero-shot on the definitions. A reply's
+entity of a type outside the task, or a label outside it, is dropped and counted, never kept.
 
 Files written, FILE being --out without its extension:
-- --out: CoNLL, `token gold llm` with gold input, `token llm` without; the LLM tag is always last.
+- --out: CoNLL, `token gold llm` with gold input, `token llm` without; the LLM tag is always last. Classify: the
+  JSONL train.py --task classify reads, the input's records with the LLM's label in --label_field (an input label
+  kept as gold_label) and, with --confidence, its confidence; a text whose reply names no label is left out.
 - FILE.replies.jsonl: one line per input sentence in input order: the raw reply, entities kept (text, type,
   start, end, the item of the reply it came from and, with --confidence, its confidence) and dropped by reason, the
   status, its sentence number in --out ("out_sentence") and, for BBC, article and sentence.
@@ -30,7 +37,8 @@ Files written, FILE being --out without its extension:
   kept / dropped by reason, the names a reply copied from its worked examples, wall seconds; with gold input, span F1
   (eval.py, overall and per type) over the sentences in --out and over all input (a failed sentence as all-O); with
   --confidence, "confidence": the method, what the filter left out, and, with gold, the coverage-quality curve and the
-  calibration (confidence.py).
+  calibration (confidence.py). Classify: texts written / failed, the labels given, and against gold the accuracy,
+  macro-F1, per-class scores and confusion matrix (eval.py) over the texts in --out.
 
 `--confidence logprobs|samples` gives every entity and sentence a confidence (confidence.py says how and why), and
 `--min_confidence T --filter sentence|entity` leaves out of --out the sentences, or the entities, less sure than T.
