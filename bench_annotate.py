@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import annotate
-from cli import at_least, opt, parse_config, run_main
+from cli import at_least, command_line, opt, parse_config, run_main
 from data import read_conll
+from runs import provenance, write_json
 
 
 def start_server(delay):
@@ -66,6 +67,7 @@ class Config:
     requests: int = opt(200, "sentences annotated in each uncached run", type=at_least(1))
     concurrency: int = opt(8, "requests in flight at once, measured against 1", type=at_least(1))
     cached: int = opt(1000, "sentences in the fully cached re-run", type=at_least(1))
+    out: str = opt("", "a JSON record of the timings (with the command, commit and machine) written here")
 
 
 def main(argv=None):
@@ -94,6 +96,11 @@ def main(argv=None):
         n = args.cached if "cached" in name else args.requests
         print(f"| {name} | {secs:.2f} | {sent} | {n / secs:,.0f} |")
     print(f"\nspeed-up of --concurrency {args.concurrency} over 1: {rows[0][1] / rows[1][1]:.1f}x")
+    if args.out:
+        write_json(args.out, {"delay": args.delay, "rows": [{"run": name, "seconds": secs, "requests_sent": sent,
+                                                             "sentences": args.cached if "cached" in name
+                                                             else args.requests} for name, secs, sent in rows],
+                              "record": provenance(command_line("bench_annotate.py", args))})
 
 
 if __name__ == "__main__":

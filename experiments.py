@@ -385,10 +385,12 @@ def d_heading(d):
     if st["original"] == st["distilled"] == st["mixed"]:
         runs = f"Every run: {steps} steps of {d['batch_size']} sentences, {scored}."
     else:
+        once = all(e >= s for s, e in st.values())  # every run evaluates dev once, at its last step
         runs = (f"The same O steps for every run, D's on top: original {st['original'][0]} steps, "
                 f"distilled {st['distilled'][0]}, the regimens that mix them {steps}, of {d['batch_size']} sentences; "
-                f"dev F1 every {st['original'][1]}, {st['distilled'][1]} and {every} steps and at the last; "
-                "test F1 of the best-dev checkpoint.")
+                + ("dev F1 once, at the last step; test F1 of the last checkpoint." if once else
+                   f"dev F1 every {st['original'][1]}, {st['distilled'][1]} and {every} steps and at the last; "
+                   "test F1 of the best-dev checkpoint."))
     return f"### D = {d['name']}: {a['n_distilled']} sentences, annotation F1 {f1}\n\n{what}. {runs}"
 
 

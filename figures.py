@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import mix
 from cli import opt, parse_config, run_main
-from runs import mean_std
+from runs import mean_std, read_json
 
 
 @dataclass
@@ -34,8 +34,12 @@ class Config:
 
 
 def read(path):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    """A committed record (runs.read_json, the one reader of JSON records); a missing one is a bug here: the callers
+    glob for what exists."""
+    data = read_json(path)
+    if data is None:
+        raise FileNotFoundError(path)
+    return data
 
 
 def regimens(plt, cfg):

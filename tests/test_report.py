@@ -1,0 +1,74 @@
+"""report.py: every results table rendered from the committed records, and a check that fails when a page drifts.
+
+The repository's own pages are checked as committed; the failure cases run on a copy of the README and results/ in a
+temporary folder, one number edited by hand or one record taken away."""
+import os
+import shutil
+
+import pytest
+
+import report
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_the_committed_pages_match_their_records(capsys):
+    assert report.main(["--check"]) == 0, capsys.readouterr().out
+
+
+@pytest.fixture
+def copy(tmp_path, monkeypatch):
+    """The README and results/ copied to a temporary folder, which report.py then reads instead."""
+    shutil.copy(os.path.join(ROOT, "README.md"), tmp_path / "README.md")
+    shutil.copytree(os.path.join(ROOT, "results"), tmp_path / "results",
+                    ignore=shutil.ignore_patterns("*.png", "model", "checkpoint"))
+    monkeypatch.setattr(report, "HERE", str(tmp_path))
+    return tmp_path
+
+
+def edit(path, old, new):
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def test_a_number_edited_by_hand_fails_the_check_naming_its_cell(copy, capsys):
+    page = copy / "results" / "regimens.md"
+    edit(page, "| sigmoid:k=10,t0=0.5 | 81.41 ± 0.20 |", "| sigmoid:k=10,t0=0.5 | 81.51 ± 0.20 |")
+    assert report.main(["--check"]) == 1
+    out = capsys.readouterr().out
+    assert ("results/regimens.md: table regimens_bbc_total_strong: row 'sigmoid:k=10,t0=0.5', column 'test F1': "
+            "the page says '81.51 ± 0.20', the records give '81.41 ± 0.20'") in out
+    report.main(["--no_figures"])  # rendering puts the records' number back
+    assert "| sigmoid:k=10,t0=0.5 | 81.41 ± 0.20 |" in page.read_text(encoding="utf-8")
+    assert report.main(["--check"]) == 0
+
+
+def test_a_missing_record_and_an_unknown_table_fail_the_check(copy, capsys):
+    os.remove(copy / "results" / "students" / "transfer.json")
+    edit(copy / "results" / "students.md", "<!-- table: students_ablation -->", "<!-- table: students_typo -->")
+    assert report.main(["--check"]) == 1
+    out = capsys.readouterr().out
+    assert "results/students.md: table students_transfer: results/students/transfer.json: record missing" in out
+    assert "results/students.md: table students_typo: no such table in report.py" in out
+
+
+def test_a_readme_headline_number_must_be_in_a_rendered_table_of_its_page(copy, capsys):
+    readme = copy / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    row = next(line for line in text.splitlines() if line.startswith("| Phases 2-3"))
+    readme.write_text(text.replace(row, row.replace("| BBC text in D", "| 12.34 F1 with BBC text in D", 1)),
+                      encoding="utf-8")
+    assert report.main(["--check"]) == 1
+    assert ("README.md: experiments table, row 'Phases 2-3: O vs D regimens': 12.34 is in no rendered table of "
+            "results/regimens.md") in capsys.readouterr().out
+
+
+def test_rows_cells_and_machines():
+    assert report.rows_of("| a | b |\n|---|---|\n| 1 | 2 |\n") == [["a", "b"], ["1", "2"]]
+    assert report.cell({0: 1.0, 1: 3.0}) == "2.00 ± 1.41 (1.00, 3.00)"
+    assert report.versus({0: 2.0, 1: 4.0}, {0: 1.0, 1: 1.0}) == "+2.00 ± 1.41 (2/2 better)"
+    new = {"record": {"machine": {"cpu": "X", "avx512_bf16": True, "threads": 1, "gpu": None}, "precision": "bf16"}}
+    assert report.machine_of(new) == "X (AVX-512 BF16), 1 thread(s), bf16"
+    old = {"precision": "fp32", "config": {"bf16": 1}}  # bf16 asked for, fp32 ran: a CPU without native bf16
+    assert report.machine_of(old).startswith("not recorded: a CPU without native bf16")
