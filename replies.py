@@ -418,8 +418,10 @@ def assemble_labels(done, stats, stopped, seconds):
     report = base_report(done, stats, stopped, seconds, "text", len(out), acc)
     report["labels_given"] = dict(sorted(given.items()))
     with_gold = [(r[f"gold_{field}"], r[field]) for r in out if f"gold_{field}" in r]
-    if with_gold:  # over the texts in --out; the rest were left out, not guessed
+    if with_gold and {g for g, _ in with_gold} <= set(done.task.names):  # over the texts in --out, none guessed
         report["classification"] = classification_scores(*zip(*with_gold), labels=done.task.names)
+    elif with_gold:  # the input's labels are another task's: nothing to score against
+        report["gold_not_scored"] = f"the input's {field} values are not all labels of {done.task.path}"
     if cfg.confidence != "none":
         report["confidence"] = confidence_report(cfg, acc, "text", **(
             {"curve": confidence.label_curve(scored, done.task.names)} if scored else {}))
