@@ -407,7 +407,7 @@ def assemble_labels(done, stats, stopped, seconds):
             line.update(status=done.failures[i][0], reason=done.failures[i][1])
         elif label is not None:
             given[label] += 1
-            if rec["gold"] is not None and conf is not None:
+            if rec["gold"] in done.task.labels and conf is not None:
                 scored.append({"gold": rec["gold"], "label": label, "conf": conf})
             if not line.get("filtered"):
                 line["out_line"] = len(out)
