@@ -16,7 +16,7 @@ may serve two types), trains the student (MiniLM-L6 by default, --model_dir for 
   2. analysis: the LLM sees --show correct and --show wrong sentences, with the right entities and the
      student's, and summarises what the student gets wrong (ANALYSIS below);
   3. generation: from that summary, --n sentences the student would get wrong (hard) and --n it would get
-     right (easy), one request each, in the news domain, text only (GENERATE); two requests rather than
+     right (easy), one request each, in the task's domain, text only (GENERATE); two requests rather than
      one, because a small LLM keeps one numbered list straight far more often than two in one reply.
      Every sentence passes gendist.py's filters (empty, degenerate, too_short, too_long, leak_eval: a near
      copy of a dev or test sentence, copy_seed: of a seed sentence the LLM was shown, duplicate: of a
@@ -28,6 +28,8 @@ may serve two types), trains the student (MiniLM-L6 by default, --model_dir for 
   5. the current student tags the new batch (its accuracy on hard against easy sentences says whether the
      LLM foresaw its errors), then trains --max_steps steps, from where it stopped, on the new batch, the
      seed set and a replay sample of --replay earlier generated sentences (train.py's own loop).
+The prompts name the labels, definitions and domain of a task file (--task_file, task.py; CoNLL-2003's by default),
+and the seed set's types must be the task's.
 Variants at the same number of new sentences (2n a round): evokd; no_easy (2n hard); no_replay (the new
 batch alone); auggpt (no analysis: the LLM writes 2n sentences like the seed examples, AugGPT-style,
 labelled and trained on the same way). The seed set alone is round 0 of every run.
