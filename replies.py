@@ -196,11 +196,12 @@ LABEL_RE = re.compile(r"^[\s\"'*`:(\[]*(.*?)[\s\"'*`.,;:)\]]*$")
 
 
 def label_reply(content, task):
-    """(label, status) of a classification reply: its first line (quotes, brackets and a final stop trimmed off)
-    naming one of the task's labels (task.label_of); (None, "empty" | "no_answer") otherwise, never a guess."""
+    """(label, status) of a classification reply: its first line (quotes, brackets, a final stop and anything from an
+    opening bracket on trimmed off) naming one of the task's labels (task.label_of); (None, "empty" | "no_answer") otherwise, never a guess."""
     if not content or not content.strip():
         return None, "empty"
-    line = LABEL_RE.match(content.strip().split("\n")[0]).group(1)
+    # "business (companies, markets, ...)": small models copy the definition after the label, cut off or not
+    line = LABEL_RE.match(re.sub(r"(?<=\w)\s*\(.*$", "", content.strip().split("\n")[0])).group(1)
     label = task.label_of(line) if line else None
     return (label, "ok") if label else (None, "no_answer")
 

@@ -93,7 +93,7 @@ class Task:
         t = text.strip().upper()
         if self.kind == "ner":
             t = re.sub(r"^[BI]-", "", t)
-        t = self.aliases.get(t, t)
+        t = self.aliases.get(t, t).upper()
         return next((n for n in self.labels if n.upper() == t), None)
 
     def check_labels(self, found, where):

@@ -32,7 +32,7 @@ def test_shipped_task_files_read():
                                                                                                    "train.txt"))
     assert cls.kind == "classify" and cls.names == ["business", "entertainment", "politics", "sport", "tech"]
     assert ner.label_of("b-person") == "PER" and ner.label_of("Misc") == "MISC" and ner.label_of("DATE") is None
-    assert cls.label_of(" Sport ") == "sport" and cls.label_of("sports") is None
+    assert cls.label_of(" Sport ") == "sport" and cls.label_of("Sports") == "sport" and cls.label_of("sporting") is None
 
 
 def write(tmp_path, text, name="t.json"):
@@ -168,3 +168,17 @@ def test_worked_examples_from_a_gold_file_must_have_the_tasks_labels(tmp_path):
     (shots,), ((_, payload),) = A.requests_of(cfg, [{"words": ["Eggs", "."], "gold": None}])
     assert shots == [] and payload["prompt"] == ("Named entities in recipes sentences. Types: FOOD (an ingredient), "
                                                  "TOOL (a kitchen utensil).\n\nSentence: Eggs .\nEntities:")
+
+
+def test_evokd_prompts_name_the_tasks_types_and_domain(tmp_path):
+    import evokd as E
+    path = write(tmp_path, {**GOOD, "words": {"source": "cookery books"}})
+    cfg = E.parse_args(["--task_file", path, "--model", "m"])
+    batch = [{"words": ["Whisk", "eggs", "."], "tags": ["O", "B-FOOD", "O"], "pred": ["O", "O", "O"]}]
+    system, user = (m["content"] for m in E.analysis_request(cfg, batch, 1)[1]["messages"])
+    assert system == "You are an expert in named entity recognition: finding the names of FOOD (FOOD) and TOOL (TOOL) " \
+                     "in recipes text." and "tested on recipes sentences" in user and "Right: eggs (FOOD)" in user
+    gen = E.generation_request(cfg, "hard", 2, "misses eggs", [(["Whisk", "eggs", "."], ["O", "B-FOOD", "O"])], 1, 0)
+    text = gen[1]["messages"][-1]["content"]
+    assert "Example sentences from cookery books:" in text and "each with names of FOOD or TOOL," in text and \
+        "Each must read like a sentence of recipes text" in text and "news" not in text
