@@ -243,7 +243,8 @@ def main(argv=None):
     for path in (argv if argv is not None else sys.argv[1:]) or [DEFAULT["ner"], DEFAULT["classify"]]:
         t = read_task(path)
         print(f"{path}: {t.kind}, domain {t.domain!r}, {len(t.labels)} labels ({', '.join(t.labels)}), "
-              f"{len(t.examples)} examples" + (f", examples drawn from {t.examples_file}" if t.examples_file else ""))
+              f"{len(t.examples)} examples" + (f", examples drawn from {t.examples_file}" if t.examples_file else "")
+              + f"\n  its models' label set: train.py --labels {','.join(train_labels(t))}")
     return 0
 
 
