@@ -49,7 +49,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 
-from cli import DataError
+from cli import DataError, opt, parse_config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT = {"ner": os.path.join(HERE, "tasks", "conll2003.json"), "classify": os.path.join(HERE, "tasks", "bbc.json")}
@@ -239,8 +239,14 @@ def train_labels(task):
     return ["O"] + [f"{p}-{t}" for t in sorted(task.labels) for p in "BI"]
 
 
+@dataclass
+class CheckConfig:
+    files: list = opt(None, "task files to check; default the two shipped ones", nargs="*", positional=True)
+
+
 def main(argv=None):
-    for path in (argv if argv is not None else sys.argv[1:]) or [DEFAULT["ner"], DEFAULT["classify"]]:
+    cfg = parse_config(CheckConfig, argv, description=__doc__.split("\n\n")[0])
+    for path in cfg.files or [DEFAULT["ner"], DEFAULT["classify"]]:
         t = read_task(path)
         print(f"{path}: {t.kind}, domain {t.domain!r}, {len(t.labels)} labels ({', '.join(t.labels)}), "
               f"{len(t.examples)} examples" + (f", examples drawn from {t.examples_file}" if t.examples_file else "")
