@@ -182,3 +182,13 @@ def test_evokd_prompts_name_the_tasks_types_and_domain(tmp_path):
     text = gen[1]["messages"][-1]["content"]
     assert "Example sentences from cookery books:" in text and "each with names of FOOD or TOOL," in text and \
         "Each must read like a sentence of recipes text" in text and "news" not in text
+
+
+def test_knn_worked_examples_for_texts_come_from_the_task_file_nearest_last(tmp_path):
+    path = write(tmp_path, {**CLASSES, "examples": CLASSES["examples"] + [
+        {"text": "The bank raised interest rates and the pound rose.", "label": "money"}]})
+    cfg = A.parse_args(["--task_file", path, "--format", "text", "--demos", "knn", "--shots", "2",
+                        "--cache", str(tmp_path / "c.sqlite")])
+    records = [{"words": "Interest rates at the bank went up .".split(), "text": "Interest rates at the bank went up."}]
+    (shots,) = A.requests_of(cfg, records)[0]
+    assert len(shots) == 2 and shots[-1] == ("The bank raised interest rates and the pound rose.", "money")
