@@ -1,13 +1,16 @@
 """
-Reading an LLM's reply: for NER, find its answer (a JSON list, a chain of thought's last "Answer:" line, or a
-completion line "Name (TYPE); ...") and map each entity string onto the sentence's tokens; for classification,
-the one label it gives. The types and labels a reply may use are the task file's (task.py); anything else is
-dropped and counted by reason, never kept. annotate.py and evokd.py read every reply here.
+Reading an LLM's reply, and what a labelling run writes from its replies. For NER: find the answer (a JSON list, a
+chain of thought's last "Answer:" line, or a completion line "Name (TYPE); ...") and map each entity string onto the
+sentence's tokens; for classification, the one label the reply gives. The types and labels a reply may use are the
+task file's (task.py); anything else is dropped and counted by reason, never kept. annotate.py and evokd.py read
+every reply here, and annotate.py's --out, FILE.replies.jsonl and FILE.report.json are written here (assemble,
+assemble_labels).
 
     python -c "import replies; print(replies.parse_reply('completion', 'EU (ORG); German (MISC)'))"
 
 The parsers were written against what small models really reply (tests/test_annotate.py holds such replies):
-invalid types, "entities" that are the whole sentence, broken JSON, names repeated, reasoning before the answer.
+invalid types, "entities" that are the whole sentence, broken JSON, names repeated, reasoning before the answer,
+a label followed by its copied definition.
 """
 import json
 import os
