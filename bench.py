@@ -111,7 +111,8 @@ def batches(examples, batching, batch_size, n, seed):
 
 
 def build(impl, labels, student=""):
-    from model import default_model_dir, make_student
+    from model import default_model_dir
+    from student import make_student
     from predict import quantize_int8
     if impl == "hf":
         from transformers import BertForTokenClassification
@@ -283,7 +284,8 @@ def main(argv=None):
         raise SystemExit(f"error: --configs: unknown {', '.join(map(repr, unknown))}; known: {', '.join(CONFIGS)}")
     if {"student", "student-int8"} & set(names) and not args.student:
         raise SystemExit("error: --configs student needs --student L<layers>-H<hidden>, e.g. L2-H192")
-    from model import BertConfig, parse_student
+    from model import BertConfig
+    from student import parse_student
     from predict import bf16_supported
     try:
         parse_student(args.student) if args.student else None

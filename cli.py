@@ -38,12 +38,13 @@ class DataError(ValueError):
     Every script imports it from here, its one home, so run_main catches the one class in every script."""
 
 
-def opt(default, help, type=None, choices=None, required=False, nargs=None, positional=False):
+def opt(default, help, type=None, choices=None, required=False, nargs=None, positional=False, aliases=()):
     """A dataclass field with its -h help; `type` when the default does not show it (None), `choices` when fixed,
     `required` for a flag without which the script cannot run, `nargs` ("*", "+") for a list of values (a list
-    default is given as a function: default=lambda: [...]), `positional` for an argument without --name."""
+    default is given as a function: default=lambda: [...]), `positional` for an argument without --name, `aliases`
+    for older names of the flag that committed commands still use."""
     meta = {"help": help, "type": type, "choices": choices, "required": required, "nargs": nargs,
-            "positional": positional}
+            "positional": positional, "aliases": aliases}
     return field(default_factory=default, metadata=meta) if callable(default) else field(default=default, metadata=meta)
 
 
@@ -127,8 +128,9 @@ def add_flags(p, cls):
         if meta.get("positional"):
             p.add_argument(f.name, type=kind, choices=meta.get("choices"), help=help, nargs=meta.get("nargs"))
         else:
-            p.add_argument(f"--{f.name}", type=kind, default=default, choices=meta.get("choices"), help=help,
-                           required=bool(meta.get("required")), nargs=meta.get("nargs"))
+            p.add_argument(f"--{f.name}", *(f"--{a}" for a in meta.get("aliases", ())), type=kind, default=default,
+                           choices=meta.get("choices"), help=help, required=bool(meta.get("required")),
+                           nargs=meta.get("nargs"))
     return p
 
 

@@ -188,11 +188,19 @@ def split_sentences(text):
     return sentences
 
 
-def atomic_write(path, text):
-    """Write a whole file or nothing: an interrupted run never leaves half a file under its name."""
-    with open(f"{path}.tmp", "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(f"{path}.tmp", path)
+def atomic_write(path, content):
+    """Write a whole file or nothing: to a temporary file, flushed to disk, then renamed, so a kill (or a crash of the
+    machine) leaves the old file whole, or none, never one that looks whole but is not. content: text (UTF-8),
+    bytes, or a function that writes into the open binary file (torch.save)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") if isinstance(content, str) else open(tmp, "wb") as f:
+        if callable(content):
+            content(f)
+        else:
+            f.write(content)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def conll_text(rows):

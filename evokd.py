@@ -3,9 +3,10 @@ EvoKD (Liu et al., LREC-COLING 2024): an LLM studies a small NER student's mista
 round, writes new hard and easy sentences for it; the sentences are labelled and the student learns
 from them.
 
-    python evokd.py --k 1 --rounds 10 --n 8 --out_dir runs/evokd/k1_evokd_s0
-    python evokd.py --k 1 --rounds 10 --n 8 --variant auggpt --out_dir runs/evokd/k1_auggpt_s0
-    python evokd.py --k 1 --rounds 10 --n 8 --labeller runs/ner/teacher/model --out_dir runs/evokd/k1_lab_evokd_s0
+    python evokd.py --per_type 1 --rounds 10 --n 8 --out_dir runs/evokd/k1_evokd_s0
+    python evokd.py --per_type 1 --rounds 10 --n 8 --variant auggpt --out_dir runs/evokd/k1_auggpt_s0
+    python evokd.py --per_type 1 --rounds 10 --n 8 --labeller runs/ner/teacher/model \\
+        --out_dir runs/evokd/k1_lab_evokd_s0
     python evokd.py summary runs/evokd/k1_*_s* --out runs/evokd/k1.md --plot runs/evokd/k1.png
 
 Round 0: the seed set, k training sentences of --data_dir/train.txt per entity type (seeded; a sentence
@@ -18,7 +19,7 @@ may serve two types), trains the student (MiniLM-L6 by default, --model_dir for 
   3. generation: from that summary, --n sentences the student would get wrong (hard) and --n it would get
      right (easy), one request each, in the task's domain, text only (GENERATE); two requests rather than
      one, because a small LLM keeps one numbered list straight far more often than two in one reply.
-     Every sentence passes gendist.py's filters (empty, degenerate, too_short, too_long, leak_eval: a near
+     Every sentence passes textfilter.py's filters (empty, degenerate, too_short, too_long, leak_eval: a near
      copy of a dev or test sentence, copy_seed: of a seed sentence the LLM was shown, duplicate: of a
      sentence kept before, in this run); a list still short asks again, up to --gen_tries requests;
   4. labelling, one request per sentence, with annotate.py's prompt (--prompt), parsing and alignment and
@@ -50,7 +51,7 @@ over round 0, the new sentences kept, tokens per point of F1 gained, and the stu
 easy (and auggpt's) sentences; --plot draws F1 by round (needs matplotlib); --against MODEL_DIR scores
 the labels of the new sentences against that model folder's tags of them.
 """
-import contextlib
+import functools
 import json
 import os
 import random
@@ -62,12 +63,12 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, fields
 
-from cli import DataError, at_least, opt, parse_command, parse_config, run_main, stop_in_one_line
+from cli import DataError, at_least, command_line, opt, parse_command, parse_config, run_main, stop_in_one_line
 from data import (atomic_write, labels_from, read_conll, read_jsonl, sample_indices, split_sentences, write_conll,
                   write_jsonl)
 from eval import get_entities
-from runs import claim, mean_std, paired, pm, table
-from gendist import NearCopies, drop_reason, words_of
+from runs import claim, mean_std, paired, pm, run_stage, table
+from textfilter import NearCopies, drop_reason, words_of
 from llm import LLMConfig, ask, chat_request
 from task import of as task_of, or_list
 
@@ -114,7 +115,7 @@ class EvoConfig(LLMConfig):  # the endpoint, model, key, retries, concurrency an
     task_file: str = opt("", "NER task file (task.py): the labels, definitions and domain the prompts name; default "
                              "tasks/conll2003.json")
     data_dir: str = opt("data/conll2003", "CoNLL folder: train.txt (the seed set's source), valid.txt and test.txt")
-    k: int = opt(1, "seed set: k training sentences per entity type", type=at_least(1))
+    per_type: int = opt(1, "seed set: k training sentences per entity type", type=at_least(1), aliases=("k",))
     rounds: int = opt(10, "rounds of analysis, generation, labelling and training", type=at_least(0))
     n: int = opt(8, "hard and easy sentences asked for a round (2n new sentences in every variant)", type=at_least(1))
     variant: str = opt("evokd", "evokd | no_easy: 2n hard | no_replay: train on the new batch alone | "
@@ -276,17 +277,19 @@ def label_with_llm(cfg, sentences, seed_path):
 
 
 def train_student(cfg, rnd, path, init_dir, labels):
-    """train.py's loop: --max_steps steps from init_dir on the CoNLL file `path`, scored once, at the end, on
-    the dev sample and the whole test split (out_dir/eval); its printing goes to round_RR/train.log."""
+    """train.py's loop, a stage (runs.run_stage): --max_steps steps from init_dir on the CoNLL file `path`, scored
+    once, at the end, on the dev sample and the whole test split (out_dir/eval); its printing goes to
+    round_RR/train.log. A round is finished only once rounds.jsonl records it, so what an unrecorded try of it left
+    in its folder is trained again."""
     from train import Config, train
     folder = round_dir(cfg, rnd)
     tcfg = Config(task="ner", data_dir=os.path.join(cfg.out_dir, "eval"), original=path, model_dir=init_dir,
                   labels=",".join(labels), max_steps=cfg.max_steps, eval_every=cfg.max_steps,
                   batch_size=cfg.batch_size, lr=cfg.lr, max_len=cfg.max_len, seed=cfg.seed * 1000 + rnd,
                   out_dir=folder, progress=0)
-    with open(os.path.join(folder, "train.log"), "w") as log, contextlib.redirect_stdout(log), \
-            contextlib.redirect_stderr(log):
-        return train(tcfg)
+    if os.path.exists(os.path.join(folder, "metrics.json")):
+        os.remove(os.path.join(folder, "metrics.json"))
+    return run_stage(folder, functools.partial(train, tcfg), command=command_line("train.py", tcfg), log=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -344,8 +347,9 @@ def accuracy(items):
 
 
 def prepare(cfg):
-    """The run's fixed parts: the student's first weights, the dev and test files every round is scored on
-    (out_dir/eval), the seed set (written to out_dir/seed.conll), its labels and the near-copy indexes."""
+    """Check the inputs and write the run's fixed files: out_dir/eval (the dev sample and test split every round is
+    scored on) and seed.conll. Returns the student's first weights, the labels, the seed set and the filters' indexes
+    of dev, test and seed sentences."""
     if cfg.labeller:
         from predict import check_labeller
         check_labeller(cfg.labeller)
@@ -365,35 +369,19 @@ def prepare(cfg):
     train_sents = read_conll(train_path)
     labels = labels_from(train_sents)
     task_of(cfg, "ner").check_labels({t[2:] for t in labels if t != "O"}, train_path)
-    seed_sents = [train_sents[i] for i in seed_set(train_sents, cfg.k, cfg.seed)]
-    seed_path = os.path.join(cfg.out_dir, "seed.conll")
-    write_conll(seed_path, [list(zip(w, t)) for w, t in seed_sents])
+    seed_sents = [train_sents[i] for i in seed_set(train_sents, cfg.per_type, cfg.seed)]
+    write_conll(os.path.join(cfg.out_dir, "seed.conll"), [list(zip(w, t)) for w, t in seed_sents])
     held_out, seed_idx = NearCopies(), NearCopies()
     for j, (words, _) in enumerate(full_dev + test):
         held_out.add(j, words_of(" ".join(words)))
     for j, (words, _) in enumerate(seed_sents):
         seed_idx.add(j, words_of(" ".join(words)))
-    indexes = [("leak_eval", held_out), ("copy_seed", seed_idx)]
-    return cfg.model_dir or default_model_dir(), seed_sents, seed_path, labels, indexes
+    return model_dir, labels, seed_sents, [("leak_eval", held_out), ("copy_seed", seed_idx)]
 
 
-def round_zero(cfg, log_path, seed_sents, seed_path, model_dir, labels):
-    """The finished rounds of rounds.jsonl; round 0, the student trained on the seed set alone, if there is none."""
-    done = read_jsonl(log_path) if os.path.exists(log_path) else []
-    if not done:
-        print(f"seed set: {len(seed_sents)} sentences (k = {cfg.k} per type); training the student", flush=True)
-        t0 = time.time()
-        m = train_student(cfg, 0, seed_path, model_dir, labels)
-        done.append({"round": 0, "dev_f1": m["dev"]["f1"], "test_f1": m["test"]["f1"], "prompt_tokens": 0,
-                     "completion_tokens": 0, "train_sentences": len(seed_sents), "seconds": round(time.time() - t0, 1)})
-        write_jsonl(log_path, done)
-        print(f"round 0: dev F1 {100 * m['dev']['f1']:.2f}, test F1 {100 * m['test']['f1']:.2f}", flush=True)
-    return done
-
-
-def resume(cfg, done, seed_sents):
-    """The newest batch (the seed set, tagged by the round-0 student, before round 1), every earlier generated
-    sentence and their near-copy index, from the finished rounds' files."""
+def finished_rounds(cfg, seed_sents, done):
+    """From the finished rounds' files: the newest batch (the seed set, tagged by the round-0 student, before round
+    1), every earlier generated sentence, and the index of them that the duplicate filter checks."""
     newest = [{"words": w, "tags": t} for w, t in seed_sents]
     newest_pred = tag(os.path.join(round_dir(cfg, 0), "model"), [w for w, _ in seed_sents], cfg) \
         if len(done) == 1 and cfg.rounds >= 1 else None
@@ -410,59 +398,74 @@ def resume(cfg, done, seed_sents):
     return newest, earlier, kept_idx
 
 
-def label_batch(cfg, batch, seed_path, used, dropped):
-    """Step 4: the new sentences' tags, by --labeller or the LLM; a sentence the LLM's label of cannot be read goes."""
-    if cfg.labeller:
+def new_batch(cfg, rnd, newest, seed_sents, indexes, kept_idx):
+    """Steps 1-4 of a round: the analysis of the newest batch, generation and labelling. Returns the labelled
+    sentences ({"words", "kind", "tags"}), the dropped counts, the replies used, how many sentences the replies held
+    and the analysis."""
+    used, analysis = [], ""
+    if cfg.variant != "auggpt":  # 1-2: the newest batch, split, and the LLM's analysis of it
+        (reply,), _, _ = ask(cfg, [analysis_request(cfg, newest, rnd)], has_text, desc="analysis")
+        if reply is not None:
+            used.append(reply)
+            analysis = reply["content"].strip()
+    got, dropped, gen_used, n_generated = generate(cfg, rnd, analysis, seed_sents, indexes, kept_idx)  # 3
+    used += gen_used
+    batch = [{"words": w, "kind": kind} for kind, sents in got.items() for w in sents]
+    if cfg.labeller:  # 4
         for it, t in zip(batch, tag(cfg.labeller, [it["words"] for it in batch], cfg)):
             it["tags"] = t
-        return batch
-    labelled, label_used = label_with_llm(cfg, [it["words"] for it in batch], seed_path)
-    used += label_used
-    for it, (t, why) in zip(batch, labelled):
-        it["tags"] = t
-        if why:
-            dropped[why] += 1
-    return [it for it in batch if it["tags"] is not None]
+    else:
+        labelled, label_used = label_with_llm(cfg, [it["words"] for it in batch],
+                                              os.path.join(cfg.out_dir, "seed.conll"))
+        used += label_used
+        for it, (t, why) in zip(batch, labelled):
+            it["tags"] = t
+            if why:
+                dropped[why] += 1
+        batch = [it for it in batch if it["tags"] is not None]
+    return batch, dropped, used, n_generated, analysis
 
 
-def round_line(rnd, m, done, used, batch, newest, **books):
-    """The round's line of rounds.jsonl."""
+def round_line(rnd, m, last, *, batch, newest, used, n_generated, dropped, train_items, replay, analysis, seconds):
+    """A finished round's line of rounds.jsonl (m: the student's metrics; None: it did not train, so it scores as
+    `last`, the line before)."""
     p_tok, c_tok = usage(used)
     kinds = Counter(it["kind"] for it in batch)
-    return {"round": rnd, "dev_f1": m["dev"]["f1"] if m else done[-1]["dev_f1"],
-            "test_f1": m["test"]["f1"] if m else done[-1]["test_f1"],
-            "prompt_tokens": p_tok, "completion_tokens": c_tok, "requests": len(used), "generated": books["generated"],
-            "kept": len(batch), "dropped": dict(books["dropped"]), "hard": kinds["hard"], "easy": kinds["easy"],
+    return {"round": rnd, "dev_f1": m["dev"]["f1"] if m else last["dev_f1"],
+            "test_f1": m["test"]["f1"] if m else last["test_f1"],
+            "prompt_tokens": p_tok, "completion_tokens": c_tok, "requests": len(used), "generated": n_generated,
+            "kept": len(batch), "dropped": dict(dropped), "hard": kinds["hard"], "easy": kinds["easy"],
             "similar": kinds["similar"],
             "hard_acc": accuracy([it for it in batch if it["kind"] == "hard"]),
             "easy_acc": accuracy([it for it in batch if it["kind"] == "easy"]),
             "similar_acc": accuracy([it for it in batch if it["kind"] == "similar"]),
             "studied": {"correct": sum(it["pred"] == it["tags"] for it in newest),
                         "wrong": sum(it["pred"] != it["tags"] for it in newest)},
-            "train_sentences": books["train_sentences"], "replayed": books["replayed"], "analysis": books["analysis"],
-            "examples": [" ".join(it["words"]) for it in batch[:3]], "seconds": round(time.time() - books["t0"], 1)}
+            "train_sentences": len(train_items), "replayed": len(replay), "analysis": analysis,
+            "examples": [" ".join(it["words"]) for it in batch[:3]], "seconds": seconds}
 
 
 def run(cfg):
-    """The EvoKD loop: round 0 on the seed set, then rounds of analysis, generation, labelling and training."""
     t_start = time.time()
-    model_dir, seed_sents, seed_path, labels, indexes = prepare(cfg)
+    model_dir, labels, seed_sents, indexes = prepare(cfg)
+    seed_path = os.path.join(cfg.out_dir, "seed.conll")
     log_path = os.path.join(cfg.out_dir, "rounds.jsonl")
-    done = round_zero(cfg, log_path, seed_sents, seed_path, model_dir, labels)
-    newest, earlier, kept_idx = resume(cfg, done, seed_sents)
+    done = read_jsonl(log_path) if os.path.exists(log_path) else []
+    if not done:  # round 0: the seed set alone
+        print(f"seed set: {len(seed_sents)} sentences (k = {cfg.per_type} per type); training the student", flush=True)
+        t0 = time.time()
+        m = train_student(cfg, 0, seed_path, model_dir, labels)
+        done.append({"round": 0, "dev_f1": m["dev"]["f1"], "test_f1": m["test"]["f1"], "prompt_tokens": 0,
+                     "completion_tokens": 0, "train_sentences": len(seed_sents), "seconds": round(time.time() - t0, 1)})
+        write_jsonl(log_path, done)
+        print(f"round 0: dev F1 {100 * m['dev']['f1']:.2f}, test F1 {100 * m['test']['f1']:.2f}", flush=True)
+
+    newest, earlier, kept_idx = finished_rounds(cfg, seed_sents, done)
     for rnd in range(len(done), cfg.rounds + 1):
         t0 = time.time()
         student = os.path.join(round_dir(cfg, rnd - 1), "model")
-        used, analysis = [], ""
-        if cfg.variant != "auggpt":  # 1-2: the newest batch, split, and the LLM's analysis of it
-            (reply,), _, _ = ask(cfg, [analysis_request(cfg, newest, rnd)], has_text, desc="analysis")
-            if reply is not None:
-                used.append(reply)
-                analysis = reply["content"].strip()
-        got, dropped, gen_used, n_generated = generate(cfg, rnd, analysis, seed_sents, indexes, kept_idx)  # 3
-        used += gen_used
-        batch = [{"words": w, "kind": kind} for kind, sents in got.items() for w in sents]
-        batch = label_batch(cfg, batch, seed_path, used, dropped)  # 4
+        batch, dropped, used, n_generated, analysis = new_batch(cfg, rnd, newest, seed_sents=seed_sents,
+                                                                indexes=indexes, kept_idx=kept_idx)
         # 5: the student before it learns them
         for it, p in zip(batch, tag(student, [it["words"] for it in batch], cfg)):
             it["pred"] = p
@@ -477,11 +480,11 @@ def run(cfg):
         m = train_student(cfg, rnd, path, student, labels) if train_items else None
         if m is None:  # nothing came back this round: the student stays as it was
             shutil.copytree(student, os.path.join(folder, "model"), dirs_exist_ok=True)
-        line = round_line(rnd, m, done, used, batch, newest, generated=n_generated, dropped=dropped,
-                          train_sentences=len(train_items), replayed=len(replay), analysis=analysis, t0=t0)
-        done.append(line)
+        done.append(round_line(rnd, m, done[-1], batch=batch, newest=newest, used=used, n_generated=n_generated,
+                               dropped=dropped, train_items=train_items, replay=replay, analysis=analysis,
+                               seconds=round(time.time() - t0, 1)))
         write_jsonl(log_path, done)  # atomically: the round is finished only now
-        print_round(line)
+        print_round(done[-1])
         earlier += batch
         newest = batch
     print(f"{cfg.out_dir}: {len(done) - 1} rounds; test F1 {100 * done[0]['test_f1']:.2f} (seed set) -> "
@@ -508,14 +511,15 @@ def check_config(cfg):
     settings = asdict(cfg)
     if not settings["task_file"]:  # the default task: run folders made before task files existed still resume
         del settings["task_file"]
-    claim(cfg.out_dir, settings, name="config.json", free=FREE)
+    claim(cfg.out_dir, settings, name="config.json", free=FREE, renamed={"k": "per_type"})
 
 
 # ---------------------------------------------------------------------------------------------
 # summary
 
 def group_name(c):
-    return f"k={c['k']} " + ("model labeller" if c["labeller"] else "LLM labeller") + f" {c['variant']}"
+    k = c.get("per_type", c.get("k"))  # config.json of runs made before --k was named --per_type: k
+    return f"k={k} " + ("model labeller" if c["labeller"] else "LLM labeller") + f" {c['variant']}"
 
 
 def summary(run_dirs, out=None, plot=None, against=None):

@@ -6,7 +6,7 @@ A figure whose records are missing is skipped with a line that says which record
 
 - schedules.png: the blending schedules p(t) of mix.py, at their default parameters (always drawn);
 - regimens_<grid>.png: test F1 of every regimen, mean ± std over seeds, side by side per D file, from each
-  results/regimens/<grid>/results.json (experiments.py write_results);
+  results/regimens/<grid>/results.json (regimens.py write_results);
 - students.png: a student's test F1 against its inference speed, from results/students/<student>/results.json
   (students.py write_results) and the bench.py --out JSON its --speed named (or --bench);
 - learning_<experiment>_<grid>.png: dev score by step of every committed run (a train.py metrics.json with a
@@ -43,7 +43,7 @@ def read(path):
 
 
 def regimens(plt, cfg):
-    """Test F1 (%) by regimen, mean ± std over seeds, side by side per D file: one figure per experiments.py grid."""
+    """Test F1 (%) by regimen, mean ± std over seeds, side by side per D file: one figure per regimens.py grid."""
     drawn = []
     for path in sorted(glob.glob(os.path.join(cfg.results, "regimens", "*", "results.json"))):
         r, grid = read(path), os.path.basename(os.path.dirname(path))
@@ -60,7 +60,7 @@ def regimens(plt, cfg):
         ax.title.set_fontsize(7)
         ax.legend(fontsize=8)
         drawn.append(save(plt, fig, os.path.join(cfg.out_dir, f"regimens_{grid}.png")))
-    return drawn or ["regimens: skipped, no results/regimens/*/results.json yet (experiments.py writes it)"]
+    return drawn or ["regimens: skipped, no results/regimens/*/results.json yet (regimens.py writes it)"]
 
 
 def student_rows(results, bench=""):

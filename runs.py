@@ -1,6 +1,7 @@
 """
-Run folders and the statistics of runs over seeds: the one home of both for every script that runs
-experiments (experiments.py, gendist.py, evokd.py) or reports them (eval.py --summarize, bench.py).
+Run folders, the one way a pipeline runs a stage in one, and the statistics of runs over seeds: the one home of
+these for every script that runs experiments (regimens.py, gendist.py, evokd.py, students.py) or reports them
+(eval.py --summarize, bench.py).
 
 A run folder is what train.py writes into --out_dir. It is *finished* when its metrics.json exists:
 train.py writes that file last, atomically, so a script that finds it skips the run, and a folder
@@ -9,6 +10,10 @@ copied without its model weights (a committed record, say) still counts as finis
 other settings is refused in one line that names what differs, so no folder ever mixes the runs of two
 set-ups. Settings name data files by their content (`file_hash`), never by their path, so a record
 made on one machine resumes on another.
+
+A stage (`run_stage`) is one training run of a pipeline in its own folder: the folder is claimed for the stage's
+settings, a finished stage is skipped, an unfinished one is run (train.py resumes it from its checkpoint), and
+runner.json records how it went (`provenance`: the command, the commit, the machine; its status and time).
 
 The statistics: mean ± sample standard deviation over seeds, paired differences (the run of seed s
 minus the baseline's run of seed s, which removes what the seeds share), and the markdown tables
@@ -22,6 +27,8 @@ import os
 import statistics
 import subprocess
 import time
+import traceback
+from contextlib import ExitStack, redirect_stderr, redirect_stdout
 
 from cli import DataError
 from data import atomic_write
@@ -55,22 +62,64 @@ def write_json(path, obj):
     atomic_write(path, json.dumps(obj, indent=1) + "\n")
 
 
-def claim(folder, settings, name="settings.json", free=()):
+def claim(folder, settings, name="settings.json", free=(), renamed=None):
     """Bind `folder` to `settings` (a JSON-able dict): written on first use; afterwards the same settings
     are required, except the keys in `free` (what may change on a resumed run: a server address, how many
-    rounds). Raises DataError naming the settings that differ."""
+    rounds). `renamed` {old key: new key}: a folder claimed before a setting was renamed holds it under its old
+    name. Raises DataError naming the settings that differ."""
     path = os.path.join(folder, name)
     held = read_json(path)
     if held is None:
         os.makedirs(folder, exist_ok=True)
         write_json(path, settings)
         return
+    held = {(renamed or {}).get(k, k): v for k, v in held.items()}
     mine = {k: v for k, v in settings.items() if k not in free}
     theirs = {k: v for k, v in held.items() if k not in free}
     diff = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
     if diff:
         raise DataError(f"{folder} holds a run with other settings ({', '.join('--' + k for k in diff)} differ; "
                         f"see {path}): use the same flags to resume it, or another output folder")
+
+
+def run_stage(run_dir, work, settings=None, command=None, log=False):
+    """Run one stage of a pipeline in `run_dir`, and return its metrics.json: claim the folder for `settings` (None:
+    the pipeline has claimed its whole output folder for its settings), return a finished stage's metrics without
+    running it again, else call `work()` (a training run that writes run_dir/metrics.json, e.g. train.train with its
+    Config) and write runner.json, the stage's record: provenance(command), status ("running", "done", "failed"),
+    wall_s, and a failed try's error, which is raised again. log=True: the stage's printing goes to run_dir/train.log
+    (a grid of runs, a loop of rounds) instead of the console.
+
+    Training runs here, in this process, never as a `python train.py` subprocess: the stage's metrics come back as a
+    value, a killed pipeline leaves no training behind it still writing into the folder its next run resumes, and no
+    run pays again for starting Python and importing torch (seconds each, on every stage of every test). A grid that
+    runs stages side by side (regimens.py --jobs) runs this same function in a pool of worker processes."""
+    if settings is not None:
+        claim(run_dir, settings)
+    if finished(run_dir):
+        return read_json(os.path.join(run_dir, "metrics.json"))
+    os.makedirs(run_dir, exist_ok=True)
+    record_path, t0 = os.path.join(run_dir, "runner.json"), time.time()
+    write_json(record_path, {"command": command, "status": "running"})
+    log_path = os.path.join(run_dir, "train.log")
+    try:
+        with ExitStack() as stack:
+            if log:
+                f = stack.enter_context(open(log_path, "w", encoding="utf-8"))
+                stack.enter_context(redirect_stdout(f))
+                stack.enter_context(redirect_stderr(f))
+            work()
+        if not finished(run_dir):
+            raise RuntimeError(f"{run_dir}: the stage ended without writing metrics.json")
+    except (Exception, SystemExit) as e:  # SystemExit: a usage mistake argparse reported
+        printed = open(log_path, encoding="utf-8", errors="replace").read()[-3000:] if log else ""
+        write_json(record_path, {**provenance(command), "status": "failed", "wall_s": round(time.time() - t0, 1),
+                                 "error": (printed + "".join(traceback.format_exception_only(e)))[-3000:]})
+        raise
+    metrics = read_json(os.path.join(run_dir, "metrics.json"))
+    write_json(record_path, {**provenance(command, precision=metrics.get("precision")), "status": "done",
+                             "wall_s": round(time.time() - t0, 1)})
+    return metrics
 
 
 def read_runs(run_dirs):

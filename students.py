@@ -9,7 +9,7 @@ distillation), each measured by an ablation over seeds.
 
 transfer: the transfer set. Every BBC article (data/bbc/bbc.jsonl) cut into sentences and CoNLL-2003 tokens by
 data.py's splitter, as annotate.py and predict.py cut raw text; exact duplicates dropped; every sentence that
-copies or near-copies a CoNLL dev or test sentence dropped with gendist.py's leak filter (at least half of its word
+copies or near-copies a CoNLL dev or test sentence dropped with textfilter.py's leak filter (at least half of its word
 5-grams in one held-out sentence), so nothing of what the student is scored on leaks into what it learns from.
 The teacher labels it, and CoNLL's training text, softly (predict.label_tokens: each word's distribution over the
 labels, and its most probable tag last): bbc_soft.conll and conll_soft.conll. It prints, and writes to
@@ -38,16 +38,18 @@ predict.py --int8 1). results.json holds {"config", "command", "layers", "dev_by
 "int8_test_by_seed"}}}. A finished run (its metrics.json, its int8.json) is never repeated, and OUT_DIR is claimed
 for one set of settings (runs.claim), so the same command resumes.
 """
+import functools
 import json
 import os
 import sys
 from collections import Counter
 from dataclasses import asdict, dataclass
 
-from cli import DataError, above, at_least, int_list, opt, parse_command, run_main
+from cli import DataError, above, at_least, command_line, int_list, opt, parse_command, run_main
 from data import atomic_write, read_conll, read_jsonl, split_sentences, write_conll
 from eval import get_entities
-from runs import claim, file_hash, finished, headline, mean_std, paired, pm, read_json, read_runs, table, vs_base
+from runs import claim, file_hash, finished, headline, mean_std, paired, pm, read_json, run_stage, table, vs_base
+from textfilter import NearCopies, drop_reason, words_of
 
 ROWS = {  # name: what the student learns from
     "a_gold": "CoNLL, gold labels",
@@ -73,8 +75,7 @@ class TransferConfig:
 
 def bbc_sentences(bbc_path, held_out_paths, near):
     """The BBC transfer sentences (token lists) and the counts of what was dropped: exact duplicates, and copies or
-    near copies of a held-out (dev or test) sentence, gendist.py's leak filter."""
-    from gendist import NearCopies, drop_reason, words_of
+    near copies of a held-out (dev or test) sentence, textfilter.py's leak filter."""
     held_out = NearCopies()
     for path in held_out_paths:
         for j, (words, _) in enumerate(read_conll(path)):
@@ -137,7 +138,7 @@ class RunConfig:
                              "runs beside it", type=str, required=True)
     transfer: str = opt("runs/students/transfer", "students.py transfer's folder")
     data_dir: str = opt("data/conll2003", "CoNLL-2003: train.txt (gold), valid.txt (choice of checkpoint), test.txt")
-    student: str = opt("L2-H384", "the student, L<layers>-H<hidden> (model.py)")
+    student: str = opt("L2-H384", "the student, L<layers>-H<hidden> (student.py)")
     layer_choices: str = opt("bottom,spread", "the teacher layers a student may keep, compared on dev "
                                               "(b_soft, first seed)")
     match_choices: str = opt("bottom,spread", "the teacher layers d_hidden may match the student's with (train.py "
@@ -220,7 +221,7 @@ def check_inputs(rc):
 
 
 def run(rc, command):
-    from model import parse_student
+    from student import parse_student
     from train import train
     try:
         parse_student(rc.student)
@@ -249,8 +250,8 @@ def run(rc, command):
         if not finished(out):
             print(f"{row} ({layers} layers" + (f", matched with {match}" if match else "") + f"), seed {seed} -> {out}",
                   flush=True)
-            train(train_config(rc, row, seed, layers, out, match))
-        metrics = read_runs([out])[0]
+        cfg = train_config(rc, row, seed, layers, out, match)
+        metrics = run_stage(out, functools.partial(train, cfg), command=command_line("train.py", cfg))
         return {**metrics, "int8": int8_scores(out, rc.data_dir)} if rc.int8 else metrics
 
     def on_dev(row, choices, args):  # each choice's dev F1 (the row on its first seed), and the better choice

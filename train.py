@@ -20,22 +20,20 @@ Soft labels: a file may give, per word (CoNLL, a `LABEL=p|LABEL=p|...` column be
 text (JSONL, a "probs" object beside "label"), a probability distribution over the labels (data.py
 reads and writes both; `python predict.py --soft` makes them). Where an example has one, its loss is
 kd_alpha x cross entropy with the hard label + (1 - kd_alpha) x T^2 x KL at temperature T
-(`distillation_loss`); elsewhere it is plain cross entropy.
+(distill.py, `distillation_loss`); elsewhere it is plain cross entropy.
 
 NER: a word's prediction comes from its first word piece; by default the tags of a sentence are the
 most probable valid BIO sequence (`--decode viterbi`: no I-X after O or after another type).
 Classification: the pooled [CLS] vector; a text longer than --max_len pieces keeps its beginning.
+The two kinds differ only in TASKS, one entry each: how a split is read, encoded, scored and written.
 
-`--student L<layers>-H<hidden>` trains a smaller BERT built from --model_dir (model.py, make_student), from
+`--student L<layers>-H<hidden>` trains a smaller BERT built from --model_dir (student.py, make_student), from
 the teacher layers `--student_layers` names (bottom, spread, or a list).
 
-Intermediate distillation: `--teacher MODEL_DIR` runs a frozen teacher on every micro-batch, and two terms join
-the labels term: hidden_weight x the MSE between the student's hidden states (through a learned map W where the
-widths differ) and the teacher's, student layer i against teacher layer m(i), and attn_weight x the KL between the
-two last matched layers' attention distributions (`hidden_loss`, `attention_loss`). m is --match_layers, by default
-the --student_layers each layer was copied from; a student copied from the bottom layers and matched with
-`--match_layers spread` learns the teacher's top layer in its own, which the teacher's head (copied too) reads.
-metrics.json records the map and each term's mean over the run.
+Intermediate distillation (distill.py): `--teacher MODEL_DIR` runs a frozen teacher on every micro-batch; the
+student's hidden states learn the teacher's by MSE (through a learned map W where the widths differ), student layer i
+from teacher layer m(i) (--match_layers, by default the --student_layers each layer was copied from; spread matches
+top with top), and its last layer's attention the teacher's by KL. metrics.json records the map and each term's mean.
 
 Writes into --out_dir:
 - metrics.json: "dev" and "test" scores in eval.py's JSON shape (NER: f1, precision, recall, per type; classify:
@@ -50,11 +48,8 @@ Writes into --out_dir:
 - model/: a Hugging Face folder of the best dev checkpoint (transformers loads it with the same logits).
 - test_predictions.conll (token gold predicted) or test_predictions.jsonl ({"text", "gold", "pred"}).
 
-Checkpoints: while it trains, out_dir/checkpoint/ holds the run's resumable state: last.pt (model, optimizer,
-the sampler's place and order, every random generator, history and the best dev score so far), best-STEP.pt (the
-best dev state) and settings.json (every flag that shapes the result and the data files by content hash). They are
-written atomically (to a temporary file, flushed, renamed) after every dev evaluation and every --ckpt_minutes of
-training (--ckpt_every N: every N steps), one kept plus the best, by the master process alone. The same command run
+Checkpoints (checkpoint.py): while it trains, out_dir/checkpoint/ holds the run's resumable state, written after
+every dev evaluation and every --ckpt_minutes of training (--ckpt_every N: every N steps). The same command run
 again after a kill (even kill -9) or Ctrl-C (which stops at the end of the step, with a checkpoint) resumes from
 there and ends exactly where the run would have ended without the interruption (in fp32 on a CPU the weights are the
 same bit for bit, tested); a checkpoint of other settings is refused in one line, --restart 1 starts over. The
@@ -64,28 +59,24 @@ import json
 import math
 import os
 import shutil
-import signal
-import threading
 import time
-from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, replace
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.distributed as dist
-import torch.nn as nn
-import torch.nn.functional as F
 from tqdm import tqdm
 
+from checkpoint import CHECKPOINT, catch_sigint, load_checkpoint, resume_or_start, run_settings, save_checkpoint
 from cli import DataError, command_line, opt, parse_config, run_main
-from data import atomic_write, labels_from, read_classification, read_conll, write_conll, write_jsonl
-from eval import classification_scores, span_f1
+from data import atomic_write
+from distill import Teacher, check_teacher, loss_sum, soft_targets
 from mix import SCHEDULES, STRATEGIES, MixSampler, strategy_schedule
-from model import (check_model_dir, default_model_dir, from_pretrained, load_tokenizer, make_student, parse_student,
-                   save_pretrained, student_layers)
-from predict import (BATCH_SIZE, MAX_TOKENS, autocast, bf16_supported, collate, encode, encode_texts, predict,
-                     predict_texts)
-from runs import claim, file_hash, provenance, write_json
-
+from model import check_model_dir, default_model_dir, from_pretrained, save_pretrained
+from predict import BATCH_SIZE, MAX_TOKENS, autocast, bf16_supported, collate
+from runs import provenance
+from student import make_student, parse_student
+from kinds import TASKS, data_files, load_data
 
 @dataclass
 class Config:
@@ -110,12 +101,12 @@ class Config:
     model_dir: str = opt("", "any Hugging Face BERT folder; default: the MiniLM-L6-H384 weights")
     max_len: int = opt(128, "word pieces per window, [CLS] and [SEP] included; longer sentences are split")
     dropout: float = opt(-1.0, "-1 keeps the checkpoint's dropout")
-    student: str = opt("", "L<layers>-H<hidden>: train a smaller BERT built from model_dir (model.py)")
+    student: str = opt("", "L<layers>-H<hidden>: train a smaller BERT built from model_dir (student.py)")
     student_init: str = opt("pretrained", "pretrained: copied / projected from model_dir | random",
                             choices=["pretrained", "random"])
     student_layers: str = opt("bottom", "the teacher layer each student layer stands for: copied at the teacher's "
                               "width, matched with --teacher. bottom: 0..L-1 | spread: bottom, top and evenly between "
-                              "(L2 of 6: 0,5) | a list, e.g. 1,5 (model.student_layers)")
+                              "(L2 of 6: 0,5) | a list, e.g. 1,5 (student.student_layers)")
     # distillation, where the data has soft labels
     kd_alpha: float = opt(0.0, "weight of the hard-label cross entropy; 1 - kd_alpha goes to the soft labels")
     kd_temperature: float = opt(2.0, "T of the KL term; the term is scaled by T^2")
@@ -124,7 +115,7 @@ class Config:
                            "last-layer attention learn the teacher's, student layer i from teacher layer m(i) "
                            "(--match_layers); the labels term stays cross entropy or --distilled soft labels")
     match_layers: str = opt("", "with --teacher: the teacher layer m(i) each student layer i is matched with: bottom | "
-                            "spread | a list, e.g. 0,5 (model.student_layers); '': the --student_layers it was copied "
+                            "spread | a list, e.g. 0,5 (student.student_layers); '': the --student_layers it was copied "
                             "from")
     hidden_weight: float = opt(1.0, "with --teacher: weight of the hidden-state MSE, a mean per word piece of "
                                "states of unit scale (LayerNorm): 1 puts it on a par with the cross entropy per word")
@@ -169,13 +160,15 @@ def parse_args(argv=None):
 
 def check_config(cfg):
     """Refuse settings that cannot train, in one line naming the flag, before anything is loaded."""
-    def layers_spec(value):  # model.student_layers' forms: bottom, spread or teacher layer indices
+    def layers_spec(value):  # student.student_layers' forms: bottom, spread or teacher layer indices
         return value in ("bottom", "spread") or value.replace(",", "").isdigit()
-    bad = [(cfg.task not in ("ner", "classify"), f"--task {cfg.task!r}: expected ner or classify"),
+    world = processes()
+    bad = [(cfg.task not in TASKS, f"--task {cfg.task!r}: expected {' or '.join(TASKS)}"),
            (cfg.batch_size < 1, f"--batch_size {cfg.batch_size}: expected at least 1"),
            (cfg.grad_accum < 1, f"--grad_accum {cfg.grad_accum}: expected at least 1"),
-           (cfg.batch_size % max(1, cfg.grad_accum) != 0,
-            f"--batch_size {cfg.batch_size} must be a multiple of --grad_accum {cfg.grad_accum}"),
+           (cfg.batch_size % max(1, world * cfg.grad_accum) != 0,  # every process gets as many micro-batches
+            f"--batch_size {cfg.batch_size} must be a multiple of --grad_accum {cfg.grad_accum}" if world == 1 else
+            f"--batch_size {cfg.batch_size} must be a multiple of processes x --grad_accum = {world * cfg.grad_accum}"),
            (cfg.eval_batch_size < 1, f"--eval_batch_size {cfg.eval_batch_size}: expected at least 1"),
            (cfg.eval_tokens < 1, f"--eval_tokens {cfg.eval_tokens}: expected at least 1"),
            (cfg.max_len < 3, f"--max_len {cfg.max_len}: expected at least 3 ([CLS], one word piece, [SEP])"),
@@ -220,155 +213,24 @@ def check_config(cfg):
         raise SystemExit(f"error: {e}") from None
 
 
-def data_files(cfg):
-    """(original, distilled, dev, test) paths of the run ("" where none is read), refused at once if missing."""
-    ext = ".txt" if cfg.task == "ner" else ".jsonl"
-    data_dir = cfg.data_dir or "data/conll2003"
-    must = f"the folder must hold train{ext}, valid{ext} and test{ext}"
-    hint = (f"CoNLL-2003 is not redistributed: see the README's Data section; {must}, or pass --data_dir"
-            if not cfg.data_dir else f"--data_dir: {must}")
-    if not os.path.isdir(data_dir):
-        raise DataError(f"{data_dir}: no such data folder ({hint})")
-    original = cfg.original or cfg.train_file or os.path.join(data_dir, "train" + ext)
-    if cfg.strategy == "distilled" and cfg.distilled:
-        original = ""  # D alone: O is not read
-    paths = (original, cfg.distilled, os.path.join(data_dir, "valid" + ext), os.path.join(data_dir, "test" + ext))
-    for path in paths:
-        if path and not os.path.isfile(path):
-            own = path in [os.path.join(data_dir, name + ext) for name in ("train", "valid", "test")]
-            raise DataError(f"{path}: no such file" + (f" ({hint})" if own else ""))
-    return paths
-
-
 # ---------------------------------------------------------------------------------------------
-# The loss: cross entropy with hard labels, KL divergence with a teacher's soft labels
+# The model, optimisation and processes
 
-def soft_targets(examples, labels, n_labels):
-    """Teacher distributions in the labels' shape plus a label axis, zero where there is none, and a mask
-    of where they are: (B, T, C) and (B, T) per word piece (at each word's first piece), (B, C) and (B,) per text."""
-    targets = torch.zeros(*labels.shape, n_labels)
-    has = torch.zeros(labels.shape, dtype=torch.bool)
-    for i, e in enumerate(examples):
-        if e["soft"] is None:
-            continue
-        rows = [((i,), e["soft"])] if "label" in e else [((i, pos), v) for pos, v in zip(e["starts"], e["soft"])]
-        for where, v in rows:
-            if v is not None:  # None: a distribution over labels the model does not have
-                targets[where], has[where] = torch.from_numpy(v), True
-    return targets, has
-
-
-def distillation_loss(logits, teacher_probs, T):
-    """Per row: T^2 * KL(p_T || q_T) = T^2 * sum_c p_T[c] * (log p_T[c] - log q_T[c]), where
-    q_T = softmax(logits / T) is the student's distribution and p_T = softmax(log p / T) the teacher's,
-    both at temperature T (Hinton et al. 2015; p_T is what the teacher's logits / T would give). A T above
-    1 flattens both, so the student also learns which wrong labels the teacher finds plausible. The
-    gradient of the KL term scales as 1 / T^2; the T^2 factor undoes that, so changing T does not change
-    the step size. With T = 1 and a one-hot p it is the cross entropy with that label."""
-    log_q = F.log_softmax(logits.float() / T, dim=-1)
-    p = F.softmax(torch.log(teacher_probs) / T, dim=-1)  # log 0 = -inf: a zero stays zero
-    return T * T * (torch.xlogy(p, p) - p * log_q).sum(-1)
-
-
-def loss_sum(logits, labels, soft, has_soft, cfg):
-    """Summed over the labelled positions (or texts): where a soft label exists,
-    kd_alpha * cross entropy + (1 - kd_alpha) * distillation loss; elsewhere cross entropy alone."""
-    logits, labels = logits.reshape(-1, logits.size(-1)), labels.reshape(-1)
-    ce = F.cross_entropy(logits.float(), labels, ignore_index=-100, reduction="none")
-    if not has_soft.any():
-        return ce.sum()
-    has_soft, soft = has_soft.reshape(-1), soft.reshape(-1, soft.size(-1))
-    kd = torch.zeros_like(ce)
-    kd[has_soft] = distillation_loss(logits[has_soft], soft[has_soft], cfg.kd_temperature)
-    return torch.where(has_soft, cfg.kd_alpha * ce + (1 - cfg.kd_alpha) * kd, ce).sum()
-
-
-# ---------------------------------------------------------------------------------------------
-# Intermediate distillation (--teacher): the teacher runs on every micro-batch; the student's hidden states and
-# last-layer attention learn its. The layer map m is --match_layers, or else --student_layers (model.student_layers):
-# the embeddings match the embeddings, student layer i matches teacher layer m(i), and the attention of the student's
-# last layer matches that of teacher layer m(L - 1) (the teacher's top with spread). Both terms are sums over real
-# word pieces, which the loop divides by the count of real pieces in the global batch: a mean per piece that grad
-# accumulation and processes leave unchanged, as they leave loss_sum's.
-
-def hidden_loss(student, teacher, mask):
-    """Summed over the real word pieces (mask (B, T)): the mean over the matched layers l and the teacher's
-    hidden dimension d of
-        (W h_s[l] - h_t[m(l)])^2
-    student: the student's hidden states, already through W (the learned map to the teacher's width, or none at
-    the same width); teacher: the teacher's states they are matched with, in the same order, (B, T, H_t) each.
-    A mean over layers rather than TinyBERT's sum, so --hidden_weight means the same for a student of any depth."""
-    per_layer = [(s.float() - t.float()).square().mean(-1) for s, t in zip(student, teacher)]  # each (B, T)
-    return (torch.stack(per_layer).mean(0) * mask).sum()
-
-
-def attention_loss(student_probs, teacher_probs, mask):
-    """Summed over the real query positions (mask (B, T)): the mean over heads h of
-        KL(a_t || a_s) = sum_k a_t[h, k] * (log a_t[h, k] - log a_s[h, k])
-    where a[h] (B, n_head, T, T) is a query's distribution over the keys k (MiniLM, Wang et al. 2020).
-    KL rather than TinyBERT's MSE on the scores q k^T / sqrt(d): a softmax ignores a constant added to a query's
-    scores, so the MSE would punish differences that change nothing, and it depends on the scores' scale; the KL
-    compares what each query actually attends to, in nats like the cross entropy, and the padded keys, where both
-    distributions are 0 (score -inf), drop out (0 log 0 = 0). It needs as many heads in the two layers."""
-    p, q = teacher_probs.float(), student_probs.float()
-    has = p > 0  # where the teacher puts mass; elsewhere the term is 0 and log 0 never enters (no 0/0 in the gradient)
-    one = torch.ones_like(p)
-    kl = torch.where(has, p * (torch.where(has, p, one).log() - torch.where(has, q, one).log()), 0.0)
-    return (kl.sum(-1).mean(1) * mask).sum()
-
-
-def intermediate_loss_sums(student, teacher, mask, layer_map):
-    """(hidden, attention) loss sums of a micro-batch; student and teacher: (hidden states, {layer: attention
-    probabilities}) as model.Bert.internals gives them (the student's states through W). The attention term is 0
-    where the student's were not asked for (a different number of heads)."""
-    (s_hidden, s_att), (t_hidden, t_att) = student, teacher
-    m = mask.float()
-    hidden = hidden_loss(s_hidden, [t_hidden[0]] + [t_hidden[j + 1] for j in layer_map], m)
-    last = len(layer_map) - 1
-    attention = attention_loss(s_att[last], t_att[layer_map[last]], m) if s_att else torch.zeros_like(hidden)
-    return torch.stack([hidden, attention])
-
-
-class WithMap(nn.Module):
-    """The student and W, the learned linear map from its width to the teacher's, as one module: one optimizer, one
-    DistributedDataParallel (which averages W's gradients too) and one checkpoint hold both; model/ gets the student
-    alone. One W shared by every matched layer, as TinyBERT's: the residual stream of a BERT is one space from the
-    embeddings to the top, so one map reads it at every depth, where a map per layer could absorb in each layer what
-    the student should learn. At the teacher's width there is no W: the states are compared as they are."""
-
-    def __init__(self, student, teacher_width, attend):
-        super().__init__()
-        self.student, self.attend = student, attend  # attend: the student layers whose attention is matched
-        width = student.config.hidden_size
-        self.proj = nn.Linear(width, teacher_width) if width != teacher_width else nn.Identity()
-
-    def forward(self, input_ids, attention_mask):
-        logits, hidden, probs = self.student.forward_with_internals(input_ids, attention_mask, self.attend)
-        return logits, [self.proj(h) for h in hidden], probs
-
-
-def check_teacher(cfg, model_dir):
-    """Refuse, in one line, a --teacher this run cannot learn from, before any data is read: not a model folder, a
-    classifier of the other kind, or another vocabulary than model_dir's (the teacher reads the student's pieces)."""
+def build_model(cfg, task, labels, model_dir, device, verbose):
+    """The pretrained BERT with a new head for the labels, or a smaller student built from it."""
+    overrides = {"sdpa": bool(cfg.sdpa)}
+    if cfg.dropout >= 0:
+        overrides.update(hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout)
     try:
-        check_model_dir(cfg.teacher)
-    except DataError as e:
-        raise DataError(f"--teacher {e}") from None
-    with open(os.path.join(cfg.teacher, "config.json"), encoding="utf-8") as f:
-        architectures = " ".join(json.load(f).get("architectures") or [])
-    kind = ("sequence" if "SequenceClassification" in architectures else
-            "token" if "TokenClassification" in architectures else None)  # None: a bare encoder, fine for both
-    want = "token" if cfg.task == "ner" else "sequence"
-    if kind and kind != want:
-        raise DataError(f"--teacher {cfg.teacher}: a {kind} classifier, but --task {cfg.task} trains a {want} "
-                        f"classifier: give a teacher trained with --task {cfg.task}")
-    if load_tokenizer(cfg.teacher).get_vocab() != load_tokenizer(model_dir).get_vocab():
-        raise DataError(f"--teacher {cfg.teacher}: its vocabulary is not that of {model_dir}: the teacher must read "
-                        "the student's word pieces")
+        model = from_pretrained(model_dir, id2label=dict(enumerate(labels)), head=task.head, verbose=verbose,
+                                **overrides)
+        if cfg.student:
+            model = make_student(model, cfg.student, cfg.student_init, layers=cfg.student_layers)
+    except ValueError as e:
+        # a checkpoint this code cannot load, or a student it cannot build from it: the user's input
+        raise DataError(str(e)) from None
+    return model.to(device)
 
-
-# ---------------------------------------------------------------------------------------------
-# Optimisation
 
 def step_budget(n_original, n_distilled, epochs, batch_size):
     """(total steps, steps per epoch): the same for every strategy over the same two sources."""
@@ -391,13 +253,17 @@ def make_optimizer(model, cfg):
     return torch.optim.AdamW(groups, lr=cfg.lr, fused=bool(cfg.fused_adamw) or None)
 
 
+def processes():
+    """How many processes train together: torchrun's WORLD_SIZE, or 1 for a plain `python train.py`."""
+    return int(os.environ["WORLD_SIZE"]) if int(os.environ.get("RANK", -1)) != -1 else 1
+
+
 def setup_distributed(cfg):
     """torchrun sets RANK; a plain `python train.py` runs as rank 0 of 1 with nothing else changed."""
-    if int(os.environ.get("RANK", -1)) == -1:
-        device = torch.device("cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
-        return 0, 1, device
-    rank, world, local_rank = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"])
     use_cuda = cfg.device in ("auto", "cuda") and torch.cuda.is_available()
+    if int(os.environ.get("RANK", -1)) == -1:
+        return 0, 1, torch.device("cuda" if use_cuda else "cpu")
+    rank, world, local_rank = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"])
     dist.init_process_group(backend="nccl" if use_cuda else "gloo")
     if use_cuda:
         torch.cuda.set_device(local_rank)
@@ -406,286 +272,60 @@ def setup_distributed(cfg):
     return rank, world, torch.device("cpu")
 
 
-def read_split(cfg, path):
-    """NER: (sentences, per-sentence soft labels or None); classify: ((text, label, probs) records, None)."""
-    if cfg.task == "ner":
-        return read_conll(path, with_probs=True)
-    return [(r["text"], r["label"], r.get("probs"))
-            for r in read_classification(path, (cfg.text_field,), cfg.label_field)], None
-
-
-def label_list(cfg, items, soft):
-    """--labels, or the labels of the training data, hard and soft (a soft label names every label of its
-    teacher): NER in labels_from's order, classes sorted."""
-    if cfg.labels:
-        fixed = cfg.labels.split(",")
-        seen = label_list(replace(cfg, labels=""), items, soft)
-        unknown = [l for l in seen if l not in fixed]
-        if unknown:
-            raise DataError(f"--labels {cfg.labels}: the training data has labels it lacks: {', '.join(unknown)}")
-        return fixed
-    if cfg.task == "ner":
-        keys = sorted({k for dists in soft if dists for d in dists for k in d})
-        return labels_from(items + [(keys, keys)])
-    return sorted({label for _, label, _ in items} | {k for _, _, probs in items for k in (probs or {})})
+def make_sampler(cfg, ex_o, ex_d):
+    """(sampler, schedule, total steps, steps between evaluations): the step budget is the same for every strategy;
+    the seeded sampler draws each example of a batch from O or D."""
+    total_steps, steps_per_epoch = step_budget(len(ex_o), len(ex_d), cfg.epochs, cfg.batch_size)
+    total_steps = cfg.max_steps or total_steps
+    schedule = strategy_schedule(cfg.strategy, len(ex_o), len(ex_d), cfg.schedule or None, cfg.schedule_args or None)
+    sampler = MixSampler([len(e["ids"]) for e in ex_o], [len(e["ids"]) for e in ex_d], schedule,
+                         total_steps, cfg.batch_size, torch.Generator().manual_seed(cfg.seed),
+                         group_by_length=bool(cfg.group_by_length))
+    return sampler, schedule, total_steps, cfg.eval_every or steps_per_epoch
 
 
 # ---------------------------------------------------------------------------------------------
-# Checkpoints: a killed or interrupted run resumes where it stopped
-
-CHECKPOINT = "checkpoint"  # the folder in out_dir: settings.json, last.pt and the best dev state best-STEP.pt
-FREE = {"out_dir", "progress", "ckpt_minutes", "ckpt_every", "restart", "device"}  # may change when a run resumes
-
-
-def run_settings(cfg, paths):
-    """What a resumed run must share with the run it resumes: every flag that shapes the result, and the data files
-    (original, distilled, dev, test) by their content."""
-    settings = {k: v for k, v in asdict(cfg).items() if k not in FREE}
-    settings["data"] = {role: file_hash(p) for role, p in zip(("original", "distilled", "dev", "test"), paths) if p}
-    if cfg.teacher:  # by content, as the data: a teacher retrained into the same folder gives other targets
-        weights = [os.path.join(cfg.teacher, n) for n in ("model.safetensors", "pytorch_model.bin")]
-        settings["teacher_weights"] = file_hash(next(p for p in weights if os.path.exists(p)))
-    return settings
-
-
-def load_checkpoint(folder, settings):
-    """The state an earlier try of this run left in `folder` (None if it left none), refused in one line when that
-    run had other settings."""
-    path = os.path.join(folder, "last.pt")
-    if not os.path.exists(path):
-        return None
-    try:
-        claim(folder, settings, free=FREE)
-    except DataError as e:
-        raise DataError(f"{e}; --restart 1 starts this run over") from None
-    return torch.load(path, weights_only=True)
-
-
-def save_atomic(obj, path):
-    """torch.save to a temporary file, flushed to disk, then renamed: a kill during the save leaves the old file
-    whole (or none), never a file that looks whole but is not."""
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def save_checkpoint(folder, state, best_state):
-    """last.pt (the whole training state) and, when the best dev state is new, best-STEP.pt beside it; then every
-    other best-*.pt goes. last.pt names its best file, which is written first and deleted only after a newer
-    last.pt names another: whenever the process dies, last.pt and its best file agree."""
-    if best_state is not None:
-        save_atomic(best_state, os.path.join(folder, state["best_file"]))
-    save_atomic(state, os.path.join(folder, "last.pt"))
-    for name in os.listdir(folder):
-        if name.startswith("best-") and name != state["best_file"]:
-            os.remove(os.path.join(folder, name))
-
-
-def gather_rng_states(world):
-    """Every process's torch random state (dropout), on the master: [rank 0's, rank 1's, ...]."""
-    mine = {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-    if world == 1:
-        return [mine]
-    states = [None] * world
-    dist.all_gather_object(states, mine)
-    return states
-
-
-def set_rng_state(state):
-    torch.set_rng_state(state["cpu"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-@contextmanager
-def catch_sigint(world):
-    """Inside, a first Ctrl-C (SIGINT) asks the run to stop at the end of the step (`stop()` says whether it was
-    asked, on every process at once under torchrun); a second one interrupts at once, as usual."""
-    asked = threading.Event()
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum, frame):
-        asked.set()
-        signal.signal(signal.SIGINT, previous)
-
-    def stop():
-        if world == 1:
-            return asked.is_set()
-        flag = torch.tensor(float(asked.is_set()))
-        dist.all_reduce(flag)  # one process saw it: all stop at the same step
-        return flag.item() > 0
-    main_thread = threading.current_thread() is threading.main_thread()  # only there can a handler be installed
-    if main_thread:
-        signal.signal(signal.SIGINT, handler)
-    try:
-        yield stop
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGINT, previous)
-
+# The run: set-up in the order it happens, the loop, the outputs
 
 def train(cfg):
     started = time.perf_counter()
     # config: flags, then files and the model folder; a mistake stops the run in one line, before any loading
     check_config(cfg)
-    paths = data_files(cfg)
-    original_path, distilled_path, dev_path, test_path = paths
+    task, paths = TASKS[cfg.task], data_files(cfg)
     model_dir = cfg.model_dir or default_model_dir()
     check_model_dir(model_dir)
     if cfg.teacher:
-        check_teacher(cfg, model_dir)
+        check_teacher(cfg, model_dir, want=task.head)
     rank, world, device = setup_distributed(cfg)
     master = rank == 0
     log = print if master else (lambda *a, **k: None)
     ckpt_dir, settings = os.path.join(cfg.out_dir, CHECKPOINT), run_settings(cfg, paths)
-    resume = None if cfg.restart else load_checkpoint(ckpt_dir, settings)
+    saved = None if cfg.restart else load_checkpoint(ckpt_dir, settings)
     torch.manual_seed(cfg.seed)
-    ner = cfg.task == "ner"
 
-    # data: O and D (hard or soft labels), dev and test, as word-piece examples
-    original, soft_o = read_split(cfg, original_path) if original_path else ([], None)
-    distilled, soft_d = read_split(cfg, distilled_path) if distilled_path else ([], None)
-    dev, _ = read_split(cfg, dev_path)
-    test, _ = read_split(cfg, test_path)
-    labels = label_list(cfg, original + distilled, (soft_o or []) + (soft_d or []))
-    label2id = {l: i for i, l in enumerate(labels)}
-    tokenizer = load_tokenizer(model_dir)
-    if ner:
-        ex_o, ex_d = (encode(original, tokenizer, label2id, cfg.max_len, soft_o),
-                      encode(distilled, tokenizer, label2id, cfg.max_len, soft_d))
-        ex_dev, ex_test = (encode(s, tokenizer, label2id, cfg.max_len) for s in (dev, test))
-        gold_dev, gold_test = ([tags for _, tags in s] for s in (dev, test))
-    else:
-        ex_o, ex_d, ex_dev, ex_test = (encode_texts(r, tokenizer, label2id, cfg.max_len)
-                                       for r in (original, distilled, dev, test))
-        gold_dev, gold_test = ([label for _, label, _ in r] for r in (dev, test))
-    source = {"O": ex_o, "D": ex_d}
-    batching = dict(batch_size=cfg.eval_batch_size, max_tokens=cfg.eval_tokens, bf16=bool(cfg.bf16))
-
-    def evaluate(examples, sentences, gold):
-        """(scores, predictions) of a whole split through predict.py: span F1 (NER) or accuracy / macro-F1
-        (classify)."""
-        if ner:
-            preds, = predict(raw_model, sentences, examples, device, decodes=(cfg.decode,), **batching)
-            return span_f1(gold, preds), preds
-        preds, _ = predict_texts(raw_model, examples, device, **batching)
-        return classification_scores(gold, preds, labels=sorted(set(labels) | set(gold))), preds
-    key = "f1" if ner else "accuracy"  # what chooses the checkpoint
-
-    # model: the pretrained BERT, or a smaller student built from it
-    overrides = {"sdpa": bool(cfg.sdpa)}
-    if cfg.dropout >= 0:
-        overrides.update(hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout)
-    try:
-        model = from_pretrained(model_dir, id2label=dict(enumerate(labels)), head="token" if ner else "sequence",
-                                verbose=master, **overrides)
-        if cfg.student:
-            model = make_student(model, cfg.student, cfg.student_init, layers=cfg.student_layers)
-    except ValueError as e:
-        # a checkpoint this code cannot load, or a student it cannot build from it: the user's input
-        raise DataError(str(e)) from None
-    model.to(device)
-    raw_model = model
-
-    # the teacher, frozen, and what the student learns from it: the layer map m, the attention term, the map W
-    teacher, layer_map, attn_weight = None, None, 0.0
-    if cfg.teacher:
-        with torch.random.fork_rng(devices=[]):  # the student's training draws the same numbers with or without one
-            try:
-                teacher = from_pretrained(cfg.teacher, verbose=master, sdpa=bool(cfg.sdpa))
-                layer_map = student_layers(teacher.config.num_hidden_layers, raw_model.config.num_hidden_layers,
-                                           cfg.match_layers or cfg.student_layers)
-            except ValueError as e:
-                raise DataError(f"--teacher {cfg.teacher}: {e}") from None
-            s_heads, t_heads = raw_model.config.num_attention_heads, teacher.config.num_attention_heads
-            attn_weight = cfg.attn_weight if cfg.attn_weight >= 0 else float(s_heads == t_heads)
-            if attn_weight > 0 and s_heads != t_heads:
-                raise DataError(f"--attn_weight {cfg.attn_weight:g}: the attention term needs as many heads in the "
-                                f"student as in the teacher ({t_heads}); this student has {s_heads}: "
-                                "pass --attn_weight 0")
-            attend = (len(layer_map) - 1,) if s_heads == t_heads else ()
-            model = WithMap(raw_model, teacher.config.hidden_size, attend).to(device)
-        teacher.to(device).eval().requires_grad_(False)
-        log(f"teacher {cfg.teacher}: student layer i <- teacher layer m(i): "
-            + ", ".join(f"{i} <- {j}" for i, j in enumerate(layer_map))
-            + f"; weights: hidden {cfg.hidden_weight:g}, attention {attn_weight:g}"
-            + (f", W: {raw_model.config.hidden_size} -> {teacher.config.hidden_size}"
-               if isinstance(model.proj, nn.Linear) else ""))
-    trained = model  # what the optimizer trains: the student, and W with a teacher
-    if cfg.compile:
-        model = torch.compile(model, dynamic=True)
+    # data, model (a student with a teacher beside it), optimizer and sampler; then where the run stands
+    labels, ex_o, ex_d, dev, test = load_data(cfg, task, paths, model_dir)
+    raw_model = build_model(cfg, task, labels, model_dir, device, verbose=master)
+    teacher = Teacher(cfg, raw_model, device, verbose=master) if cfg.teacher else None
+    if teacher:
+        log(teacher.describe())
+    trained = teacher.student if teacher else raw_model  # what the optimizer trains: the student, and W with a teacher
+    model = torch.compile(trained, dynamic=True) if cfg.compile else trained
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(model)
-
-    # optimizer and schedule: the step budget is the same for every strategy
     optimizer = make_optimizer(trained, cfg)
-    total_steps, steps_per_epoch = step_budget(len(ex_o), len(ex_d), cfg.epochs, cfg.batch_size)
-    total_steps = cfg.max_steps or total_steps
-    eval_every = cfg.eval_every or steps_per_epoch
-    schedule = strategy_schedule(cfg.strategy, len(ex_o), len(ex_d), cfg.schedule or None, cfg.schedule_args or None)
-    sampler = MixSampler([len(e["ids"]) for e in ex_o], [len(e["ids"]) for e in ex_d], schedule,
-                         total_steps, cfg.batch_size, torch.Generator().manual_seed(cfg.seed),
-                         group_by_length=bool(cfg.group_by_length))
-    if cfg.batch_size % (world * cfg.grad_accum):
-        raise SystemExit(f"error: --batch_size {cfg.batch_size} must be a multiple of processes x --grad_accum = "
-                         f"{world * cfg.grad_accum}")
-    n_soft = sum(e["soft"] is not None for e in ex_o + ex_d)
+    sampler, schedule, total_steps, eval_every = make_sampler(cfg, ex_o, ex_d)
     bf16 = bool(cfg.bf16) and bf16_supported(device)
-    log(f"{len(ex_o)} original + {len(ex_d)} distilled {'windows' if ner else 'texts'} ({n_soft} with soft labels), "
-        f"{len(labels)} labels, strategy {cfg.strategy}, {total_steps} steps of {cfg.batch_size} "
-        f"on {world} process(es), device {device}"
-        + (f" with {torch.get_num_threads()} threads" if device.type == "cpu" else "")
-        + (", bf16 autocast" if bf16 else ", fp32" + (" (this hardware has no native bf16)" if cfg.bf16 else "")))
-
-    # where the run stands: from the start, or from the checkpoint of an earlier try of the same command
-    history, best_dev, best_state, best_step, best_file = [], {key: -1.0}, None, -1, None
-    train_time, train_tokens, ckpt_time, n_ckpt = 0.0, 0, 0.0, 0
-    term_sums = [0.0, 0.0, 0.0]  # with a teacher: the labels, hidden and attention terms, summed over the steps
-    if resume:
-        raw_model.load_state_dict(resume["model"])
-        if teacher is not None:
-            trained.proj.load_state_dict(resume["proj"])
-            term_sums = resume["term_sums"]
-        optimizer.load_state_dict(resume["optimizer"])
-        sampler.load_state_dict(resume["sampler"])
-        set_rng_state(resume["rng"][rank])
-        history, best_dev, best_step, best_file = \
-            resume["history"], resume["best_dev"], resume["best_step"], resume["best_file"]
-        train_time, train_tokens, ckpt_time, n_ckpt = \
-            resume["train_time"], resume["train_tokens"], resume["ckpt_time"], resume["n_ckpt"]
-        best_state = torch.load(os.path.join(ckpt_dir, best_file), weights_only=True) if best_file else None
+    log(describe_run(cfg, task, ex_o, ex_d, labels, total_steps, world, device, bf16))
+    parts = {"model": raw_model, "optimizer": optimizer, "sampler": sampler, **({"proj": trained.proj} if teacher else {})}
+    run = resume_or_start(ckpt_dir, saved, settings, parts, rank=rank, best_dev={task.key: -1.0})
+    if saved:
         log(f"resuming from {ckpt_dir} at step {sampler.step} of {total_steps} (--restart 1 starts over)")
-    elif master:  # a fresh start: whatever an earlier try left is dropped first
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
-        os.makedirs(ckpt_dir)
-        write_json(os.path.join(ckpt_dir, "settings.json"), settings)
 
-    def checkpoint(new_best):
-        """Everything the steps after this one depend on, written by the master alone (every process resumes
-        from it)."""
-        nonlocal ckpt_time, n_ckpt
-        rng = gather_rng_states(world)
-        if master:
-            t0 = time.perf_counter()
-            state = {"model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "sampler": sampler.state_dict(), "rng": rng, "history": history, "best_dev": best_dev,
-                     "best_step": best_step, "best_file": best_file, "train_time": train_time,
-                     "train_tokens": train_tokens, "ckpt_time": ckpt_time, "n_ckpt": n_ckpt + 1}
-            if teacher is not None:  # W trains with the student (its moments are in the optimizer's state)
-                state.update(proj=trained.proj.state_dict(), term_sums=term_sums)
-            save_checkpoint(ckpt_dir, state, best_state if new_best else None)
-            ckpt_time, n_ckpt = ckpt_time + time.perf_counter() - t0, n_ckpt + 1
-        if world > 1:
-            dist.barrier()
-
-    # the loop
-    teacher_attend = (layer_map[-1],) if teacher is not None and trained.attend else ()
+    # the loop: one optimizer step per batch the sampler draws
+    source, last_ckpt = {"O": ex_o, "D": ex_d}, (sampler.step, run.train_time)  # the newest checkpoint's step, time
     with catch_sigint(world) as stop_asked:
         bar = tqdm(total=total_steps, initial=sampler.step, disable=not (master and cfg.progress), dynamic_ncols=True)
-        last_ckpt = (sampler.step, train_time)  # the step and training time of the newest checkpoint
         model.train()
         for batch in sampler:
             step = sampler.step - 1
@@ -709,69 +349,53 @@ def train(cfg):
                 sync = nullcontext() if world == 1 or k == len(micro) - 1 else model.no_sync()
                 with sync:
                     with autocast(device, bf16):
-                        if teacher is None:
-                            logits, _ = model(ids, mask)
-                        else:  # the student's logits, hidden states (through W) and attention; the frozen teacher's
-                            logits, hidden, probs = model(ids, mask)
-                            with torch.no_grad():
-                                t_hidden, t_probs = teacher.bert.internals(ids, mask, teacher_attend)
+                        # with a teacher, the student's hidden states (through W) and attention too, and the teacher's
+                        logits, *internals = model(ids, mask)
+                        targets = teacher.targets(ids, mask) if teacher else None
                     loss = loss_sum(logits, labels_t, soft.to(device), has_soft.to(device), cfg)
                     loss = loss * world / max(1, n_labelled)  # DDP averages over processes; undo that
-                    if teacher is not None:  # (hidden, attention): sums over pieces / the global count, as above
-                        terms = intermediate_loss_sums((hidden, probs), (t_hidden, t_probs), mask, layer_map)
-                        terms = terms / max(1, n_pieces)
+                    if teacher:  # (hidden, attention): sums over pieces / the global count, as above
+                        terms = teacher.terms(internals, targets, mask, n_pieces)
                         step_terms += torch.cat([loss.detach().view(1) / world, terms.detach()])
-                        loss = loss + world * (cfg.hidden_weight * terms[0] + attn_weight * terms[1])
+                        loss = loss + world * teacher.weighted(terms)
                     loss.backward()
                 step_loss += loss.detach() / world
-                train_tokens += int(mask.sum())
+                run.train_tokens += int(mask.sum())
             if world > 1:  # each process holds its share of the loss; the printed loss is the whole batch's
                 dist.all_reduce(step_loss)
-                if teacher is not None:
+                if teacher:
                     dist.all_reduce(step_terms)
             step_loss = step_loss.item()
-            terms_now = step_terms.tolist() if teacher is not None else None
+            terms_now = step_terms.tolist() if teacher else None
             if terms_now:
-                term_sums = [a + b for a, b in zip(term_sums, terms_now)]
+                run.term_sums = [a + b for a, b in zip(run.term_sums, terms_now)]
             if not math.isfinite(step_loss):  # every process sees the same reduced loss, so all stop here
-                raise SystemExit(f"error: the loss became {step_loss} at step {step + 1} of {total_steps}; "
-                                 "nothing after it is saved. Usual causes: a learning rate too high for this model "
-                                 f"(--lr {cfg.lr:g}; a student from random weights or a bigger batch may need less), "
-                                 "--grad_clip 0, or a soft label that is not a distribution (NaN or negative "
-                                 "probabilities in --distilled). The last checkpoint in "
-                                 f"{ckpt_dir} is from before it; rerun with a lower --lr and --restart 1")
+                raise SystemExit(not_finite(cfg, step_loss, step, total_steps, ckpt_dir))
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            train_time += time.perf_counter() - t0
-            bar.update(1)
-            shown = dict(zip(("labels", "hidden", "attn"), (f"{x:.4f}" for x in terms_now))) if terms_now else {}
-            bar.set_postfix(loss=f"{step_loss:.4f}", **shown, lr=f"{lr:.2e}",
-                            tok_s=f"{train_tokens * world / train_time:.0f}")
-            if master and not cfg.progress and (step + 1) % max(1, total_steps // 20) == 0:  # logs without a bar
-                print(f"step {step + 1}/{total_steps}: loss {step_loss:.4f}"
-                      + (f" ({', '.join(f'{k} {v}' for k, v in shown.items())})" if shown else "")
-                      + f", lr {lr:.2e}, {train_tokens * world / train_time:.0f} tokens/s", flush=True)
+            run.train_time += time.perf_counter() - t0
+            show_step(bar, cfg, step, total_steps, step_loss, terms_now, lr, run.train_tokens * world / run.train_time,
+                      master=master)
 
             # dev evaluation at intervals and at the last step (the best dev state is kept); a checkpoint with each,
             # and between them every --ckpt_minutes of training (or --ckpt_every steps)
             new_best, evaluated = False, (step + 1) % eval_every == 0 or step == total_steps - 1
             if evaluated and master:
-                scores, _ = evaluate(ex_dev, dev, gold_dev)
-                history.append({"step": step + 1, "loss": step_loss, f"dev_{key}": scores[key]})
-                bar.write(f"step {step + 1}: loss {step_loss:.4f}, "
-                          f"dev {'F1' if ner else 'accuracy'} {100 * scores[key]:.2f}")
-                if scores[key] > best_dev[key]:
-                    best_dev, best_step, best_file, new_best = scores, step + 1, f"best-{step + 1}.pt", True
-                    best_state = {k: v.detach().clone() for k, v in raw_model.state_dict().items()}
+                scores, _, _ = task.score(raw_model, dev, device, cfg, labels)
+                run.history.append({"step": step + 1, "loss": step_loss, f"dev_{task.key}": scores[task.key]})
+                bar.write(f"step {step + 1}: loss {step_loss:.4f}, dev {task.word} {100 * scores[task.key]:.2f}")
+                if scores[task.key] > run.best_dev[task.key]:
+                    run.best_dev, run.best_step, run.best_file, new_best = scores, step + 1, f"best-{step + 1}.pt", True
+                    run.best_state = {k: v.detach().clone() for k, v in raw_model.state_dict().items()}
             due = (cfg.ckpt_every > 0 and (step + 1) % cfg.ckpt_every == 0
                    or cfg.ckpt_every == 0 and cfg.ckpt_minutes > 0
-                      and train_time - last_ckpt[1] >= 60 * cfg.ckpt_minutes)
+                      and run.train_time - last_ckpt[1] >= 60 * cfg.ckpt_minutes)
             stop = stop_asked() and step < total_steps - 1
             if (evaluated or due or stop) and step < total_steps - 1:  # after the last step the run is written out
-                checkpoint(new_best)
-                last_ckpt = (step + 1, train_time)
+                save_checkpoint(ckpt_dir, run, parts, world=world, master=master, new_best=new_best)
+                last_ckpt = (step + 1, run.train_time)
             if stop:
                 bar.close()
                 log(f"stopped after step {step + 1} of {total_steps}: checkpoint in {ckpt_dir}; "
@@ -779,52 +403,70 @@ def train(cfg):
                 raise SystemExit(130)
         bar.close()
 
-    # the best dev checkpoint, saved and scored on test
+    # the best dev checkpoint, saved and scored on test; metrics.json last: the folder then holds a finished run
     metrics = None
     if master:
-        raw_model.load_state_dict(best_state)
+        raw_model.load_state_dict(run.best_state)
         save_pretrained(raw_model, os.path.join(cfg.out_dir, "model"), model_dir)
-        extra = {}
-        if ner:
-            # the chosen decoding, and argmax beside it: what constrained decoding adds, on the same logits
-            test_preds, argmax_preds = predict(raw_model, test, ex_test, device, decodes=(cfg.decode, "argmax"),
-                                               **batching)
-            test_scores, extra["test_f1_argmax"] = (span_f1(gold_test, test_preds),
-                                                    span_f1(gold_test, argmax_preds)["f1"])
-            write_conll(os.path.join(cfg.out_dir, "test_predictions.conll"),
-                        [list(zip(words, gold, pred)) for (words, gold), pred in zip(test, test_preds)])
-        else:
-            test_scores, test_preds = evaluate(ex_test, test, gold_test)
-            write_jsonl(os.path.join(cfg.out_dir, "test_predictions.jsonl"),
-                        [{"text": text, "gold": gold, "pred": pred} for (text, gold, _), pred in zip(test, test_preds)])
+        test_scores, test_preds, extra = task.score(raw_model, test, device, cfg, labels, test=True)
+        task.write(cfg.out_dir, test.items, test_preds)
         d_share = sampler.realised
         metrics = {
-            "task": cfg.task, "dev": best_dev, "test": test_scores, **extra,
-            "best_step": best_step, "total_steps": total_steps,
-            "train_seconds": train_time, "train_tokens_per_s": train_tokens * world / max(train_time, 1e-9),
-            "checkpoint_seconds": ckpt_time, "checkpoints": n_ckpt, "resumed": bool(resume),
+            "task": cfg.task, "dev": run.best_dev, "test": test_scores, **extra,
+            "best_step": run.best_step, "total_steps": total_steps,
+            "train_seconds": run.train_time, "train_tokens_per_s": run.train_tokens * world / max(run.train_time, 1e-9),
+            "checkpoint_seconds": run.ckpt_time, "checkpoints": run.n_ckpt, "resumed": bool(saved),
             "strategy": cfg.strategy, "schedule": getattr(schedule, "describe", cfg.schedule),
             "realised_d_share": sum(d_share) / max(1, len(d_share)), "realised_d_share_per_step": d_share,
-            "history": history, "world_size": world, "precision": "bf16" if bf16 else "fp32", "config": asdict(cfg),
+            "history": run.history, "world_size": world, "precision": "bf16" if bf16 else "fp32", "config": asdict(cfg),
         }
-        if teacher is not None:  # what each term contributed: its mean over the steps, before its weight
-            metrics["teacher"] = {"layer_map": layer_map, "hidden_weight": cfg.hidden_weight,
-                                  "attn_weight": attn_weight,
-                                  "attention_layers": [len(layer_map) - 1, *teacher_attend] if teacher_attend else None,
-                                  "projection": isinstance(trained.proj, nn.Linear)}
-            metrics["loss_terms"] = dict(zip(("labels", "hidden", "attention"), (x / total_steps for x in term_sums)))
+        if teacher:  # what each term contributed: its mean over the steps, before its weight
+            metrics["teacher"] = teacher.record()
+            metrics["loss_terms"] = dict(zip(("labels", "hidden", "attention"), (x / total_steps for x in run.term_sums)))
         metrics["wall_seconds"] = time.perf_counter() - started  # this try of the job: loading, training, evaluation
         metrics["record"] = provenance(command_line("train.py", cfg), precision=metrics["precision"])
         atomic_write(os.path.join(cfg.out_dir, "metrics.json"), json.dumps(metrics, indent=1))
         shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: metrics.json and model/ are the run
-        what = "F1" if ner else "accuracy"
-        log(f"best dev {what} {100 * best_dev[key]:.2f} at step {best_step}; test {what} {100 * test_scores[key]:.2f}"
-            + ("" if ner else f", macro-F1 {100 * test_scores['macro_f1']:.2f}")
-            + f"; {train_time:.0f} s training, {metrics['train_tokens_per_s']:.0f} tokens/s -> {cfg.out_dir}")
+        log(f"best dev {task.word} {100 * run.best_dev[task.key]:.2f} at step {run.best_step}; "
+            f"test {task.word} {100 * test_scores[task.key]:.2f}"
+            + "".join(f", {name} {100 * test_scores[key]:.2f}" for name, key in task.also)
+            + f"; {run.train_time:.0f} s training, {metrics['train_tokens_per_s']:.0f} tokens/s -> {cfg.out_dir}")
     if world > 1:
         dist.destroy_process_group()
     return metrics
 
 
+def describe_run(cfg, task, ex_o, ex_d, labels, total_steps, world, device, bf16):
+    n_soft = sum(e["soft"] is not None for e in ex_o + ex_d)
+    return (f"{len(ex_o)} original + {len(ex_d)} distilled {task.unit} ({n_soft} with soft labels), "
+            f"{len(labels)} labels, strategy {cfg.strategy}, {total_steps} steps of {cfg.batch_size} "
+            f"on {world} process(es), device {device}"
+            + (f" with {torch.get_num_threads()} threads" if device.type == "cpu" else "")
+            + (", bf16 autocast" if bf16 else ", fp32" + (" (this hardware has no native bf16)" if cfg.bf16 else "")))
+
+
+def show_step(bar, cfg, step, total_steps, loss, terms, lr, tokens_per_s, master):
+    """The bar's line after a step; without a bar (--progress 0), a log line every 5% of the steps."""
+    bar.update(1)
+    shown = dict(zip(("labels", "hidden", "attn"), (f"{x:.4f}" for x in terms))) if terms else {}
+    bar.set_postfix(loss=f"{loss:.4f}", **shown, lr=f"{lr:.2e}", tok_s=f"{tokens_per_s:.0f}")
+    if master and not cfg.progress and (step + 1) % max(1, total_steps // 20) == 0:
+        print(f"step {step + 1}/{total_steps}: loss {loss:.4f}"
+              + (f" ({', '.join(f'{k} {v}' for k, v in shown.items())})" if shown else "")
+              + f", lr {lr:.2e}, {tokens_per_s:.0f} tokens/s", flush=True)
+
+
+def not_finite(cfg, loss, step, total_steps, ckpt_dir):
+    return (f"error: the loss became {loss} at step {step + 1} of {total_steps}; nothing after it is saved. Usual "
+            f"causes: a learning rate too high for this model (--lr {cfg.lr:g}; a student from random weights or a "
+            "bigger batch may need less), --grad_clip 0, or a soft label that is not a distribution (NaN or negative "
+            f"probabilities in --distilled). The last checkpoint in {ckpt_dir} is from before it; rerun with a lower "
+            "--lr and --restart 1")
+
+
+def main(argv=None):
+    return train(parse_args(argv))
+
+
 if __name__ == "__main__":
-    run_main(lambda: train(parse_args()))
+    run_main(main)

@@ -16,6 +16,14 @@ import requests
 
 from scripted_llm import Script, serve
 
+
+def pytest_collection_modifyitems(items):
+    """A test that needs the real LLM server is slow (pytest.ini): the server alone takes seconds to start."""
+    for item in items:
+        if "llama_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -47,7 +47,7 @@ def evokd_requests():
 
 
 def gendist_requests():
-    import gendist as G
+    import generate as G
     pool = [f"Story {i} about the markets and the Bank of England , said Mr Smith on Tuesday ." for i in range(8)]
     out = {}
     for task in ("classify", "ner"):

@@ -164,6 +164,7 @@ def test_bbc_records_keep_article_and_sentence(tmp_path):
     assert all(r["gold"] is None for r in recs)
 
 
+@pytest.mark.slow
 def test_a_model_folder_labels_instead_of_the_llm(tmp_path):
     """--labeller: the model's tags (predict.py's) in the same files an LLM run writes: CoNLL with gold scored,
     BBC with article and sentence kept in the replies file; no request is sent (no server here at all)."""

@@ -99,6 +99,7 @@ def test_api_key_is_sent_but_written_nowhere(scripted_server, conll, tmp_path, c
         assert secret.encode() not in path.read_bytes(), path
 
 
+@pytest.mark.slow
 def test_kill_midway_and_resume(scripted_server, conll, tmp_path):
     n, conc = 42, 2
     url, script = scripted_server(delay=0.05)

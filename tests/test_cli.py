@@ -4,15 +4,19 @@ every flag.
 
     python -m pytest -q tests/test_cli.py
 """
+import contextlib
+import importlib
+import io
 import os
 import re
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 
 import pytest
+import torch
 
+from cli import run_main
 from common import ROOT
 from train import Config, check_config, train
 
@@ -76,15 +80,15 @@ CASES = [
     ("annotate.py", "--labeller {d} --confidence samples", None, None, "a --labeller model folder gives none"),
     ("mix.py", "--schedule cosine", None, None, "argument --schedule: invalid choice: 'cosine'"),
     ("mix.py", "--schedule sigmoid --schedule_args k=-2", None, None, "parameter k must be > 0"),
-    ("experiments.py", "--original {d}/missing.conll --simulate 0.5 --data_dir {d}", None, None,
+    ("regimens.py", "--original {d}/missing.conll --simulate 0.5 --data_dir {d}", None, None,
      "no such file: {d}/missing.conll"),
-    ("experiments.py", "--original {f} --simulate 0.5 --data_dir {d} --out_dir {d}/x", "o.conll", LATIN1,
+    ("regimens.py", "--original {f} --simulate 0.5 --data_dir {d} --out_dir {d}/x", "o.conll", LATIN1,
      "{f}:3: not UTF-8"),
-    ("experiments.py", "--original {f} --simulate 0.5 --data_dir {d} --out_dir {d}/x", "o.conll", "",
+    ("regimens.py", "--original {f} --simulate 0.5 --data_dir {d} --out_dir {d}/x", "o.conll", "",
      "no sentences in {f}"),
-    ("experiments.py", "--original {d}/train.txt --simulate 0.5 --data_dir {d} --model_dir {d}", None, None,
+    ("regimens.py", "--original {d}/train.txt --simulate 0.5 --data_dir {d} --model_dir {d}", None, None,
      "{d}: not a BERT folder"),
-    ("experiments.py", "--original {d}/train.txt --simulate 0.5 --jobs 0", None, None,
+    ("regimens.py", "--original {d}/train.txt --simulate 0.5 --jobs 0", None, None,
      "argument --jobs: expected an integer >= 1"),
     ("gendist.py", "generate --input {d}/missing.jsonl", None, None, "{d}/missing.jsonl: No such file"),
     ("gendist.py", "generate --input {f} --exclude {f}", "in.jsonl", NOT_OBJECT, "{f}:2: expected a JSON object"),
@@ -123,9 +127,31 @@ CASES = [
 
 
 def run(script, *args, cwd=ROOT):
+    """A script run as its own program: its entry point, `python script.py ...`."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, os.path.join(ROOT, script), *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=120)
+
+
+def run_here(script, *args):
+    """A script run inside this process, as its last line runs it (run_main(main)), with its exit caught: what the
+    program would print and its exit status, without starting Python and torch again for each case."""
+    module = importlib.import_module(script[:-3])
+    threads, argv, out, err = torch.get_num_threads(), sys.argv, io.StringIO(), io.StringIO()
+    sys.argv = [script, *args]  # the program's name in its usage line
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            run_main(module.main, list(args))
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    finally:
+        sys.argv = argv
+        torch.set_num_threads(threads)  # bench.py sets its own
+    if isinstance(code, str):  # SystemExit("error: ..."): Python prints it and exits with 1
+        err.write(code + "\n")
+        code = 1
+    return subprocess.CompletedProcess([script, *args], code or 0, out.getvalue(), err.getvalue())
 
 
 def prepare(d, name, content):
@@ -141,25 +167,34 @@ def prepare(d, name, content):
     return {"d": str(d), "f": str(d / (name or ""))}
 
 
-@pytest.fixture(scope="module")
-def answers(tmp_path_factory):
-    """Every case run as its own process, two at a time (most of each is Python and torch starting up)."""
-    def one(i):
-        script, args, name, content, _ = CASES[i]
-        where = prepare(tmp_path_factory.mktemp(f"case{i}"), name, content)
-        return where, run(script, *[a.format(**where) for a in args.split()])
-    with ThreadPoolExecutor(2) as pool:
-        return list(pool.map(one, range(len(CASES))))
+def answer(i, folder, here=True):
+    script, args, name, content, _ = CASES[i]
+    where = prepare(folder, name, content)
+    argv = [a.format(**where) for a in args.split()]
+    return where, run_here(script, *argv) if here else run(script, *argv)
 
 
 @pytest.mark.parametrize("i", range(len(CASES)), ids=[f"{c[0]} {c[1]} {c[2] or ''}".strip() for c in CASES])
-def test_bad_input_is_one_line_naming_the_file(answers, i):
-    where, r = answers[i]
+def test_bad_input_is_one_line_naming_the_file(tmp_path, monkeypatch, i):
+    monkeypatch.chdir(ROOT)
+    where, r = answer(i, tmp_path)
     want = CASES[i][4].format(**where)
     assert r.returncode != 0, r.stdout
     assert "Traceback" not in r.stderr, r.stderr
     assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1 and r.stderr.endswith("\n"), r.stderr
     assert want in r.stderr, r.stderr
+
+
+FIRST_CASE = {script: next(i for i, c in enumerate(CASES) if c[0] == script) for script, *_ in CASES}
+
+
+@pytest.mark.parametrize("script", sorted(FIRST_CASE))
+def test_each_script_as_a_program_answers_bad_input_in_one_line(tmp_path, script):
+    """The entry point itself, once per script: `python script.py` with its first bad-input case."""
+    where, r = answer(FIRST_CASE[script], tmp_path, here=False)
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert CASES[FIRST_CASE[script]][4].format(**where) in r.stderr, r.stderr
 
 
 def test_train_default_run_without_conll2003_says_where_to_get_it(tmp_path):
@@ -226,14 +261,14 @@ def flags_without_help(text):
 
 
 def test_train_help_explains_every_flag():
-    r = run("train.py", "-h")
+    r = run_here("train.py", "-h")
     assert r.returncode == 0 and flags_without_help(r.stdout) == []
     assert all(f"  --{f.name} " in r.stdout for f in fields(Config))
 
 
 @pytest.mark.parametrize("script", ["eval.py", "data.py sample", "data.py split", "mix.py", "annotate.py",
                                     "gendist.py generate", "gendist.py run", "evokd.py", "evokd.py summary",
-                                    "experiments.py", "bench.py", "bench_annotate.py", "baseline_tfidf.py"])
+                                    "regimens.py", "generate.py", "bench.py", "bench_annotate.py", "baseline_tfidf.py"])
 def test_every_script_explains_its_flags(script, capsys, monkeypatch):
     name, *sub = script.split()
     module = __import__(name[:-3])

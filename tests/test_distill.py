@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from common import DATA, ROOT, write_tiny_conll
 from cli import DataError
 from data import format_probs, parse_probs, read_classification, read_conll, read_jsonl, write_jsonl
-from train import Config, distillation_loss, loss_sum, train
+from distill import distillation_loss, loss_sum
+from train import Config, train
 
 
 # ------------------------------------------------------------------------------------------ the loss
@@ -124,6 +125,7 @@ def classify(data_dir, out, **kw):
     return train(Config(**{**defaults, **kw}))
 
 
+@pytest.mark.slow
 def test_classify_run_writes_every_score_and_its_predictions(tiny_bbc, tmp_path):
     m = classify(tiny_bbc, tmp_path, seed=1)
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
@@ -151,6 +153,7 @@ def test_classify_run_writes_every_score_and_its_predictions(tiny_bbc, tmp_path)
     assert json.loads(r.stdout)["accuracy"] == pytest.approx(m["test"]["accuracy"])
 
 
+@pytest.mark.slow
 def test_classify_with_a_student_and_settable_fields(tiny_bbc, tmp_path):
     for name in ("train", "valid", "test"):
         write_jsonl(tmp_path / f"{name}.jsonl",
@@ -161,6 +164,7 @@ def test_classify_with_a_student_and_settable_fields(tiny_bbc, tmp_path):
     assert 0.0 <= m["test"]["macro_f1"] <= 1.0
 
 
+@pytest.mark.slow
 def test_a_student_trained_on_its_teachers_soft_labels_agrees_with_the_teacher(tiny_bbc, tmp_path):
     """The teacher: MiniLM fine-tuned briefly. Its soft labels on the training texts (predict.py --soft) are the
     student's only data; trained on them, a 1-layer student must reproduce the teacher's labels on those texts."""
@@ -191,6 +195,7 @@ def test_a_student_trained_on_its_teachers_soft_labels_agrees_with_the_teacher(t
 
 # ------------------------------------------------------------------------------------------ NER soft labels
 
+@pytest.mark.slow
 def test_ner_soft_labels_from_predict_train_a_student(tmp_path):
     write_tiny_conll(str(tmp_path), n_train=120, n_eval=40)
     base = dict(data_dir=str(tmp_path), max_steps=4, batch_size=8, eval_batch_size=32, progress=0)

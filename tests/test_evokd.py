@@ -92,6 +92,7 @@ def test_sentences_of_a_reply():
         "Angela Merkel met Airbus in Toulouse .", "Shares fell .", "Then they rose .", "The UN met in Geneva ."]
 
 
+@pytest.mark.slow
 def test_the_loop_keeps_its_books(scripted_server, tiny, tmp_path, capsys):
     asked = []
     url, script = scripted_server(reply=scripted(tiny, asked))
@@ -146,6 +147,7 @@ def test_the_loop_keeps_its_books(scripted_server, tiny, tmp_path, capsys):
         E.main(args(url, tiny, out, "--n", "3"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["auggpt", "no_easy", "no_replay"])
 def test_variants_ask_and_train_as_documented(scripted_server, tiny, tmp_path, variant):
     asked = []
@@ -165,6 +167,7 @@ def test_variants_ask_and_train_as_documented(scripted_server, tiny, tmp_path, v
         assert log[2]["train_sentences"] == 4 + len(seed) + 4
 
 
+@pytest.mark.slow
 def test_a_trained_model_labels_instead_of_the_llm(scripted_server, tiny, tmp_path):
     asked = []
     url, _ = scripted_server(reply=scripted(tiny, asked))
@@ -178,6 +181,7 @@ def test_a_trained_model_labels_instead_of_the_llm(scripted_server, tiny, tmp_pa
     assert [it["tags"] for it in b] == E.tag(labeller, [it["words"] for it in b], E.parse_args([]))
 
 
+@pytest.mark.slow
 def test_killed_mid_round_resumes_and_ends_as_an_unbroken_run(scripted_server, tiny, tmp_path, monkeypatch):
     """kill -9 during round 2, then the same command: the finished round is kept, no reply that was read is
     asked for again, and every number of the log is the unbroken run's."""

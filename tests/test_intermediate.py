@@ -17,10 +17,12 @@ from safetensors.torch import load_file
 from common import ROOT, write_tiny_conll
 from cli import DataError
 from data import read_conll, write_conll
-from model import (BertConfig, BertForTokenClassification, default_model_dir, from_pretrained, load_tokenizer,
-                   student_layers)
+from distill import (StudentWithProjection, attention_loss, distillation_loss, hidden_loss,
+                     intermediate_loss_sums)
+from model import BertConfig, BertForTokenClassification, default_model_dir, from_pretrained, load_tokenizer
 from predict import label_tokens
-from train import Config, WithMap, attention_loss, distillation_loss, hidden_loss, intermediate_loss_sums, train
+from student import student_layers
+from train import Config, train
 
 LABELS = {0: "O", 1: "B-PER", 2: "I-PER"}
 
@@ -91,7 +93,7 @@ def test_a_student_that_is_its_teacher_gives_zero_for_every_term():
     ids, mask = batch(300)
     layer_map = student_layers(3, 3, "bottom")
     with torch.no_grad():
-        logits, hidden, probs = WithMap(model, 32, attend=(2,))(ids, mask)  # the student's path in train.py
+        logits, hidden, probs = StudentWithProjection(model, 32, attend=(2,))(ids, mask)  # the student's path in train.py
         teacher = model.bert.internals(ids, mask, attentions=(layer_map[-1],))
         sums = intermediate_loss_sums((hidden, probs), teacher, mask, layer_map)
         assert sums.tolist() == [0.0, 0.0]  # exactly: the same numbers on both sides
@@ -158,6 +160,7 @@ def smoke(tiny, out, **kw):
     return train(Config(**{**defaults, **kw}))
 
 
+@pytest.mark.slow
 def test_a_spread_student_learns_from_its_teacher_inside_the_loop(tiny, tmp_path):
     d, teacher = tiny
     m = smoke(tiny, tmp_path, student="L2-H384", student_layers="spread", model_dir=teacher, teacher=teacher,
@@ -179,6 +182,7 @@ def test_a_spread_student_learns_from_its_teacher_inside_the_loop(tiny, tmp_path
     assert (a - b)[mask.bool()].abs().max().item() < 1e-4
 
 
+@pytest.mark.slow
 def test_a_bottom_student_matched_top_to_top(tiny, tmp_path):
     """--match_layers decouples the layers matched from the layers copied: bottom 0,1 copied, 0,5 matched, so the
     student's top layer and its attention learn the teacher's top, which the head it carries was trained on."""
@@ -197,6 +201,7 @@ def test_a_bottom_student_matched_top_to_top(tiny, tmp_path):
     assert top["loss_terms"]["hidden"] > 1e-2 and same["loss_terms"]["labels"] == top["loss_terms"]["labels"]
 
 
+@pytest.mark.slow
 def test_a_teacher_whose_terms_weigh_nothing_trains_the_run_without_it(tiny, tmp_path):
     """The teacher path leaves the labels term, the dropout draws and the student's updates exactly as they were."""
     _, teacher = tiny
@@ -209,6 +214,7 @@ def test_a_teacher_whose_terms_weigh_nothing_trains_the_run_without_it(tiny, tmp
     assert a["history"] == b["history"] and a["test"] == b["test"]
 
 
+@pytest.mark.slow
 def test_with_a_teacher_grad_accumulation_equals_one_big_batch(tiny, tmp_path):
     """The hidden and attention terms are sums divided by the global count of pieces, as the labels term is."""
     _, teacher = tiny
@@ -222,6 +228,7 @@ def test_with_a_teacher_grad_accumulation_equals_one_big_batch(tiny, tmp_path):
     assert max((wa[k] - wb[k]).abs().max().item() for k in wa) < 1e-4
 
 
+@pytest.mark.slow
 def test_a_bad_teacher_is_refused_in_one_line(tiny, tmp_path):
     d, teacher = tiny
     seq = tmp_path / "seq"
@@ -245,6 +252,7 @@ def test_a_bad_teacher_is_refused_in_one_line(tiny, tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "a sequence classifier" in r.stderr, r.stderr
 
 
+@pytest.mark.slow
 def test_a_run_with_a_teacher_killed_and_resumed_ends_where_the_whole_run_ends(tiny, tmp_path):
     """W (the map to the teacher's width) and its optimizer moments live in the checkpoint, not in model/."""
     d, teacher = tiny
@@ -270,7 +278,7 @@ def test_a_run_with_a_teacher_killed_and_resumed_ends_where_the_whole_run_ends(t
     assert r.returncode == 0 and "resuming from" in r.stdout, r.stdout + r.stderr
     ma, mb = (json.loads((f / "metrics.json").read_text()) for f in (tmp_path / "whole", out))
     timing = {"train_seconds", "train_tokens_per_s", "wall_seconds", "checkpoint_seconds", "checkpoints", "resumed",
-              "config"}
+              "config", "record"}  # config and record name the run's own --out_dir
     assert {k: v for k, v in ma.items() if k not in timing} == {k: v for k, v in mb.items() if k not in timing}
     wa, wb = (load_file(str(f / "model" / "model.safetensors")) for f in (tmp_path / "whole", out))
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)  # bit for bit

@@ -8,7 +8,8 @@ import torch
 import transformers
 
 from model import (BertConfig, BertForSequenceClassification, BertForTokenClassification, count_parameters,
-                   default_model_dir, linear_weights_as, from_pretrained, load_tokenizer, make_student, save_pretrained)
+                   default_model_dir, linear_weights_as, from_pretrained, load_tokenizer, save_pretrained)
+from student import make_student
 
 LABELS = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC", 4: "I-LOC"}
 

@@ -31,6 +31,7 @@ def predict(*args, stdin=None):
                           capture_output=True, text=True, cwd=ROOT)
 
 
+@pytest.mark.slow
 def test_conll_predictions_are_what_train_scored(ner_model, tmp_path):
     d, model, metrics = ner_model
     r = predict("--model_dir", model, "--input", d / "test.txt", "--out", tmp_path / "pred.conll")
@@ -42,6 +43,7 @@ def test_conll_predictions_are_what_train_scored(ner_model, tmp_path):
     assert read_conll(tmp_path / "pred.conll", column=1) == gold  # the input's columns are kept
 
 
+@pytest.mark.slow
 def test_stdin_text_prints_the_tagged_tokens(ner_model):
     _, model, _ = ner_model
     r = predict("--model_dir", model, "--format", "text", stdin="Angela Merkel met Airbus in Toulouse.\n")
@@ -51,6 +53,7 @@ def test_stdin_text_prints_the_tagged_tokens(ner_model):
     assert all(t == "O" or t[:2] in ("B-", "I-") for _, t in rows)
 
 
+@pytest.mark.slow
 def test_hostile_raw_text_labels_every_token(ner_model, tmp_path):
     _, model, _ = ner_model
     long_line = " ".join(f"word{i} Paris" for i in range(1500))  # 3,000 words, no full stop
@@ -68,6 +71,7 @@ def test_hostile_raw_text_labels_every_token(ner_model, tmp_path):
     assert all(len(t) == len(ws) for ws, t in sents) and all(s is not None for s in soft)
 
 
+@pytest.mark.slow
 def test_soft_output_reads_back_as_soft_labels(ner_model, tmp_path):
     d, model, _ = ner_model
     r = predict("--model_dir", model, "--input", d / "valid.txt", "--out", tmp_path / "soft.conll", "--soft")
@@ -84,6 +88,7 @@ def test_soft_output_reads_back_as_soft_labels(ner_model, tmp_path):
     (["--input", "missing.conll"], None, "missing.conll: No such file or directory"),
     (["--format", "text", "--int8", "1", "--device", "cuda"], "Hello.", "--int8 1 runs on the CPU"),
 ])
+@pytest.mark.slow
 def test_bad_input_is_one_line(ner_model, tmp_path, args, stdin, why):
     _, model, _ = ner_model
     if stdin is None and "--input" not in args:
@@ -124,6 +129,7 @@ def test_int8_scales_each_row_and_leaves_the_model_alone():
     assert err["row"] < 0.03 and err["matrix"] > 10 * err["row"], err
 
 
+@pytest.mark.slow
 def test_int8_predictions_stay_close_to_fp32(ner_model, tmp_path):
     d, model, _ = ner_model
     for int8 in (0, 1):

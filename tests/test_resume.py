@@ -15,12 +15,14 @@ from safetensors.torch import load_file
 
 from common import ROOT, write_tiny_conll
 
+pytestmark = pytest.mark.slow  # every test here trains, most in subprocesses
+
 # fp32 (--bf16 0): the claim tested is bit-for-bit equality; a small student keeps each checkpoint small, and a
 # checkpoint after every step (--ckpt_every 1) lets a kill at a random moment land anywhere, in a save too
 ARGS = ["--max_steps", "24", "--batch_size", "8", "--eval_every", "10", "--eval_batch_size", "32",
         "--student", "L2-H192", "--lr", "1e-3", "--bf16", "0", "--ckpt_every", "1", "--progress", "0"]
 TIMING = {"train_seconds", "train_tokens_per_s", "wall_seconds", "checkpoint_seconds", "checkpoints", "resumed",
-          "config"}
+          "config", "record"}  # config and record name the run's own --out_dir
 
 
 @pytest.fixture(scope="module")

@@ -1,17 +1,18 @@
-"""runs.py, the one home of run folders and seed statistics: claiming a folder for one set of settings, the statistics
-and tables, and run folders written by older versions of the experiment scripts, which keep resuming."""
-import hashlib
+"""runs.py, the one home of run folders and seed statistics: claiming a folder for one set of settings (and a
+folder claimed before a flag was renamed), a stage killed mid-run that resumes to the same result, the statistics
+and tables."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
+from safetensors.torch import load_file
 
-import experiments
-import gendist
-from common import write_tiny_conll
+from common import ROOT, write_tiny_conll
 from cli import DataError
 from runs import claim, finished, mean_std, paired, pm, provenance, table, vs_base
 
@@ -60,47 +61,59 @@ def test_statistics_and_tables():
     assert table(["a", "b"], [[1, None]]) == "| a | b |\n|---|---|\n| 1 | – |\n"
 
 
-def test_an_experiments_folder_of_an_older_version_resumes_and_is_checked(tmp_path, capsys):
-    """Older versions of experiments.py kept, per run, only runner.json with a fingerprint: the sha1 of train.py's
-    arguments with O and D by content hash and the dev/test folder by its absolute path (no settings.json). Such a
-    folder resumes without repeating a run, and is refused when the fingerprint is of other settings."""
+def test_a_folder_claimed_before_a_flag_was_renamed_resumes(tmp_path):
+    claim(str(tmp_path / "out"), {"k": 8, "lr": 0.1})  # as gendist.py wrote it when --per_class was --k
+    claim(str(tmp_path / "out"), {"per_class": 8, "lr": 0.1}, renamed={"k": "per_class"})
+    with pytest.raises(DataError, match=r"other settings \(--per_class differ"):
+        claim(str(tmp_path / "out"), {"per_class": 32, "lr": 0.1}, renamed={"k": "per_class"})
+
+
+# A stage as the pipelines run one: train.py's loop through runs.run_stage, in fp32 (the claim is bit-for-bit
+# equality), a small student, a checkpoint after every step so that a kill lands mid-run
+STAGE = """
+import functools, sys
+import runs, train
+cfg = train.parse_args(sys.argv[2:] + ["--out_dir", sys.argv[1]])
+runs.run_stage(sys.argv[1], functools.partial(train.train, cfg), settings={"args": sys.argv[2:]},
+               command="python train.py " + " ".join(sys.argv[2:]), log=True)
+"""
+
+
+def test_a_stage_killed_mid_run_resumes_to_the_same_result_and_is_not_run_again(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    write_tiny_conll(str(data), n_train=30, n_eval=10, train_name="o.conll")
-    out = tmp_path / "exp"
-    argv = ["--original", str(data / "o.conll"), "--data_dir", str(data), "--simulate", "0.5", "--seeds", "0",
-            "--regimens", "original", "--schedules", "--max_steps", "1", "--batch_size", "8", "--out_dir", str(out),
-            "--", "--eval_batch_size", "32"]
-    experiments.main(argv)
-    run_dir = next(out.rglob("seed0"))
-    command = json.loads((run_dir / "runner.json").read_text())["command"].split()[2:]  # train.py's arguments
-    args = command[:command.index("--out_dir")]
-    hashes = {str(data / "o.conll"): "sha1:" + hashlib.sha1((data / "o.conll").read_bytes()).hexdigest()}
-    key = [hashes.get(a, a) for a in args]
-    key[1] = os.path.abspath(str(data))  # as older versions wrote it
-    old = {"fingerprint": hashlib.sha1(json.dumps(key).encode()).hexdigest(), "command": "...", "status": "done"}
-    (run_dir / "settings.json").unlink()
-    (run_dir / "runner.json").write_text(json.dumps(old))
-    capsys.readouterr()
-    experiments.main(argv)
-    assert "1 already done, 0 to run" in capsys.readouterr().out
-    (run_dir / "runner.json").write_text(json.dumps({**old, "fingerprint": "0" * 40}))
-    with pytest.raises(DataError, match="made with other data or settings"):
-        experiments.main(argv)
+    write_tiny_conll(str(data), n_train=200, n_eval=40)
+    args = ["--data_dir", str(data), "--max_steps", "24", "--batch_size", "8", "--eval_every", "10",
+            "--eval_batch_size", "32", "--student", "L2-H192", "--lr", "1e-3", "--bf16", "0", "--ckpt_every", "1",
+            "--progress", "0"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
 
-
-def test_a_gendist_folder_of_an_older_version_keeps_its_generated_text(tmp_path):
-    """Older versions of gendist.py kept G's content hash in generated.hash: the same G resumes, another is refused."""
-    g, other = tmp_path / "g.jsonl", tmp_path / "other.jsonl"
-    g.write_text('{"text": "a"}\n')
-    other.write_text('{"text": "b"}\n')
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "generated.hash").write_text(hashlib.sha1(g.read_bytes()).hexdigest() + "\n")
-    rc = gendist.RunConfig(generated=str(g), out_dir=str(out))
-    assert gendist.claim_out_dir(rc) == hashlib.sha1(g.read_bytes()).hexdigest()
-    with pytest.raises(DataError, match="another --generated"):
-        gendist.claim_out_dir(gendist.RunConfig(generated=str(other), out_dir=str(out)))
+    def stage(folder):
+        return subprocess.Popen([sys.executable, "-c", STAGE, str(folder), *args], cwd=ROOT, env=env)
+    assert stage(tmp_path / "whole").wait() == 0
+    killed = tmp_path / "killed"
+    proc = stage(killed)
+    deadline = time.time() + 300
+    while not (killed / "checkpoint" / "last.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL and not finished(str(killed)), "the stage ended before it could be killed"
+    assert json.loads((killed / "runner.json").read_text())["status"] == "running"
+    assert stage(killed).wait() == 0
+    whole, resumed = (json.loads((d / "metrics.json").read_text()) for d in (tmp_path / "whole", killed))
+    timing = {"train_seconds", "train_tokens_per_s", "wall_seconds", "checkpoint_seconds", "checkpoints", "resumed",
+              "config", "record"}
+    assert resumed["resumed"] and {k: v for k, v in whole.items() if k not in timing} == \
+        {k: v for k, v in resumed.items() if k not in timing}
+    wa, wb = (load_file(str(d / "model" / "model.safetensors")) for d in (tmp_path / "whole", killed))
+    assert wa.keys() == wb.keys() and all((wa[k] == wb[k]).all() for k in wa)  # bit for bit
+    record = json.loads((killed / "runner.json").read_text())
+    assert record["status"] == "done" and record["command"].startswith("python train.py ") and "commit" in record
+    stamp = (killed / "metrics.json").stat().st_mtime_ns
+    assert stage(killed).wait() == 0 and (killed / "metrics.json").stat().st_mtime_ns == stamp  # finished: skipped
+    other = subprocess.run([sys.executable, "-c", STAGE, str(killed), *args, "--lr", "1e-4"], cwd=ROOT, env=env,
+                           capture_output=True, text=True)
+    assert other.returncode != 0 and "holds a run with other settings" in other.stderr
 
 
 def test_a_run_record_names_its_command_machine_and_precision():

@@ -13,6 +13,8 @@ from data import read_conll, write_jsonl
 from eval import span_f1
 from train import Config, train
 
+pytestmark = pytest.mark.slow  # every test here trains
+
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):

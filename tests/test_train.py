@@ -105,6 +105,7 @@ def test_lr_warms_up_then_decays_linearly_to_zero():
     assert get_lr(0, 100, Config(lr=1e-3, warmup=0.0)) == pytest.approx(1e-3)
 
 
+@pytest.mark.slow
 def test_default_run_writes_its_outputs_and_is_deterministic(tiny, tmp_path):
     m1 = smoke(tiny, tmp_path / "a", seed=3)
     m2 = smoke(tiny, tmp_path / "b", seed=3)
@@ -123,6 +124,7 @@ def test_default_run_writes_its_outputs_and_is_deterministic(tiny, tmp_path):
     assert hf.config.num_labels == 9
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy, schedule", [("distilled", ""), ("union", ""), ("seq-d-o", ""), ("seq-o-d", ""),
                                                 ("schedule", "sigmoid"), ("schedule", "power")])
 def test_every_strategy_runs(tiny, tmp_path, strategy, schedule):
@@ -166,12 +168,14 @@ def assert_same_weights(a, b, atol):
 EXACT = dict(max_steps=3, batch_size=8, dropout=0.0, bf16=0, seed=5, lr=1e-3)  # no dropout: ranks draw it apart
 
 
+@pytest.mark.slow
 def test_gradient_accumulation_equals_one_big_batch(tiny, tmp_path):
     smoke(tiny, tmp_path / "one", **EXACT)
     smoke(tiny, tmp_path / "acc", grad_accum=4, **EXACT)
     assert_same_run(tmp_path / "one", tmp_path / "acc")
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_equal_one_process(tiny, tmp_path):
     smoke(tiny, tmp_path / "single", **EXACT)
     args = [f"--{k}={v}"
@@ -204,6 +208,7 @@ def test_fused_adamw_takes_the_same_steps_as_plain_adamw():
     assert (models[0].classifier.weight - start).abs().max() > 1e-2  # the steps did move the weights
 
 
+@pytest.mark.slow
 def test_fixed_labels_keep_the_head_when_a_model_goes_on_training_on_data_lacking_labels(tiny, tmp_path):
     """--labels: a model trained on data with every label goes on training on data with PER alone, and keeps its
     head (same labels, same order); a label the list lacks is refused, naming it."""

@@ -1,12 +1,12 @@
 """
 Every training regimen over several seeds, for one or more distilled (D) files: test F1 tables.
 
-    python experiments.py --original runs/o_1000.conll --distilled runs/d_smollm2_1000.conll --simulate 0.1,0.3,0.5
-    python experiments.py --original o.conll --simulate 0.5 --seeds 0 --regimens original seq-d-o --schedules \\
+    python regimens.py --original runs/o_1000.conll --distilled runs/d_smollm2_1000.conll --simulate 0.1,0.3,0.5
+    python regimens.py --original o.conll --simulate 0.5 --seeds 0 --regimens original seq-d-o --schedules \\
         --max_steps 2 --batch_size 8 -- --bf16 0      # a smoke run; extra train.py flags after --
-    python experiments.py ... --dry_run               # print every train.py command and stop
+    python regimens.py ... --dry_run               # print every train.py command and stop
 
-For each D, every regimen is one `python train.py` subprocess per seed: `original` (O alone),
+For each D, every regimen is one train.py run per seed (runs.run_stage): `original` (O alone),
 `distilled` (D alone), `union`, `seq-d-o` (D then O, the paper's Simple Mix), `seq-o-d`, and each
 `--schedules NAME:ARGS` (train.py --strategy schedule --schedule NAME --schedule_args ARGS).
 Writes into --out_dir, after every run: results.md (per D: a heading with its annotation F1 against O and the step
@@ -34,141 +34,49 @@ default) means once per epoch of the budget, ceil((|O| + |D|) / batch) steps, pa
 every run: left to itself train.py would count an `original` epoch over O alone and so give O-only
 runs twice as many checkpoints to choose from (the full dev set costs ~15 s on 2 CPU cores).
 
-Simulated D (--simulate 0.1,0.3,0.5): from O, round(rate x E) of O's E gold entities (eval.py's
-default reading) are corrupted, the others left as they are; sentences and tokens never change.
-The corrupted entities are the first round(rate x E) of one seeded permutation of all entities
-(--sim_seed), so a higher rate corrupts a superset of a lower one's entities. Each corrupted
-entity gets one of three kinds, uniformly, from its own seeded generator:
-- dropped: all its tags become O;
-- wrong type: B-/I- of another type of O's label set, chosen uniformly (if O has a single type:
-  dropped instead);
-- wrong boundary: one of the moves that are possible, chosen uniformly: extend by one token into
-  the O token just before or after it, or shrink an entity of two or more tokens by its first or
-  last token; when none is possible (a one-token entity between other entities or the sentence's
-  ends), wrong type instead.
-Entities are processed left to right on the tags changed so far, so an extension only ever takes
-a token that is O at that moment and no untouched entity changes. Tags are written in IOB2 (B- at
-every entity's start). The files are out_dir/data/sim-RATE.conll (`token gold corrupted`), and
-are labelled as simulated in results.md.
+Simulated D (--simulate 0.1,0.3,0.5): simulate.py, whose docstring says how O's entities are corrupted.
 
 Annotation F1: each D's labels against O's gold (eval.span_f1), over the D sentences whose tokens
 equal an O sentence's (a real D may lack the sentences whose LLM call failed, or hold others);
 reported with how many sentences matched. D's own gold column is not used.
 
-Several at once: --jobs N runs N train.py processes side by side, each with cpu_count / N threads
-(OMP_NUM_THREADS). On 2 CPU cores, two 1-thread runs finish ~1.25x sooner than one 2-thread run after
-another; never give the runs more threads in all than there are cores, each would slow many times.
+Several at once: --jobs N runs N train.py runs side by side, in a pool of N worker processes, each with
+cpu_count / N threads (unless OMP_NUM_THREADS is set). On 2 CPU cores, two 1-thread runs finish ~1.25x sooner
+than one 2-thread run after another; never give the runs more threads in all than there are cores, each would
+slow many times.
 
-Resume: a run whose metrics.json exists is not repeated (runs.finished); a failed run (its stderr tail is
-kept in results.json) is retried by the same command. Each run folder keeps its record: settings.json
+Resume: a run whose metrics.json exists is not repeated (runs.finished); a failed run (the end of its log and
+its error are kept in results.json) is retried by the same command. Each run folder keeps its record: settings.json
 (train.py's arguments, with O, D and the dev and test files given by content hash: out_dir refuses to
-mix runs made from other data or settings, runs.claim), runner.json (the command, the git commit of the
-code that ran it, status and time) and train.py's metrics.json. The rest is not part of the record: the
-model/ folder of a finished run is deleted unless --keep_models 1 (about 90 MB each), and the logs and
+mix runs made from other data or settings, runs.claim), runner.json (runs.provenance: the command, the git
+commit of the code that ran it, the machine; status and time) and train.py's metrics.json. The rest is not part of
+the record: the model/ folder of a finished run is deleted unless --keep_models 1 (about 90 MB each), and the logs and
 test predictions may be dropped, so a copy of the records alone (the results/ folder of this repository,
 say, on a fresh machine) resumes the grid without repeating a finished run.
 """
 import concurrent.futures
-import hashlib
-import json
+import functools
+import multiprocessing
 import os
-import random
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 
-from cli import DataError, above, at_least, int_list, opt, parse_config, run_main
-from data import atomic_write, labels_from, read_conll, write_conll
-from eval import get_entities, span_f1
+from cli import above, at_least, int_list, opt, parse_config, run_main
+from data import atomic_write, read_conll
+from eval import span_f1
+from runs import claim, file_hash, finished, mean_std, paired, pm, read_json, run_stage, table, write_json
+from simulate import make_simulated
 from train import Config as TrainConfig
-from runs import claim, code_version, file_hash, finished, mean_std, paired, pm, read_json, table, write_json
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 REGIMENS = ("original", "distilled", "union", "seq-d-o", "seq-o-d")
 DEFAULT_SCHEDULES = ("sigmoid:k=10,t0=0.5", "power:gamma=2")
-KINDS = ("dropped", "wrong type", "wrong boundary")
 # train.py flags the runner sets itself; after `--` they would silently override or be overridden
 RUNNER_FLAGS = {"original", "train_file", "distilled", "strategy", "schedule", "schedule_args", "seed", "out_dir",
                 "progress", "max_steps", "data_dir", "epochs", "batch_size", "lr", "max_len", "eval_every", "model_dir"}
-
-
-# ---------------------------------------------------------------------------------------------
-# Simulated distilled data
-
-def boundary_moves(tags, start, end):
-    """The wrong-boundary edits possible for the entity tags[start:end], given the current tags."""
-    moves = []
-    if start > 0 and tags[start - 1] == "O":
-        moves.append("extend left")
-    if end < len(tags) and tags[end] == "O":
-        moves.append("extend right")
-    if end - start > 1:
-        moves += ["shrink left", "shrink right"]
-    return moves
-
-
-def corrupt(sentences, rate, seed=0, types=None):
-    """A copy of `sentences` ((words, tags) pairs) with round(rate x entities) gold entities corrupted
-    (see the module docstring); returns (sentences, stats). `types`: the label set's entity types
-    (default: those in `sentences`)."""
-    if not 0.0 <= rate <= 1.0:
-        raise ValueError(f"corruption rate must be in [0, 1], got {rate}")
-    types = sorted(types or {t[2:] for _, tags in sentences for t in tags if t != "O"})
-    entities = [(si, e) for si, (_, tags) in enumerate(sentences) for e in get_entities(tags)]
-    k = round(rate * len(entities))
-    chosen = set(random.Random(seed).sample(range(len(entities)), len(entities))[:k])
-    out = [(list(words), list(tags)) for words, tags in sentences]
-    stats = {"entities": len(entities), "corrupted": k, **dict.fromkeys(KINDS, 0)}
-    for i, (si, (etype, start, end)) in enumerate(entities):
-        if i not in chosen:
-            continue
-        rng = random.Random(f"{seed}:{i}")  # per entity: its kind does not depend on the rate
-        tags = out[si][1]
-        kind = rng.choice(KINDS)
-        moves = boundary_moves(tags, start, end)
-        others = [t for t in types if t != etype]
-        if kind == "wrong boundary" and not moves:
-            kind = "wrong type"
-        if kind == "wrong type" and not others:
-            kind = "dropped"
-        stats[kind] += 1
-        if kind == "dropped":
-            tags[start:end] = ["O"] * (end - start)
-        elif kind == "wrong type":
-            new = rng.choice(others)
-            tags[start:end] = [f"B-{new}"] + [f"I-{new}"] * (end - start - 1)
-        else:
-            move = rng.choice(moves)
-            start, end = {"extend left": (start - 1, end), "extend right": (start, end + 1),
-                          "shrink left": (start + 1, end), "shrink right": (start, end - 1)}[move]
-            if move.startswith("shrink"):  # the token given up becomes O
-                tags[start - 1 if move == "shrink left" else end] = "O"
-            tags[start:end] = [f"B-{etype}"] + [f"I-{etype}"] * (end - start - 1)
-    return out, stats
-
-
-def make_simulated(original_path, rates, seed, data_dir):
-    """Write out_dir/data/sim-RATE.conll for each rate (unchanged files are not rewritten); returns D entries."""
-    o = read_conll(original_path)
-    types = [l[2:] for l in labels_from(o) if l.startswith("B-")]
-    os.makedirs(data_dir, exist_ok=True)
-    ds = []
-    for rate in rates:
-        sents, stats = corrupt(o, rate, seed, types)
-        path = os.path.join(data_dir, f"sim-{rate:g}.conll")
-        tmp = path + ".new"
-        write_conll(tmp, [list(zip(w, g, c)) for (w, g), (_, c) in zip(o, sents)])
-        if os.path.exists(path) and file_hash(path) == file_hash(tmp):
-            os.remove(tmp)
-        else:
-            os.replace(tmp, path)
-        ds.append({"name": f"sim-{rate:g}", "path": path, "simulated": True, "rate": rate,
-                   "sim_seed": seed, "corruption": stats})
-    return ds
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,16 +167,11 @@ def plan(args, ds, regimens, hashes):
                 # what the run depends on: its arguments, with every data file (dev and test too) given by its content
                 key = [hashes.get(a, a) for a in train_args]
                 key[1] = hashes[args.data_dir]
-                # run folders of older versions named the dev/test folder
-                legacy = [hashes.get(a, a) for a in train_args]
-                legacy[1] = os.path.abspath(args.data_dir)
                 label = f"original / {steps} steps" if name == "original" else f"{d['name']} / {name}"
                 jobs.append({"d": d["name"], "regimen": name, "seed": seed, "run_dir": run_dir,
-                             "label": f"{label} / seed {seed}",
-                             "cmd": [sys.executable, os.path.join(HERE, "train.py"), *train_args, "--out_dir", run_dir],
+                             "label": f"{label} / seed {seed}", "args": [*train_args, "--out_dir", run_dir],
                              "command": shlex.join(["python", "train.py", *train_args, "--out_dir", run_dir]),
-                             "settings": flag_values(key),
-                             "legacy_fingerprint": hashlib.sha1(json.dumps(legacy).encode()).hexdigest()})
+                             "settings": flag_values(key)})
     return jobs
 
 
@@ -286,48 +189,37 @@ def flag_values(args):
 
 
 def check_resumable(jobs):
-    """Refuse an out_dir whose finished runs were made with other data or settings (settings.json of each run;
-    older run folders hold only a fingerprint in runner.json, checked the way they were made)."""
+    """Refuse an out_dir whose finished runs were made with other data or settings (each run's settings.json),
+    before any run starts."""
     for job in jobs:
-        if not finished(job["run_dir"]):
-            continue
-        record = read_json(os.path.join(job["run_dir"], "runner.json")) or {}
-        if not os.path.exists(os.path.join(job["run_dir"], "settings.json")) and "fingerprint" in record:
-            if record["fingerprint"] != job["legacy_fingerprint"]:
-                raise DataError(f"{job['run_dir']} holds a finished run made with other data or settings than now "
-                                f"(it ran: {record.get('command')}); use another --out_dir, "
-                                "or delete that folder to redo it")
-            continue
-        claim(job["run_dir"], job["settings"])
+        if finished(job["run_dir"]):
+            claim(job["run_dir"], job["settings"])
 
 
-def tail(path, n=3000):
+def train_from_args(argv):
+    """train.py as its command line runs it: how every run of the grid trains."""
+    from train import parse_args, train
+    return train(parse_args(argv))
+
+
+def set_threads(threads):
+    """A worker process of --jobs: its share of the cores (more threads than cores slows every run many times)."""
+    import torch
+    torch.set_num_threads(threads)
+
+
+def run_job(job, keep_models=False):
+    """One run of the grid, through runs.run_stage (its printing in train.log): a failed run is recorded and
+    returned, never raised, so the grid goes on; its weights are deleted unless keep_models."""
     try:
-        with open(path, errors="replace") as f:
-            return f.read()[-n:]
-    except FileNotFoundError:
-        return ""
-
-
-def run_job(job, keep_models=False, threads=0, commit=None):
-    """Run one train.py as a subprocess; a crash is recorded, never raised. threads > 0 sets its OMP_NUM_THREADS.
-    The run folder keeps its record: settings.json (what it was made from), runner.json (the command, the code's
-    commit, status, time) and train.py's metrics.json; its weights are deleted unless keep_models."""
-    os.makedirs(job["run_dir"], exist_ok=True)
-    # not finished: any earlier try is redone
-    write_json(os.path.join(job["run_dir"], "settings.json"), job["settings"])
-    record = {"command": job["command"], "commit": commit, "status": "running"}
-    write_json(os.path.join(job["run_dir"], "runner.json"), record)
-    t0 = time.time()
-    with open(os.path.join(job["run_dir"], "train.log"), "w") as out, \
-            open(os.path.join(job["run_dir"], "train.err"), "w") as err:
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads)) if threads else None
-        rc = subprocess.run(job["cmd"], stdout=out, stderr=err, env=env).returncode
-    ok = rc == 0 and finished(job["run_dir"])
-    record.update(status="done" if ok else "failed", returncode=rc, wall_s=round(time.time() - t0, 1),
-                  error=None if ok else tail(os.path.join(job["run_dir"], "train.err")))
-    write_json(os.path.join(job["run_dir"], "runner.json"), record)
-    if ok and not keep_models:
+        run_stage(job["run_dir"], functools.partial(train_from_args, job["args"]), settings=job["settings"],
+                  command=job["command"], log=True)
+    except (Exception, SystemExit) as e:
+        record = read_json(os.path.join(job["run_dir"], "runner.json")) or {}
+        if record.get("status") != "failed":  # refused before it ran: the folder holds a run of other settings
+            return {"command": job["command"], "status": "failed", "wall_s": 0.0, "error": str(e)}
+    record = read_json(os.path.join(job["run_dir"], "runner.json")) or {}
+    if record.get("status") == "done" and not keep_models:
         shutil.rmtree(os.path.join(job["run_dir"], "model"), ignore_errors=True)
     return record
 
@@ -345,7 +237,7 @@ def collect(job):
                    train_seconds=metrics["train_seconds"], commit=record.get("commit"), config=cfg)
     else:
         row.update(status="failed" if record.get("status") == "failed" else "pending",
-                   error=record.get("error"), returncode=record.get("returncode"), wall_s=record.get("wall_s"))
+                   error=record.get("error"), wall_s=record.get("wall_s"))
     return row
 
 
@@ -480,12 +372,12 @@ def parse_args(argv):
     args.extra = extra
 
     def error(message):
-        raise SystemExit(f"error: {message} (see python experiments.py -h)")
+        raise SystemExit(f"error: {message} (see python regimens.py -h)")
     for a in extra:
         flag = a[2:].split("=")[0] if a.startswith("--") else None
         if flag in RUNNER_FLAGS:
-            error(f"--{flag} after -- is set by experiments.py for every run" +
-                  (f"; use experiments.py --{flag}" if flag in vars(args) else ""))
+            error(f"--{flag} after -- is set by regimens.py for every run" +
+                  (f"; use regimens.py --{flag}" if flag in vars(args) else ""))
     try:
         args.rates = [float(x) for x in args.simulate.split(",") if x.strip()]
     except ValueError:
@@ -518,14 +410,30 @@ def report(job, record, n_done, total, started):
         print(f"    {job['label']}: done in {fmt_time(record['wall_s'])}: test F1 {pm(pct(m['test']['f1']))}, "
               f"dev F1 {pm(pct(m['dev']['f1']))} ({n_done}/{total} done, ~{left} left)", flush=True)
     else:
-        last = (record["error"] or "").strip().splitlines()[-1:] or ["(no stderr)"]
-        print(f"    {job['label']}: FAILED (exit {record['returncode']}) after {fmt_time(record['wall_s'])}: {last[0]}",
-              flush=True)
+        last = (record.get("error") or "").strip().splitlines()[-1:] or ["(no error printed)"]
+        print(f"    {job['label']}: FAILED after {fmt_time(record.get('wall_s'))}: {last[0]}", flush=True)
+
+
+def run_pool(args, todo, done):
+    """--jobs N: the runs in N worker processes at once, each with its share of the cores (unless OMP_NUM_THREADS
+    is set); done(n_done, job, record) after each."""
+    threads = int(os.environ.get("OMP_NUM_THREADS") or max(1, (os.cpu_count() or 1) // args.jobs))
+    pool = concurrent.futures.ProcessPoolExecutor(max_workers=args.jobs, initializer=set_threads, initargs=(threads,),
+                                                  mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = {}
+        for i, job in enumerate(todo):
+            print(f"[{i + 1}/{len(todo)}] {job['label']} -> {job['run_dir']}", flush=True)
+            futures[pool.submit(run_job, job, bool(args.keep_models))] = job
+        for n_done, future in enumerate(concurrent.futures.as_completed(futures), 1):
+            done(n_done, futures[future], future.result())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # Ctrl-C: no queued run starts; running ones end
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    command = "python experiments.py " + shlex.join(argv)
+    command = "python regimens.py " + shlex.join(argv)
     args = parse_args(argv)
     try:
         regimens = regimen_list(args.regimens, args.schedules)
@@ -569,23 +477,15 @@ def main(argv=None):
     print(f"{len(unique)} runs for {len(ds)} D file(s) x {len(regimens)} regimens x {len(args.seeds)} seed(s): "
           f"{len(unique) - len(todo)} already done, {len(todo)} to run", flush=True)
     write_results(args, command, ds, regimen_names, jobs)
-    threads = 0
-    if args.jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
-        threads = max(1, (os.cpu_count() or 1) // args.jobs)  # more threads than cores slows every run many times
-    started, commit = time.time(), code_version()
-
-    def start(i, job):
-        print(f"[{i + 1}/{len(todo)}] {job['label']} -> {job['run_dir']}", flush=True)
-        return run_job(job, bool(args.keep_models), threads, commit)
-
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs)
-    try:
-        futures = {pool.submit(start, i, job): job for i, job in enumerate(todo)}
-        for n_done, future in enumerate(concurrent.futures.as_completed(futures), 1):
-            report(futures[future], future.result(), n_done, len(todo), started)
+    started = time.time()
+    if args.jobs == 1:  # here, in this process: Ctrl-C stops the run at the end of a step, with a checkpoint
+        for i, job in enumerate(todo):
+            print(f"[{i + 1}/{len(todo)}] {job['label']} -> {job['run_dir']}", flush=True)
+            report(job, run_job(job, bool(args.keep_models)), i + 1, len(todo), started)
             write_results(args, command, ds, regimen_names, jobs)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)  # Ctrl-C: no queued run starts; running ones end
+    else:
+        run_pool(args, todo, lambda n_done, job, record: (report(job, record, n_done, len(todo), started),
+                                                          write_results(args, command, ds, regimen_names, jobs)))
     rows, _ = write_results(args, command, ds, regimen_names, jobs)
     failed = sum(r["status"] == "failed" for r in {r["run_dir"]: r for r in rows}.values())
     print(f"wrote {os.path.join(args.out_dir, 'results.md')} and results.json"

@@ -1,4 +1,4 @@
-"""experiments.py: the simulated corruption, annotation F1 over matched sentences, the table maths,
+"""regimens.py: the simulated corruption, annotation F1 over matched sentences, the table maths,
 and a tiny end-to-end run that resumes without repeating a run."""
 import json
 import os
@@ -8,7 +8,8 @@ import pytest
 from common import CONLL, write_tiny_conll
 from data import read_conll
 from eval import get_entities
-from experiments import annotation_f1, corrupt, main, markdown, summarize
+from regimens import annotation_f1, main, markdown, summarize
+from simulate import corrupt
 from runs import mean_std, paired
 
 
@@ -99,17 +100,17 @@ def test_table_maths_mean_std_and_paired_differences():
     d = {"name": "x", "path": "x.conll", "simulated": False,
          "steps": dict.fromkeys(("original", "distilled", "mixed"), (10, 5)), "batch_size": 8,
          "annotation": {"f1": 0.5, "matched": 3, "n_original": 4, "n_distilled": 3}}
-    md = markdown("python experiments.py --x", [d], ["original", "seq-d-o"], summary, rows, 3)
+    md = markdown("python regimens.py --x", [d], ["original", "seq-d-o"], summary, rows, 3)
     assert "| seq-d-o | 82.00 ± 1.41 (n=2) | +1.00 ± 2.83 | 1/2 | 0.50 |" in md
     assert "| original | 81.00 ± 1.41 (n=2) | – | – | 0.00 |" in md
     assert "annotation F1 50.00 over 3 of 4 O sentences" in md and "seq-d-o seed 2" in md
     assert "dev F1 every 5 steps and at the last; test F1 of the best-dev checkpoint" in md
     # one dev evaluation, at the end: nothing to choose from
     d["steps"] = dict.fromkeys(("original", "distilled", "mixed"), (10, 10))
-    md = markdown("python experiments.py --x", [d], ["original", "seq-d-o"], summary, rows, 3)
+    md = markdown("python regimens.py --x", [d], ["original", "seq-d-o"], summary, rows, 3)
     assert "dev F1 once, at the last step; test F1 of the last checkpoint" in md and "best-dev" not in md
     d["steps"] = {"original": (5, 5), "distilled": (5, 5), "mixed": (10, 10)}  # --budget o
-    md = markdown("python experiments.py --x", [d], ["original", "seq-d-o"], summary, rows, 3)
+    md = markdown("python regimens.py --x", [d], ["original", "seq-d-o"], summary, rows, 3)
     assert ("The same O steps for every run, D's on top: original 5 steps, distilled 5, "
             "the regimens that mix them 10") in md
 
@@ -122,6 +123,7 @@ def tiny(tmp_path_factory):
     return d
 
 
+@pytest.mark.slow
 def test_end_to_end_two_runs_at_once_then_resume_without_repeating_a_run(tiny, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     out = tmp_path / "exp"
@@ -141,7 +143,7 @@ def test_end_to_end_two_runs_at_once_then_resume_without_repeating_a_run(tiny, t
     assert res["d_files"][0]["annotation"]["matched"] == 40 and res["d_files"][0]["corruption"]["corrupted"] > 0
     md = (out / "results.md").read_text()
     assert "simulated" in md and "| seq-d-o |" in md and "| original |" in md and \
-        "python experiments.py --original" in md
+        "python regimens.py --original" in md
     assert not (out / "runs" / "sim-0.5" / "seq-d-o" / "seed0" / "model").exists()  # models are not kept
 
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")}
@@ -151,6 +153,7 @@ def test_end_to_end_two_runs_at_once_then_resume_without_repeating_a_run(tiny, t
     assert {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")} == mtimes
 
 
+@pytest.mark.slow
 def test_a_crashing_run_is_recorded_and_the_runner_carries_on(tiny, tmp_path, capsys):
     out = tmp_path / "exp"
     argv = ["--original", str(tiny / "o.conll"), "--data_dir", str(tiny), "--simulate", "0.5", "--seeds", "0,1",
@@ -164,6 +167,7 @@ def test_a_crashing_run_is_recorded_and_the_runner_carries_on(tiny, tmp_path, ca
     assert "Failed (stderr in results.json): original seed 0, original seed 1" in (out / "results.md").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("budget, steps", [("total", {"original": 10, "distilled": 10, "seq-d-o": 10}),
                                            ("o", {"original": 5, "distilled": 5, "seq-d-o": 10})])
 def test_the_two_budgets(tiny, tmp_path, capsys, budget, steps):
@@ -189,6 +193,7 @@ def test_runner_flags_after_double_dash_are_refused(tiny):
         main(["--original", str(tiny / "o.conll"), "--simulate", "0.5", "--", "--seed", "3"])
 
 
+@pytest.mark.slow
 def test_bbc_sentences_labelled_by_a_model_are_a_d_under_both_budgets(tiny, tmp_path, capsys):
     """D of new text: seeded BBC sentences (with article and sentence kept) labelled by a model folder
     (annotate.py --labeller, the strong annotator's path), none of them in O, through the runner."""
@@ -217,6 +222,7 @@ def test_bbc_sentences_labelled_by_a_model_are_a_d_under_both_budgets(tiny, tmp_
     capsys.readouterr()
 
 
+@pytest.mark.slow
 def test_a_grid_resumes_from_its_records_alone_without_repeating_a_finished_run(tiny, tmp_path, capsys):
     """What a repository keeps of a grid (each run's settings.json, runner.json and metrics.json; no weights,
     logs or predictions), copied to another folder as a fresh clone would have it, with one run still to do:

@@ -1,0 +1,201 @@
+"""
+What a student learns from a teacher, as losses with their maths beside them: soft labels (KL at temperature T),
+and with `train.py --teacher` the teacher's hidden states (MSE) and attention (KL), through a learned projection
+where the widths differ. train.py's loop calls these; they are tested against hand computations.
+
+    python -m pytest -q tests/test_distill.py tests/test_intermediate.py
+
+Soft labels: where an example has a teacher's distribution over the labels, its loss is
+kd_alpha x cross entropy with the hard label + (1 - kd_alpha) x T^2 x KL at temperature T (`distillation_loss`);
+elsewhere it is plain cross entropy (`loss_sum`).
+
+Intermediate distillation (`Teacher`): the teacher runs, frozen, on every micro-batch; the student's hidden states
+and last-layer attention learn its. The layer map m is --match_layers, or else --student_layers
+(student.student_layers): the embeddings match the embeddings, student layer i matches teacher layer m(i), and the
+attention of the student's last layer matches that of teacher layer m(L - 1) (the teacher's top with spread). Both
+terms are sums over real word pieces, which the loop divides by the count of real pieces in the global batch: a mean
+per piece that grad accumulation and processes leave unchanged, as they leave loss_sum's.
+"""
+import json
+import os
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from cli import DataError
+from model import check_model_dir, from_pretrained, load_tokenizer
+from student import student_layers
+
+# ---------------------------------------------------------------------------------------------
+# The labels term: cross entropy with hard labels, KL divergence with a teacher's soft labels
+
+
+def soft_targets(examples, labels, n_labels):
+    """Teacher distributions in the labels' shape plus a label axis, zero where there is none, and a mask
+    of where they are: (B, T, C) and (B, T) per word piece (at each word's first piece), (B, C) and (B,) per text."""
+    targets = torch.zeros(*labels.shape, n_labels)
+    has = torch.zeros(labels.shape, dtype=torch.bool)
+    for i, e in enumerate(examples):
+        if e["soft"] is None:
+            continue
+        rows = [((i,), e["soft"])] if "label" in e else [((i, pos), v) for pos, v in zip(e["starts"], e["soft"])]
+        for where, v in rows:
+            if v is not None:  # None: a distribution over labels the model does not have
+                targets[where], has[where] = torch.from_numpy(v), True
+    return targets, has
+
+
+def distillation_loss(logits, teacher_probs, T):
+    """Per row: T^2 * KL(p_T || q_T) = T^2 * sum_c p_T[c] * (log p_T[c] - log q_T[c]), where
+    q_T = softmax(logits / T) is the student's distribution and p_T = softmax(log p / T) the teacher's,
+    both at temperature T (Hinton et al. 2015; p_T is what the teacher's logits / T would give). A T above
+    1 flattens both, so the student also learns which wrong labels the teacher finds plausible. The
+    gradient of the KL term scales as 1 / T^2; the T^2 factor undoes that, so changing T does not change
+    the step size. With T = 1 and a one-hot p it is the cross entropy with that label."""
+    log_q = F.log_softmax(logits.float() / T, dim=-1)
+    p = F.softmax(torch.log(teacher_probs) / T, dim=-1)  # log 0 = -inf: a zero stays zero
+    return T * T * (torch.xlogy(p, p) - p * log_q).sum(-1)
+
+
+def loss_sum(logits, labels, soft, has_soft, cfg):
+    """Summed over the labelled positions (or texts): where a soft label exists,
+    kd_alpha * cross entropy + (1 - kd_alpha) * distillation loss; elsewhere cross entropy alone."""
+    logits, labels = logits.reshape(-1, logits.size(-1)), labels.reshape(-1)
+    ce = F.cross_entropy(logits.float(), labels, ignore_index=-100, reduction="none")
+    if not has_soft.any():
+        return ce.sum()
+    has_soft, soft = has_soft.reshape(-1), soft.reshape(-1, soft.size(-1))
+    kd = torch.zeros_like(ce)
+    kd[has_soft] = distillation_loss(logits[has_soft], soft[has_soft], cfg.kd_temperature)
+    return torch.where(has_soft, cfg.kd_alpha * ce + (1 - cfg.kd_alpha) * kd, ce).sum()
+
+
+# ---------------------------------------------------------------------------------------------
+# The teacher's terms: hidden states and attention
+
+
+def hidden_loss(student, teacher, mask):
+    """Summed over the real word pieces (mask (B, T)): the mean over the matched layers l and the teacher's
+    hidden dimension d of
+        (W h_s[l] - h_t[m(l)])^2
+    student: the student's hidden states, already through W (the learned map to the teacher's width, or none at
+    the same width); teacher: the teacher's states they are matched with, in the same order, (B, T, H_t) each.
+    A mean over layers rather than TinyBERT's sum, so --hidden_weight means the same for a student of any depth."""
+    per_layer = [(s.float() - t.float()).square().mean(-1) for s, t in zip(student, teacher)]  # each (B, T)
+    return (torch.stack(per_layer).mean(0) * mask).sum()
+
+
+def attention_loss(student_probs, teacher_probs, mask):
+    """Summed over the real query positions (mask (B, T)): the mean over heads h of
+        KL(a_t || a_s) = sum_k a_t[h, k] * (log a_t[h, k] - log a_s[h, k])
+    where a[h] (B, n_head, T, T) is a query's distribution over the keys k (MiniLM, Wang et al. 2020).
+    KL rather than TinyBERT's MSE on the scores q k^T / sqrt(d): a softmax ignores a constant added to a query's
+    scores, so the MSE would punish differences that change nothing, and it depends on the scores' scale; the KL
+    compares what each query actually attends to, in nats like the cross entropy, and the padded keys, where both
+    distributions are 0 (score -inf), drop out (0 log 0 = 0). It needs as many heads in the two layers."""
+    p, q = teacher_probs.float(), student_probs.float()
+    has = p > 0  # where the teacher puts mass; elsewhere the term is 0 and log 0 never enters (no 0/0 in the gradient)
+    one = torch.ones_like(p)
+    kl = torch.where(has, p * (torch.where(has, p, one).log() - torch.where(has, q, one).log()), 0.0)
+    return (kl.sum(-1).mean(1) * mask).sum()
+
+
+def intermediate_loss_sums(student, teacher, mask, layer_map):
+    """(hidden, attention) loss sums of a micro-batch; student and teacher: (hidden states, {layer: attention
+    probabilities}) as model.Bert.internals gives them (the student's states through W). The attention term is 0
+    where the student's were not asked for (a different number of heads)."""
+    (s_hidden, s_att), (t_hidden, t_att) = student, teacher
+    m = mask.float()
+    hidden = hidden_loss(s_hidden, [t_hidden[0]] + [t_hidden[j + 1] for j in layer_map], m)
+    last = len(layer_map) - 1
+    attention = attention_loss(s_att[last], t_att[layer_map[last]], m) if s_att else torch.zeros_like(hidden)
+    return torch.stack([hidden, attention])
+
+
+class StudentWithProjection(nn.Module):
+    """The student and W, the learned linear map from its width to the teacher's, as one module: one optimizer, one
+    DistributedDataParallel (which averages W's gradients too) and one checkpoint hold both; model/ gets the student
+    alone. One W shared by every matched layer, as TinyBERT's: the residual stream of a BERT is one space from the
+    embeddings to the top, so one map reads it at every depth, where a map per layer could absorb in each layer what
+    the student should learn. At the teacher's width there is no W: the states are compared as they are."""
+
+    def __init__(self, student, teacher_width, attend):
+        super().__init__()
+        self.student, self.attend = student, attend  # attend: the student layers whose attention is matched
+        width = student.config.hidden_size
+        self.proj = nn.Linear(width, teacher_width) if width != teacher_width else nn.Identity()
+
+    def forward(self, input_ids, attention_mask):
+        logits, hidden, probs = self.student.forward_with_internals(input_ids, attention_mask, self.attend)
+        return logits, [self.proj(h) for h in hidden], probs
+
+
+def check_teacher(cfg, model_dir, want):
+    """Refuse, in one line, a --teacher this run cannot learn from, before any data is read: not a model folder, a
+    classifier of the other kind than `want` (token or sequence), or another vocabulary than model_dir's (the teacher
+    reads the student's pieces)."""
+    try:
+        check_model_dir(cfg.teacher)
+    except DataError as e:
+        raise DataError(f"--teacher {e}") from None
+    with open(os.path.join(cfg.teacher, "config.json"), encoding="utf-8") as f:
+        architectures = " ".join(json.load(f).get("architectures") or [])
+    kind = ("sequence" if "SequenceClassification" in architectures else
+            "token" if "TokenClassification" in architectures else None)  # None: a bare encoder, fine for both
+    if kind and kind != want:
+        raise DataError(f"--teacher {cfg.teacher}: a {kind} classifier, but --task {cfg.task} trains a {want} "
+                        f"classifier: give a teacher trained with --task {cfg.task}")
+    if load_tokenizer(cfg.teacher).get_vocab() != load_tokenizer(model_dir).get_vocab():
+        raise DataError(f"--teacher {cfg.teacher}: its vocabulary is not that of {model_dir}: the teacher must read "
+                        "the student's word pieces")
+
+
+class Teacher:
+    """The frozen teacher of --teacher and what the student learns from it: the layer map m, the attention term's
+    weight, and `student`, the student with its projection W (what the optimizer trains)."""
+
+    def __init__(self, cfg, student, device, verbose=True):
+        with torch.random.fork_rng(devices=[]):  # the student's training draws the same numbers with or without one
+            try:
+                model = from_pretrained(cfg.teacher, verbose=verbose, sdpa=bool(cfg.sdpa))
+                self.layer_map = student_layers(model.config.num_hidden_layers, student.config.num_hidden_layers,
+                                                cfg.match_layers or cfg.student_layers)
+            except ValueError as e:
+                raise DataError(f"--teacher {cfg.teacher}: {e}") from None
+            s_heads, t_heads = student.config.num_attention_heads, model.config.num_attention_heads
+            self.attn_weight = cfg.attn_weight if cfg.attn_weight >= 0 else float(s_heads == t_heads)
+            if self.attn_weight > 0 and s_heads != t_heads:
+                raise DataError(f"--attn_weight {cfg.attn_weight:g}: the attention term needs as many heads in the "
+                                f"student as in the teacher ({t_heads}); this student has {s_heads}: "
+                                "pass --attn_weight 0")
+            attend = (len(self.layer_map) - 1,) if s_heads == t_heads else ()
+            self.student = StudentWithProjection(student, model.config.hidden_size, attend).to(device)
+        self.model = model.to(device).eval().requires_grad_(False)
+        self.attend = (self.layer_map[-1],) if attend else ()  # the teacher layer whose attention is matched
+        self.name, self.hidden_weight = cfg.teacher, cfg.hidden_weight
+
+    def describe(self):
+        s_width, t_width = self.student.student.config.hidden_size, self.model.config.hidden_size
+        return (f"teacher {self.name}: student layer i <- teacher layer m(i): "
+                + ", ".join(f"{i} <- {j}" for i, j in enumerate(self.layer_map))
+                + f"; weights: hidden {self.hidden_weight:g}, attention {self.attn_weight:g}"
+                + (f", W: {s_width} -> {t_width}" if isinstance(self.student.proj, nn.Linear) else ""))
+
+    def targets(self, ids, mask):
+        """The teacher's hidden states and matched attention on a micro-batch, without gradients."""
+        with torch.no_grad():
+            return self.model.bert.internals(ids, mask, self.attend)
+
+    def terms(self, student_internals, targets, mask, n_pieces):
+        """(hidden, attention): the sums over this micro-batch's pieces / the global batch's count of pieces."""
+        return intermediate_loss_sums(student_internals, targets, mask, self.layer_map) / max(1, n_pieces)
+
+    def weighted(self, terms):
+        return self.hidden_weight * terms[0] + self.attn_weight * terms[1]
+
+    def record(self):
+        """metrics.json's "teacher": the layer map and the weights."""
+        return {"layer_map": self.layer_map, "hidden_weight": self.hidden_weight, "attn_weight": self.attn_weight,
+                "attention_layers": [len(self.layer_map) - 1, *self.attend] if self.attend else None,
+                "projection": isinstance(self.student.proj, nn.Linear)}
