@@ -361,6 +361,8 @@ def prepare(cfg):
     os.makedirs(cfg.out_dir, exist_ok=True)
     check_config(cfg)
     from model import default_model_dir
+    model_dir = cfg.model_dir or default_model_dir()
+
     os.makedirs(os.path.join(cfg.out_dir, "eval"), exist_ok=True)  # the dev and test files every round is scored on
     full_dev, test = (read_conll(p) for p in evals)
     dev = [full_dev[i] for i in sample_indices(len(full_dev), cfg.dev_size, 0)] if cfg.dev_size else full_dev
