@@ -111,6 +111,8 @@ class Config(LLMConfig):  # the endpoint, model, key, retries, concurrency and c
     dry_run: bool = opt(False, "print one full prompt and a token estimate; send nothing")
     labeller: str = opt("", "a trained NER model folder labels the sentences instead of the LLM (predict.py): a strong "
                             "annotator to set beside it; the prompt flags are then unused")
+    labeller_runtime: str = opt("torch", "--labeller through torch or its ONNX export in ONNX Runtime (predict.py "
+                                         "--runtime)", choices=["torch", "onnx"])
     # how sure the LLM is of each label (confidence.py)
     confidence: str = opt("none", "a confidence per entity and sentence: logprobs (the reply's token "
                                   "log-probabilities, where the endpoint returns them) | samples (agreement of "
@@ -371,7 +373,8 @@ def label_with_model(cfg, records, t0):
     file with each sentence's entities and, for BBC, article and sentence; the report, with span F1 given gold)."""
     from predict import check_labeller, tag_words
     check_labeller(cfg.labeller)
-    tags = tag_words(cfg.labeller, [r["words"] for r in records], progress=bool(cfg.progress) and len(records) >= 1000)
+    tags = tag_words(cfg.labeller, [r["words"] for r in records], progress=bool(cfg.progress) and len(records) >= 1000,
+                     runtime=cfg.labeller_runtime)
     has_gold = records[0]["gold"] is not None
     rows = [list(zip(r["words"], r["gold"], t) if has_gold else zip(r["words"], t)) for r, t in zip(records, tags)]
     lines = [json.dumps({"index": r["index"], **r["meta"], "status": "model", "out_sentence": i,

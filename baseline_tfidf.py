@@ -48,8 +48,7 @@ def fit_and_score(train_path, eval_paths):
 
 @dataclass
 class Config:
-    data_dir: str = opt(None, "folder with train.jsonl, valid.jsonl, test.jsonl (data.py split)", type=str,
-                        required=True)
+    data_dir: str = opt(None, "a data.py split folder: train, valid, test.jsonl", type=str, required=True)
     train_file: str = opt("", "training JSONL: a path, or a file name inside --data_dir; none: train.jsonl")
     out: str = opt("", "a JSON record of the scores (with the command, commit and machine) written here")
 

@@ -23,17 +23,23 @@ all alike); the median round counts. Configurations:
   (train.py --student), to set its speed against the teacher's (ours) in one run;
 - ours-int8, student-int8 (only when named in --configs): inference with every Linear layer's weights in int8, a
   scale per row, quantized dynamically by PyTorch's own tooling (predict.py --int8); no training (a quantized model
-  does not train).
+  does not train);
+- ours-fp32, student-fp32 (only when named): ours in fp32, inference only: the precision ONNX Runtime runs in;
+- ort, ort-int8, student-ort, student-ort-int8 (only when named; pip install onnx onnxruntime): the same model
+  exported to ONNX and run by ONNX Runtime, fp32 and int8 (predict.py --runtime onnx [--int8 1], serve.py), in the
+  same batches as ours; inference only. What people deploy a BERT on a CPU with, so the anchor for ours.
 bf16 means bf16 autocast where the hardware computes it natively (AVX-512 BF16, AMX, a recent GPU), fp32
 elsewhere, for HF's configurations as for ours: on a CPU that only emulates bf16 it is many times slower.
 Speed counts real (non-padding) word pieces per second. The ratio lines set a configuration against
-another: the ratio of the medians, and for a student and int8 also the median and range of each round's
+another: the ratio of the medians, and for a student, int8 and ONNX Runtime also the median and range of each round's
 own ratio. The last two lines are the ratios of ours to each HF, for inference and for training.
 
     python bench.py --configs ours --student L2-H192     # student against teacher
     python bench.py --configs ours,student,student-int8 --student L2-H384 --out runs/speed.json   # and as JSON:
         # {"command", "threads", "median": {config: {"train_tok_s", "infer_tok_s", "fill", "peak_rss_mb",
-        #  "first_step_s"}}, "rounds": {config: [one such dict per round]}}
+        #  "first_step_s"}}, "rounds": {config: [one such dict per round]}, "record": runs.provenance}
+    python bench.py --configs ours,ours-fp32,ours-int8,ort,ort-int8,student,student-fp32,student-int8,student-ort,\
+student-ort-int8 --student L2-H384 --rounds 3 --steps 5 --out runs/serving.json   # every runtime, teacher and student
     python bench.py --report runs/speed.json             # its ratio lines again, from the JSON
     python bench.py --profile                            # where inference time goes, ours and HF's
     python bench.py --profile --student L2-H384          # and the student's, in fp32 and in int8
@@ -56,6 +62,8 @@ import torch.nn.functional as F
 from cli import at_least, opt, parse_config, run_main
 from runs import read_json, table
 
+ONNX_DIR = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"bench-onnx-{os.getuid()}")  # the exports, reused
+
 CONFIGS = {  # name: (implementation, batching, bf16)
     "hf-default": ("hf", "random", False),
     "hf-best": ("hf", "hf-grouped", True),
@@ -66,7 +74,19 @@ CONFIGS = {  # name: (implementation, batching, bf16)
     "student": ("ours-student", "ours-grouped", True),  # added by --student SPEC
     "ours-int8": ("ours-int8", "ours-grouped", False),  # inference only, not run unless asked for
     "student-int8": ("ours-student-int8", "ours-grouped", False),
+    "ours-fp32": ("ours-fp32", "ours-grouped", False),  # inference only: ours in fp32, the precision ORT runs in
+    "student-fp32": ("ours-student-fp32", "ours-grouped", False),
+    "ort": ("ort", "ours-grouped", False),  # ONNX Runtime (predict.py --runtime onnx), inference only
+    "ort-int8": ("ort-int8", "ours-grouped", False),
+    "student-ort": ("ort-student", "ours-grouped", False),
+    "student-ort-int8": ("ort-student-int8", "ours-grouped", False),
 }
+INFERENCE_ONLY = ("int8", "fp32")  # an impl ending so, or ONNX Runtime's, does not train
+# the ratio lines of students, int8 and ONNX Runtime: (configuration, what it is set against)
+RATIOS = (("student", "ours"), ("ours-int8", "ours"), ("student-int8", "student"), ("student-int8", "ours"),
+          ("ours-fp32", "ort"), ("ours", "ort"), ("ours-int8", "ort-int8"), ("student-fp32", "student-ort"),
+          ("student", "student-ort"), ("student-int8", "student-ort-int8"), ("student-ort", "ours"),
+          ("student-ort-int8", "ours"))
 DEFAULT_CONFIGS = ("hf-default", "hf-best", "hf-tokens", "ours", "ours-fp32-random")
 
 
@@ -112,8 +132,8 @@ def batches(examples, batching, batch_size, n, seed):
 
 def build(impl, labels, student=""):
     from model import default_model_dir
+    from predict import quantize_int8, serving_model
     from student import make_student
-    from predict import quantize_int8
     if impl == "hf":
         from transformers import BertForTokenClassification
         model = BertForTokenClassification.from_pretrained(default_model_dir(), num_labels=len(labels))
@@ -122,11 +142,17 @@ def build(impl, labels, student=""):
     from model import from_pretrained
     from train import Config, make_optimizer
     model = from_pretrained(default_model_dir(), id2label=dict(enumerate(labels)), verbose=False)
-    if impl.startswith("ours-student"):  # as train.py --student does
+    if "student" in impl:  # as train.py --student does
         model = make_student(model, student)
-    if impl.endswith("int8"):  # as predict.py --int8 does; inference only
-        q = quantize_int8(model)
-        return q, None, lambda ids, mask: q(ids, mask)[0]
+    if impl.startswith("ort"):  # as predict.py --runtime onnx does: the export written beside the weights
+        from model import save_pretrained
+        folder = os.path.join(ONNX_DIR, impl.removesuffix("-int8"))
+        save_pretrained(model, folder, tokenizer_dir=default_model_dir())
+        model = serving_model(model, folder, "onnx", int8=impl.endswith("int8"))
+    elif impl.endswith("int8"):  # as predict.py --int8 does
+        model = quantize_int8(model)
+    if impl.endswith(INFERENCE_ONLY) or impl.startswith("ort"):
+        return model, None, lambda ids, mask: model(ids, mask)[0]
     optimizer = make_optimizer(model, Config())
     if impl == "ours-compiled":  # as train.py --compile 1 does
         model = torch.compile(model, dynamic=True)
@@ -155,7 +181,7 @@ def infer(name, model, forward, examples, args):
                  else list(range(len(examples))))
         infer_batches = [order[b:b + args.eval_batch_size] for b in range(0, len(order), args.eval_batch_size)]
     tokens = 0
-    with inference(model, torch.device("cpu"), bf16) if impl.startswith("ours") else inference_hf(model, bf16):
+    with inference_hf(model, bf16) if impl == "hf" else inference(model, torch.device("cpu"), bf16):
         for idx in infer_batches:
             ids, mask, _ = collate([examples[j] for j in idx], "cpu")
             forward(ids, mask)
@@ -172,7 +198,7 @@ def run_one(name, args):
     model, opt, forward = build(impl, labels, args.student)
     model.train()
     tokens, padded, seconds, first_step = 0, 0, 0.0, None
-    steps = 0 if opt is None else args.warmup + args.steps  # an int8 model only infers
+    steps = 0 if opt is None else args.warmup + args.steps  # int8, fp32 and ONNX Runtime only infer
     for i, idx in enumerate(batches(examples, batching, args.batch_size, steps, args.seed)):
         t0 = time.perf_counter()
         ids, mask, lab = collate([examples[j] for j in idx], "cpu")
@@ -198,11 +224,13 @@ def run_one(name, args):
 
 
 def profile_inference(args):
-    """One inference pass of ours, hf-best and hf-tokens (and with --student, of the student in fp32 and in int8) in
-    this one process, under torch.profiler: the wall time of each and the share of CPU time of its top operators."""
+    """One inference pass of ours (bf16 and fp32), hf-best, hf-tokens and ONNX Runtime fp32 (and with --student, of the
+    student in bf16, fp32 and int8 and in ONNX Runtime) in this one process, under torch.profiler: the wall time of
+    each and the share of CPU time of its top operators (ONNX Runtime's run outside PyTorch: its wall time alone)."""
     from torch.profiler import ProfilerActivity, profile
     examples, labels = load_examples(args.sentences, args.seed, args.data_dir)
-    names = ("ours", "hf-best", "hf-tokens") + (("student", "student-int8") if args.student else ())
+    names = ("ours", "ours-fp32", "hf-best", "hf-tokens", "ort") + (
+        ("student", "student-fp32", "student-int8", "student-ort") if args.student else ())
     models = {impl: build(impl, labels, args.student)  # (model, optimizer, forward)
               for impl in dict.fromkeys(CONFIGS[n][0] for n in names)}
 
@@ -217,7 +245,7 @@ def profile_inference(args):
             run(name)
             seconds = time.perf_counter() - t0
         ops = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
-        total = sum(e.self_cpu_time_total for e in ops)
+        total = sum(e.self_cpu_time_total for e in ops) or 1
         print(f"{name:<12} {seconds:5.2f} s: "
               + ", ".join(f"{e.key.removeprefix('aten::')} {100 * e.self_cpu_time_total / total:.0f} %"
                           for e in ops[:7]))
@@ -241,19 +269,20 @@ class Config:
     profile: bool = opt(False, "instead: one inference pass of ours, hf-best and hf-tokens (and --student's, fp32 "
                                "and int8) under torch.profiler, in one process: where the time goes")
     out: str = opt("", "also write the command, every round and the medians to this JSON file (students.py --speed)")
-    report: str = opt("", "instead: the student and int8 ratio lines of a JSON that --out wrote, without running")
+    report: str = opt("", "instead: the student, int8 and ONNX Runtime ratio lines of a JSON that --out wrote, "
+                          "without running")
     one: str = opt("", argparse.SUPPRESS)  # internal: run one configuration and print JSON
 
 
 def student_ratios(med, runs):
-    """The ratio lines of the students and int8 against what they are set against: the ratio of the medians, and each
-    round's own ratio too (the two ran back to back there, so a drift of the machine cancels)."""
+    """The ratio lines of students, int8 and ONNX Runtime against what they are set against (RATIOS): the ratio of the
+    medians, and each round's own ratio too (the two ran back to back there, so a drift of the machine cancels)."""
     lines = []
-    for n, base in (("student", "ours"), ("ours-int8", "ours"), ("student-int8", "student"),
-                    ("student-int8", "ours")):
+    for n, base in RATIOS:
         if {n, base} <= set(med):
             st = med[n]
-            train = f"training {st['train_tok_s'] / med[base]['train_tok_s']:.2f}, " if st["train_tok_s"] else ""
+            train = (f"training {st['train_tok_s'] / med[base]['train_tok_s']:.2f}, "
+                     if st["train_tok_s"] and med[base]["train_tok_s"] else "")
             by_round = sorted(a["infer_tok_s"] / b["infer_tok_s"] for a, b in zip(runs[n], runs[base]))
             lines.append(f"ratio {n}/{base}: {train}inference {st['infer_tok_s'] / med[base]['infer_tok_s']:.2f} "
                          f"(by round: median {statistics.median(by_round):.2f}, {by_round[0]:.2f} to "
@@ -261,54 +290,56 @@ def student_ratios(med, runs):
     return lines
 
 
-def main(argv=None):
-    args = parse_config(Config, argv, description=__doc__.split("\n\n")[0])
-    torch.set_num_threads(args.threads)
-    if args.one:
-        print(json.dumps(run_one(args.one, args)))
-        return
-    if args.profile:
-        return profile_inference(args)
-    if args.report:
-        if not os.path.isfile(args.report):
-            raise SystemExit(f"error: --report {args.report}: no such file")
-        saved = read_json(args.report)
-        if not isinstance(saved, dict) or "rounds" not in saved:
-            raise SystemExit(f"error: --report {args.report}: not a JSON that bench.py --out wrote")
-        print("\n".join([f"command: {saved['command']}", *student_ratios(saved["median"], saved["rounds"])]))
-        return
+def report(path):
+    """--report: the ratio lines of a JSON that --out wrote, again."""
+    if not os.path.isfile(path):
+        raise SystemExit(f"error: --report {path}: no such file")
+    saved = read_json(path)
+    if not isinstance(saved, dict) or "rounds" not in saved:
+        raise SystemExit(f"error: --report {path}: not a JSON that bench.py --out wrote")
+    print("\n".join([f"command: {saved['command']}", *student_ratios(saved["median"], saved["rounds"])]))
 
+
+def config_names(args):
+    """The configurations to run, checked: each known, a student named where one runs, the data readable."""
     names = args.configs.split(",") + (["student"] if args.student and "student" not in args.configs.split(",") else [])
     unknown = [n for n in names if n not in CONFIGS]
     if unknown:
         raise SystemExit(f"error: --configs: unknown {', '.join(map(repr, unknown))}; known: {', '.join(CONFIGS)}")
-    if {"student", "student-int8"} & set(names) and not args.student:
+    if any(n.startswith("student") for n in names) and not args.student:
         raise SystemExit("error: --configs student needs --student L<layers>-H<hidden>, e.g. L2-H192")
-    from model import BertConfig
+    if any(CONFIGS[n][0].startswith("ort") for n in names):
+        from serve import require_onnxruntime
+        require_onnxruntime("--configs ort")
     from student import parse_student
-    from predict import bf16_supported
     try:
         parse_student(args.student) if args.student else None
     except ValueError as e:
         raise SystemExit(f"error: --student: {e}")
     from data import read_conll
     read_conll(os.path.join(args.data_dir, "train.txt"))  # a missing or malformed file stops the run here, in one line
-    native = bf16_supported(torch.device("cpu"))
-    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch_size}, "
-          f"{args.steps} timed steps x {args.rounds} rounds; "
-          f"bf16 {'native' if native else 'not native here: every configuration runs in fp32'}")
-    peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16) if native else None
-    peak = peak16 or peak32  # the peak of the precision the bf16 configurations run in
-    print(f"matmul peak: fp32 {peak32:.0f} GFLOP/s" + (f", bf16 {peak16:.0f} GFLOP/s" if peak16 else ""))
+    return names
+
+
+def flops_per_token(names, student):
+    """Forward + backward FLOP per token over the encoder's matrices, for each configuration (a student's own)."""
+    from model import BertConfig
+    from student import parse_student
     c = BertConfig()
 
-    def flop_per_token(layers, hidden, inner):  # forward + backward over the encoder's matrices
+    def flop(layers, hidden, inner):
         return 6 * layers * (4 * hidden ** 2 + 2 * hidden * inner)
-    flops = {n: flop_per_token(c.num_hidden_layers, c.hidden_size, c.intermediate_size) for n in names}
-    if args.student:
-        layers, hidden = parse_student(args.student)
-        for n in ("student", "student-int8"):
-            flops[n] = flop_per_token(layers, hidden, c.intermediate_size if hidden == c.hidden_size else 4 * hidden)
+    flops = {n: flop(c.num_hidden_layers, c.hidden_size, c.intermediate_size) for n in names}
+    if student:
+        layers, hidden = parse_student(student)
+        for n in names:
+            if n.startswith("student"):
+                flops[n] = flop(layers, hidden, c.intermediate_size if hidden == c.hidden_size else 4 * hidden)
+    return flops
+
+
+def run_rounds(names, args):
+    """Every configuration in its own process, round after round in turn; {name: [its result per round]}."""
     runs = {n: [] for n in names}
     forwarded = [f"--{k}={getattr(args, k)}"
                  for k in ("steps", "warmup", "batch_size", "eval_batch_size", "eval_tokens", "sentences", "seed",
@@ -323,12 +354,18 @@ def main(argv=None):
             x = runs[n][-1]
             print(f"  round {r + 1} {n:<17} {x['train_tok_s'] or 0:7.0f} train tok/s "
                   f"{x['infer_tok_s']:7.0f} infer tok/s", flush=True)
+    return runs
 
+
+def medians(runs):
     def median(rs, k):
         xs = [x[k] for x in rs if x[k] is not None]
         return statistics.median(xs) if xs else None
-    med = {n: {k: median(rs, k) for k in ("train_tok_s", "fill", "infer_tok_s", "peak_rss_mb", "first_step_s")}
-           for n, rs in runs.items()}
+    return {n: {k: median(rs, k) for k in ("train_tok_s", "fill", "infer_tok_s", "peak_rss_mb", "first_step_s")}
+            for n, rs in runs.items()}
+
+
+def print_table(med, flops, peak, native):
     rows = []
     for n, m in med.items():
         gflops = m["train_tok_s"] * flops[n] / 1e9 if m["train_tok_s"] else None
@@ -339,12 +376,10 @@ def main(argv=None):
     print("\n" + table(["configuration", "train tokens/s", "padding fill %", "GFLOP/s",
                         f"% of {'bf16' if native else 'fp32'} peak", "inference tokens/s", "peak RSS MB",
                         "first step s"], rows), end="")
-    command = f"python bench.py {shlex.join(sys.argv[1:] if argv is None else argv)}".rstrip()
-    print(f"\ncommand: {command}")
-    if args.out:
-        from data import atomic_write
-        atomic_write(args.out, json.dumps({"command": command, "threads": args.threads, "median": med, "rounds": runs},
-                                          indent=1) + "\n")
+
+
+def print_ratios(med, runs, flops, peak):
+    """The ratio lines: compiled against eager, students, int8 and ONNX Runtime, and ours against each HF."""
     if {"ours", "ours-compiled"} <= set(med):
         c = med["ours-compiled"]
         print(f"ratio ours-compiled/ours: training {c['train_tok_s'] / med['ours']['train_tok_s']:.2f}, "
@@ -361,6 +396,40 @@ def main(argv=None):
         print(f"training ratio ours/HF-default {o['train_tok_s'] / med['hf-default']['train_tok_s']:.2f} "
               f"ours/HF-best {o['train_tok_s'] / med['hf-best']['train_tok_s']:.2f} "
               f"(ours at {100 * frac:.0f} % of the matmul peak)")
+
+
+def main(argv=None):
+    args = parse_config(Config, argv, description=__doc__.split("\n\n")[0])
+    torch.set_num_threads(args.threads)
+    if args.one:
+        print(json.dumps(run_one(args.one, args)))
+        return
+    if args.profile:
+        return profile_inference(args)
+    if args.report:
+        return report(args.report)
+    names = config_names(args)
+    from predict import bf16_supported
+    native = bf16_supported(torch.device("cpu"))
+    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch_size}, "
+          f"{args.steps} timed steps x {args.rounds} rounds; "
+          f"bf16 {'native' if native else 'not native here: every configuration runs in fp32'}")
+    peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16) if native else None
+    peak = peak16 or peak32  # the peak of the precision the bf16 configurations run in
+    print(f"matmul peak: fp32 {peak32:.0f} GFLOP/s" + (f", bf16 {peak16:.0f} GFLOP/s" if peak16 else ""))
+    flops = flops_per_token(names, args.student)
+    runs = run_rounds(names, args)
+    med = medians(runs)
+    print_table(med, flops, peak, native)
+    command = f"python bench.py {shlex.join(sys.argv[1:] if argv is None else argv)}".rstrip()
+    print(f"\ncommand: {command}")
+    if args.out:
+        from data import atomic_write
+        from runs import provenance
+        record = {"command": command, "threads": args.threads, "median": med, "rounds": runs,
+                  "record": provenance(command, precision="per configuration", threads=args.threads)}
+        atomic_write(args.out, json.dumps(record, indent=1) + "\n")
+    print_ratios(med, runs, flops, peak)
 
 
 if __name__ == "__main__":

@@ -77,6 +77,8 @@ class RunConfig:
     teacher_epochs: float = opt(20, "the teacher's epochs over L", type=above(0))
     teacher_eval_every: int = opt(20, "teacher: steps between dev evaluations", type=at_least(1))
     max_len: int = opt(128, "word pieces per text (classify: its beginning) or window (ner)", type=at_least(3))
+    teacher_runtime: str = opt("torch", "the teacher labels through torch or its ONNX export in ONNX Runtime "
+                                        "(predict.py --runtime)", choices=["torch", "onnx"])
     out_dir: str = opt("runs/gendist/bbc_k8", "run folders, results.md and results.json")
     progress: int = opt(0, "tqdm bars in the training runs", choices=[0, 1])
 
@@ -130,7 +132,7 @@ def teacher_labels(rc, model_dir, sets, folder):
     and G_hard (the teacher's most probable label alone). Returns {file name: path}."""
     import torch
     from model import from_pretrained, load_tokenizer
-    from predict import label_texts, label_tokens
+    from predict import label_texts, label_tokens, serving_model
     ext = ".jsonl" if rc.task == "classify" else ".conll"
     names = {"L": ("L_hard", "L_soft"), "U": ("U_soft",), "G": ("G_soft", "G_hard")}
     paths = {f: os.path.join(folder, f + ext) for s in sets for f in names[s]}
@@ -138,8 +140,8 @@ def teacher_labels(rc, model_dir, sets, folder):
     if not todo:
         return paths
     os.makedirs(folder, exist_ok=True)
-    model, tok = from_pretrained(model_dir, verbose=False), load_tokenizer(model_dir)
-    cpu = torch.device("cpu")
+    model = serving_model(from_pretrained(model_dir, verbose=False), model_dir, rc.teacher_runtime)
+    tok, cpu = load_tokenizer(model_dir), torch.device("cpu")
     for s in todo:
         data = sets[s]
         if rc.task == "classify":
@@ -196,7 +198,9 @@ def claim_out_dir(rc):
     """out_dir holds the runs of one set of settings (runs.claim; a folder claimed before --k was named --per_class
     holds it as k), and of one G: without --generated the runs of (d) and (e) wait, the same command with it adds
     them, and another G is refused (its content hash is kept)."""
-    claim(rc.out_dir, {k: v for k, v in asdict(rc).items() if k not in FREE}, free=FREE, renamed={"k": "per_class"})
+    # a folder from before --teacher_runtime existed holds torch's labels: it resumes under the default
+    settings = {k: v for k, v in asdict(rc).items() if k not in FREE and (k, v) != ("teacher_runtime", "torch")}
+    claim(rc.out_dir, settings, free=FREE, renamed={"k": "per_class"})
     if not rc.generated:
         return None
     digest = file_hash(rc.generated)

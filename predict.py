@@ -10,6 +10,7 @@ from as soft labels (a teacher's labels for a student).
     python predict.py --model_dir out/default/model --input data/conll2003/test.txt --out runs/pred.conll
     python predict.py --model_dir out/default/model --input data/conll2003/train.txt --soft --out runs/teacher.conll
     python predict.py --model_dir out/bbc/model --input runs/bbc/test.jsonl --soft --out runs/bbc_teacher.jsonl
+    python predict.py --model_dir out/default/model --input data/conll2003/test.txt --runtime onnx --int8 1 >p.conll
 
 Words to pieces (`encode`): the `tokenizers` package splits each word; the first piece of a word carries
 its label, the other pieces and [CLS] / [SEP] carry -100. A sentence longer than max_len pieces is cut at
@@ -19,6 +20,12 @@ word boundaries into consecutive windows, each its own example, so no word is lo
 Batches (`sorted_batches`): sorted by length, at most `batch_size` examples and `max_tokens` word pieces
 (padding included), so short sentences go in big batches and long ones in small. The forward pass runs
 under `inference`: eval mode, no autograd, bf16 where the hardware computes it natively (fp32 elsewhere).
+
+Runtimes (`--runtime`): torch, the default, runs model.py's model as train.py scores it; onnx runs its export in
+ONNX Runtime (serve.py; pip install onnx onnxruntime), fp32 or with --int8 1 int8, on the CPU. The first use
+writes model.onnx (and model.int8.onnx) beside the weights and later uses reuse it while the weights and
+config.json are unchanged (their hash is in the file); every step after the forward pass is this file's, so fp32
+ONNX gives the tags of `--runtime torch --bf16 0`.
 
 Decoding: a word's scores are its first piece's log-probabilities; `viterbi` (the default) picks the most
 probable sequence among valid BIO ones (no I-X after O or after another type), `argmax` each word alone.
@@ -321,18 +328,26 @@ def check_labeller(model_dir):
         raise DataError(f"--labeller {model_dir}: not a model folder: {why}; train one with train.py") from None
 
 
-def tag_words(model_dir, sentences, max_len=128, progress=False, int8=False):
+def serving_model(model, model_dir, runtime="torch", int8=False):
+    """The folder's loaded model as it will predict: itself, its int8 copy (quantize_int8), or with runtime "onnx"
+    ONNX Runtime running its export (serve.py, fp32 or int8), which predict() and predict_texts() run alike."""
+    if runtime == "onnx":
+        from serve import onnx_model
+        return onnx_model(model, model_dir, int8=int8)
+    return quantize_int8(model) if int8 else model
+
+
+def tag_words(model_dir, sentences, max_len=128, progress=False, int8=False, runtime="torch"):
     """A token classifier folder's BIO tags for sentences given as word lists, on the CPU (the labeller of
-    annotate.py --labeller and evokd.py; int8: as predict.py --int8 1 tags them)."""
+    annotate.py --labeller and evokd.py; int8 and runtime: as predict.py --int8 1 --runtime onnx tags them)."""
     if not sentences:
         return []
     model, tokenizer = from_pretrained(model_dir, verbose=False), load_tokenizer(model_dir)
     if not isinstance(model, BertForTokenClassification):
         raise DataError(f"{model_dir} is a sequence classifier; labelling words needs a token classifier (NER)")
-    if int8:
-        model = quantize_int8(model)
+    model = serving_model(model, model_dir, runtime, int8)
     rows = label_tokens(model, tokenizer, [[[w] for w in words] for words in sentences], torch.device("cpu"),
-                        progress=progress, max_len=max_len, bf16=not int8)
+                        progress=progress, max_len=max_len, bf16=not int8 and runtime == "torch")
     return [[row[-1] for row in sent] for sent in rows]
 
 
@@ -356,8 +371,11 @@ class Config:
     max_tokens: int = opt(MAX_TOKENS, "and at most this many word pieces, padding included (train.py's --eval_tokens)",
                           type=at_least(1))
     bf16: int = opt(1, "bfloat16 autocast where the hardware computes it natively (fp32 elsewhere)", choices=[0, 1])
-    int8: int = opt(0, "1: inference on the CPU with the Linear layers' weights in int8, a scale per row (PyTorch "
-                       "dynamic quantization)", choices=[0, 1])
+    int8: int = opt(0, "1: inference on the CPU with the Linear layers' weights in int8 (torch: PyTorch's dynamic "
+                       "quantization, a scale per row; onnx: ONNX Runtime's)", choices=[0, 1])
+    runtime: str = opt("torch", "torch: model.py's model | onnx: its ONNX export in ONNX Runtime, on the CPU, made "
+                                "beside the weights on first use (pip install onnx onnxruntime)",
+                       choices=["torch", "onnx"])
     device: str = opt("auto", "auto: cuda if available (the CPU with --int8 1)", choices=["auto", "cpu", "cuda"])
     progress: int = opt(1, "a tqdm bar on standard error for long inputs", choices=[0, 1])
 
@@ -410,18 +428,23 @@ def main(argv=None):
     cfg = parse_config(Config, argv, description=__doc__.split("\n\n")[0])
     if cfg.int8 and cfg.device == "cuda":
         raise SystemExit("error: --int8 1 runs on the CPU (PyTorch's int8 kernels are CPU kernels): drop --device cuda")
-    gpu = cfg.device in ("auto", "cuda") and not cfg.int8 and torch.cuda.is_available()
+    if cfg.runtime == "onnx" and cfg.device == "cuda":
+        raise SystemExit("error: --runtime onnx runs on the CPU (ONNX Runtime's CPU provider): drop --device cuda")
+    if cfg.runtime == "onnx":
+        from serve import require_onnxruntime
+        require_onnxruntime()  # before any work: one line saying what to install
+    cpu_only = cfg.int8 or cfg.runtime == "onnx"
+    gpu = cfg.device in ("auto", "cuda") and not cpu_only and torch.cuda.is_available()
     device = torch.device("cuda" if gpu else "cpu")
     check_model_dir(cfg.model_dir)
     model = from_pretrained(cfg.model_dir, verbose=False).to(device)
-    if cfg.int8:
-        model = quantize_int8(model)
-    tokenizer = load_tokenizer(cfg.model_dir)
     token_model = isinstance(model, BertForTokenClassification)
+    model = serving_model(model, cfg.model_dir, cfg.runtime, bool(cfg.int8))
+    tokenizer = load_tokenizer(cfg.model_dir)
     cfg.format = cfg.format or ("conll" if token_model else "jsonl")
     data = read_input(cfg, token_model)
     progress = bool(cfg.progress) and len(data) >= 1000
-    batching = dict(batch_size=cfg.batch_size, max_tokens=cfg.max_tokens, bf16=bool(cfg.bf16) and not cfg.int8)
+    batching = dict(batch_size=cfg.batch_size, max_tokens=cfg.max_tokens, bf16=bool(cfg.bf16) and not cpu_only)
     if token_model:
         rows = label_tokens(model, tokenizer, data, device, soft=cfg.soft, progress=progress, max_len=cfg.max_len,
                             decodes=(cfg.decode,), **batching)

@@ -155,16 +155,21 @@ def int8_of(pattern, runs, split="test"):
     return out
 
 
+def student_runs(folder):
+    """(row, what it learns from, folder name, its pattern, {seed: metrics}) of each row the folder has runs of."""
+    for row, what, name in STUDENT_ROWS:
+        pattern = f"{folder}/{name}"
+        try:
+            yield row, what, name, pattern, seeds_of(pattern)
+        except MissingRecord:
+            continue
+
+
 def student_table(folder):
     """One students.py folder: each row over its seeds, paired with a_gold, in fp32 and int8."""
     gold = f1s(seeds_of(f"{folder}/a_gold_bottom_s{{s}}"))
     body = []
-    for row, what, name in STUDENT_ROWS:
-        pattern = f"{folder}/{name}"
-        try:
-            runs = seeds_of(pattern)
-        except MissingRecord:
-            continue
+    for row, what, name, pattern, runs in student_runs(folder):
         m = next(iter(runs.values()))
         if "teacher" in m:
             what += ", layers matched " + ", ".join(f"{i}←{j}" for i, j in enumerate(m["teacher"]["layer_map"]))
@@ -248,12 +253,7 @@ def students_int8_cost():
     """What int8 (a scale per weight row) costs each student of the L2-H384 folder, on test and dev."""
     folder = "results/students/L2-H384"
     body, diffs = [], {"test": [], "dev": []}
-    for row, _, name in STUDENT_ROWS:
-        pattern = f"{folder}/{name}"
-        try:
-            runs = seeds_of(pattern)
-        except MissingRecord:
-            continue
+    for row, _, name, pattern, runs in student_runs(folder):
         cells = []
         for split in ("test", "dev"):
             fp32, int8 = f1s(runs, split), int8_of(pattern, runs, split)

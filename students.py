@@ -71,6 +71,8 @@ class TransferConfig:
     near: float = opt(0.5, "a sentence with this share of its word 5-grams in one dev or test sentence is a near copy",
                       type=above(0))
     out_dir: str = opt("runs/students/transfer", "bbc_soft.conll, conll_soft.conll and transfer.json")
+    runtime: str = opt("torch", "the teacher labels through torch or its ONNX export in ONNX Runtime (predict.py "
+                                "--runtime)", choices=["torch", "onnx"])
 
 
 def bbc_sentences(bbc_path, held_out_paths, near):
@@ -107,14 +109,15 @@ def label_counts(rows):
 def transfer(cfg):
     import torch
     from model import from_pretrained, load_tokenizer
-    from predict import check_labeller, label_tokens
+    from predict import check_labeller, label_tokens, serving_model
     check_labeller(cfg.teacher)
     held_out = [os.path.join(cfg.data_dir, f) for f in ("valid.txt", "test.txt")]
     sentences, dropped = bbc_sentences(cfg.bbc, held_out, cfg.near)
     conll = read_conll(os.path.join(cfg.data_dir, "train.txt"), columns=True)
-    model, tokenizer = from_pretrained(cfg.teacher, verbose=False), load_tokenizer(cfg.teacher)
+    model = serving_model(from_pretrained(cfg.teacher, verbose=False), cfg.teacher, cfg.runtime)
+    tokenizer = load_tokenizer(cfg.teacher)
     os.makedirs(cfg.out_dir, exist_ok=True)
-    report = {"teacher": cfg.teacher, "bbc_dropped": dict(dropped)}
+    report = {"teacher": cfg.teacher, "runtime": cfg.runtime, "bbc_dropped": dict(dropped)}
     for name, rows in (("bbc", [[[w] for w in words] for words in sentences]), ("conll", conll)):
         labelled = label_tokens(model, tokenizer, rows, torch.device("cpu"), soft=True, progress=True)
         write_conll(os.path.join(cfg.out_dir, f"{name}_soft.conll"), labelled)

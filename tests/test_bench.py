@@ -25,3 +25,14 @@ def test_ratio_lines_give_the_ratio_of_medians_and_each_rounds_own_ratio(tmp_pat
     out = subprocess.run([sys.executable, "bench.py", "--report", str(saved)], cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout
     assert out.splitlines() == ["command: python bench.py --student L2-H384", *want]
+
+
+def test_onnx_runtime_configurations_are_set_against_ours_in_the_same_precision():
+    runs = {"ours": rounds("ours", [200, 220], 10.0), "ours-fp32": rounds("ours-fp32", [100, 90]),
+            "ort": rounds("ort", [125, 100]), "student-ort-int8": rounds("student-ort-int8", [1000, 1320])}
+    med = {n: {"infer_tok_s": x, "train_tok_s": 10.0 if n == "ours" else None}
+           for n, x in (("ours", 210), ("ours-fp32", 95), ("ort", 112.5), ("student-ort-int8", 1160))}
+    assert student_ratios(med, runs) == [
+        "ratio ours-fp32/ort: inference 0.84 (by round: median 0.85, 0.80 to 0.90)",
+        "ratio ours/ort: inference 1.87 (by round: median 1.90, 1.60 to 2.20)",
+        "ratio student-ort-int8/ours: inference 5.52 (by round: median 5.50, 5.00 to 6.00)"]
