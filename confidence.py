@@ -130,3 +130,27 @@ def calibration(items, bands=10):
         n = r["entities"]
         r["mean_confidence"], r["precision"] = (r["mean_confidence"] / n, r["right"] / n) if n else (None, None)
     return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Classification (annotate.py with a classify task file): one label per text.
+
+def label_from_logprobs(reply, label):
+    """The confidence of the label a reply gave: the smallest probability among the tokens that write it (the whole
+    reply where the label cannot be found in it, written in another case, say)."""
+    spans = token_spans(reply["logprobs"])
+    i = reply["content"].lower().find(label.lower())
+    return weakest(spans, i, i + len(label)) if i >= 0 else weakest(spans)
+
+
+def label_curve(items, labels, thresholds=THRESHOLDS):
+    """What the filter keeps at each threshold, and how good it is against gold. items: {"gold", "label", "conf"}
+    per labelled text. Rows: threshold, share of texts kept, accuracy and macro-F1 over them."""
+    from eval import classification_scores
+    rows = []
+    for t in thresholds:
+        kept = [it for it in items if it["conf"] >= t]
+        s = classification_scores([it["gold"] for it in kept], [it["label"] for it in kept], labels) if kept else None
+        rows.append({"threshold": t, "texts_kept": len(kept) / max(1, len(items)),
+                     "accuracy": s and s["accuracy"], "macro_f1": s and s["macro_f1"]})
+    return rows

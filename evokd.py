@@ -17,7 +17,7 @@ may serve two types), trains the student (MiniLM-L6 by default, --model_dir for 
   2. analysis: the LLM sees --show correct and --show wrong sentences, with the right entities and the
      student's, and summarises what the student gets wrong (ANALYSIS below);
   3. generation: from that summary, --n sentences the student would get wrong (hard) and --n it would get
-     right (easy), one request each, in the news domain, text only (GENERATE); two requests rather than
+     right (easy), one request each, in the task's domain, text only (GENERATE); two requests rather than
      one, because a small LLM keeps one numbered list straight far more often than two in one reply.
      Every sentence passes textfilter.py's filters (empty, degenerate, too_short, too_long, leak_eval: a near
      copy of a dev or test sentence, copy_seed: of a seed sentence the LLM was shown, duplicate: of a
@@ -29,6 +29,8 @@ may serve two types), trains the student (MiniLM-L6 by default, --model_dir for 
   5. the current student tags the new batch (its accuracy on hard against easy sentences says whether the
      LLM foresaw its errors), then trains --max_steps steps, from where it stopped, on the new batch, the
      seed set and a replay sample of --replay earlier generated sentences (train.py's own loop).
+The prompts name the labels, definitions and domain of a task file (--task_file, task.py; CoNLL-2003's by default),
+and the seed set's types must be the task's.
 Variants at the same number of new sentences (2n a round): evokd; no_easy (2n hard); no_replay (the new
 batch alone); auggpt (no analysis: the LLM writes 2n sentences like the seed examples, AugGPT-style,
 labelled and trained on the same way). The seed set alone is round 0 of every run.
@@ -68,13 +70,14 @@ from eval import get_entities
 from runs import claim, mean_std, paired, pm, run_stage, table
 from textfilter import NearCopies, drop_reason, words_of
 from llm import LLMConfig, ask, chat_request
+from task import of as task_of, or_list
 
 VARIANTS = ["evokd", "no_easy", "no_replay", "auggpt"]
 
-ANALYSIS_SYSTEM = "You are an expert in named entity recognition: finding the names of people (PER), " \
-                  "organisations (ORG), locations (LOC) and other names (MISC) in news text."
-ANALYSIS = """A small named entity recognition model was tested on news sentences. For each sentence you see the right \
-entities and the entities the model found.
+# The task file (task.py; CoNLL-2003's by default) fills the blanks: its domain, its labels, its words.
+ANALYSIS_SYSTEM = "You are an expert in named entity recognition: finding the names of {kinds} in {domain} text."
+ANALYSIS = """A small named entity recognition model was tested on {domain} sentences. For each sentence you see the \
+right entities and the entities the model found.
 
 Sentences the model got right:
 {correct}
@@ -87,23 +90,30 @@ In a few sentences, summarise the patterns of sentences and names this model get
 GENERATE = """Here is what a small named entity recognition model gets wrong:
 {analysis}
 
-Example sentences from the news:
+Example sentences from {source}:
 {examples}
 
-Write {n} new sentences from the news, each with names of people, organisations, places or other names, {which}. \
-Each must read like a line of a news article about sport, politics, business or world events, not about the model. \
+Write {n} new sentences from {source}, each with {names}, {which}. Each must read like {line}, not about the model. \
 Write one sentence per line, numbered, and nothing else."""
 WHICH = {"hard": "that this model would get wrong", "easy": "that this model would get right"}
 
-AUGGPT = """Example sentences from the news:
+AUGGPT = """Example sentences from {source}:
 {examples}
 
-Write {n} new sentences from the news like these, each with names of people, organisations, places or other names. \
-Write one sentence per line, numbered, and nothing else."""
+Write {n} new sentences from {source} like these, each with {names}. Write one sentence per line, numbered, and \
+nothing else."""
+
+
+def blanks(task):
+    return {"domain": task.domain, "source": task.word("source"), "names": task.word("names"),
+            "line": task.word("line"),
+            "kinds": or_list([f"{v['plural']} ({k})" for k, v in task.labels.items()], last="and")}
 
 
 @dataclass
 class EvoConfig(LLMConfig):  # the endpoint, model, key, retries, concurrency and cache flags come from llm.py
+    task_file: str = opt("", "NER task file (task.py): the labels, definitions and domain the prompts name; default "
+                             "tasks/conll2003.json")
     data_dir: str = opt("data/conll2003", "CoNLL folder: train.txt (the seed set's source), valid.txt and test.txt")
     per_type: int = opt(1, "seed set: k training sentences per entity type", type=at_least(1), aliases=("k",))
     rounds: int = opt(10, "rounds of analysis, generation, labelling and training", type=at_least(0))
@@ -197,19 +207,21 @@ def analysis_request(cfg, batch, rnd):
     right = [it for it in batch if it["pred"] == it["tags"]]
     wrong = [it for it in batch if it["pred"] != it["tags"]]
     pick = lambda xs: rng.sample(xs, min(cfg.show, len(xs)))  # noqa: E731
-    return chat(cfg, ANALYSIS.format(correct=shown(pick(right), False), wrong=shown(pick(wrong), True)),
-                cfg.seed * 1000 + rnd, ANALYSIS_SYSTEM)
+    fill = blanks(task_of(cfg, "ner"))
+    return chat(cfg, ANALYSIS.format(correct=shown(pick(right), False), wrong=shown(pick(wrong), True), **fill),
+                cfg.seed * 1000 + rnd, ANALYSIS_SYSTEM.format(**fill))
 
 
 def generation_request(cfg, kind, count, analysis, seed_sents, rnd, attempt):
     rng = random.Random(cfg.seed * 104729 + rnd * 10 + attempt)
     examples = "\n".join(" ".join(seed_sents[i][0])
                          for i in rng.sample(range(len(seed_sents)), min(cfg.show, len(seed_sents))))
+    fill = blanks(task_of(cfg, "ner"))
     if kind == "similar":
-        text = AUGGPT.format(examples=examples, n=count)
+        text = AUGGPT.format(examples=examples, n=count, **fill)
     else:
         text = GENERATE.format(analysis=analysis.strip() or "(no analysis)", examples=examples, n=count,
-                               which=WHICH[kind])
+                               which=WHICH[kind], **fill)
     return chat(cfg, text, cfg.seed * 1000 + rnd * 10 + attempt + (5 if kind == "easy" else 0))
 
 
@@ -244,8 +256,10 @@ def label_with_llm(cfg, sentences, seed_path):
     """annotate.py's request, parsing and alignment for each sentence: (tags or None, why) per sentence, replies."""
     from annotate import DEFAULT_MAX_TOKENS, Config, align, build_request, draw_shots, parse_reply
     acfg = Config(**{f.name: getattr(cfg, f.name) for f in fields(LLMConfig)}, prompt=cfg.prompt, shots=cfg.shots,
-                  max_tokens=DEFAULT_MAX_TOKENS[cfg.prompt], temperature=0.0, examples=seed_path)
-    shots = draw_shots(seed_path, cfg.shots, cfg.seed, exclude={tuple(s) for s in sentences})
+                  max_tokens=DEFAULT_MAX_TOKENS[cfg.prompt], temperature=0.0, examples=seed_path,
+                  task_file=cfg.task_file)
+    task = task_of(cfg, "ner")
+    shots = draw_shots(seed_path, cfg.shots, cfg.seed, exclude={tuple(s) for s in sentences}, task=task)
     calls = [build_request(acfg, words, shots) for words in sentences]
 
     def readable(reply):
@@ -258,7 +272,7 @@ def label_with_llm(cfg, sentences, seed_path):
             out.append((None, "label_failed"))
             continue
         items, _ = parse_reply(cfg.prompt, reply["content"], reply["finish_reason"])
-        out.append((None, "label_unreadable") if items is None else (align(words, items)[0], None))
+        out.append((None, "label_unreadable") if items is None else (align(words, items, task=task)[0], None))
     return out, [r for r in replies if r]
 
 
@@ -356,6 +370,7 @@ def prepare(cfg):
         write_conll(os.path.join(cfg.out_dir, "eval", name), [list(zip(w, t)) for w, t in sents])
     train_sents = read_conll(train_path)
     labels = labels_from(train_sents)
+    task_of(cfg, "ner").check_labels({t[2:] for t in labels if t != "O"}, train_path)
     seed_sents = [train_sents[i] for i in seed_set(train_sents, cfg.per_type, cfg.seed)]
     write_conll(os.path.join(cfg.out_dir, "seed.conll"), [list(zip(w, t)) for w, t in seed_sents])
     held_out, seed_idx = NearCopies(), NearCopies()
@@ -495,7 +510,10 @@ def print_round(r):
 def check_config(cfg):
     """out_dir's config.json, written once: a resumed run must agree on everything that shapes the result
     (runs.claim)."""
-    claim(cfg.out_dir, asdict(cfg), name="config.json", free=FREE, renamed={"k": "per_type"})
+    settings = asdict(cfg)
+    if not settings["task_file"]:  # the default task: run folders made before task files existed still resume
+        del settings["task_file"]
+    claim(cfg.out_dir, settings, name="config.json", free=FREE, renamed={"k": "per_type"})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -39,15 +39,27 @@ from cli import DataError, above, at_least, opt, parse_config, run_main, stop_in
 from data import (atomic_write, open_text, read_conll, read_jsonl, sample_indices, split_sentences, write_conll,
                   write_jsonl)
 from llm import LLMConfig, ask, chat_request, completion_request, http_report
+from task import of as task_of
 from textfilter import NearCopies, distinct, drop_reason, words_of
 
 UNIT = {"classify": "article", "ner": "sentence"}
+
+# The chat prompt; the task file (task.py; tasks/bbc.json for classify, tasks/conll2003.json for ner by default)
+# fills the writer, the domain and what a text is about.
+SYSTEM = "You are {writer}."
+CHAT = """Here are {n} {unit}s from the same {domain} source:
+
+{shown}
+
+Write one new {unit} about a different {subject}, in the same style. Reply with the {unit} only."""
 
 
 @dataclass
 class GenConfig(LLMConfig):  # the endpoint, model, key, retries, concurrency and cache flags come from llm.py
     task: str = opt("classify", "classify: whole texts (JSONL pool) | ner: sentences (CoNLL or raw-text pool)",
                     choices=["classify", "ner"])
+    task_file: str = opt("", "task file (task.py) of --task's kind: the domain and words of the chat prompt; default "
+                             "tasks/bbc.json (classify) or tasks/conll2003.json (ner)")
     input: str = opt("runs/bbc/train.jsonl", "the pool of real unlabelled texts the examples are drawn from")
     pool_format: str = opt(None, "jsonl | conll | text; default jsonl (classify), conll (ner)", type=str,
                            choices=["jsonl", "conll", "text"])
@@ -111,9 +123,10 @@ def build_request(cfg, pool, i):
         stop = ["\n\n", f"{label}:"] if cfg.task == "classify" else ["\n"]
         return (*completion_request(cfg, prompt, stop=stop, **sampling), opening)
     shown = "\n\n".join(f"{unit.capitalize()} {n}: {e}" for n, e in enumerate(examples, 1))
-    request = (f"Here are {len(examples)} {unit}s from the same news source:\n\n{shown}\n\n"
-           f"Write one new {unit} about a different story, in the same style. Reply with the {unit} only.")
-    messages = [{"role": "system", "content": "You are a news journalist."}, {"role": "user", "content": request}]
+    task = task_of(cfg, cfg.task)
+    request = CHAT.format(n=len(examples), unit=unit, domain=task.domain, shown=shown, subject=task.word("subject"))
+    messages = [{"role": "system", "content": SYSTEM.format(writer=task.word("writer"))},
+                {"role": "user", "content": request}]
     return (*chat_request(cfg, messages, **sampling), "")
 
 

@@ -481,6 +481,41 @@ def annotation_bench():
 
 
 # ---------------------------------------------------------------------------------------------
+# The LLM labels BBC's topics (annotate.py --task_file tasks/bbc.json; its reports under results/llm_labels/)
+
+LLM_TOPICS = [  # (row, report file)
+    ("completion, zero-shot on the definitions", "zero_shot"),
+    ("completion, 2 worked examples", "shots2"),
+    ("completion, 2 worked examples, confidence >= 0.5", "shots2_min05"),
+]
+
+
+@renders("llm_topics")
+def llm_topics():
+    body = []
+    for row, name in LLM_TOPICS:
+        try:
+            r = record(f"results/llm_labels/{name}.report.json")
+        except MissingRecord:
+            continue
+        c, n = r["classification"], r["texts"]
+        body.append([row, pct1(c["accuracy"]), pct1(c["macro_f1"]), f"{r['texts_written']} / {n}",
+                     f"{pct1(c['accuracy'] * r['texts_written'] / n)}", f"{r['prompt_tokens_total'] / n:.0f}"])
+    if not body:
+        raise MissingRecord("results/llm_labels/*.report.json: record missing")
+    return table(["prompt", "accuracy", "macro-F1", "texts written / sampled", "right labels, % of the sample",
+                  "prompt tok / text"], body)
+
+
+@renders("llm_topics_curve")
+def llm_topics_curve():
+    r = record("results/llm_labels/shots2.report.json")
+    return table(["confidence at least", "texts kept", "accuracy", "macro-F1"],
+                 [[f"{x['threshold']:g}", pct1(x["texts_kept"]), pct1(x["accuracy"]), pct1(x["macro_f1"])]
+                  for x in r["confidence"]["curve"]])
+
+
+# ---------------------------------------------------------------------------------------------
 # Classification (BBC; train.py --task classify runs and baseline_tfidf.py --out under results/classification/)
 
 CLASSIFY = "results/classification"

@@ -244,8 +244,9 @@ def test_knn_demos_are_the_nearest_never_the_sentence_and_cached_by_file(tmp_pat
     assert all(w not in (query[0], sents[0][0]) for s in shots for w, _ in s)
     assert len(list(tmp_path.glob("knn-*.npy"))) == 1
     calls = []
-    embed = A.embed
-    monkeypatch.setattr(A, "embed", lambda s: calls.append(len(s)) or embed(s))
+    import shots as S  # where the worked examples are chosen
+    embed = S.embed
+    monkeypatch.setattr(S, "embed", lambda s: calls.append(len(s)) or embed(s))
     # the examples came from the cache, only the queries were embedded
     assert A.knn_shots(cfg, records) == shots and calls == [2]
     # the file changed: its embeddings are computed again
