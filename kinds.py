@@ -8,6 +8,7 @@ load_data reads a run's files through it.
     python train.py --task classify --data_dir runs/bbc   # train.jsonl, valid.jsonl, test.jsonl: {"text", "label"}
 """
 import os
+import random
 from dataclasses import dataclass
 
 from cli import DataError
@@ -99,22 +100,44 @@ TASKS = {
 
 
 def data_files(cfg):
-    """(original, distilled, dev, test) paths of the run ("" where none is read), refused at once if missing."""
+    """(original, distilled, dev, test) paths of the run ("" where none is read), refused at once if missing. With no
+    valid file, --dev_share takes dev from the training data (""); with no test file there is no test score ("")."""
     task = TASKS[cfg.task]
     ext, data_dir = task.ext, cfg.data_dir or task.default_dir
-    must = f"the folder must hold train{ext}, valid{ext} and test{ext}"
+    must = f"the folder must hold train{ext} (valid{ext} and test{ext} where there are gold labels)"
     hint = f"{task.default_hint}; {must}, or pass --data_dir" if not cfg.data_dir else f"--data_dir: {must}"
     if not os.path.isdir(data_dir):
         raise DataError(f"{data_dir}: no such data folder ({hint})")
     original = cfg.original or cfg.train_file or os.path.join(data_dir, "train" + ext)
     if cfg.strategy == "distilled" and cfg.distilled:
         original = ""  # D alone: O is not read
-    paths = (original, cfg.distilled, os.path.join(data_dir, "valid" + ext), os.path.join(data_dir, "test" + ext))
+    dev, test = (os.path.join(data_dir, name + ext) for name in ("valid", "test"))
+    if not os.path.isfile(dev):
+        if not cfg.dev_share:
+            raise DataError(f"{dev}: no such file ({hint}); without gold dev labels, --dev_share 0.1 takes a seeded "
+                            "tenth of the training data as dev")
+        dev = ""
+    test = test if os.path.isfile(test) else ""
+    paths = (original, cfg.distilled, dev, test)
     for path in paths:
         if path and not os.path.isfile(path):
-            own = path in [os.path.join(data_dir, name + ext) for name in ("train", "valid", "test")]
+            own = path == os.path.join(data_dir, "train" + ext)
             raise DataError(f"{path}: no such file" + (f" ({hint})" if own else ""))
     return paths
+
+
+def dev_from_training(cfg, items, soft, docs):
+    """--dev_share: a seeded share of the training items (O, or D where O is not read) as dev, the rest to train on:
+    ((items, soft, docs) kept, (items, None, docs) of dev). Dev is then scored against these labels, the LLM's where
+    the training data is the LLM's."""
+    order = list(range(len(items)))
+    random.Random(cfg.seed).shuffle(order)
+    n_dev = max(1, round(cfg.dev_share * len(items)))
+    if n_dev >= len(items):
+        raise DataError(f"--dev_share {cfg.dev_share:g}: leaves nothing to train on ({len(items)} training items)")
+    dev, keep = sorted(order[:n_dev]), sorted(order[n_dev:])
+    pick = lambda xs, idx: None if xs is None else [xs[i] for i in idx]  # noqa: E731
+    return (pick(items, keep), pick(soft, keep), pick(docs, keep)), (pick(items, dev), None, pick(docs, dev))
 
 
 def load_data(cfg, task, paths, model_dir):
@@ -123,13 +146,20 @@ def load_data(cfg, task, paths, model_dir):
     original_path, distilled_path, dev_path, test_path = paths
     original, soft_o, docs_o = task.read(cfg, original_path) if original_path else ([], None, None)
     distilled, soft_d, docs_d = task.read(cfg, distilled_path) if distilled_path else ([], None, None)
-    dev, test = task.read(cfg, dev_path), task.read(cfg, test_path)
+    if dev_path:
+        dev = task.read(cfg, dev_path)
+    elif original:
+        (original, soft_o, docs_o), dev = dev_from_training(cfg, original, soft_o, docs_o)
+    else:
+        (distilled, soft_d, docs_d), dev = dev_from_training(cfg, distilled, soft_d, docs_d)
+    test = task.read(cfg, test_path) if test_path else None
     labels = label_list(cfg, task, original + distilled, (soft_o or []) + (soft_d or []))
     label2id, tokenizer = {l: i for i, l in enumerate(labels)}, load_tokenizer(model_dir)
 
     def encoded(items, soft, docs):  # --context: each sentence read in its document (predict.encode)
         return task.encode(items, tokenizer, label2id, cfg.max_len, soft, context=cfg.context, docs=docs)
-    dev, test = (Split(items, encoded(items, None, docs), task.gold(items)) for items, _, docs in (dev, test))
+    dev, test = (None if split is None else Split(split[0], encoded(split[0], None, split[2]), task.gold(split[0]))
+                 for split in (dev, test))
     return labels, encoded(original, soft_o, docs_o), encoded(distilled, soft_d, docs_d), dev, test
 
 

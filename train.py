@@ -89,6 +89,9 @@ class Config:
     data_dir: str = opt("", "holds train, valid and test (.txt for ner, .jsonl for classify); "
                             "ner default: data/conll2003")
     train_file: str = opt("", "overrides data_dir/train.txt as the original (human) data")
+    dev_share: float = opt(0.0, "where data_dir has no valid file: this seeded share of the training data is dev "
+                                "(scored against those labels, an LLM's where they are); test is scored only where "
+                                "data_dir has a test file")
     original: str = opt("", "same as --train_file")
     distilled: str = opt("", "LLM- or teacher-labelled data, hard or soft labels")
     text_field: str = opt("text", "classify: the JSONL field holding the text")
@@ -170,6 +173,7 @@ def check_config(cfg):
         return value in ("bottom", "spread") or value.replace(",", "").isdigit()
     world = processes()
     bad = [(cfg.task not in TASKS, f"--task {cfg.task!r}: expected {' or '.join(TASKS)}"),
+           (not 0 <= cfg.dev_share < 1, f"--dev_share {cfg.dev_share:g}: expected a share from 0 up to 1"),
            (cfg.batch_size < 1, f"--batch_size {cfg.batch_size}: expected at least 1"),
            (cfg.grad_accum < 1, f"--grad_accum {cfg.grad_accum}: expected at least 1"),
            (cfg.batch_size % max(1, world * cfg.grad_accum) != 0,  # every process gets as many micro-batches
@@ -314,6 +318,11 @@ def train(cfg):
 
     # data, model (a student with a teacher beside it), optimizer and sampler; then where the run stands
     labels, ex_o, ex_d, dev, test = load_data(cfg, task, paths, model_dir)
+    if not paths[2]:
+        log(f"dev: a seeded {cfg.dev_share:g} of the training data ({len(dev.items)}), scored against its own labels "
+            "(an LLM's, where the training data is the LLM's), not gold")
+    if test is None:
+        log("no test file: the run ends without a test score")
     raw_model = build_model(cfg, task, labels, model_dir, device, verbose=master)
     teacher = Teacher(cfg, raw_model, device, verbose=master) if cfg.teacher else None
     if teacher:
@@ -417,8 +426,10 @@ def train(cfg):
     if master:
         raw_model.load_state_dict(run.best_state)
         save_pretrained(raw_model, os.path.join(cfg.out_dir, "model"), model_dir)
-        test_scores, test_preds, extra = task.score(raw_model, test, device, cfg, labels, test=True)
-        task.write(cfg.out_dir, test.items, test_preds)
+        test_scores, extra = None, {}
+        if test is not None:
+            test_scores, test_preds, extra = task.score(raw_model, test, device, cfg, labels, test=True)
+            task.write(cfg.out_dir, test.items, test_preds)
         d_share = sampler.realised
         metrics = {
             "task": cfg.task, "dev": run.best_dev, "test": test_scores, **extra,
@@ -428,6 +439,8 @@ def train(cfg):
             "strategy": cfg.strategy, "schedule": getattr(schedule, "describe", cfg.schedule),
             "realised_d_share": sum(d_share) / max(1, len(d_share)), "realised_d_share_per_step": d_share,
             "history": run.history, "world_size": world, "precision": "bf16" if bf16 else "fp32", "config": asdict(cfg),
+            "dev_source": "the valid file" if paths[2] else f"a seeded {cfg.dev_share:g} of the training data, "
+                                                             "scored against its own (possibly LLM) labels",
         }
         if teacher:  # what each term contributed: its mean over the steps, before its weight
             metrics["teacher"] = teacher.record()
@@ -437,8 +450,9 @@ def train(cfg):
         atomic_write(os.path.join(cfg.out_dir, "metrics.json"), json.dumps(metrics, indent=1))
         shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: metrics.json and model/ are the run
         log(f"best dev {task.word} {100 * run.best_dev[task.key]:.2f} at step {run.best_step}; "
-            f"test {task.word} {100 * test_scores[task.key]:.2f}"
-            + "".join(f", {name} {100 * test_scores[key]:.2f}" for name, key in task.also)
+            + (f"test {task.word} {100 * test_scores[task.key]:.2f}"
+               + "".join(f", {name} {100 * test_scores[key]:.2f}" for name, key in task.also)
+               if test_scores else "no test file, no test score")
             + f"; {run.train_time:.0f} s training, {metrics['train_tokens_per_s']:.0f} tokens/s -> {cfg.out_dir}")
     if world > 1:
         dist.destroy_process_group()

@@ -229,3 +229,21 @@ def test_fixed_labels_keep_the_head_when_a_model_goes_on_training_on_data_lackin
     assert 0 < drift < 0.05
     with pytest.raises(DataError, match="the training data has labels it lacks: B-LOC"):
         smoke(tiny, tmp_path / "c", labels="O,B-PER,I-PER,B-ORG,I-ORG,B-MISC,I-MISC")
+
+
+def test_llm_labels_alone_dev_from_a_seeded_share_and_no_test_file(tmp_path, capsys):
+    """A folder of training data alone (an LLM's labels, say): --dev_share takes dev from it, seeded, and the run
+    ends without a test score; without --dev_share the missing valid file is refused in one line."""
+    write_tiny_conll(tmp_path, 40, 0)
+    os.remove(tmp_path / "valid.txt")
+    os.remove(tmp_path / "test.txt")
+    base = dict(data_dir=str(tmp_path), max_steps=2, batch_size=8, progress=0, eval_every=2)
+    with pytest.raises(DataError, match=r"valid.txt: no such file .*--dev_share"):
+        train(Config(**base, out_dir=str(tmp_path / "none")))
+    m = train(Config(**base, dev_share=0.25, out_dir=str(tmp_path / "share")))
+    assert m["test"] is None and "seeded 0.25 of the training data" in m["dev_source"]
+    out = capsys.readouterr().out
+    assert "dev: a seeded 0.25 of the training data (10)" in out and "no test file" in out
+    assert not (tmp_path / "share" / "test_predictions.conll").exists()
+    with pytest.raises(SystemExit, match="--dev_share 1: expected a share"):
+        train(Config(**base, dev_share=1.0, out_dir=str(tmp_path / "all")))
