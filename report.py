@@ -612,6 +612,21 @@ def pct2(x):
 
 
 # ---------------------------------------------------------------------------------------------
+# Context (bench.py --context N: what reading each sentence in its document costs in inference)
+
+@renders("context_inference")
+def context_inference():
+    body = []
+    base = None
+    for n in (0, 64, 128):
+        b = record(f"results/context/bench_infer_c{n}.json")["median"]["ours"]
+        base = base or b["infer_words_s"]
+        body.append([str(n), f"{b['infer_tok_s']:,.0f}", f"{b['infer_words_s']:,.0f}",
+                     f"{b['infer_words_s'] / base:.2f}×"])
+    return table(["--context N", "word pieces / s (context included)", "words labelled / s", "× N = 0"], body)
+
+
+# ---------------------------------------------------------------------------------------------
 # Pages: find the markers, render, compare
 
 def pages():
@@ -683,7 +698,7 @@ def experiments_numbers(readme, cells_by_page):
     block = readme[start:readme.find("\n\n", start)]
     out = []
     for row in rows_of(block)[1:]:
-        link = re.search(r"\]\((results/[\w.-]+\.md)\)", row[-1])
+        link = re.search(r"\]\((results/[\w.-]+\.md)(#[\w-]*)?\)", row[-1])
         page = link.group(1) if link else None
         held = cells_by_page.get(page, set()) | cells_by_page.get("README.md", set())
         for n in NUMBER.findall(row[1]):
