@@ -104,7 +104,7 @@ def data_files(cfg):
     valid file, --dev_share takes dev from the training data (""); with no test file there is no test score ("")."""
     task = TASKS[cfg.task]
     ext, data_dir = task.ext, cfg.data_dir or task.default_dir
-    must = f"the folder must hold train{ext} (valid{ext} and test{ext} where there are gold labels)"
+    must = f"the folder must hold train{ext}, valid{ext} and test{ext} (no valid: --dev_share; no test: no score)"
     hint = f"{task.default_hint}; {must}, or pass --data_dir" if not cfg.data_dir else f"--data_dir: {must}"
     if not os.path.isdir(data_dir):
         raise DataError(f"{data_dir}: no such data folder ({hint})")
