@@ -52,22 +52,20 @@ easy (and auggpt's) sentences; --plot draws F1 by round (needs matplotlib); --ag
 the labels of the new sentences against that model folder's tags of them.
 """
 import functools
-import json
 import os
 import random
 import re
 import shutil
-import statistics
-import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, fields
 
 from cli import DataError, at_least, command_line, opt, parse_command, parse_config, run_main, stop_in_one_line
-from data import (atomic_write, labels_from, read_conll, read_jsonl, sample_indices, split_sentences, write_conll,
+from data import (labels_from, read_conll, read_jsonl, sample_indices, split_sentences, write_conll,
                   write_jsonl)
 from eval import get_entities
-from runs import claim, mean_std, paired, pm, run_stage, table
+from runs import claim, run_stage
+from evokd_summary import SummaryConfig, summary
 from textfilter import NearCopies, drop_reason, words_of
 from llm import LLMConfig, ask, chat_request
 from task import of as task_of, or_list
@@ -514,131 +512,6 @@ def check_config(cfg):
     if not settings["task_file"]:  # the default task: run folders made before task files existed still resume
         del settings["task_file"]
     claim(cfg.out_dir, settings, name="config.json", free=FREE, renamed={"k": "per_type"})
-
-
-# ---------------------------------------------------------------------------------------------
-# summary
-
-def group_name(c):
-    k = c.get("per_type", c.get("k"))  # config.json of runs made before --k was named --per_type: k
-    return f"k={k} " + ("model labeller" if c["labeller"] else "LLM labeller") + f" {c['variant']}"
-
-
-def summary(run_dirs, out=None, plot=None, against=None):
-    groups, missing, folders = {}, [], {}
-    for d in run_dirs:
-        path = os.path.join(d, "rounds.jsonl")
-        if not os.path.exists(path):
-            missing.append(d)
-            continue
-        with open(os.path.join(d, "config.json")) as f:
-            c = json.load(f)
-        groups.setdefault(group_name(c), {})[c["seed"]] = read_jsonl(path)
-        folders.setdefault(group_name(c), []).append((d, c))
-    if not groups:
-        raise DataError("no finished round in " + ", ".join(run_dirs) + " (no rounds.jsonl)")
-    if missing:
-        print(f"skipped, no rounds.jsonl: {', '.join(missing)}", file=sys.stderr)
-    n_rounds = min(len(r) for g in groups.values() for r in g.values())
-    f = lambda x: None if x is None else 100 * x  # noqa: E731
-    lines = ["test F1 by round (mean over seeds; round 0 is the seed set alone):", "",
-             table(["runs", "seeds", *range(n_rounds)],
-                   [[name, len(g), *(pm(f(statistics.fmean(r[i]["test_f1"] for r in g.values())))
-                                     for i in range(n_rounds))]
-                    for name, g in sorted(groups.items())])]
-    body = []
-    for name, g in sorted(groups.items()):
-        final = {s: f(r[n_rounds - 1]["test_f1"]) for s, r in g.items()}
-        gain = {s: final[s] - f(r[0]["test_f1"]) for s, r in g.items()}
-        tokens = statistics.fmean(sum(x["prompt_tokens"] + x["completion_tokens"] for x in r[:n_rounds])
-                                  for r in g.values())
-        # the LLM may write fewer
-        sentences = statistics.fmean(sum(x.get("kept", 0) for x in r[:n_rounds]) for r in g.values())
-        vs = []
-        for other in ("auggpt", "evokd"):  # the baseline, and the method for its ablations
-            base = groups.get(name.rsplit(" ", 1)[0] + " " + other)
-            compared = base and not name.endswith(other) and not (other == "evokd" and name.endswith("auggpt"))
-            stats = paired(final, {s: f(r[n_rounds - 1]["test_f1"]) for s, r in base.items()} if compared else {})
-            vs.append(f"{pm(stats['delta_mean'], stats['delta_std'])} ({stats['better']}/{stats['paired']})"
-                      if stats["paired"] else "")
-        g_mean = statistics.fmean(gain.values())
-        per_point = f"{tokens / g_mean:,.0f}" if g_mean > 0 and tokens else "-"
-        body.append([name, pm(*mean_std(final.values())), pm(*mean_std(gain.values())), *vs, f"{sentences:,.0f}",
-                     f"{tokens:,.0f}", per_point])
-    lines += [f"after round {n_rounds - 1}:", "",
-              table(["runs", "test F1", "gain over round 0", "vs auggpt (paired, seeds better)", "vs evokd",
-                     "new sentences", "tokens", "tokens per point of F1 gained"], body)]
-    body = []
-    for name, g in sorted(groups.items()):
-        cells = []
-        for kind in ("hard", "easy", "similar"):
-            rows = [x for r in g.values() for x in r[1:n_rounds] if x.get(kind)]
-            n = sum(x[kind] for x in rows)
-            cells.append(f"{100 * sum(x[kind] * x[kind + '_acc'] for x in rows) / n:.1f}% of {n}" if n else "")
-        body.append([name, *cells])
-    lines += ["did the LLM foresee the student's errors? The student's sentence accuracy on the new sentences, tagged "
-              "before it trained on them (all rounds and seeds):", "", table(["runs", "hard", "easy", "similar"], body)]
-    if against:
-        lines += label_agreement(folders, n_rounds, against)
-    text = "\n".join(lines)
-    print(text, end="")
-    if out:
-        atomic_write(out, text)
-    if plot:
-        draw(groups, n_rounds, plot)
-    return text
-
-
-def label_agreement(folders, n_rounds, model_dir):
-    """Table lines: each group's labels of its new sentences (rounds 1 to n_rounds - 1) scored against a model
-    folder's tags of the same sentences, span F1 with the model as the reference."""
-    from eval import span_f1
-    body = []
-    for name, runs in sorted(folders.items()):
-        if any(os.path.abspath(c["labeller"] or "-") == os.path.abspath(model_dir) for _, c in runs):
-            continue  # labelled by that very model
-        items = [it for d, _ in runs for r in range(1, n_rounds)
-                 if os.path.exists(os.path.join(d, f"round_{r:02d}", "batch.jsonl"))
-                 for it in read_jsonl(os.path.join(d, f"round_{r:02d}", "batch.jsonl"))]
-        ref = tag(model_dir, [it["words"] for it in items], EvoConfig())
-        s = span_f1(ref, [it["tags"] for it in items])
-        count = lambda tags: sum(len(get_entities(t)) for t in tags)  # noqa: E731
-        body.append([name, len(items), f"{100 * s['f1']:.1f}", f"{100 * s['precision']:.1f}",
-                     f"{100 * s['recall']:.1f}", count([it["tags"] for it in items]), count(ref)])
-    return [f"the labels of the new sentences against `{model_dir}`'s tags of them "
-            "(span F1, the model as reference):", "",
-            table(["runs", "sentences", "F1", "precision", "recall", "entities labelled",
-                   "entities the model finds"], body)]
-
-
-def draw(groups, n_rounds, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise SystemExit("error: --plot needs matplotlib, which is not installed: pip install matplotlib "
-                         "(or drop --plot for the text tables)") from None
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, g in sorted(groups.items()):
-        ax.plot(range(n_rounds), [100 * statistics.fmean(r[i]["test_f1"] for r in g.values()) for i in range(n_rounds)],
-                marker="o", label=f"{name} ({len(g)} seeds)")
-    ax.set_xlabel("round")
-    ax.set_ylabel("test F1 (mean over seeds)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    print(f"plot -> {path}")
-
-
-@dataclass
-class SummaryConfig:
-    runs: list = opt(None, "run folders (--out_dir of evokd.py)", nargs="+", positional=True)
-    out: str = opt("", "also write the tables to this markdown file")
-    plot: str = opt("", "also draw test F1 by round into this file (needs matplotlib)")
-    against: str = opt("", "also score the new sentences' labels against this model folder's tags of them "
-                           "(how good was the labeller?)")
 
 
 @stop_in_one_line
