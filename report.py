@@ -591,6 +591,10 @@ def training_default():
                      seconds_cell(m["wall_seconds"] for m in runs.values() if "wall_seconds" in m) if all(
                          "wall_seconds" in m for m in runs.values()) else "not recorded",
                      f"{mean_std(m['train_tokens_per_s'] for m in runs.values())[0]:,.0f}"])
+    hf = record("results/training/hf_reference_s0.json")  # baseline_hf.py: run_ner.py's recipe, argmax decoding
+    body.insert(0, ["Hugging Face `BertForTokenClassification` as run_ner.py trains it (3 epochs, lr 1e-4, no warmup, "
+                    "fp32; `python baseline_hf.py --seed 0`), the reference", "0", pct2(hf["test"]["f1"]),
+                    pct2(hf["dev"]["f1"]), pct2(hf["test"]["f1"]), seconds_cell([hf["wall_seconds"]]), "not recorded"])
     return table(["recipe", "seeds", "test F1", "dev F1", "test F1, argmax decoding", "wall time of one run",
                   "training tokens/s"], body)
 
