@@ -91,17 +91,21 @@ def read_conll(path, column=-1, with_probs=False, columns=False, docs=False):
             sentences.append(rows)
             doc_ids.append(at)
         return (sentences, documents(doc_ids, marks)) if docs else sentences
+
+    def end_sentence(where):  # the sentence read so far is complete
+        nonlocal words, tags, dists
+        if dists and len(dists) != len(words):
+            raise DataError(where)
+        sentences.append((words, tags))
+        soft.append(dists or None)
+        doc_ids.append(at)
+        words, tags, dists = [], [], []
     with open_text(path) as f:
         for lineno, line in enumerate(f, 1):
             parts = [] if BLANK_RE.fullmatch(line) else line.split()
             if not parts:
                 if words:
-                    if dists and len(dists) != len(words):
-                        raise DataError(f"{path}:{lineno - 1}: a sentence with soft labels on some words only")
-                    sentences.append((words, tags))
-                    soft.append(dists or None)
-                    doc_ids.append(at)
-                    words, tags, dists = [], [], []
+                    end_sentence(f"{path}:{lineno - 1}: a sentence with soft labels on some words only")
                 continue
             if parts[0] == DOCSTART:
                 marks += 1
@@ -120,11 +124,7 @@ def read_conll(path, column=-1, with_probs=False, columns=False, docs=False):
             if with_probs and len(parts) >= 3 and PROBS_RE.match(parts[-2]):
                 dists.append(parse_probs(parts[-2], f"{path}:{lineno}"))
     if words:
-        if dists and len(dists) != len(words):
-            raise DataError(f"{path}: the last sentence has soft labels on some words only")
-        sentences.append((words, tags))
-        soft.append(dists or None)
-        doc_ids.append(at)
+        end_sentence(f"{path}: the last sentence has soft labels on some words only")
     if not sentences:
         raise DataError(f"no sentences in {path}")
     out = (sentences, soft) if with_probs else (sentences,)

@@ -443,6 +443,20 @@ def confidence_grid():
 # ---------------------------------------------------------------------------------------------
 # Annotation (annotate.py's report JSON of each run, copied to results/annotation/)
 
+def reports(pattern, rows):
+    """(row, record) of each (row, name) whose report `pattern.format(name)` is committed; MissingRecord if none is:
+    a table of runs that are each optional, but not all."""
+    found = []
+    for row, name in rows:
+        try:
+            found.append((row, record(pattern.format(name))))
+        except MissingRecord:
+            continue
+    if not found:
+        raise MissingRecord(f"{pattern.format('*')}: record missing")
+    return found
+
+
 PHASE1 = [  # (row, report file)
     ("`standard` (chat, JSON, 3 worked examples)", "standard_200"),
     ("`standard --demos knn` (the 3 most similar gold sentences)", "standard_knn_200"),
@@ -455,19 +469,13 @@ PHASE1 = [  # (row, report file)
 @renders("annotation_phase1")
 def annotation_phase1():
     body = []
-    for row, name in PHASE1:
-        try:
-            r = record(f"results/annotation/{name}.report.json")
-        except MissingRecord:
-            continue
+    for row, r in reports("results/annotation/{}.report.json", PHASE1):
         f = r["span_f1_all_input"] if "span_f1_all_input" in r else r["span_f1"]
         n = r["sentences"]
         body.append([row, pct1(f["f1"]), pct1(f["precision"]), pct1(f["recall"]),
                      *(pct1(f["per_type"].get(t, {}).get("f1", 0.0)) for t in ("PER", "ORG", "LOC", "MISC")),
                      f"{r['sentences_written']} / {n}", f"{r['entities_kept']} / {r['entities_proposed']}",
                      f"{r['prompt_tokens_total'] / n:.0f}", f"{r['completion_tokens_total'] / n:.1f}"])
-    if not body:
-        raise MissingRecord("results/annotation/*_200.report.json: record missing")
     return table(["prompt", "F1", "P", "R", "PER", "ORG", "LOC", "MISC", "sentences written",
                   "entities kept / proposed", "prompt tok / sent", "completion tok / sent"], body)
 
@@ -493,16 +501,10 @@ LLM_TOPICS = [  # (row, report file)
 @renders("llm_topics")
 def llm_topics():
     body = []
-    for row, name in LLM_TOPICS:
-        try:
-            r = record(f"results/llm_labels/{name}.report.json")
-        except MissingRecord:
-            continue
+    for row, r in reports("results/llm_labels/{}.report.json", LLM_TOPICS):
         c, n = r["classification"], r["texts"]
         body.append([row, pct1(c["accuracy"]), pct1(c["macro_f1"]), f"{r['texts_written']} / {n}",
                      f"{pct1(c['accuracy'] * r['texts_written'] / n)}", f"{r['prompt_tokens_total'] / n:.0f}"])
-    if not body:
-        raise MissingRecord("results/llm_labels/*.report.json: record missing")
     return table(["prompt", "accuracy", "macro-F1", "texts written / sampled", "right labels, % of the sample",
                   "prompt tok / text"], body)
 
