@@ -85,7 +85,8 @@ def machines():
     for path, rec in READ.items():
         if isinstance(rec, dict) and (path.endswith(("/metrics.json", ".report.json")) or "median" in rec
                                       or "record" in rec):
-            counts[machine_of(rec)] = counts.get(machine_of(rec), 0) + 1
+            where = machine_of(rec)
+            counts[where] = counts.get(where, 0) + 1
     return table(["machine, as the records say", "records"], [[m, str(n)] for m, n in sorted(counts.items())])
 
 
