@@ -261,6 +261,7 @@ def read_sentence(done, i, acc, scored):
     tags, kept, dropped = align(rec["words"], items, cfg.max_entity_tokens, done.task)
     acc["entities_proposed"] += len(items)
     acc["entities_kept"] += len(kept)
+    acc.update(f"type_{e['type']}" for e in kept)
     outside, copied, near = demo_overlap(rec["words"], items, done.shots[i])
     acc["entities_not_in_sentence"] += outside
     acc["entities_copied_from_demos"] += copied
@@ -357,6 +358,7 @@ def assemble(done, stats, stopped, seconds):
     report.update({
         "entities_proposed": acc["entities_proposed"],
         "entities_kept": acc["entities_kept"],
+        "entities_by_type": {k[5:]: v for k, v in sorted(acc.items()) if k.startswith("type_")},  # of those kept
         "entities_dropped": {k[8:]: v for k, v in sorted(acc.items()) if k.startswith("dropped_")},
         "entities_not_in_sentence": acc["entities_not_in_sentence"],  # named in the reply, absent from the sentence
         "entities_copied_from_demos": acc["entities_copied_from_demos"],  # ... and named by one of its worked examples
