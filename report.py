@@ -634,6 +634,55 @@ def context_inference():
 
 
 # ---------------------------------------------------------------------------------------------
+# The LLM's labels put to use: MiniLM trained on SmolLM2's topics against the same articles' gold topics
+# (train.py runs under results/classification/), and an NER task file of new types whose labels were checked by hand
+# (annotate.py's report and the checks under results/llm_labels/)
+
+LLM_STUDENT = [("SmolLM2's zero-shot topics", "minilm_llm"), ("the same articles' gold topics", "minilm_llmtexts_gold")]
+
+
+@renders("llm_topics_student")
+def llm_topics_student():
+    """Test accuracy and macro-F1 of each labelling's 3 seeds, and the per-seed difference LLM − gold."""
+    texts = record("results/llm_labels/train400.report.json")["texts_written"]
+    scores, rows = {}, []
+    for row, name in LLM_STUDENT:
+        runs = seeds_of(f"{CLASSIFY}/{name}_s{{s}}")
+        scores[name] = f1s(runs), macro(runs)
+        rows.append([row, str(texts), cell(scores[name][0]), cell(scores[name][1])])
+    (llm_acc, llm_f1), (gold_acc, gold_f1) = scores["minilm_llm"], scores["minilm_llmtexts_gold"]
+    rows.append(["LLM − gold, paired by seed", "", versus(llm_acc, gold_acc), versus(llm_f1, gold_f1)])
+    return table(["MiniLM-L6 trained on", "articles", "test accuracy", "test macro-F1"], rows)
+
+
+NER_CHECK = "results/llm_labels/ner_news_check.json"
+VERDICTS = ("correct", "wrong type", "wrong span", "not an entity")
+
+
+@renders("ner_news_labels")
+def ner_news_labels():
+    """What the LLM wrote with tasks/example_ner_news.json: entities kept per type, and those dropped by reason."""
+    r = record("results/llm_labels/ner_news.report.json")
+    n = r["sentences_written"]
+    rows = [[t, str(k), f"{k / n:.2f}"] for t, k in sorted(r["entities_by_type"].items(), key=lambda x: -x[1])]
+    rows.append(["all kept", str(r["entities_kept"]), f"{r['entities_kept'] / n:.2f}"])
+    rows += [[f"dropped: {why}", str(k), f"{k / n:.2f}"] for why, k in sorted(r["entities_dropped"].items())]
+    return table([f"type ({n} sentences written of {r['sentences']})", "entities", "per sentence"], rows)
+
+
+@renders("ner_news_check")
+def ner_news_check():
+    """The hand check of a seeded sample of the kept entities: verdicts by type, and precision (correct / checked)."""
+    checks = record(NER_CHECK)["checks"]
+    rows = []
+    for t in [*sorted({c["type"] for c in checks}), "all"]:
+        mine = [c for c in checks if t in ("all", c["type"])]
+        count = [sum(c["verdict"] == v for c in mine) for v in VERDICTS]
+        rows.append([t, str(len(mine)), *map(str, count), pct1(count[0] / len(mine))])
+    return table(["type", "checked", *VERDICTS, "precision"], rows)
+
+
+# ---------------------------------------------------------------------------------------------
 # Pages: find the markers, render, compare
 
 def pages():
