@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 
@@ -296,6 +297,7 @@ def check_report_agrees_with_files(report, out, replies_path, n_input):
     assert report["entities_kept"] == sum(len(get_entities(t)) for _, t in llm) == \
         sum(len(l.get("entities", [])) for l in lines)
     assert report["entities_proposed"] == report["entities_kept"] + sum(report["entities_dropped"].values())
+    assert report["entities_by_type"] == dict(sorted(Counter(e[0] for _, t in llm for e in get_entities(t)).items()))
     assert report["prompt_tokens_total"] == sum(l["reply"]["usage"]["prompt_tokens"] for l in lines if "reply" in l)
     assert report["span_f1"] == span_f1([t for _, t in gold], [t for _, t in llm])
     assert report["parse_failures"] == len([f for f in report["failed"] if f["reason"] != "gave_up"])
