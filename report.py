@@ -496,6 +496,7 @@ LLM_TOPICS = [  # (row, report file)
     ("completion, zero-shot on the definitions", "zero_shot"),
     ("completion, 2 worked examples", "shots2"),
     ("completion, 2 worked examples, confidence >= 0.5", "shots2_min05"),
+    ("completion, zero-shot, 400 articles of the training split (the BERT runs below)", "train400"),
 ]
 
 
