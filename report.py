@@ -658,17 +658,21 @@ def llm_topics_student():
 
 NER_CHECK = "results/llm_labels/ner_news_check.json"
 VERDICTS = ("correct", "wrong type", "wrong span", "not an entity")
+NER_NEWS = [("completion (the task file's 3 worked examples)", "ner_news"),
+            ("standard (chat, JSON, the same 3 examples)", "ner_news_standard")]
 
 
 @renders("ner_news_labels")
 def ner_news_labels():
-    """What the LLM wrote with tasks/example_ner_news.json: entities kept per type, and those dropped by reason."""
-    r = record("results/llm_labels/ner_news.report.json")
-    n = r["sentences_written"]
-    rows = [[t, str(k), f"{k / n:.2f}"] for t, k in sorted(r["entities_by_type"].items(), key=lambda x: -x[1])]
-    rows.append(["all kept", str(r["entities_kept"]), f"{r['entities_kept'] / n:.2f}"])
-    rows += [[f"dropped: {why}", str(k), f"{k / n:.2f}"] for why, k in sorted(r["entities_dropped"].items())]
-    return table([f"type ({n} sentences written of {r['sentences']})", "entities", "per sentence"], rows)
+    """What the LLM wrote with tasks/example_ner_news.json, by prompt: entities kept by type, and dropped by reason."""
+    found = reports("results/llm_labels/{}.report.json", NER_NEWS)
+    types = sorted({t for _, r in found for t in r["entities_by_type"]})
+    why = sorted({w for _, r in found for w in r["entities_dropped"]})
+    rows = [[row, f"{r['sentences_written']} / {r['sentences']}", f"{r['entities_kept']} / {r['entities_proposed']}",
+             f"{r['entities_kept'] / r['sentences']:.2f}", *(str(r["entities_by_type"].get(t, 0)) for t in types),
+             *(str(r["entities_dropped"].get(w, 0)) for w in why)] for row, r in found]
+    return table(["prompt", "sentences written / sampled", "entities kept / proposed", "kept per sentence", *types,
+                  *(f"dropped: {w}" for w in why)], rows)
 
 
 @renders("ner_news_check")
