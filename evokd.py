@@ -61,9 +61,9 @@ from collections import Counter
 from dataclasses import asdict, dataclass, fields
 
 from cli import DataError, at_least, command_line, opt, parse_command, parse_config, run_main, stop_in_one_line
-from data import (labels_from, read_conll, read_jsonl, sample_indices, split_sentences, write_conll,
-                  write_jsonl)
+from data import labels_from, read_conll, read_jsonl, sample_indices, write_conll, write_jsonl
 from eval import get_entities
+from rawtext import split_sentences
 from runs import claim, run_stage
 from evokd_summary import SummaryConfig, summary
 from textfilter import NearCopies, drop_reason, words_of
