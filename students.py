@@ -9,7 +9,7 @@ distillation), each measured by an ablation over seeds.
     python students.py score --runs runs/students/L2-H384/d_hidden_bottom_match-bottom_s0,results/training/default/s0
 
 transfer: the transfer set. Every BBC article (data/bbc/bbc.jsonl) cut into sentences and CoNLL-2003 tokens by
-data.py's splitter, as annotate.py and predict.py cut raw text; exact duplicates dropped; every sentence that
+rawtext.py's splitter, as annotate.py and predict.py cut raw text; exact duplicates dropped; every sentence that
 copies or near-copies a CoNLL dev or test sentence dropped with textfilter.py's leak filter (at least half of its word
 5-grams in one held-out sentence), so nothing of what the student is scored on leaks into what it learns from.
 The teacher labels it, and CoNLL's training text, softly (predict.label_tokens: each word's distribution over the
@@ -55,8 +55,9 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 
 from cli import DataError, above, at_least, command_line, int_list, opt, parse_command, run_main
-from data import atomic_write, read_conll, read_jsonl, text_documents, write_conll
+from data import atomic_write, read_conll, read_jsonl, write_conll
 from eval import get_entities
+from rawtext import text_documents
 from runs import (claim, file_hash, finished, headline, mean_std, paired, pm, provenance, read_json, run_stage,
                   table, vs_base)
 from textfilter import NearCopies, drop_reason, words_of
@@ -123,7 +124,8 @@ def label_counts(rows):
 def transfer(cfg):
     import torch
     from model import from_pretrained, load_tokenizer
-    from predict import check_labeller, label_tokens, serving_model
+    from predict import check_labeller, label_tokens
+    from serve import serving_model
     check_labeller(cfg.teacher)
     held_out = [os.path.join(cfg.data_dir, f) for f in ("valid.txt", "test.txt")]
     sentences, bbc_docs, dropped = bbc_sentences(cfg.bbc, held_out, cfg.near)

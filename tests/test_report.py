@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+import records
 import report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,7 +23,7 @@ def copy(tmp_path, monkeypatch):
     shutil.copy(os.path.join(ROOT, "README.md"), tmp_path / "README.md")
     shutil.copytree(os.path.join(ROOT, "results"), tmp_path / "results",
                     ignore=shutil.ignore_patterns("*.png", "model", "checkpoint"))
-    monkeypatch.setattr(report, "HERE", str(tmp_path))
+    monkeypatch.setattr(records, "HERE", str(tmp_path))
     return tmp_path
 
 
@@ -66,8 +67,8 @@ def test_a_readme_headline_number_must_be_in_a_rendered_table_of_its_page(copy, 
 
 def test_rows_cells_and_machines():
     assert report.rows_of("| a | b |\n|---|---|\n| 1 | 2 |\n") == [["a", "b"], ["1", "2"]]
-    assert report.cell({0: 1.0, 1: 3.0}) == "2.00 ± 1.41 (1.00, 3.00)"
-    assert report.versus({0: 2.0, 1: 4.0}, {0: 1.0, 1: 1.0}) == "+2.00 ± 1.41 (2/2 better)"
+    assert records.cell({0: 1.0, 1: 3.0}) == "2.00 ± 1.41 (1.00, 3.00)"
+    assert records.versus({0: 2.0, 1: 4.0}, {0: 1.0, 1: 1.0}) == "+2.00 ± 1.41 (2/2 better)"
     new = {"record": {"machine": {"cpu": "X", "avx512_bf16": True, "threads": 1, "gpu": None}, "precision": "bf16"}}
     assert report.machine_of(new) == "X (AVX-512 BF16), 1 thread(s), bf16"
     old = {"precision": "fp32", "config": {"bf16": 1}}  # bf16 asked for, fp32 ran: a CPU without native bf16
