@@ -30,6 +30,7 @@ import sys
 import figures
 import records
 import tables  # noqa: F401  (its tables register themselves in records.RENDER)
+import tables_llm  # noqa: F401  (and the LLM side's)
 from cli import run_main
 from records import READ, RENDER, MissingRecord, renders
 from runs import table

@@ -7,13 +7,13 @@ records (records.py) and returning the markdown table.
     python report.py --check     # every table against its records
 
 A table's rows and columns are written here once; the prose around it on its page interprets them and never retypes
-a figure. The sections follow the pages: students and serving, regimens, confidence, annotation and the LLM's
-topics, classification, training, context.
+a figure. The sections follow the pages of the BERT side: students and serving, regimens, classification, training,
+context; the LLM's labels (annotation, confidence, the LLM's topics) are tables_llm.py's.
 """
 import os
 
-from records import (MissingRecord, cell, f1s, grid, optional_record, pct1, pct2, record, renders, report_rows,
-                     seconds_cell, seeds_cell, seeds_of, versus)
+from records import (MissingRecord, cell, f1s, grid, optional_record, pct2, record, renders, seconds_cell, seeds_cell,
+                     seeds_of, versus)
 from runs import mean_std, paired, pm, round_ratios, table, vs_base
 
 
@@ -250,137 +250,6 @@ def regimens_verdict():
 
 
 # ---------------------------------------------------------------------------------------------
-# Confidence (annotate.py --confidence: the report JSON of each run; the grid under results/confidence/grid)
-
-def confidence_curve(rule):
-    """Span F1 / P / R of what a filter keeps at each threshold, log-probabilities beside self-consistency."""
-    lp = record("results/confidence/logprobs_200.report.json")["confidence"]["curve"]
-    sa = record("results/confidence/samples_200.report.json")["confidence"]["curve"]
-    kept = "sentences_kept" if rule == "sentence" else "entities_kept"
-
-    def four(x):
-        return [f"{100 * x[kept]:.1f} %", *(pct1(x[f"{rule}_{k}"]) for k in ("f1", "precision", "recall"))]
-    body = [[f"{a['threshold']:.2f}", *four(a), *four(b)] for a, b in zip(lp, sa)]
-    what = "kept" if rule == "sentence" else "entities kept"
-    return table(["threshold", f"logprobs: {what}", "F1", "P", "R", f"samples: {what}", "F1", "P", "R"], body)
-
-
-renders("confidence_sentence")(lambda: confidence_curve("sentence"))
-renders("confidence_entity")(lambda: confidence_curve("entity"))
-
-
-@renders("confidence_calibration")
-def confidence_calibration():
-    lp = record("results/confidence/logprobs_200.report.json")["confidence"]["calibration"]
-    sa = record("results/confidence/samples_200.report.json")["confidence"]["calibration"]
-    body = [[a["band"], str(a["entities"]), pct1(a["precision"]), str(b["entities"]), pct1(b["precision"])]
-            for a, b in zip(lp, sa)]
-    return table(["band", "logprobs: entities", "right", "samples: entities", "right"], body)
-
-
-def predicted(scores):
-    """How many entities a scored file holds: true positives (recall x gold) over precision."""
-    gold = sum(t["support"] for t in scores["per_type"].values())
-    return round(scores["recall"] * gold / scores["precision"]) if scores["precision"] else 0
-
-
-@renders("confidence_d1000")
-def confidence_d1000():
-    body = []
-    for name, what in (("logprobs_1000", "unfiltered"), ("sentence_0.6_1000", "sentence filter, 0.6"),
-                       ("entity_0.6_1000", "entity filter, 0.6")):
-        r = record(f"results/confidence/{name}.report.json")
-        f = r["span_f1"]
-        n = r["sentences_written"]
-        body.append([what, f"{n:,}" + ("" if n == r["sentences"] else f" ({100 * n / r['sentences']:.1f} %)"),
-                     f"{predicted(f):,}",
-                     pct1(f["f1"]), pct1(f["precision"]), pct1(f["recall"])])
-    return table(["D of the 1,000 O sentences", "sentences", "entities", "span F1 vs gold", "P", "R"], body)
-
-
-@renders("confidence_grid")
-def confidence_grid():
-    body = []
-    for d, what in (("unfiltered", "unfiltered"), ("sentence", "sentence filter 0.6"),
-                    ("entity", "entity filter 0.6")):
-        runs = grid("results/confidence/grid", d)
-        base = f1s(runs["original"])
-        steps = next(iter(runs["original"].values()))["total_steps"]
-        body.append([what, str(steps), cell(base, each=False), cell(f1s(runs["distilled"]), each=False),
-                     vs_base(paired(f1s(runs["distilled"]), base)), cell(f1s(runs["seq-d-o"]), each=False),
-                     vs_base(paired(f1s(runs["seq-d-o"]), base))])
-    return table(["D", "steps", "original", "D alone", "Δ", "Simple Mix (D then O)", "Δ"], body)
-
-
-# ---------------------------------------------------------------------------------------------
-# Annotation (annotate.py's report JSON of each run, copied to results/annotation/)
-
-PHASE1 = [  # (row, report file)
-    ("`standard` (chat, JSON, 3 worked examples)", "standard_200"),
-    ("`standard --demos knn` (the 3 most similar gold sentences)", "standard_knn_200"),
-    ("`cot` (chat, 4 steps + JSON, 2 worked examples)", "cot_200"),
-    ("`completion` (8 worked examples)", "completion_200"),
-    ("`completion --demos knn` (the 8 most similar gold sentences)", "knn_200"),
-]
-
-
-def phase1_cells(r):
-    """An NER labelling run's report (annotate.py): span F1, P and R, F1 by type, what it wrote and kept, tokens."""
-    f = r["span_f1_all_input"] if "span_f1_all_input" in r else r["span_f1"]
-    n = r["sentences"]
-    return [pct1(f["f1"]), pct1(f["precision"]), pct1(f["recall"]),
-            *(pct1(f["per_type"].get(t, {}).get("f1", 0.0)) for t in ("PER", "ORG", "LOC", "MISC")),
-            f"{r['sentences_written']} / {n}", f"{r['entities_kept']} / {r['entities_proposed']}",
-            f"{r['prompt_tokens_total'] / n:.0f}", f"{r['completion_tokens_total'] / n:.1f}"]
-
-
-@renders("annotation_phase1")
-def annotation_phase1():
-    return table(["prompt", "F1", "P", "R", "PER", "ORG", "LOC", "MISC", "sentences written",
-                  "entities kept / proposed", "prompt tok / sent", "completion tok / sent"],
-                 report_rows("results/annotation/{}.report.json", PHASE1, phase1_cells))
-
-
-@renders("annotation_bench")
-def annotation_bench():
-    b = record("results/annotation/bench_annotate.json")
-    return table(["run", "seconds", "requests sent", "sentences / s"],
-                 [[r["run"], f"{r['seconds']:.2f}", str(r["requests_sent"]), f"{r['sentences'] / r['seconds']:,.0f}"]
-                  for r in b["rows"]])
-
-
-# ---------------------------------------------------------------------------------------------
-# The LLM labels BBC's topics (annotate.py --task_file tasks/bbc.json; its reports under results/llm_labels/)
-
-LLM_TOPICS = [  # (row, report file)
-    ("completion, zero-shot on the definitions", "zero_shot"),
-    ("completion, 2 worked examples", "shots2"),
-    ("completion, 2 worked examples, confidence >= 0.5", "shots2_min05"),
-]
-
-
-def topic_cells(r):
-    """A classification labelling run's report (annotate.py): accuracy, macro-F1, how many texts it labelled, tokens."""
-    c, n = r["classification"], r["texts"]
-    return [pct1(c["accuracy"]), pct1(c["macro_f1"]), f"{r['texts_written']} / {n}",
-            f"{pct1(c['accuracy'] * r['texts_written'] / n)}", f"{r['prompt_tokens_total'] / n:.0f}"]
-
-
-@renders("llm_topics")
-def llm_topics():
-    return table(["prompt", "accuracy", "macro-F1", "texts written / sampled", "right labels, % of the sample",
-                  "prompt tok / text"], report_rows("results/llm_labels/{}.report.json", LLM_TOPICS, topic_cells))
-
-
-@renders("llm_topics_curve")
-def llm_topics_curve():
-    r = record("results/llm_labels/shots2.report.json")
-    return table(["confidence at least", "texts kept", "accuracy", "macro-F1"],
-                 [[f"{x['threshold']:g}", pct1(x["texts_kept"]), pct1(x["accuracy"]), pct1(x["macro_f1"])]
-                  for x in r["confidence"]["curve"]])
-
-
-# ---------------------------------------------------------------------------------------------
 # Classification (BBC; train.py --task classify runs and baseline_tfidf.py --out under results/classification/)
 
 CLASSIFY = "results/classification"
@@ -482,3 +351,75 @@ def context_inference():
         body.append([str(n), f"{b['infer_tok_s']:,.0f}", f"{b['infer_words_s']:,.0f}",
                      f"{b['infer_words_s'] / base:.2f}×"])
     return table(["--context N", "word pieces / s (context included)", "words labelled / s", "× N = 0"], body)
+
+
+# ---------------------------------------------------------------------------------------------
+# Context (train.py --context N on CoNLL-2003, against the default runs: N = 0)
+
+CONTEXT_RUNS = [(0, "results/training/default/s{s}"), (32, "results/context/c32_s{s}"), (64, "results/context/c64_s{s}")]
+
+
+def context_runs():
+    """[(N, {seed: metrics.json})] of the context sizes with a finished run (the grid fills as its runs finish);
+    N = 0, the default runs, must be there."""
+    out = []
+    for n, pattern in CONTEXT_RUNS:
+        try:
+            out.append((n, seeds_of(pattern)))
+        except MissingRecord:
+            if n == 0:
+                raise
+    return out
+
+
+@renders("context_grid")
+def context_grid():
+    rows = context_runs()
+    base = rows[0][1]
+    body = []
+    for n, runs in rows:
+        test, dev = f1s(runs), f1s(runs, "dev")
+        pairs = {s: m for s, m in base.items() if s in runs}
+        body.append([str(n), seeds_cell(runs), cell(test), versus(test, f1s(pairs)) if n else "–",
+                     cell(dev, each=False), versus(dev, f1s(pairs, "dev")) if n else "–",
+                     seconds_cell(m["train_seconds"] for m in runs.values()),
+                     f"{mean_std(m['train_tokens_per_s'] for m in runs.values())[0]:,.0f}"])
+    return table(["--context N", "seeds", "test F1", "test F1 vs N = 0, same seeds", "dev F1", "dev F1 vs N = 0",
+                  "training time of a run", "training word pieces / s"], body)
+
+
+@renders("context_types")
+def context_types():
+    rows = context_runs()
+    base = rows[0][1]
+    types = sorted(next(iter(base.values()))["test"]["per_type"])
+
+    def by_type(runs, t):
+        return {s: 100 * m["test"]["per_type"][t]["f1"] for s, m in runs.items()}
+    body = [["0", seeds_cell(base), *(cell(by_type(base, t), each=False) for t in types)]]
+    for n, runs in rows[1:]:
+        pairs = {s: m for s, m in base.items() if s in runs}
+        body.append([str(n), seeds_cell(runs), *(f"{cell(by_type(runs, t), each=False)} "
+                                                 f"({versus(by_type(runs, t), by_type(pairs, t))})" for t in types)])
+    return table(["--context N", "seeds", *(f"{t} test F1" for t in types)], body)
+
+
+# ---------------------------------------------------------------------------------------------
+# Served (students.py score: a finished run's F1 in each runtime and precision it may be served in)
+
+SERVED_MODELS = [("teacher MiniLM-L6-H384, `python train.py --seed S`", "results/training/default/s{s}")]
+
+
+@renders("served_f1")
+def served_f1():
+    body = []
+    for what, pattern in SERVED_MODELS:
+        runs = seeds_of(pattern)
+        own = f1s(runs)
+        cells = []
+        for way in ("int8", "onnx", "onnx-int8"):
+            got = {s: record(f"{pattern.format(s=s)}/{way}.json")["test"] for s in runs}
+            cells.append(f"{cell(got, each=False)} ({versus(got, own)})")
+        body.append([what, seeds_cell(runs), cell(own, each=False), *cells])
+    return table(["model", "seeds", "ours, bf16 (as train.py scores it)", "ours, int8", "ONNX Runtime, fp32",
+                  "ONNX Runtime, int8"], body)
