@@ -271,8 +271,7 @@ def train(cfg):
     if cfg.teacher:
         check_teacher(cfg, model_dir, want=task.head)
     rank, world, device = setup_distributed(cfg)
-    master = rank == 0
-    log = print if master else (lambda *a, **k: None)
+    master, log = rank == 0, (print if rank == 0 else (lambda *a, **k: None))  # the master process alone reports
     ckpt_dir, settings = os.path.join(cfg.out_dir, CHECKPOINT), run_settings(cfg, paths)
     saved = None if cfg.restart else load_checkpoint(ckpt_dir, settings)
     torch.manual_seed(cfg.seed)
