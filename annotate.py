@@ -70,9 +70,9 @@ from dataclasses import asdict, dataclass
 
 import confidence
 from cli import DataError, above, at_least, command_line, opt, parse_config, run_main, stop_in_one_line
-from data import (atomic_write, open_text, read_conll, read_jsonl_numbered, sample_indices, split_sentences,
-                  tokenize, write_conll)
+from data import atomic_write, open_text, read_conll, read_jsonl_numbered, sample_indices, write_conll
 from eval import get_entities, span_f1
+from rawtext import split_sentences, tokenize
 from replies import Replies, align, assemble, assemble_labels, label_reply, parse_reply, side_paths  # noqa: F401
 from shots import draw_shots, embed, fixed_shots, knn_shots, worked_example  # noqa: F401 (tests use draw_shots)
 from runs import provenance
@@ -158,7 +158,7 @@ def parse_args(argv=None):
 
 # ---------------------------------------------------------------------------------------------
 # Input: CoNLL sentences, or texts (BBC articles, any JSONL, plain text); for NER cut into sentences and
-# CoNLL-2003 tokens (data.split_sentences) with document and sentence index kept.
+# CoNLL-2003 tokens (rawtext.split_sentences) with document and sentence index kept.
 
 def read_texts(cfg):
     """[(document id, text, gold label or None)] of a JSONL or plain-text input."""

@@ -62,7 +62,7 @@ import torch
 import torch.nn.functional as F
 
 from cli import at_least, opt, parse_config, run_main
-from runs import read_json, table
+from runs import read_json, round_ratios, table
 
 ONNX_DIR = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"bench-onnx-{os.getuid()}")  # the exports, reused
 
@@ -139,7 +139,7 @@ def batches(examples, batching, batch_size, n, seed):
 
 def build(impl, labels, student=""):
     from model import default_model_dir
-    from predict import quantize_int8, serving_model
+    from serve import quantize_int8, serving_model
     from student import make_student
     if impl == "hf":
         from transformers import BertForTokenClassification
@@ -296,7 +296,7 @@ def student_ratios(med, runs):
             st = med[n]
             train = (f"training {st['train_tok_s'] / med[base]['train_tok_s']:.2f}, "
                      if st["train_tok_s"] and med[base]["train_tok_s"] else "")
-            by_round = sorted(a["infer_tok_s"] / b["infer_tok_s"] for a, b in zip(runs[n], runs[base]))
+            by_round = round_ratios(runs, n, base)
             lines.append(f"ratio {n}/{base}: {train}inference {st['infer_tok_s'] / med[base]['infer_tok_s']:.2f} "
                          f"(by round: median {statistics.median(by_round):.2f}, {by_round[0]:.2f} to "
                          f"{by_round[-1]:.2f})")

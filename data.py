@@ -9,8 +9,7 @@ unchanged. `-DOCSTART-` lines are no sentence, and mark where a document begins:
 also gives each sentence's document id (0, 1, ... in file order), which context encoding (predict.py --context)
 never crosses. A file without any `-DOCSTART-` line says nothing of its documents, so each of its sentences is a
 document of its own (a sample of sentences drawn from many documents borrows nothing from its neighbours).
-Documents of raw text: an article (a JSONL record) is one (`text_documents`), and in plain text a blank line
-ends one (`split_documents`). Tags must be `O`, `B-TYPE` or `I-TYPE`; anything else is refused with file and line.
+Tags must be `O`, `B-TYPE` or `I-TYPE`; anything else is refused with file and line.
 A byte-order mark at the start is ignored, and a line of nothing but invisible characters (byte-order
 marks, zero-width spaces) is the blank line it looks like, so it ends a sentence. A file that is not
 UTF-8, or holds no sentence at all, is refused by name.
@@ -173,74 +172,6 @@ def check_probs(dist, where):
     if any(not 0.0 <= p <= 1.0 + 1e-6 for p in dist.values()) or sum(dist.values()) <= 0:
         raise DataError(f"{where}: soft label {dist!r} is not a probability distribution")
     return dist
-
-
-# ---------------------------------------------------------------------------------------------
-# Raw text -> sentences of CoNLL-2003-style tokens (BBC articles, text given to predict.py)
-
-TITLES = "Mr|Mrs|Ms|Dr|St|Jr|Sr|Prof|Gen|Col|Lt|Sgt|Capt|Gov|Sen|Rep|Rev|Inc|Ltd|Co|Corp|Bros|No|vs|etc"
-TOKEN_RE = re.compile(rf"""
-    (?:[A-Za-z]\.){{2,}}                          # U.S. U.N. keep their dots, as in CoNLL-2003
-  | (?:{TITLES})\.(?=\s+\w)                       # Mr. Smith: a title keeps its dot and ends no sentence
-  | [A-Z]\.(?=\s+[A-Z])                           # the initial in J. Smith
-  | \w+(?=n't\b) | n't\b                          # do n't
-  | '(?:s|re|ve|ll|d|m)\b                         # Google 's, they 're
-  | \d+(?:[.,:]\d+)*\w*                           # 1,000  3.5  1.13bn  (the $ and % are tokens)
-  | \w+(?:[-&.]\w+|'(?!(?:s|re|ve|ll|d|m)\b)\w+)*  # words, high-speed, AT&T, O'Neill
-  | \S                                            # any other character
-""", re.X)
-ENDS, CLOSERS = {".", "!", "?"}, {'"', "'", ")", "]"}
-
-
-def tokenize(text):
-    return TOKEN_RE.findall(text)
-
-
-def split_sentences(text):
-    """Token lists, one per sentence: a sentence ends at . ! or ? (with the quotes or brackets written
-    right after it, no space between) when the next token starts with a capital, a digit or a quote;
-    a line break always ends one (BBC paragraphs are lines)."""
-    sentences = []
-    for line in text.splitlines():
-        spans = [(m.group(), m.start(), m.end()) for m in TOKEN_RE.finditer(line)]
-        toks, start, i = [t for t, _, _ in spans], 0, 0
-        while i < len(toks):
-            if toks[i] in ENDS:
-                j = i + 1
-                while j < len(toks) and toks[j] in CLOSERS and spans[j][1] == spans[j - 1][2]:
-                    j += 1
-                if j == len(toks) or toks[j][0].isupper() or toks[j][0].isdigit() or toks[j] in ('"', "'", "("):
-                    sentences.append(toks[start:j])
-                    start = j
-                i = j
-            else:
-                i += 1
-        if start < len(toks):
-            sentences.append(toks[start:])
-    return sentences
-
-
-def split_documents(text):
-    """(sentences, document ids) of plain text: split_sentences' sentences, a new document after each blank line."""
-    sentences, docs, doc = [], [], 0
-    for line in text.splitlines():
-        found = split_sentences(line)
-        if not found and sentences and docs[-1] == doc:
-            doc += 1  # a blank line (or one of spaces) ends the document
-        sentences += found
-        docs += [doc] * len(found)
-    return sentences, docs
-
-
-def text_documents(texts):
-    """(sentences, document ids) of texts that are each a document (BBC articles): text i's sentences are
-    document i's."""
-    sentences, docs = [], []
-    for i, text in enumerate(texts):
-        found = split_sentences(text)
-        sentences += found
-        docs += [i] * len(found)
-    return sentences, docs
 
 
 def atomic_write(path, content):

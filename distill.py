@@ -131,6 +131,28 @@ class StudentWithProjection(nn.Module):
         return logits, [self.proj(h) for h in hidden], probs
 
 
+def flag_errors(cfg):
+    """train.py's checks of the flags of students and distillation: (failed, one-line message) pairs, as in its
+    check_config, so that a mistake stops the run before anything is loaded."""
+    def layers_spec(value):  # student.student_layers' forms: bottom, spread or teacher layer indices
+        return value in ("bottom", "spread") or value.replace(",", "").isdigit()
+    return [
+        (not 0 <= cfg.kd_alpha <= 1, f"--kd_alpha {cfg.kd_alpha}: expected a weight in [0, 1]"),
+        (not cfg.kd_temperature > 0, f"--kd_temperature {cfg.kd_temperature}: expected more than 0"),
+        (not cfg.hidden_weight >= 0, f"--hidden_weight {cfg.hidden_weight}: expected 0 or more"),
+        (not (cfg.attn_weight >= 0 or cfg.attn_weight == -1),
+         f"--attn_weight {cfg.attn_weight}: expected 0 or more, or -1 (1 where the heads match)"),
+        (not layers_spec(cfg.student_layers),
+         f"--student_layers {cfg.student_layers!r}: expected bottom, spread or teacher layer indices, e.g. 1,5"),
+        (cfg.student_layers != "bottom" and not (cfg.student or cfg.teacher),
+         f"--student_layers {cfg.student_layers} needs --student (layers to copy) or --teacher (layers to match)"),
+        (cfg.match_layers != "" and not layers_spec(cfg.match_layers),
+         f"--match_layers {cfg.match_layers!r}: expected bottom, spread or teacher layer indices, e.g. 0,5"),
+        (bool(cfg.match_layers) and not cfg.teacher, f"--match_layers {cfg.match_layers} needs --teacher"),
+        (cfg.student_init not in ("pretrained", "random"),
+         f"--student_init {cfg.student_init!r}: expected pretrained or random")]
+
+
 def check_teacher(cfg, model_dir, want):
     """Refuse, in one line, a --teacher this run cannot learn from, before any data is read: not a model folder, a
     classifier of the other kind than `want` (token or sequence), or another vocabulary than model_dir's (the teacher

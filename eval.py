@@ -18,14 +18,15 @@ labels, 0 where undefined, as scikit-learn's zero_division=0) and the confusion 
     python eval.py --gold runs/bbc_split/test.jsonl --pred out/test_predictions.jsonl [--json]
     python eval.py --summarize runs/seed0 runs/seed1 runs/seed2     # mean ± std over train.py runs
     python eval.py --summarize runs/kd_s0 runs/kd_s1 --against runs/gold_s0 runs/gold_s1   # and paired differences
+    python eval.py --gold data/conll2003/test.txt --pred a/test_predictions.conll --versus b/test_predictions.conll
 """
 import json
 from collections import Counter
 from dataclasses import dataclass
 
-from cli import DataError, opt, parse_config, run_main
-from data import read_conll, read_jsonl_numbered
-from runs import headline, mean_std, paired, pm, read_runs, vs_base
+from cli import DataError, command_line, opt, parse_config, run_main
+from data import atomic_write, read_conll, read_jsonl_numbered
+from runs import headline, mean_std, paired, pm, provenance, read_runs, vs_base
 
 
 def get_entities(tags, strict=False):
@@ -163,6 +164,51 @@ def read_label_pairs(gold_path, pred_path, label_field="label", pred_field="labe
     return out
 
 
+def how_missed(entity, predicted):
+    """What a prediction did with a gold entity it did not get right: "typed X" (the span, another type), "span"
+    (an overlapping entity of another extent) or "missed" (nothing there)."""
+    etype, start, end = entity
+    same_span = [t for t, s, e in predicted if (s, e) == (start, end)]
+    if same_span:
+        return f"typed {same_span[0]}"
+    return "span" if any(s < end and start < e for _, s, e in predicted) else "missed"
+
+
+def versus(gold, pred, other, n_examples=5):
+    """Where two predictions over the same gold sentences differ, entity by entity: the gold entities `pred` gets
+    right and `other` does not ("gained", by type and by what `other` did instead: how_missed), the reverse ("lost"),
+    and the wrong entities only one of them predicts; with the first n_examples sentences of each way."""
+    found = {"gained": Counter(), "lost": Counter()}
+    spurious = Counter()
+    examples = {"gained": [], "lost": []}
+    for (words, g), (_, a), (_, b) in zip(gold, pred, other):
+        ge, ae, be = (set(get_entities(t)) for t in (g, a, b))
+        for e in sorted(ge, key=lambda x: x[1]):
+            if (e in ae) == (e in be):
+                continue
+            way, wrong = ("gained", be) if e in ae else ("lost", ae)
+            how = how_missed(e, wrong)
+            found[way][f"{e[0]}, {how}"] += 1
+            if len(examples[way]) < n_examples:
+                examples[way].append({"sentence": " ".join(words), "entity": " ".join(words[e[1]:e[2]]),
+                                      "gold": e[0], "instead": how})
+        spurious["pred only"] += len(ae - ge - be)
+        spurious["other only"] += len(be - ge - ae)
+    return {"gained": dict(found["gained"].most_common()), "lost": dict(found["lost"].most_common()),
+            "wrong entities": dict(spurious), "examples": examples}
+
+
+def format_versus(v):
+    lines = []
+    for way, say in (("gained", "right in --pred, not in --versus"), ("lost", "right in --versus, not in --pred")):
+        lines.append(f"{sum(v[way].values())} gold entities {say}: "
+                     + ", ".join(f"{k} {n}" for k, n in v[way].items()))
+        lines += [f"  {x['entity']} ({x['gold']}; the other: {x['instead']}): {x['sentence']}" for x in v["examples"][way]]
+    w = v["wrong entities"]
+    lines.append(f"wrong entities only --pred predicts: {w['pred only']}; only --versus: {w['other only']}")
+    return "\n".join(lines)
+
+
 def compare(run_dirs, against):
     """Paired differences, run i minus run i of `against` (the same seed, say): mean ± std and wins."""
     if len(run_dirs) != len(against):
@@ -211,6 +257,10 @@ class Config:
     summarize: list = opt(None, "instead: mean ± std over train.py output folders", nargs="+")
     against: list = opt(None, "with --summarize: also the paired differences of the test score to these runs, "
                               "one to one in order (the same seeds)", nargs="+")
+    versus: str = opt("", "NER: another prediction file over the same tokens; instead of scores, the gold entities "
+                          "one gets right and the other does not, by type and by what the other did, with examples")
+    examples: int = opt(5, "with --versus: sentences shown of each way")
+    out: str = opt("", "with --versus: also write it as JSON, with its record (the command, the machine), to this file")
 
 
 def main(argv=None):
@@ -229,6 +279,16 @@ def main(argv=None):
         return
     gold, pred = read_conll(args.gold), read_conll(args.pred)
     check_same_tokens(gold, pred, args.gold, args.pred)
+    if args.versus:
+        other = read_conll(args.versus)
+        check_same_tokens(gold, other, args.gold, args.versus)
+        v = versus(gold, pred, other, args.examples)
+        print(format_versus(v))
+        if args.out:
+            v = {"gold": args.gold, "pred": args.pred, "versus": args.versus, **v,
+                 "record": provenance(command_line("eval.py", args))}
+            atomic_write(args.out, json.dumps(v, indent=1, ensure_ascii=False) + "\n")
+        return
     scores = span_f1([t for _, t in gold], [t for _, t in pred], strict=args.strict)
     print(json.dumps(scores, indent=2) if args.json else format_report(scores))
 

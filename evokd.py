@@ -35,15 +35,15 @@ Variants at the same number of new sentences (2n a round): evokd; no_easy (2n ha
 batch alone); auggpt (no analysis: the LLM writes 2n sentences like the seed examples, AugGPT-style,
 labelled and trained on the same way). The seed set alone is round 0 of every run.
 
-Writes into --out_dir: config.json; rounds.jsonl, one line a finished round: dev_f1, test_f1 (span F1 on
-the full dev and test splits), tokens (prompt_tokens, completion_tokens: from `usage`, of every reply the
-round used, cached or not), sentences asked / kept / dropped by reason, hard / easy counts and the
-student's sentence accuracy on each, the analysis text, seconds; round_RR/ with the new batch
-(batch.jsonl: words, tags, the student's tags, hard or easy), train.conll, train.log and train.py's
-metrics.json and model/. Every LLM call goes through llm.py and its cache, and a round is only recorded
-when it is finished: a run killed at any moment is resumed by the same command from the last finished
-round, sends no request whose reply was read, and ends as an unbroken run would (the replies come from
-the cache, training is seeded). The same command with a larger --rounds goes on from the last round.
+Writes into --out_dir: config.json; rounds.jsonl, one line a finished round (evokd_summary.round_line): dev_f1,
+test_f1 (span F1 on the full dev and test splits), tokens (prompt_tokens, completion_tokens: from `usage`, of every
+reply the round used, cached or not), sentences asked / kept / dropped by reason, hard / easy counts and the
+student's sentence accuracy on each, the analysis text, seconds; round_RR/ with the new batch (batch.jsonl: words,
+tags, the student's tags, hard or easy), train.conll, train.log and train.py's metrics.json and model/. Every LLM
+call goes through llm.py and its cache, and a round is only recorded when it is finished: a run killed at any moment
+is resumed by the same command from the last finished round, sends no request whose reply was read, and ends as an
+unbroken run would (the replies come from the cache, training is seeded). The same command with a larger --rounds
+goes on from the last round.
 
 summary: per group of runs (k, labeller, variant; one run a seed), test F1 by round (mean over seeds),
 final test F1 mean ± std, the paired differences to auggpt (and, for the ablations, to evokd), the gain
@@ -61,11 +61,11 @@ from collections import Counter
 from dataclasses import asdict, dataclass, fields
 
 from cli import DataError, at_least, command_line, opt, parse_command, parse_config, run_main, stop_in_one_line
-from data import (labels_from, read_conll, read_jsonl, sample_indices, split_sentences, write_conll,
-                  write_jsonl)
+from data import labels_from, read_conll, read_jsonl, sample_indices, write_conll, write_jsonl
 from eval import get_entities
+from rawtext import split_sentences
 from runs import claim, run_stage
-from evokd_summary import SummaryConfig, summary
+from evokd_summary import SummaryConfig, print_round, round_line, summary
 from textfilter import NearCopies, drop_reason, words_of
 from llm import LLMConfig, ask, chat_request
 from task import of as task_of, or_list
@@ -299,11 +299,6 @@ def round_dir(cfg, rnd):
     return path
 
 
-def usage(replies):
-    return (sum(r["usage"].get("prompt_tokens", 0) for r in replies),
-            sum(r["usage"].get("completion_tokens", 0) for r in replies))
-
-
 def has_text(reply):
     """An analysis or generation reply is readable if it says anything at all."""
     return bool(reply["content"].strip())
@@ -338,10 +333,6 @@ def generate(cfg, rnd, analysis, seed_sents, indexes, kept_idx):
                     kept_idx.add(" ".join(w), w)
                     got[kind].append(words)
     return got, dropped, used, n_sentences
-
-
-def accuracy(items):
-    return round(sum(it["pred"] == it["tags"] for it in items) / len(items), 4) if items else None
 
 
 def prepare(cfg):
@@ -426,25 +417,6 @@ def new_batch(cfg, rnd, newest, seed_sents, indexes, kept_idx):
     return batch, dropped, used, n_generated, analysis
 
 
-def round_line(rnd, m, last, *, batch, newest, used, n_generated, dropped, train_items, replay, analysis, seconds):
-    """A finished round's line of rounds.jsonl (m: the student's metrics; None: it did not train, so it scores as
-    `last`, the line before)."""
-    p_tok, c_tok = usage(used)
-    kinds = Counter(it["kind"] for it in batch)
-    return {"round": rnd, "dev_f1": m["dev"]["f1"] if m else last["dev_f1"],
-            "test_f1": m["test"]["f1"] if m else last["test_f1"],
-            "prompt_tokens": p_tok, "completion_tokens": c_tok, "requests": len(used), "generated": n_generated,
-            "kept": len(batch), "dropped": dict(dropped), "hard": kinds["hard"], "easy": kinds["easy"],
-            "similar": kinds["similar"],
-            "hard_acc": accuracy([it for it in batch if it["kind"] == "hard"]),
-            "easy_acc": accuracy([it for it in batch if it["kind"] == "easy"]),
-            "similar_acc": accuracy([it for it in batch if it["kind"] == "similar"]),
-            "studied": {"correct": sum(it["pred"] == it["tags"] for it in newest),
-                        "wrong": sum(it["pred"] != it["tags"] for it in newest)},
-            "train_sentences": len(train_items), "replayed": len(replay), "analysis": analysis,
-            "examples": [" ".join(it["words"]) for it in batch[:3]], "seconds": seconds}
-
-
 def run(cfg):
     t_start = time.time()
     model_dir, labels, seed_sents, indexes = prepare(cfg)
@@ -490,19 +462,6 @@ def run(cfg):
     print(f"{cfg.out_dir}: {len(done) - 1} rounds; test F1 {100 * done[0]['test_f1']:.2f} (seed set) -> "
           f"{100 * done[-1]['test_f1']:.2f}; {time.time() - t_start:.0f} s this run")
     return done
-
-
-def print_round(r):
-    acc = lambda x: "-" if x is None else f"{100 * x:.0f}%"  # noqa: E731
-    drops = ", ".join(f"{k} {v}" for k, v in sorted(r["dropped"].items())) or "none"
-    kinds = f"similar {r['similar']}" if r["similar"] else f"hard {r['hard']} / easy {r['easy']}"
-    print(f"round {r['round']}: dev F1 {100 * r['dev_f1']:.2f}, test F1 {100 * r['test_f1']:.2f} | "
-          f"{r['generated']} generated, {r['kept']} kept ({kinds}), dropped: {drops} | student right before training: "
-          f"hard {acc(r['hard_acc'])}, easy {acc(r['easy_acc'])}"
-          + (f", similar {acc(r['similar_acc'])}" if r["similar"] else "")
-          + f" | {r['prompt_tokens']} + {r['completion_tokens']} tokens, {r['seconds']:.0f} s", flush=True)
-    if r["analysis"]:
-        print("  analysis: " + " ".join(r["analysis"].split())[:400], flush=True)
 
 
 def check_config(cfg):

@@ -1,7 +1,8 @@
 """
-The tables (and a plot) of finished evokd.py runs: test F1 by round for each group of runs (k, labeller, variant),
-the gain over round 0, the variants paired by seed, what the LLM wrote, and how good its labels were against a
-model folder's tags.
+evokd.py's record of its rounds, written and read: a finished round's line of rounds.jsonl (`round_line`, printed by
+`print_round`), and the tables (and a plot) of finished runs: test F1 by round for each group of runs (k, labeller,
+variant), the gain over round 0, the variants paired by seed, what the LLM wrote, and how good its labels were against
+a model folder's tags.
 
     python evokd.py summary runs/evokd/k1_*_s? --against runs/ner/teacher/model --out runs/evokd/k1.md --plot k1.png
 """
@@ -9,6 +10,7 @@ import json
 import os
 import statistics
 import sys
+from collections import Counter
 from dataclasses import dataclass
 
 from cli import DataError, opt
@@ -18,6 +20,53 @@ from runs import mean_std, paired, pm, table
 
 MAX_LEN = 128  # evokd.py's --max_len default: the word pieces a window holds when the model tags the new sentences
 
+
+# ---------------------------------------------------------------------------------------------
+# A finished round's line of rounds.jsonl, as evokd.py writes and prints it; the tables below read these lines
+
+def usage(replies):
+    return (sum(r["usage"].get("prompt_tokens", 0) for r in replies),
+            sum(r["usage"].get("completion_tokens", 0) for r in replies))
+
+
+def accuracy(items):
+    return round(sum(it["pred"] == it["tags"] for it in items) / len(items), 4) if items else None
+
+
+def round_line(rnd, m, last, *, batch, newest, used, n_generated, dropped, train_items, replay, analysis, seconds):
+    """A finished round's line of rounds.jsonl (m: the student's metrics; None: it did not train, so it scores as
+    `last`, the line before)."""
+    p_tok, c_tok = usage(used)
+    kinds = Counter(it["kind"] for it in batch)
+    return {"round": rnd, "dev_f1": m["dev"]["f1"] if m else last["dev_f1"],
+            "test_f1": m["test"]["f1"] if m else last["test_f1"],
+            "prompt_tokens": p_tok, "completion_tokens": c_tok, "requests": len(used), "generated": n_generated,
+            "kept": len(batch), "dropped": dict(dropped), "hard": kinds["hard"], "easy": kinds["easy"],
+            "similar": kinds["similar"],
+            "hard_acc": accuracy([it for it in batch if it["kind"] == "hard"]),
+            "easy_acc": accuracy([it for it in batch if it["kind"] == "easy"]),
+            "similar_acc": accuracy([it for it in batch if it["kind"] == "similar"]),
+            "studied": {"correct": sum(it["pred"] == it["tags"] for it in newest),
+                        "wrong": sum(it["pred"] != it["tags"] for it in newest)},
+            "train_sentences": len(train_items), "replayed": len(replay), "analysis": analysis,
+            "examples": [" ".join(it["words"]) for it in batch[:3]], "seconds": seconds}
+
+
+def print_round(r):
+    acc = lambda x: "-" if x is None else f"{100 * x:.0f}%"  # noqa: E731
+    drops = ", ".join(f"{k} {v}" for k, v in sorted(r["dropped"].items())) or "none"
+    kinds = f"similar {r['similar']}" if r["similar"] else f"hard {r['hard']} / easy {r['easy']}"
+    print(f"round {r['round']}: dev F1 {100 * r['dev_f1']:.2f}, test F1 {100 * r['test_f1']:.2f} | "
+          f"{r['generated']} generated, {r['kept']} kept ({kinds}), dropped: {drops} | student right before training: "
+          f"hard {acc(r['hard_acc'])}, easy {acc(r['easy_acc'])}"
+          + (f", similar {acc(r['similar_acc'])}" if r["similar"] else "")
+          + f" | {r['prompt_tokens']} + {r['completion_tokens']} tokens, {r['seconds']:.0f} s", flush=True)
+    if r["analysis"]:
+        print("  analysis: " + " ".join(r["analysis"].split())[:400], flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The tables of finished runs
 
 def group_name(c):
     k = c.get("per_type", c.get("k"))  # config.json of runs made before --k was named --per_type: k
@@ -140,5 +189,3 @@ class SummaryConfig:
     plot: str = opt("", "also draw test F1 by round into this file (needs matplotlib)")
     against: str = opt("", "also score the new sentences' labels against this model folder's tags of them "
                            "(how good was the labeller?)")
-
-

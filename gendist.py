@@ -35,7 +35,8 @@ from dataclasses import asdict, dataclass
 import generate
 from cli import (DataError, above, at_least, command_line, int_list, opt, parse_command, run_main,
                  stop_in_one_line)
-from data import atomic_write, read_conll, read_jsonl, sample_indices, split_sentences, write_conll, write_jsonl
+from data import atomic_write, read_conll, read_jsonl, sample_indices, write_conll, write_jsonl
+from rawtext import split_sentences
 from runs import claim, file_hash, finished, headline, paired, pm, run_stage, table, vs_base
 
 # ---------------------------------------------------------------------------------------------
@@ -132,7 +133,8 @@ def teacher_labels(rc, model_dir, sets, folder):
     and G_hard (the teacher's most probable label alone). Returns {file name: path}."""
     import torch
     from model import from_pretrained, load_tokenizer
-    from predict import label_texts, label_tokens, serving_model
+    from predict import label_texts, label_tokens
+    from serve import serving_model
     ext = ".jsonl" if rc.task == "classify" else ".conll"
     names = {"L": ("L_hard", "L_soft"), "U": ("U_soft",), "G": ("G_soft", "G_hard")}
     paths = {f: os.path.join(folder, f + ext) for s in sets for f in names[s]}

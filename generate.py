@@ -9,7 +9,7 @@ the filters (textfilter.py) are kept; gendist.py's pipeline then has a teacher l
 texts drawn (seeded, per request) from the pool --input (labels, if any, are never shown) and asks for a
 new one: as chat for instruct models (`--form chat`), or as a plain completion for base models (`--form
 completion`: the examples one after the other, then the opening words of another real text to continue). A
-classify reply is one text; an ner reply is cut into sentences and tokens by data.py's tokenizer, each sentence
+classify reply is one text; an ner reply is cut into sentences and tokens by rawtext.py's tokenizer, each sentence
 a unit. Every unit passes the filters, in this order, and the first it fails is its reason in the report:
 - empty: no word at all; degenerate: a phrase repeated over and over (under half of its word
   3-grams distinct);
@@ -36,9 +36,9 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 
 from cli import DataError, above, at_least, opt, parse_config, run_main, stop_in_one_line
-from data import (atomic_write, open_text, read_conll, read_jsonl, sample_indices, split_sentences, write_conll,
-                  write_jsonl)
+from data import atomic_write, open_text, read_conll, read_jsonl, sample_indices, write_conll, write_jsonl
 from llm import LLMConfig, ask, chat_request, completion_request, http_report
+from rawtext import split_sentences
 from task import of as task_of
 from textfilter import NearCopies, distinct, drop_reason, words_of
 

@@ -114,6 +114,12 @@ def _o_then_d(t, tau):
     return 1.0 - step(t, tau)
 
 
+def step_budget(n_original, n_distilled, epochs, batch_size):
+    """(total steps, steps per epoch): the same for every strategy over the same two sources."""
+    per_epoch = math.ceil((n_original + n_distilled) / batch_size)
+    return math.ceil(epochs * per_epoch), per_epoch
+
+
 def strategy_schedule(strategy, n_original, n_distilled, schedule=None, schedule_args=None):
     """The schedule of a training regimen, given how many examples each source holds."""
     if strategy not in STRATEGIES:

@@ -19,12 +19,12 @@ word boundaries into consecutive windows, each its own example, so no word is lo
 (`encode_texts`) keeps its first max_len - 2 pieces: a document says first what it is about.
 
 Context (`--context N`, FLERT: Schweter & Akbik 2020): a sentence is read with up to N pieces of the sentences before
-it and N of those after it in the same document, never across a document boundary (`-DOCSTART-` lines in CoNLL,
-blank lines in text, an article in BBC; data.py), as [CLS] left sentence right [SEP]. The context carries -100: it
-is neither trained on nor scored, and no word's first piece is in it. It only fills the room the sentence leaves in
-max_len (`context_pieces`): the sentence is never cut for it, and a sentence cut into windows (which fill them) gets
-none, nor does a document of one sentence. N = 0 is the encoding without context, bit for bit. A model learns with
-the N it is trained with (train.py --context, in its metrics.json) and should be run with the same N: then this
+it and N of those after it in the same document, never across a document boundary (`-DOCSTART-` lines in CoNLL, blank
+lines in text, an article in BBC; data.py, rawtext.py), as [CLS] left sentence right [SEP]. The context carries -100:
+it is neither trained on nor scored, and no word's first piece is in it. It only fills the room the sentence leaves
+in max_len (`context_pieces`): the sentence is never cut for it, and a sentence cut into windows (which fill them)
+gets none, nor does a document of one sentence. N = 0 is the encoding without context, bit for bit. A model learns
+with the N it is trained with (train.py --context, in its metrics.json) and should be run with the same N: then this
 script gives train.py's predictions. Examples grow by up to 2N pieces, and batches are sorted by that length, so a
 forward pass holds fewer sentences within --max_tokens.
 
@@ -42,7 +42,7 @@ Decoding: a word's scores are its first piece's log-probabilities; `viterbi` (th
 probable sequence among valid BIO ones (no I-X after O or after another type), `argmax` each word alone.
 
 Input formats (`--format`; default conll for a token classifier, jsonl for a sequence classifier):
-- text: raw text, cut into sentences and CoNLL-2003-style tokens by data.py (as annotate.py cuts BBC
+- text: raw text, cut into sentences and CoNLL-2003-style tokens by rawtext.py (as annotate.py cuts BBC
   articles), a blank line ending a document; a byte-order mark and invisible characters are dropped; for a
   sequence classifier each non-blank line is one text;
 - conll: one token a line, the token in the first column; every column of the input is kept;
@@ -65,9 +65,10 @@ import torch
 from tqdm import tqdm
 
 from cli import DataError, at_least, opt, parse_config, run_main
-from data import (BLANK_RE, INVISIBLE, conll_text, format_probs, jsonl_text, open_text, read_conll,
-                  read_jsonl, split_documents, write_conll, write_jsonl)
+from data import BLANK_RE, conll_text, format_probs, jsonl_text, read_conll, read_jsonl, write_conll, write_jsonl
 from model import BertForTokenClassification, check_model_dir, from_pretrained, linear_weights_as, load_tokenizer
+from rawtext import read_text, split_documents
+from serve import require_onnxruntime, serving_model
 
 BATCH_SIZE, MAX_TOKENS = 128, 2048  # an inference batch: at most this many examples and word pieces, padding included
 
@@ -223,22 +224,6 @@ def inference(model, device, bf16=True):
         model.train(was_training)
 
 
-def quantize_int8(model):
-    """A copy of the model for CPU inference with every Linear layer's weights in int8 and its inputs quantized on the
-    fly, per batch (PyTorch's dynamic quantization, torch.ao.quantization.quantize_dynamic, run by its fbgemm kernels).
-    Each output row of a weight gets its own scale (per_channel_dynamic_qconfig): one scale per matrix, the default,
-    lets a few large rows coarsen all the others, and cost the CoNLL students 0.64 F1 on average against 0.21 here.
-    PyTorch marks this API as moving to the torchao package; it still ships with torch, so nothing more is installed."""
-    import copy
-    import warnings
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-    with warnings.catch_warnings():  # the notices that the API is moving to torchao
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.filterwarnings("ignore", message=".*quantiz.*", category=UserWarning)
-        return quantize_dynamic(copy.deepcopy(model).eval(), {torch.nn.Linear: per_channel_dynamic_qconfig},
-                                dtype=torch.qint8)
-
-
 # ---------------------------------------------------------------------------------------------
 # Decoding: the most probable valid BIO sequence
 
@@ -372,15 +357,6 @@ def check_labeller(model_dir):
         raise DataError(f"--labeller {model_dir}: not a model folder: {why}; train one with train.py") from None
 
 
-def serving_model(model, model_dir, runtime="torch", int8=False):
-    """The folder's loaded model as it will predict: itself, its int8 copy (quantize_int8), or with runtime "onnx"
-    ONNX Runtime running its export (serve.py, fp32 or int8), which predict() and predict_texts() run alike."""
-    if runtime == "onnx":
-        from serve import onnx_model
-        return onnx_model(model, model_dir, int8=int8)
-    return quantize_int8(model) if int8 else model
-
-
 def tag_words(model_dir, sentences, max_len=128, progress=False, int8=False, runtime="torch", context=0, docs=None,
               scored=None):
     """A token classifier folder's BIO tags for sentences given as word lists, on the CPU (the labeller of
@@ -430,21 +406,6 @@ class Config:
     progress: int = opt(1, "a tqdm bar on standard error for long inputs", choices=[0, 1])
 
 
-def read_text(path):
-    """Raw text from a file or '-' (standard input), without byte-order marks or zero-width characters."""
-    if path == "-":
-        data = sys.stdin.buffer.read()
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as e:
-            line = data[:e.start].count(b"\n") + 1
-            raise DataError(f"standard input:{line}: not UTF-8; send UTF-8") from None
-    else:
-        with open_text(path) as f:  # names the file and line of a byte that is not UTF-8
-            text = f.read()
-    return text.translate(dict.fromkeys(map(ord, INVISIBLE)))
-
-
 def read_input(cfg, token_model):
     """NER: (sentences as lists of column lists, each one's document id); classification: (dicts holding the text
     in cfg.text_field, None)."""
@@ -485,7 +446,6 @@ def main(argv=None):
     if cfg.runtime == "onnx" and cfg.device == "cuda":
         raise SystemExit("error: --runtime onnx runs on the CPU (ONNX Runtime's CPU provider): drop --device cuda")
     if cfg.runtime == "onnx":
-        from serve import require_onnxruntime
         require_onnxruntime()  # before any work: one line saying what to install
     cpu_only = cfg.int8 or cfg.runtime == "onnx"
     gpu = cfg.device in ("auto", "cuda") and not cpu_only and torch.cuda.is_available()

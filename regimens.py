@@ -106,7 +106,7 @@ def count_windows(sentences, tokenizer, max_len):
 
 def budget(n_o, n_d, epochs, batch_size):
     """(total steps, steps per epoch) from window counts: train.py's own formula."""
-    from train import step_budget  # imports torch; only needed here
+    from mix import step_budget  # imports torch; only needed here
     return step_budget(n_o, n_d, epochs, batch_size)
 
 

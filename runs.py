@@ -212,6 +212,12 @@ def paired(by_seed, base_by_seed):
             "paired": len(seeds), "better": sum(d > 0 for d in diffs), "diffs": diffs}
 
 
+def round_ratios(rounds, name, base):
+    """Each round's own ratio of `name`'s inference speed to `base`'s, sorted (rounds: bench.py --out's, a list of
+    rounds per configuration): the two ran back to back in a round, so a drift of the machine cancels."""
+    return sorted(a["infer_tok_s"] / b["infer_tok_s"] for a, b in zip(rounds[name], rounds[base]))
+
+
 def pm(mean, std=None, signed=False, digits=2):
     """'79.03 ± 0.52' ('+1.34 ± 0.61' signed); '–' for no value, no '±' for no spread."""
     if mean is None:

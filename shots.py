@@ -13,8 +13,9 @@ import random
 
 import numpy as np
 
-from data import read_classification, read_conll, tokenize
+from data import read_classification, read_conll
 from eval import get_entities
+from rawtext import tokenize
 from runs import file_hash
 from task import of as task_of
 

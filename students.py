@@ -6,9 +6,10 @@ distillation), each measured by an ablation over seeds.
     python students.py transfer --teacher runs/ner/teacher/model --out_dir runs/students/transfer
     python students.py run --teacher runs/ner/teacher/model --transfer runs/students/transfer --student L2-H384 \\
         --int8 1 --out_dir runs/students/L2-H384
+    python students.py score --runs runs/students/L2-H384/d_hidden_bottom_match-bottom_s0,results/training/default/s0
 
 transfer: the transfer set. Every BBC article (data/bbc/bbc.jsonl) cut into sentences and CoNLL-2003 tokens by
-data.py's splitter, as annotate.py and predict.py cut raw text; exact duplicates dropped; every sentence that
+rawtext.py's splitter, as annotate.py and predict.py cut raw text; exact duplicates dropped; every sentence that
 copies or near-copies a CoNLL dev or test sentence dropped with textfilter.py's leak filter (at least half of its word
 5-grams in one held-out sentence), so nothing of what the student is scored on leaks into what it learns from.
 The teacher labels it, and CoNLL's training text, softly (predict.label_tokens: each word's distribution over the
@@ -41,6 +42,10 @@ teacher and student from that one bench.py run; with --int8 1, each run's test F
 differences), with --int8 1 "int8_dev_by_seed" and "int8_test_by_seed"}}}. A finished run (its metrics.json, its
 int8.json) is never repeated, and OUT_DIR is claimed for one set of settings (runs.claim), so the same command
 resumes.
+
+score: finished runs (students or teachers: any train.py NER out_dir) served each way of --served, their dev and
+test F1 as predict.py tags them: int8 (--int8 1), onnx (--runtime onnx) and onnx-int8 (--runtime onnx --int8 1),
+each measured once and kept in the run's <way>.json with its record (command, commit, machine).
 """
 import functools
 import json
@@ -50,9 +55,11 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 
 from cli import DataError, above, at_least, command_line, int_list, opt, parse_command, run_main
-from data import atomic_write, read_conll, read_jsonl, text_documents, write_conll
+from data import atomic_write, read_conll, read_jsonl, write_conll
 from eval import get_entities
-from runs import claim, file_hash, finished, headline, mean_std, paired, pm, read_json, run_stage, table, vs_base
+from rawtext import text_documents
+from runs import (claim, file_hash, finished, headline, mean_std, paired, pm, provenance, read_json, run_stage,
+                  table, vs_base)
 from textfilter import NearCopies, drop_reason, words_of
 
 ROWS = {  # name: what the student learns from
@@ -117,7 +124,8 @@ def label_counts(rows):
 def transfer(cfg):
     import torch
     from model import from_pretrained, load_tokenizer
-    from predict import check_labeller, label_tokens, serving_model
+    from predict import check_labeller, label_tokens
+    from serve import serving_model
     check_labeller(cfg.teacher)
     held_out = [os.path.join(cfg.data_dir, f) for f in ("valid.txt", "test.txt")]
     sentences, bbc_docs, dropped = bbc_sentences(cfg.bbc, held_out, cfg.near)
@@ -206,27 +214,60 @@ def train_config(rc, row, seed, layers, out_dir, match=""):
     return Config(**common, epochs=rc.transfer_epochs, distilled=both, strategy="distilled", **teacher)
 
 
-def int8_scores(run_dir, data_dir, context=0):
-    """A finished run's dev and test span F1 (%) with its Linear layers in int8, as predict.py --int8 1 tags (with the
-    run's --context); kept in the run's int8.json, a record like metrics.json, so a resumed command does not measure
-    it again."""
+# How a finished run may be served besides train.py's own path (PyTorch, bf16 where native), each measured once and
+# kept in run_dir/<name>.json: (predict.py's --runtime, --int8)
+SERVED = {"int8": ("torch", True), "onnx": ("onnx", False), "onnx-int8": ("onnx", True)}
+
+
+def served_scores(run_dir, data_dir, context=0, served="int8", command=None):
+    """A finished run's dev and test span F1 (%) served as SERVED[served] names, as predict.py tags (with the run's
+    --context); kept in run_dir/<served>.json, a record like metrics.json (with `command`, its provenance), so a
+    resumed command does not measure it again."""
     from eval import span_f1
     from predict import tag_words
-    path = os.path.join(run_dir, "int8.json")
+    path = os.path.join(run_dir, f"{served}.json")
     held = read_json(path)
     if held is None:
         if not os.path.isdir(os.path.join(run_dir, "model")):
-            raise DataError(f"{run_dir}: no model folder to quantize (weights stay on the machine that trained them)")
+            raise DataError(f"{run_dir}: no model folder to serve (weights stay on the machine that trained them)")
+        runtime, int8 = SERVED[served]
         held = {}
         # a file at a time, as predict.py reads it: int8 scales each batch's inputs on the fly, so sentences batched
         # with another file's could tag differently
         for split, name in (("dev", "valid.txt"), ("test", "test.txt")):
             gold, docs = read_conll(os.path.join(data_dir, name), docs=True)
-            tags = tag_words(os.path.join(run_dir, "model"), [words for words, _ in gold], int8=True, context=context,
-                             docs=docs)
+            tags = tag_words(os.path.join(run_dir, "model"), [words for words, _ in gold], int8=int8, runtime=runtime,
+                             context=context, docs=docs)
             held[split] = 100 * span_f1([t for _, t in gold], tags)["f1"]
+        if command:
+            held["record"] = provenance(command, precision="int8" if int8 else "fp32")
         atomic_write(path, json.dumps(held, indent=1) + "\n")
     return held
+
+
+@dataclass
+class ScoreConfig:
+    runs: str = opt(None, "finished NER runs (train.py's out_dir, with metrics.json and model/), comma-separated",
+                    type=str, required=True)
+    data_dir: str = opt("data/conll2003", "valid.txt and test.txt, scored as train.py scored them")
+    served: str = opt(",".join(SERVED), f"the ways to serve each run, comma-separated, of {', '.join(SERVED)}")
+
+
+def score(cfg, command):
+    """Each run's dev and test F1 served in each way of --served, beside train.py's own (metrics.json)."""
+    ways = [w for w in cfg.served.split(",") if w]
+    for way in ways:
+        if way not in SERVED:
+            raise DataError(f"--served {way}: expected any of {', '.join(SERVED)}")
+    body = []
+    for run_dir in [r for r in cfg.runs.split(",") if r]:
+        metrics = read_json(os.path.join(run_dir, "metrics.json"))
+        if metrics is None:
+            raise DataError(f"{run_dir}: no metrics.json (not a finished train.py run)")
+        context = metrics["config"].get("context", 0)
+        got = {w: served_scores(run_dir, cfg.data_dir, context, w, command) for w in ways}
+        body.append([run_dir, f"{100 * metrics['test']['f1']:.2f}", *(f"{got[w]['test']:.2f}" for w in ways)])
+    print(table(["run", f"test F1, as trained ({metrics['precision']})", *ways], body))
 
 
 def check_inputs(rc):
@@ -273,7 +314,7 @@ def run(rc, command):
                   flush=True)
         cfg = train_config(rc, row, seed, layers, out, match)
         metrics = run_stage(out, functools.partial(train, cfg), command=command_line("train.py", cfg))
-        return {**metrics, "int8": int8_scores(out, rc.data_dir, rc.context)} if rc.int8 else metrics
+        return {**metrics, "int8": served_scores(out, rc.data_dir, rc.context)} if rc.int8 else metrics
 
     def on_dev(row, choices, args):  # each choice's dev F1 (the row on its first seed), and the better choice
         dev_f1 = {c: one(row, seeds_of(row)[0], *args(c))["dev"]["f1"] for c in choices.split(",") if c}
@@ -350,10 +391,14 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     name, cfg = parse_command({"transfer": (TransferConfig, "the transfer set: BBC sentences and CoNLL's text, "
                                                             "labelled softly by the teacher"),
-                               "run": (RunConfig, "the ablation: gold, soft labels, + transfer set, + hidden states")},
+                               "run": (RunConfig, "the ablation: gold, soft labels, + transfer set, + hidden states"),
+                               "score": (ScoreConfig, "finished runs' F1 served in int8 and by ONNX Runtime")},
                               argv, description=__doc__.split("\n\n")[0])
     if name == "transfer":
         transfer(cfg)
+        return 0
+    if name == "score":
+        score(cfg, "python students.py " + " ".join(argv))
         return 0
     run(cfg, "python students.py " + " ".join(argv))
     print(open(os.path.join(cfg.out_dir, "results.md"), encoding="utf-8").read())

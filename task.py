@@ -184,7 +184,7 @@ def read_labels(path, kind, raw):
 
 def read_examples(task, raw):
     """Worked examples as the prompts use them: ner (tokens, [(entity text, NAME)]), classify (text, NAME)."""
-    from data import tokenize
+    from rawtext import tokenize
     if not isinstance(raw, list):
         raise DataError(f"{task.path}: examples must be a list")
     out = []

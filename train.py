@@ -16,27 +16,12 @@ t the training progress; `--strategy` picks p (mix.py): original (0), distilled 
 share), seq-d-o (1 then 0, the paper's Simple Mix), seq-o-d, or any `--schedule`. Every strategy gets
 the same step budget: epochs x ceil((|O| + |D|) / batch_size), so comparisons are fair.
 
-Soft labels: a file may give, per word (CoNLL, a `LABEL=p|LABEL=p|...` column before the tag) or per
-text (JSONL, a "probs" object beside "label"), a probability distribution over the labels (data.py
-reads and writes both; `python predict.py --soft` makes them). Where an example has one, its loss is
-kd_alpha x cross entropy with the hard label + (1 - kd_alpha) x T^2 x KL at temperature T
-(distill.py, `distillation_loss`); elsewhere it is plain cross entropy.
-
-NER: a word's prediction comes from its first word piece; by default the tags of a sentence are the
-most probable valid BIO sequence (`--decode viterbi`: no I-X after O or after another type). With `--context N` each
-sentence is read with up to N word pieces of its document's sentences on each side (documents: `-DOCSTART-` lines),
-which are neither trained on nor scored (predict.py's docstring says how); `predict.py --context N` then gives this
-run's predictions.
-Classification: the pooled [CLS] vector; a text longer than --max_len pieces keeps its beginning.
-The two kinds differ only in TASKS, one entry each: how a split is read, encoded, scored and written.
-
-`--student L<layers>-H<hidden>` trains a smaller BERT built from --model_dir (student.py, make_student), from
-the teacher layers `--student_layers` names (bottom, spread, or a list).
-
-Intermediate distillation (distill.py): `--teacher MODEL_DIR` runs a frozen teacher on every micro-batch; the
-student's hidden states learn the teacher's by MSE (through a learned map W where the widths differ), student layer i
-from teacher layer m(i) (--match_layers, by default the --student_layers each layer was copied from; spread matches
-top with top), and its last layer's attention the teacher's by KL. metrics.json records the map and each term's mean.
+What this file leaves to others, each with its docstring: soft labels (a `LABEL=p|...` column in CoNLL, a "probs"
+object in JSONL: data.py) and the losses that learn from them, and with `--teacher` a frozen teacher's hidden states
+and attention (distill.py); a smaller `--student L<layers>-H<hidden>` built from --model_dir (student.py); how the two
+task kinds read, encode, score and write (kinds.py: NER decodes the most probable valid BIO sequence from each word's
+first piece, with `--context N` reading neighbouring sentences of its document; classification the pooled [CLS]);
+resuming a killed run (checkpoint.py).
 
 Writes into --out_dir:
 - metrics.json: "dev" and "test" scores in eval.py's JSON shape (NER: f1, precision, recall, per type; classify:
@@ -50,13 +35,9 @@ Writes into --out_dir:
   last, atomically: a folder with metrics.json holds a finished run (runs.finished).
 - model/: a Hugging Face folder of the best dev checkpoint (transformers loads it with the same logits).
 - test_predictions.conll (token gold predicted) or test_predictions.jsonl ({"text", "gold", "pred"}).
-
-Checkpoints (checkpoint.py): while it trains, out_dir/checkpoint/ holds the run's resumable state, written after
-every dev evaluation and every --ckpt_minutes of training (--ckpt_every N: every N steps). The same command run
-again after a kill (even kill -9) or Ctrl-C (which stops at the end of the step, with a checkpoint) resumes from
-there and ends exactly where the run would have ended without the interruption (in fp32 on a CPU the weights are the
-same bit for bit, tested); a checkpoint of other settings is refused in one line, --restart 1 starts over. The
-folder is deleted once metrics.json is written. A loss that becomes NaN or infinite stops the run, naming the step.
+- while it trains, checkpoint/: the same command run again after a kill (even kill -9) or Ctrl-C resumes there and
+  ends exactly where the run would have ended (--restart 1 starts over); deleted once metrics.json is written.
+A loss that becomes NaN or infinite stops the run, naming the step.
 """
 import json
 import math
@@ -73,13 +54,13 @@ from tqdm import tqdm
 from checkpoint import CHECKPOINT, catch_sigint, load_checkpoint, resume_or_start, run_settings, save_checkpoint
 from cli import DataError, command_line, opt, parse_config, run_main
 from data import atomic_write
-from distill import Teacher, check_teacher, loss_sum, soft_targets
-from mix import SCHEDULES, STRATEGIES, MixSampler, strategy_schedule
+from distill import Teacher, check_teacher, flag_errors as distill_flag_errors, loss_sum, soft_targets
+from kinds import TASKS, data_files, load_data
+from mix import SCHEDULES, STRATEGIES, MixSampler, step_budget, strategy_schedule
 from model import check_model_dir, default_model_dir, from_pretrained, save_pretrained
 from predict import BATCH_SIZE, MAX_TOKENS, autocast, bf16_supported, collate
 from runs import provenance
 from student import make_student, parse_student
-from kinds import TASKS, data_files, load_data
 
 @dataclass
 class Config:
@@ -167,10 +148,9 @@ def parse_args(argv=None):
     return parse_config(Config, argv, description=__doc__.split("\n\n")[0])
 
 
+
 def check_config(cfg):
     """Refuse settings that cannot train, in one line naming the flag, before anything is loaded."""
-    def layers_spec(value):  # student.student_layers' forms: bottom, spread or teacher layer indices
-        return value in ("bottom", "spread") or value.replace(",", "").isdigit()
     world = processes()
     bad = [(cfg.task not in TASKS, f"--task {cfg.task!r}: expected {' or '.join(TASKS)}"),
            (not 0 <= cfg.dev_share < 1, f"--dev_share {cfg.dev_share:g}: expected a share from 0 up to 1"),
@@ -195,22 +175,9 @@ def check_config(cfg):
            (not cfg.weight_decay >= 0, f"--weight_decay {cfg.weight_decay}: expected 0 or more"),
            (not cfg.grad_clip >= 0, f"--grad_clip {cfg.grad_clip}: expected 0 (no clipping) or more"),
            (not cfg.dropout < 1, f"--dropout {cfg.dropout}: expected a probability below 1 (or -1: the checkpoint's)"),
-           (not 0 <= cfg.kd_alpha <= 1, f"--kd_alpha {cfg.kd_alpha}: expected a weight in [0, 1]"),
-           (not cfg.kd_temperature > 0, f"--kd_temperature {cfg.kd_temperature}: expected more than 0"),
-           (not cfg.hidden_weight >= 0, f"--hidden_weight {cfg.hidden_weight}: expected 0 or more"),
-           (not (cfg.attn_weight >= 0 or cfg.attn_weight == -1),
-            f"--attn_weight {cfg.attn_weight}: expected 0 or more, or -1 (1 where the heads match)"),
-           (not layers_spec(cfg.student_layers),
-            f"--student_layers {cfg.student_layers!r}: expected bottom, spread or teacher layer indices, e.g. 1,5"),
-           (cfg.student_layers != "bottom" and not (cfg.student or cfg.teacher),
-            f"--student_layers {cfg.student_layers} needs --student (layers to copy) or --teacher (layers to match)"),
-           (cfg.match_layers != "" and not layers_spec(cfg.match_layers),
-            f"--match_layers {cfg.match_layers!r}: expected bottom, spread or teacher layer indices, e.g. 0,5"),
-           (bool(cfg.match_layers) and not cfg.teacher, f"--match_layers {cfg.match_layers} needs --teacher"),
+           *distill_flag_errors(cfg),  # --kd_*, --student_*, --teacher's weights and layer map
            (cfg.decode not in ("viterbi", "argmax"), f"--decode {cfg.decode!r}: expected viterbi or argmax"),
            (cfg.device not in ("auto", "cpu", "cuda"), f"--device {cfg.device!r}: expected auto, cpu or cuda"),
-           (cfg.student_init not in ("pretrained", "random"),
-            f"--student_init {cfg.student_init!r}: expected pretrained or random"),
            (bool(cfg.distilled) and cfg.strategy == "original",
             "--distilled is given but --strategy original ignores it: choose a strategy that uses it"),
            (cfg.task == "classify" and not cfg.data_dir, "--task classify needs --data_dir: a folder with train.jsonl, "
@@ -243,12 +210,6 @@ def build_model(cfg, task, labels, model_dir, device, verbose):
         # a checkpoint this code cannot load, or a student it cannot build from it: the user's input
         raise DataError(str(e)) from None
     return model.to(device)
-
-
-def step_budget(n_original, n_distilled, epochs, batch_size):
-    """(total steps, steps per epoch): the same for every strategy over the same two sources."""
-    per_epoch = math.ceil((n_original + n_distilled) / batch_size)
-    return math.ceil(epochs * per_epoch), per_epoch
 
 
 def get_lr(step, total_steps, cfg):
@@ -310,23 +271,15 @@ def train(cfg):
     if cfg.teacher:
         check_teacher(cfg, model_dir, want=task.head)
     rank, world, device = setup_distributed(cfg)
-    master = rank == 0
-    log = print if master else (lambda *a, **k: None)
+    master, log = rank == 0, (print if rank == 0 else (lambda *a, **k: None))  # the master process alone reports
     ckpt_dir, settings = os.path.join(cfg.out_dir, CHECKPOINT), run_settings(cfg, paths)
     saved = None if cfg.restart else load_checkpoint(ckpt_dir, settings)
     torch.manual_seed(cfg.seed)
 
     # data, model (a student with a teacher beside it), optimizer and sampler; then where the run stands
     labels, ex_o, ex_d, dev, test = load_data(cfg, task, paths, model_dir)
-    if not paths[2]:
-        log(f"dev: a seeded {cfg.dev_share:g} of the training data ({len(dev.items)}), scored against its own labels "
-            "(an LLM's, where the training data is the LLM's), not gold")
-    if test is None:
-        log("no test file: the run ends without a test score")
     raw_model = build_model(cfg, task, labels, model_dir, device, verbose=master)
     teacher = Teacher(cfg, raw_model, device, verbose=master) if cfg.teacher else None
-    if teacher:
-        log(teacher.describe())
     trained = teacher.student if teacher else raw_model  # what the optimizer trains: the student, and W with a teacher
     model = torch.compile(trained, dynamic=True) if cfg.compile else trained
     if world > 1:
@@ -334,7 +287,7 @@ def train(cfg):
     optimizer = make_optimizer(trained, cfg)
     sampler, schedule, total_steps, eval_every = make_sampler(cfg, ex_o, ex_d)
     bf16 = bool(cfg.bf16) and bf16_supported(device)
-    log(describe_run(cfg, task, ex_o, ex_d, labels, total_steps, world, device, bf16))
+    log(describe_run(cfg, task, paths, ex_o, ex_d, dev, test, labels, teacher, total_steps, world, device, bf16))
     parts = {"model": raw_model, "optimizer": optimizer, "sampler": sampler, **({"proj": trained.proj} if teacher else {})}
     run = resume_or_start(ckpt_dir, saved, settings, parts, rank=rank, best_dev={task.key: -1.0})
     if saved:
@@ -352,61 +305,21 @@ def train(cfg):
             for g in optimizer.param_groups:
                 g["lr"] = lr
             examples = [source[s][i] for s, i in batch]
-            # The loss is a mean over every labelled word (or text) of the global batch, whatever its split into
-            # processes and micro-batches: each piece sums its losses and divides by the global count.
-            n_labelled = sum(e["label"] != -100 if "label" in e else sum(l != -100 for l in e["labels"])
-                             for e in examples)
-            n_pieces = sum(len(e["ids"]) for e in examples)  # the teacher's terms are means over every real word piece
-            mine = examples[rank::world]
-            micro = [mine[i::cfg.grad_accum] for i in range(cfg.grad_accum)]
-            step_loss = torch.zeros((), device=device)
-            step_terms = torch.zeros(3, device=device)  # with a teacher: the labels, hidden and attention terms
-            for k, mb in enumerate(micro):
-                ids, mask, labels_t = collate(mb, device)
-                soft, has_soft = soft_targets(mb, labels_t, len(labels))
-                sync = nullcontext() if world == 1 or k == len(micro) - 1 else model.no_sync()
-                with sync:
-                    with autocast(device, bf16):
-                        # with a teacher, the student's hidden states (through W) and attention too, and the teacher's
-                        logits, *internals = model(ids, mask)
-                        targets = teacher.targets(ids, mask) if teacher else None
-                    loss = loss_sum(logits, labels_t, soft.to(device), has_soft.to(device), cfg)
-                    loss = loss * world / max(1, n_labelled)  # DDP averages over processes; undo that
-                    if teacher:  # (hidden, attention): sums over pieces / the global count, as above
-                        terms = teacher.terms(internals, targets, mask, n_pieces)
-                        step_terms += torch.cat([loss.detach().view(1) / world, terms.detach()])
-                        loss = loss + world * teacher.weighted(terms)
-                    loss.backward()
-                step_loss += loss.detach() / world
-                run.train_tokens += int(mask.sum())
-            if world > 1:  # each process holds its share of the loss; the printed loss is the whole batch's
-                dist.all_reduce(step_loss)
-                if teacher:
-                    dist.all_reduce(step_terms)
-            step_loss = step_loss.item()
-            terms_now = step_terms.tolist() if teacher else None
-            if terms_now:
-                run.term_sums = [a + b for a, b in zip(run.term_sums, terms_now)]
-            if not math.isfinite(step_loss):  # every process sees the same reduced loss, so all stop here
-                raise SystemExit(not_finite(cfg, step_loss, step, total_steps, ckpt_dir))
+            loss, terms = forward_backward(model, teacher, examples, cfg, run, rank, world, device, len(labels), bf16)
+            if not math.isfinite(loss):  # every process sees the same reduced loss, so all stop here
+                raise SystemExit(not_finite(cfg, loss, step, total_steps, ckpt_dir))
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             run.train_time += time.perf_counter() - t0
-            show_step(bar, cfg, step, total_steps, step_loss, terms_now, lr, run.train_tokens * world / run.train_time,
+            show_step(bar, cfg, step, total_steps, loss, terms, lr, run.train_tokens * world / run.train_time,
                       master=master)
 
             # dev evaluation at intervals and at the last step (the best dev state is kept); a checkpoint with each,
             # and between them every --ckpt_minutes of training (or --ckpt_every steps)
-            new_best, evaluated = False, (step + 1) % eval_every == 0 or step == total_steps - 1
-            if evaluated and master:
-                scores, _, _ = task.score(raw_model, dev, device, cfg, labels)
-                run.history.append({"step": step + 1, "loss": step_loss, f"dev_{task.key}": scores[task.key]})
-                bar.write(f"step {step + 1}: loss {step_loss:.4f}, dev {task.word} {100 * scores[task.key]:.2f}")
-                if scores[task.key] > run.best_dev[task.key]:
-                    run.best_dev, run.best_step, run.best_file, new_best = scores, step + 1, f"best-{step + 1}.pt", True
-                    run.best_state = {k: v.detach().clone() for k, v in raw_model.state_dict().items()}
+            evaluated = (step + 1) % eval_every == 0 or step == total_steps - 1
+            new_best = evaluated and master and evaluate(raw_model, task, dev, device, cfg, labels, run, step, loss, bar)
             due = (cfg.ckpt_every > 0 and (step + 1) % cfg.ckpt_every == 0
                    or cfg.ckpt_every == 0 and cfg.ckpt_minutes > 0
                       and run.train_time - last_ckpt[1] >= 60 * cfg.ckpt_minutes)
@@ -421,51 +334,120 @@ def train(cfg):
                 raise SystemExit(130)
         bar.close()
 
-    # the best dev checkpoint, saved and scored on test; metrics.json last: the folder then holds a finished run
-    metrics = None
-    if master:
-        raw_model.load_state_dict(run.best_state)
-        save_pretrained(raw_model, os.path.join(cfg.out_dir, "model"), model_dir)
-        test_scores, extra = None, {}
-        if test is not None:
-            test_scores, test_preds, extra = task.score(raw_model, test, device, cfg, labels, test=True)
-            task.write(cfg.out_dir, test.items, test_preds)
-        d_share = sampler.realised
-        metrics = {
-            "task": cfg.task, "dev": run.best_dev, "test": test_scores, **extra,
-            "best_step": run.best_step, "total_steps": total_steps,
-            "train_seconds": run.train_time, "train_tokens_per_s": run.train_tokens * world / max(run.train_time, 1e-9),
-            "checkpoint_seconds": run.ckpt_time, "checkpoints": run.n_ckpt, "resumed": bool(saved),
-            "strategy": cfg.strategy, "schedule": getattr(schedule, "describe", cfg.schedule),
-            "realised_d_share": sum(d_share) / max(1, len(d_share)), "realised_d_share_per_step": d_share,
-            "history": run.history, "world_size": world, "precision": "bf16" if bf16 else "fp32", "config": asdict(cfg),
-            "dev_source": "the valid file" if paths[2] else f"a seeded {cfg.dev_share:g} of the training data, "
-                                                             "scored against its own (possibly LLM) labels",
-        }
-        if teacher:  # what each term contributed: its mean over the steps, before its weight
-            metrics["teacher"] = teacher.record()
-            metrics["loss_terms"] = dict(zip(("labels", "hidden", "attention"), (x / total_steps for x in run.term_sums)))
-        metrics["wall_seconds"] = time.perf_counter() - started  # this try of the job: loading, training, evaluation
-        metrics["record"] = provenance(command_line("train.py", cfg), precision=metrics["precision"])
-        atomic_write(os.path.join(cfg.out_dir, "metrics.json"), json.dumps(metrics, indent=1))
-        shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: metrics.json and model/ are the run
-        log(f"best dev {task.word} {100 * run.best_dev[task.key]:.2f} at step {run.best_step}; "
-            + (f"test {task.word} {100 * test_scores[task.key]:.2f}"
-               + "".join(f", {name} {100 * test_scores[key]:.2f}" for name, key in task.also)
-               if test_scores else "no test file, no test score")
-            + f"; {run.train_time:.0f} s training, {metrics['train_tokens_per_s']:.0f} tokens/s -> {cfg.out_dir}")
+    facts = {"total_steps": total_steps, "world_size": world, "precision": "bf16" if bf16 else "fp32", "resumed":
+             bool(saved), "schedule": getattr(schedule, "describe", cfg.schedule), "realised": sampler.realised,
+             "has_dev_file": bool(paths[2]), "started": started}
+    metrics = write_outputs(cfg, task, run, raw_model, model_dir, test, labels, device, teacher, facts) if master else None
     if world > 1:
         dist.destroy_process_group()
     return metrics
 
 
-def describe_run(cfg, task, ex_o, ex_d, labels, total_steps, world, device, bf16):
+def forward_backward(model, teacher, examples, cfg, run, rank, world, device, n_labels, bf16):
+    """The forward and backward passes of one optimizer step over the global batch `examples`: this process's share
+    of it, in --grad_accum micro-batches. Returns the batch's loss and, with a teacher, its terms (labels, hidden,
+    attention); the gradients are left in the model for the optimizer."""
+    # The loss is a mean over every labelled word (or text) of the global batch, whatever its split into
+    # processes and micro-batches: each piece sums its losses and divides by the global count.
+    n_labelled = sum(e["label"] != -100 if "label" in e else sum(l != -100 for l in e["labels"]) for e in examples)
+    n_pieces = sum(len(e["ids"]) for e in examples)  # the teacher's terms are means over every real word piece
+    mine = examples[rank::world]
+    micro = [mine[i::cfg.grad_accum] for i in range(cfg.grad_accum)]
+    step_loss = torch.zeros((), device=device)
+    step_terms = torch.zeros(3, device=device)  # with a teacher: the labels, hidden and attention terms
+    for k, mb in enumerate(micro):
+        ids, mask, labels_t = collate(mb, device)
+        soft, has_soft = soft_targets(mb, labels_t, n_labels)
+        sync = nullcontext() if world == 1 or k == len(micro) - 1 else model.no_sync()
+        with sync:
+            with autocast(device, bf16):
+                # with a teacher, the student's hidden states (through W) and attention too, and the teacher's
+                logits, *internals = model(ids, mask)
+                targets = teacher.targets(ids, mask) if teacher else None
+            loss = loss_sum(logits, labels_t, soft.to(device), has_soft.to(device), cfg)
+            loss = loss * world / max(1, n_labelled)  # DDP averages over processes; undo that
+            if teacher:  # (hidden, attention): sums over pieces / the global count, as above
+                terms = teacher.terms(internals, targets, mask, n_pieces)
+                step_terms += torch.cat([loss.detach().view(1) / world, terms.detach()])
+                loss = loss + world * teacher.weighted(terms)
+            loss.backward()
+        step_loss += loss.detach() / world
+        run.train_tokens += int(mask.sum())
+    if world > 1:  # each process holds its share of the loss; the printed loss is the whole batch's
+        dist.all_reduce(step_loss)
+        if teacher:
+            dist.all_reduce(step_terms)
+    terms_now = step_terms.tolist() if teacher else None
+    if terms_now:
+        run.term_sums = [a + b for a, b in zip(run.term_sums, terms_now)]
+    return step_loss.item(), terms_now
+
+
+def evaluate(model, task, dev, device, cfg, labels, run, step, loss, bar):
+    """Score dev, note it in the run's history and keep the weights if they are the best so far (True then)."""
+    scores, _, _ = task.score(model, dev, device, cfg, labels)
+    run.history.append({"step": step + 1, "loss": loss, f"dev_{task.key}": scores[task.key]})
+    bar.write(f"step {step + 1}: loss {loss:.4f}, dev {task.word} {100 * scores[task.key]:.2f}")
+    if scores[task.key] <= run.best_dev[task.key]:
+        return False
+    run.best_dev, run.best_step, run.best_file = scores, step + 1, f"best-{step + 1}.pt"
+    run.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return True
+
+
+def write_outputs(cfg, task, run, model, model_dir, test, labels, device, teacher, facts):
+    """The best dev checkpoint, saved and scored on test; metrics.json last: the folder then holds a finished run."""
+    model.load_state_dict(run.best_state)
+    save_pretrained(model, os.path.join(cfg.out_dir, "model"), model_dir)
+    test_scores, extra = None, {}
+    if test is not None:
+        test_scores, test_preds, extra = task.score(model, test, device, cfg, labels, test=True)
+        task.write(cfg.out_dir, test.items, test_preds)
+    d_share, world = facts["realised"], facts["world_size"]
+    metrics = {
+        "task": cfg.task, "dev": run.best_dev, "test": test_scores, **extra,
+        "best_step": run.best_step, "total_steps": facts["total_steps"],
+        "train_seconds": run.train_time, "train_tokens_per_s": run.train_tokens * world / max(run.train_time, 1e-9),
+        "checkpoint_seconds": run.ckpt_time, "checkpoints": run.n_ckpt, "resumed": facts["resumed"],
+        "strategy": cfg.strategy, "schedule": facts["schedule"],
+        "realised_d_share": sum(d_share) / max(1, len(d_share)), "realised_d_share_per_step": d_share,
+        "history": run.history, "world_size": world, "precision": facts["precision"], "config": asdict(cfg),
+        "dev_source": "the valid file" if facts["has_dev_file"] else f"a seeded {cfg.dev_share:g} of the training "
+                                                                     "data, scored against its own (possibly LLM) labels",
+    }
+    if teacher:  # what each term contributed: its mean over the steps, before its weight
+        metrics["teacher"] = teacher.record()
+        metrics["loss_terms"] = dict(zip(("labels", "hidden", "attention"),
+                                         (x / facts["total_steps"] for x in run.term_sums)))
+    metrics["wall_seconds"] = time.perf_counter() - facts["started"]  # this try of the job: loading, training, scoring
+    metrics["record"] = provenance(command_line("train.py", cfg), precision=metrics["precision"])
+    atomic_write(os.path.join(cfg.out_dir, "metrics.json"), json.dumps(metrics, indent=1))
+    shutil.rmtree(os.path.join(cfg.out_dir, CHECKPOINT), ignore_errors=True)  # finished: metrics.json, model/ are the run
+    print(f"best dev {task.word} {100 * run.best_dev[task.key]:.2f} at step {run.best_step}; "
+          + (f"test {task.word} {100 * test_scores[task.key]:.2f}"
+             + "".join(f", {name} {100 * test_scores[key]:.2f}" for name, key in task.also)
+             if test_scores else "no test file, no test score")
+          + f"; {run.train_time:.0f} s training, {metrics['train_tokens_per_s']:.0f} tokens/s -> {cfg.out_dir}")
+    return metrics
+
+
+def describe_run(cfg, task, paths, ex_o, ex_d, dev, test, labels, teacher, total_steps, world, device, bf16):
+    """What the run will do, before its first step: where dev comes from, the teacher, the data, the steps."""
+    lines = []
+    if not paths[2]:
+        lines.append(f"dev: a seeded {cfg.dev_share:g} of the training data ({len(dev.items)}), scored against its own "
+                     "labels (an LLM's, where the training data is the LLM's), not gold")
+    if test is None:
+        lines.append("no test file: the run ends without a test score")
+    if teacher:
+        lines.append(teacher.describe())
     n_soft = sum(e["soft"] is not None for e in ex_o + ex_d)
-    return (f"{len(ex_o)} original + {len(ex_d)} distilled {task.unit} ({n_soft} with soft labels), "
-            f"{len(labels)} labels, strategy {cfg.strategy}, {total_steps} steps of {cfg.batch_size} "
-            f"on {world} process(es), device {device}"
-            + (f" with {torch.get_num_threads()} threads" if device.type == "cpu" else "")
-            + (", bf16 autocast" if bf16 else ", fp32" + (" (this hardware has no native bf16)" if cfg.bf16 else "")))
+    lines.append(f"{len(ex_o)} original + {len(ex_d)} distilled {task.unit} ({n_soft} with soft labels), "
+                 f"{len(labels)} labels, strategy {cfg.strategy}, {total_steps} steps of {cfg.batch_size} "
+                 f"on {world} process(es), device {device}"
+                 + (f" with {torch.get_num_threads()} threads" if device.type == "cpu" else "")
+                 + (", bf16 autocast" if bf16 else ", fp32" + (" (this hardware has no native bf16)" if cfg.bf16 else "")))
+    return "\n".join(lines)
 
 
 def show_step(bar, cfg, step, total_steps, loss, terms, lr, tokens_per_s, master):

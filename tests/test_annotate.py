@@ -150,7 +150,7 @@ def test_align_output_is_always_valid_bio():
     assert all(t == "O" or t[:2] in ("B-", "I-") for t in tags)
 
 
-# ------------------------------------------------------------------------------ BBC sentences (data.py tokenizes them)
+# ------------------------------------------------------------------------------ BBC sentences (rawtext.py tokenizes them)
 
 def test_bbc_records_keep_article_and_sentence(tmp_path):
     path = tmp_path / "bbc.jsonl"

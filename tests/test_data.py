@@ -8,8 +8,7 @@ import pytest
 
 from common import CONLL, DATA, ROOT
 from cli import DataError
-from data import (labels_from, read_conll, read_jsonl, sample_indices, split_documents, split_sentences, text_documents,
-                  tokenize, write_conll, write_jsonl)
+from data import labels_from, read_conll, read_jsonl, sample_indices, write_conll, write_jsonl
 
 COUNTS = {  # the data README's table: sentences, tokens, B-PER, B-ORG, B-LOC, B-MISC
     "train": (14041, 203621, 6600, 6321, 7140, 3438),
@@ -247,27 +246,6 @@ def test_split_drops_a_text_republished_under_a_new_title_unless_told_not_to(tmp
     assert r.returncode == 0 and "duplicate copies dropped            0" in r.stdout, r.stdout + r.stderr
 
 
-def test_tokenize_like_conll():
-    text = 'Time Warner\'s profits at the U.S. firm rose 76% to $1.13bn, Mr. Parsons said. "We don\'t know," he said!'
-    assert tokenize(text) == ["Time", "Warner", "'s", "profits", "at", "the", "U.S.", "firm", "rose", "76", "%", "to",
-                                "$", "1.13bn", ",", "Mr.", "Parsons", "said", ".", '"', "We", "do", "n't", "know", ",",
-                                '"', "he", "said", "!"]
-    assert tokenize("O'Neill and AT&T's high-speed") == ["O'Neill", "and", "AT&T", "'s", "high-speed"]
-
-
-def test_split_sentences():
-    text = ('Quarterly profits at US media giant TimeWarner jumped 76%. Mr. Parsons said "fine." Profits rose 2% '
-            'to $11.1bn.\n\nIt owns 8% of Google. it hopes to grow\nPeople should "stay alert". "We are," he said.')
-    sents = split_sentences(text)
-    assert [" ".join(s) for s in sents] == [
-        "Quarterly profits at US media giant TimeWarner jumped 76 % .",
-        'Mr. Parsons said " fine . "',
-        "Profits rose 2 % to $ 11.1bn .",
-        "It owns 8 % of Google . it hopes to grow",
-        'People should " stay alert " .',  # the quote after the space opens the next sentence
-        '" We are , " he said .']
-
-
 def test_docstart_lines_give_document_ids_and_the_same_sentences(tmp_path):
     p = tmp_path / "docs.txt"
     p.write_text("-DOCSTART- -X- -X- O\n\nEU B-ORG\nrejects O\n\nBonn B-LOC\n\n-DOCSTART- -X- -X- O\n\n"
@@ -298,15 +276,3 @@ def test_conll2003_documents():
     for split, n in (("train", 946), ("valid", 216), ("test", 231)):
         sents, docs = read_conll(os.path.join(CONLL, f"{split}.txt"), docs=True)
         assert len(set(docs)) == n and docs == sorted(docs) and sents == read_conll(os.path.join(CONLL, f"{split}.txt"))
-
-
-def test_plain_text_documents_end_at_blank_lines_and_articles_are_documents():
-    text = "Merkel met Chirac. They talked.\nThen lunch.\n\n  \n\nChirac left. \n\nMerkel stayed."
-    sents, docs = split_documents(text)
-    assert sents == split_sentences(text)
-    assert [" ".join(s) for s in sents] == ["Merkel met Chirac .", "They talked .", "Then lunch .", "Chirac left .",
-                                            "Merkel stayed ."]
-    assert docs == [0, 0, 0, 1, 2]
-    sents, docs = text_documents(["Merkel met Chirac. They talked.", "", "Chirac left."])
-    assert [" ".join(s) for s in sents] == ["Merkel met Chirac .", "They talked .", "Chirac left ."]
-    assert docs == [0, 0, 2]

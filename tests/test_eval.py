@@ -256,3 +256,28 @@ def test_summarize_against_gives_paired_differences(tmp_path):
     assert "paired difference +1.33 ± 2.08 (2/3 better): +2.00, +3.00, -1.00" in r.stdout
     r = run_cli("--summarize", str(tmp_path / "kd0"), "--against", str(tmp_path / "gold0"), str(tmp_path / "gold1"))
     assert r.returncode != 0 and "pair them one to one" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_versus_sorts_each_gold_entity_one_prediction_gets_and_the_other_does_not(tmp_path, capsys):
+    import eval as E
+    words = [["Walesa", "met", "Lech", "Walesa", "in", "Gdansk"], ["JAPAN", "GET", "LUCKY", "WIN"]]
+    gold = [["B-PER", "O", "B-PER", "I-PER", "O", "B-LOC"], ["B-LOC", "O", "O", "O"]]
+    a = [["B-PER", "O", "B-PER", "I-PER", "O", "B-LOC"], ["B-LOC", "O", "O", "B-MISC"]]
+    b = [["B-ORG", "O", "B-PER", "O", "O", "B-LOC"], ["O", "O", "O", "O"]]
+    paths = {}
+    for name, tags in (("gold", gold), ("a", a), ("b", b)):
+        paths[name] = tmp_path / f"{name}.conll"
+        paths[name].write_text("\n\n".join("\n".join(f"{w} {t}" for w, t in zip(ws, ts))
+                                           for ws, ts in zip(words, tags)) + "\n")
+    E.main(["--gold", str(paths["gold"]), "--pred", str(paths["a"]), "--versus", str(paths["b"]),
+            "--out", str(tmp_path / "v.json")])
+    v = json.loads((tmp_path / "v.json").read_text())
+    # a gets Walesa (b: ORG), Lech Walesa (b: a shorter span) and JAPAN (b: nothing); both get Gdansk
+    assert v["gained"] == {"PER, typed ORG": 1, "PER, span": 1, "LOC, missed": 1} and v["lost"] == {}
+    assert v["wrong entities"] == {"pred only": 1, "other only": 2}  # a's WIN; b's Walesa (ORG) and Lech
+    assert v["examples"]["gained"][0] == {"sentence": "Walesa met Lech Walesa in Gdansk", "entity": "Walesa",
+                                          "gold": "PER", "instead": "typed ORG"}
+    assert v["record"]["command"].startswith("python eval.py --gold") and "--versus" in v["record"]["command"]
+    assert "3 gold entities right in --pred, not in --versus" in capsys.readouterr().out
+    swapped = E.versus(read_conll(str(paths["gold"])), read_conll(str(paths["b"])), read_conll(str(paths["a"])))
+    assert sum(swapped["lost"].values()) == 3 and swapped["gained"] == {}

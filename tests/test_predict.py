@@ -11,7 +11,7 @@ import torch
 from common import ROOT, write_tiny_conll
 from data import read_conll
 from eval import span_f1
-from predict import quantize_int8
+from serve import quantize_int8
 from train import Config, train
 
 

@@ -2,12 +2,15 @@
 
 The repository's own pages are checked as committed; the failure cases run on a copy of the README and results/ in a
 temporary folder, one number edited by hand or one record taken away."""
+import json
 import os
 import shutil
 
 import pytest
 
+import records
 import report
+import tables_llm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -22,7 +25,7 @@ def copy(tmp_path, monkeypatch):
     shutil.copy(os.path.join(ROOT, "README.md"), tmp_path / "README.md")
     shutil.copytree(os.path.join(ROOT, "results"), tmp_path / "results",
                     ignore=shutil.ignore_patterns("*.png", "model", "checkpoint"))
-    monkeypatch.setattr(report, "HERE", str(tmp_path))
+    monkeypatch.setattr(records, "HERE", str(tmp_path))
     return tmp_path
 
 
@@ -64,10 +67,25 @@ def test_a_readme_headline_number_must_be_in_a_rendered_table_of_its_page(copy, 
             "results/regimens.md") in capsys.readouterr().out
 
 
+def test_a_hand_check_verdict_changed_in_its_record_moves_its_type_and_the_precision(copy, capsys):
+    path = copy / "results" / "llm_labels" / "ner_news_check.json"
+    rec = json.loads(path.read_text(encoding="utf-8"))
+    k = next(i for i, c in enumerate(rec["checks"]) if c["verdict"] != "correct")
+    rec["checks"][k]["verdict"] = "correct"
+    path.write_text(json.dumps(rec), encoding="utf-8")
+    assert report.main(["--check"]) == 1
+    assert (f"results/llm_labels.md: table ner_news_check: row {rec['checks'][k]['type']!r}, column 'correct'"
+            in capsys.readouterr().out)
+    rows = {r[0]: r for r in report.rows_of(tables_llm.ner_news_check())}
+    right = sum(c["verdict"] == "correct" for c in rec["checks"])
+    assert rows["all"][1:3] == [str(len(rec["checks"])), str(right)]
+    assert rows["all"][-1] == f"{100 * right / len(rec['checks']):.1f}"
+
+
 def test_rows_cells_and_machines():
     assert report.rows_of("| a | b |\n|---|---|\n| 1 | 2 |\n") == [["a", "b"], ["1", "2"]]
-    assert report.cell({0: 1.0, 1: 3.0}) == "2.00 ± 1.41 (1.00, 3.00)"
-    assert report.versus({0: 2.0, 1: 4.0}, {0: 1.0, 1: 1.0}) == "+2.00 ± 1.41 (2/2 better)"
+    assert records.cell({0: 1.0, 1: 3.0}) == "2.00 ± 1.41 (1.00, 3.00)"
+    assert records.versus({0: 2.0, 1: 4.0}, {0: 1.0, 1: 1.0}) == "+2.00 ± 1.41 (2/2 better)"
     new = {"record": {"machine": {"cpu": "X", "avx512_bf16": True, "threads": 1, "gpu": None}, "precision": "bf16"}}
     assert report.machine_of(new) == "X (AVX-512 BF16), 1 thread(s), bf16"
     old = {"precision": "fp32", "config": {"bf16": 1}}  # bf16 asked for, fp32 ran: a CPU without native bf16

@@ -119,3 +119,29 @@ def test_the_ablation_chooses_layers_on_dev_runs_every_row_and_resumes(setup, tm
         S.main(argv + ["--full_rows", "e_more"])
     with pytest.raises(S.DataError, match="other settings"):
         S.main([a if a != "L2-H384" else "L1-H384" for a in argv] + ["--student", "L1-H384"])
+
+
+def test_score_serves_finished_runs_in_int8_and_onnx_as_predict_py_tags_and_keeps_a_record(setup, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    d, data = setup
+    run = d / "teacher"
+    argv = ["score", "--runs", str(run), "--data_dir", str(data), "--served", "onnx,onnx-int8"]
+    assert S.main(argv) == 0
+    gold = read_conll(str(data / "test.txt"))
+    for name, flags in (("onnx", []), ("onnx-int8", ["--int8", "1"])):
+        predict.main(["--model_dir", str(run / "model"), "--input", str(data / "test.txt"), "--runtime", "onnx",
+                      *flags, "--out", str(tmp_path / f"{name}.conll"), "--progress", "0"])
+        tagged = read_conll(str(tmp_path / f"{name}.conll"))
+        held = json.loads((run / f"{name}.json").read_text())
+        assert held["test"] == 100 * span_f1([t for _, t in gold], [t for _, t in tagged])["f1"]
+        assert held["record"]["command"] == "python students.py " + " ".join(argv)
+        assert held["record"]["precision"] == ("int8" if flags else "fp32")
+    out = capsys.readouterr().out
+    assert "| onnx | onnx-int8 |" in out and str(run) in out
+    kept = {n: os.path.getmtime(run / f"{n}.json") for n in ("onnx", "onnx-int8")}
+    assert S.main(argv) == 0  # measured once: a second command reads the records
+    assert kept == {n: os.path.getmtime(run / f"{n}.json") for n in ("onnx", "onnx-int8")}
+    with pytest.raises(S.DataError, match="--served fp16: expected any of int8, onnx, onnx-int8"):
+        S.main(["score", "--runs", str(run), "--served", "fp16"])
+    with pytest.raises(S.DataError, match="no metrics.json"):
+        S.main(["score", "--runs", str(tmp_path), "--data_dir", str(data)])
