@@ -153,11 +153,10 @@ def students_int8_cost():
     return table(["row", "seeds", "test F1, fp32", "int8 − fp32", "dev F1, fp32", "int8 − fp32"], body)
 
 
-@renders("serving_speed")
-def serving_speed():
+def serving_speed(path):
     """One bench.py run of every runtime: inference tokens/s of the teacher and the student, and each against the
     teacher as train.py evaluates it (ours, bf16 where native); the by-round range beside each ratio."""
-    b = record("results/students/serving_speed.json")
+    b = record(path)
     med, rounds = b["median"], b["rounds"]
     base = med["ours"]["infer_tok_s"]
     body = []
@@ -171,6 +170,10 @@ def serving_speed():
             body.append([model, what, f"{med[key]['infer_tok_s']:,.0f}", f"{med[key]['infer_tok_s'] / base:.2f}×",
                          f"{by_round[0]:.2f}× to {by_round[-1]:.2f}×"])
     return table(["model", "runtime", "inference tokens/s", "× the teacher in bf16", "by round"], body)
+
+
+renders("serving_speed")(lambda: serving_speed("results/students/serving_speed.json"))
+renders("serving_speed_2threads")(lambda: serving_speed("results/students/serving_speed_2threads.json"))
 
 
 @renders("ort_int8_settings")
