@@ -40,7 +40,9 @@ BIO type, an example whose label is not a label of the task.
 
 Two task files ship, and are the defaults: tasks/conll2003.json (NER: CoNLL-2003's four types, the definitions and
 words every prompt of this project used before task files existed) and tasks/bbc.json (classify: BBC's five
-topics). The README's porting section walks through writing one of your own.
+topics). Two examples of a task of one's own ship beside them: tasks/example_desks.json (classify: four news desks, the
+README's worked example) and tasks/example_ner_news.json (NER: companies, products, money and job titles, measured in
+results/llm_labels.md). The README's porting section walks through writing one of your own.
 """
 import functools
 import json
