@@ -426,3 +426,36 @@ def served_f1():
         body.append([what, seeds_cell(runs), cell(own, each=False), *cells])
     return table(["model", "seeds", "ours, bf16 (as train.py scores it)", "ours, int8", "ONNX Runtime, fp32",
                   "ONNX Runtime, int8"], body)
+
+
+def versus_rows(v, way):
+    """eval.py --versus's counts of one way ("gained", "lost") as {what the other did: {type: n}}."""
+    out = {}
+    for key, n in v[way].items():
+        etype, how = key.split(", ", 1)
+        what = "another type" if how.startswith("typed") else "another span" if how == "span" else "nothing"
+        out.setdefault(what, {}).setdefault(etype, 0)
+        out[what][etype] += n
+    return out
+
+
+@renders("context_fixes")
+def context_fixes():
+    v = record("results/context/versus_s0.json")
+    types = ("PER", "ORG", "LOC", "MISC")
+    body = []
+    for way, say in (("gained", "right with context, not without: without, the model gave"),
+                     ("lost", "right without context, not with: with, the model gave")):
+        for what, counts in sorted(versus_rows(v, way).items()):
+            body.append([say, what, *(str(counts.get(t, 0)) for t in types), str(sum(counts.values()))])
+    w = v["wrong entities"]
+    body.append(["wrong entities predicted by one model alone", "", "", "", "", "",
+                 f"{w['pred only']} with context, {w['other only']} without"])
+    return table(["gold entities", "", *types, "all"], body)
+
+
+@renders("context_examples")
+def context_examples():
+    v = record("results/context/versus_s0.json")
+    return table(["gold entity", "type", "without context", "the sentence"],
+                 [[x["entity"], x["gold"], x["instead"], x["sentence"]] for x in v["examples"]["gained"]])
