@@ -457,5 +457,10 @@ def context_fixes():
 @renders("context_examples")
 def context_examples():
     v = record("results/context/versus_s0.json")
-    return table(["gold entity", "type", "without context", "the sentence"],
-                 [[x["entity"], x["gold"], x["instead"], x["sentence"]] for x in v["examples"]["gained"]])
+
+    def short(text, n=150):
+        return text if len(text) <= n else text[:n].rsplit(" ", 1)[0] + " …"
+    return table(["", "gold entity", "type", "the other model gave", "the sentence"],
+                 [[say, x["entity"], x["gold"], x["instead"], short(x["sentence"])]
+                  for way, say in (("gained", "right with context"), ("lost", "right without context"))
+                  for x in v["examples"][way]])
