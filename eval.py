@@ -273,6 +273,8 @@ def main(argv=None):
         return
     if not (args.gold and args.pred):
         raise SystemExit("error: --gold and --pred are required (or --summarize) (see python eval.py -h)")
+    if (args.versus or args.out) and (args.gold.endswith(".jsonl") or not args.versus):
+        raise SystemExit("error: --versus compares two NER prediction files (CoNLL) against the gold; --out goes with it")
     if args.gold.endswith(".jsonl"):
         scores = classification_scores(*read_label_pairs(args.gold, args.pred, args.label_field, args.pred_field))
         print(json.dumps(scores, indent=2, ensure_ascii=False) if args.json else format_classification_report(scores))

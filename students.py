@@ -264,10 +264,13 @@ def score(cfg, command):
         metrics = read_json(os.path.join(run_dir, "metrics.json"))
         if metrics is None:
             raise DataError(f"{run_dir}: no metrics.json (not a finished train.py run)")
+        if metrics.get("task", "ner") != "ner" or not metrics.get("test"):
+            raise DataError(f"{run_dir}: not an NER run with a test score (score serves CoNLL taggers)")
         context = metrics["config"].get("context", 0)
         got = {w: served_scores(run_dir, cfg.data_dir, context, w, command) for w in ways}
-        body.append([run_dir, f"{100 * metrics['test']['f1']:.2f}", *(f"{got[w]['test']:.2f}" for w in ways)])
-    print(table(["run", f"test F1, as trained ({metrics['precision']})", *ways], body))
+        body.append([run_dir, f"{100 * metrics['test']['f1']:.2f} ({metrics['precision']})",
+                     *(f"{got[w]['test']:.2f}" for w in ways)])
+    print(table(["run", "test F1, as trained", *ways], body))
 
 
 def check_inputs(rc):

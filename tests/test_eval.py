@@ -281,3 +281,5 @@ def test_versus_sorts_each_gold_entity_one_prediction_gets_and_the_other_does_no
     assert "3 gold entities right in --pred, not in --versus" in capsys.readouterr().out
     swapped = E.versus(read_conll(str(paths["gold"])), read_conll(str(paths["b"])), read_conll(str(paths["a"])))
     assert sum(swapped["lost"].values()) == 3 and swapped["gained"] == {}
+    with pytest.raises(SystemExit, match="--versus compares two NER prediction files"):
+        E.main(["--gold", str(paths["gold"]), "--pred", str(paths["a"]), "--out", str(tmp_path / "w.json")])

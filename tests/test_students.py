@@ -145,3 +145,7 @@ def test_score_serves_finished_runs_in_int8_and_onnx_as_predict_py_tags_and_keep
         S.main(["score", "--runs", str(run), "--served", "fp16"])
     with pytest.raises(S.DataError, match="no metrics.json"):
         S.main(["score", "--runs", str(tmp_path), "--data_dir", str(data)])
+    (tmp_path / "cls").mkdir()
+    (tmp_path / "cls" / "metrics.json").write_text(json.dumps({"task": "classify", "test": {"accuracy": 0.5}}))
+    with pytest.raises(S.DataError, match="not an NER run"):
+        S.main(["score", "--runs", str(tmp_path / "cls"), "--data_dir", str(data)])
