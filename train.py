@@ -20,7 +20,8 @@ What this file leaves to others, each with its docstring: soft labels (a `LABEL=
 object in JSONL: data.py) and the losses that learn from them, and with `--teacher` a frozen teacher's hidden states
 and attention (distill.py); a smaller `--student L<layers>-H<hidden>` built from --model_dir (student.py); how the two
 task kinds read, encode, score and write (kinds.py: NER decodes the most probable valid BIO sequence from each word's
-first piece, with `--context N` reading neighbouring sentences of its document; classification the pooled [CLS]);
+first piece, with `--context N` reading neighbouring sentences of its document; classification the pooled [CLS],
+a text longer than --max_len keeping its beginning);
 resuming a killed run (checkpoint.py).
 
 Writes into --out_dir:
