@@ -167,7 +167,7 @@ def read_label_pairs(gold_path, pred_path, label_field="label", pred_field="labe
 def how_missed(entity, predicted):
     """What a prediction did with a gold entity it did not get right: "typed X" (the span, another type), "span"
     (an overlapping entity of another extent) or "missed" (nothing there)."""
-    etype, start, end = entity
+    _, start, end = entity
     same_span = [t for t, s, e in predicted if (s, e) == (start, end)]
     if same_span:
         return f"typed {same_span[0]}"
@@ -273,7 +273,7 @@ def main(argv=None):
         return
     if not (args.gold and args.pred):
         raise SystemExit("error: --gold and --pred are required (or --summarize) (see python eval.py -h)")
-    if (args.versus or args.out) and (args.gold.endswith(".jsonl") or not args.versus):
+    if args.versus and args.gold.endswith(".jsonl") or args.out and not args.versus:
         raise SystemExit("error: --versus compares two NER prediction files (CoNLL) against the gold; --out goes with it")
     if args.gold.endswith(".jsonl"):
         scores = classification_scores(*read_label_pairs(args.gold, args.pred, args.label_field, args.pred_field))

@@ -31,11 +31,13 @@ STUDENT_ROWS = [  # (row, what the student learns from, run folder name with {s}
 ]
 
 
-def int8_of(pattern, runs, split="test"):
-    """{seed: F1 in %} of each run's int8.json (students.py --int8 1): the same checkpoint, Linear layers in int8."""
+def served_of(pattern, runs, split="test", way="int8", required=False):
+    """{seed: F1 in %} of each run served another way, from its <way>.json (students.py: int8 with run --int8 1, onnx
+    and onnx-int8 with score): the same checkpoint. Runs without one are left out, or with `required` missing."""
     out = {}
     for s in runs:
-        data = optional_record(os.path.join(pattern.format(s=s), "int8.json"))
+        path = os.path.join(pattern.format(s=s), f"{way}.json")
+        data = record(path) if required else optional_record(path)
         if data is not None:
             out[s] = data[split]
     return out
@@ -59,7 +61,7 @@ def student_table(folder):
         m = next(iter(runs.values()))
         if "teacher" in m:
             what += ", layers matched " + ", ".join(f"{i}←{j}" for i, j in enumerate(m["teacher"]["layer_map"]))
-        test, int8 = f1s(runs), int8_of(pattern, runs)
+        test, int8 = f1s(runs), served_of(pattern, runs)
         copied = {s: optional_record(os.path.join(pattern.format(s=s), "copied.json")) for s in runs}
         note = " (copied)" if any(copied.values()) else ""
         body.append([row + note, what, seeds_cell(runs), cell(test), "–" if name.startswith("a_gold") else
@@ -79,7 +81,7 @@ def students_epochs():
     two = "results/students/L2-H384/d_hidden_bottom_match-bottom_s{s}"
     four = "results/students/L2-H384-4ep/d_hidden_bottom_match-bottom_s{s}"
     r2, r4 = seeds_of(two), seeds_of(four)
-    t2, t4, i8 = f1s(r2), f1s(r4), int8_of(four, r4)
+    t2, t4, i8 = f1s(r2), f1s(r4), served_of(four, r4)
     gold = f1s(seeds_of("results/students/L2-H384/a_gold_bottom_s{s}"))
     teacher = teacher_f1()
     body = [[str(s), f"{t2[s]:.2f}", f"{t4[s]:.2f}", f"{t4[s] - t2[s]:+.2f}", f"{t4[s] - gold[s]:+.2f}",
@@ -142,7 +144,7 @@ def students_int8_cost():
     for row, _, name, pattern, runs in student_runs(folder):
         cells = []
         for split in ("test", "dev"):
-            fp32, int8 = f1s(runs, split), int8_of(pattern, runs, split)
+            fp32, int8 = f1s(runs, split), served_of(pattern, runs, split)
             diffs[split] += [int8[s] - fp32[s] for s in int8]
             cells += [", ".join(f"{fp32[s]:.2f}" for s in sorted(runs)),
                       ", ".join(f"{int8[s] - fp32[s]:+.2f}" for s in sorted(int8))]
@@ -421,7 +423,7 @@ def served_f1():
         own = f1s(runs)
         cells = []
         for way in ("int8", "onnx", "onnx-int8"):
-            got = {s: record(f"{pattern.format(s=s)}/{way}.json")["test"] for s in runs}
+            got = served_of(pattern, runs, way=way, required=True)
             cells.append(f"{cell(got, each=False)} ({versus(got, own)})")
         body.append([what, seeds_cell(runs), cell(own, each=False), *cells])
     return table(["model", "seeds", "ours, bf16 (as train.py scores it)", "ours, int8", "ONNX Runtime, fp32",
