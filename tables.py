@@ -409,6 +409,39 @@ def context_types():
     return table(["--context N", "seeds", *(f"{t} test F1" for t in types)], body)
 
 
+CONTEXT_TEACHERS = [("today's teacher (seed 0)", "results/students/L2-H384-teacher-s0"),
+                    ("the context teacher (N = 64, seed 0)", "results/students/L2-H384-teacher-ctx64")]
+
+
+@renders("context_students")
+def context_students():
+    """The same sentence student (students.py run) taught by today's teacher and by the context teacher: each row
+    either folder has runs of, test F1 in fp32 and int8, the context teacher's students paired with today's seed by
+    seed, and how far the int8 student is behind today's teacher (the default runs, 3 seeds). Fills as runs finish."""
+    base, ctx = (dict((name, (row, pattern, runs)) for row, _, name, pattern, runs in student_runs(folder))
+                 for _, folder in CONTEXT_TEACHERS)
+    teacher = mean_std(f1s(seeds_of(CONTEXT_RUNS[0][1])).values())[0]
+    body = []
+    for name in [n for _, _, n in STUDENT_ROWS if n in base or n in ctx]:
+        cells, got = [], []
+        for runs_of in (base, ctx):
+            if name not in runs_of:
+                cells += ["–", "–"]
+                got.append(({}, {}))
+                continue
+            _, pattern, runs = runs_of[name]
+            test, int8 = f1s(runs), served_of(pattern, runs)
+            cells += [f"{cell(test, each=False)} ({seeds_cell(runs)})", cell(int8, each=False) if int8 else "–"]
+            got.append((test, int8))
+        (_, i8_base), (_, i8_ctx) = got
+        row = (base.get(name) or ctx.get(name))[0]
+        body.append([row, *cells, versus(i8_ctx, i8_base) if set(i8_ctx) & set(i8_base) else "–",
+                     *(f"{teacher - mean_std(i8.values())[0]:.2f}" if i8 else "–" for i8 in (i8_base, i8_ctx))])
+    return table(["row", f"{CONTEXT_TEACHERS[0][0]}: test F1 (seeds)", "int8", f"{CONTEXT_TEACHERS[1][0]}: test F1 "
+                  "(seeds)", "int8", "int8, context teacher − today's, paired",
+                  f"int8 behind today's teacher ({teacher:.2f}): taught by today's", "by the context teacher"], body)
+
+
 # ---------------------------------------------------------------------------------------------
 # Served (students.py score: a finished run's F1 in each runtime and precision it may be served in)
 

@@ -90,3 +90,24 @@ def test_rows_cells_and_machines():
     assert report.machine_of(new) == "X (AVX-512 BF16), 1 thread(s), bf16"
     old = {"precision": "fp32", "config": {"bf16": 1}}  # bf16 asked for, fp32 ran: a CPU without native bf16
     assert report.machine_of(old).startswith("not recorded: a CPU without native bf16")
+
+
+def test_the_context_teachers_students_pair_seed_by_seed_and_fill_as_runs_finish(copy):
+    import tables
+
+    def run(folder, name, seed, test, int8):
+        d = copy / "results" / "students" / folder / f"{name}_s{seed}"
+        d.mkdir(parents=True)
+        (d / "metrics.json").write_text(json.dumps({"test": {"f1": test / 100}, "dev": {"f1": 0.9}}))
+        (d / "int8.json").write_text(json.dumps({"test": int8, "dev": 90.0}))
+    for s, (t, i) in enumerate([(86.0, 85.5), (86.2, 85.9), (85.8, 85.6)]):  # today's teacher's students
+        run("L2-H384-teacher-s0", "d_hidden_bottom_match-bottom", s, t, i)
+    run("L2-H384-teacher-ctx64", "d_hidden_bottom_match-bottom", 0, 86.5, 86.0)  # one seed finished so far
+    rows = {r[0]: r for r in report.rows_of(tables.context_students())}
+    teacher = sum(records.f1s(records.seeds_of("results/training/default/s{s}")).values()) / 3
+    assert list(rows) == ["row", "`d_hidden`"]
+    assert rows["`d_hidden`"][1:6] == ["86.00 ± 0.20 (0, 1, 2)", "85.67 ± 0.21", "86.50 (0)", "86.00", "+0.50"]
+    assert rows["`d_hidden`"][6:] == [f"{teacher - 85.666667:.2f}", f"{teacher - 86.0:.2f}"]
+    run("L2-H384-teacher-ctx64", "a_gold_bottom", 0, 84.0, 83.5)  # a row only one teacher's students have yet
+    rows = {r[0]: r for r in report.rows_of(tables.context_students())}
+    assert rows["`a_gold`"][1:6] == ["–", "–", "84.00 (0)", "83.50", "–"]
