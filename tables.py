@@ -445,7 +445,9 @@ def context_students():
 # ---------------------------------------------------------------------------------------------
 # Served (students.py score: a finished run's F1 in each runtime and precision it may be served in)
 
-SERVED_MODELS = [("teacher MiniLM-L6-H384, `python train.py --seed S`", "results/training/default/s{s}")]
+SERVED_MODELS = [("teacher MiniLM-L6-H384, `python train.py --seed S`", "results/training/default/s{s}"),
+                 ("student `L2-H384` (`d_hidden`), taught by that teacher's seed 0 ([context.md](context.md))",
+                  "results/students/L2-H384-teacher-s0/d_hidden_bottom_match-bottom_s{s}")]
 
 
 @renders("served_f1")
