@@ -423,17 +423,17 @@ def context_students():
     teacher = mean_std(f1s(seeds_of(CONTEXT_RUNS[0][1])).values())[0]
     body = []
     for name in [n for _, _, n in STUDENT_ROWS if n in base or n in ctx]:
-        cells, got = [], []
+        cells, int8s = [], []  # int8s: {seed: int8 test F1} of today's teacher's students, then the context one's
         for runs_of in (base, ctx):
             if name not in runs_of:
                 cells += ["–", "–"]
-                got.append(({}, {}))
+                int8s.append({})
                 continue
             _, pattern, runs = runs_of[name]
-            test, int8 = f1s(runs), served_of(pattern, runs)
-            cells += [f"{cell(test, each=False)} ({seeds_cell(runs)})", cell(int8, each=False) if int8 else "–"]
-            got.append((test, int8))
-        (_, i8_base), (_, i8_ctx) = got
+            int8 = served_of(pattern, runs)
+            cells += [f"{cell(f1s(runs), each=False)} ({seeds_cell(runs)})", cell(int8, each=False) if int8 else "–"]
+            int8s.append(int8)
+        i8_base, i8_ctx = int8s
         row = (base.get(name) or ctx.get(name))[0]
         body.append([row, *cells, versus(i8_ctx, i8_base) if set(i8_ctx) & set(i8_base) else "–",
                      *(f"{teacher - mean_std(i8.values())[0]:.2f}" if i8 else "–" for i8 in (i8_base, i8_ctx))])
