@@ -108,7 +108,7 @@ def versus(by_seed, base, digits=2):
     """A paired difference as a cell: '+1.57 ± 0.35 (3/3 better)', one seed: '+0.29'."""
     stats = paired(by_seed, base)
     if stats["paired"] == 1:
-        return f"{round(stats['delta_mean'], digits) + 0.0:+.{digits}f}"  # + 0.0: a -0.00 reads +0.00
+        return pm(stats["delta_mean"], signed=True, digits=digits)
     return vs_base(stats, digits)
 
 

@@ -222,6 +222,8 @@ def pm(mean, std=None, signed=False, digits=2):
     """'79.03 ± 0.52' ('+1.34 ± 0.61' signed); '–' for no value, no '±' for no spread."""
     if mean is None:
         return "–"
+    if signed:
+        mean = round(mean, digits) + 0.0  # + 0.0: a change that rounds to zero reads +0.00, not -0.00
     text = f"{mean:+.{digits}f}" if signed else f"{mean:.{digits}f}"
     return text if std is None else f"{text} ± {std:.{digits}f}"
 

@@ -86,6 +86,8 @@ def test_rows_cells_and_machines():
     assert report.rows_of("| a | b |\n|---|---|\n| 1 | 2 |\n") == [["a", "b"], ["1", "2"]]
     assert records.cell({0: 1.0, 1: 3.0}) == "2.00 ± 1.41 (1.00, 3.00)"
     assert records.versus({0: 2.0, 1: 4.0}, {0: 1.0, 1: 1.0}) == "+2.00 ± 1.41 (2/2 better)"
+    assert records.versus({0: 1.0}, {0: 1.004}) == "+0.00"  # a change that rounds to zero has no sign to show
+    assert records.versus({0: 1.0, 1: 1.0}, {0: 1.003, 1: 1.001}) == "+0.00 ± 0.00 (0/2 better)"
     new = {"record": {"machine": {"cpu": "X", "avx512_bf16": True, "threads": 1, "gpu": None}, "precision": "bf16"}}
     assert report.machine_of(new) == "X (AVX-512 BF16), 1 thread(s), bf16"
     old = {"precision": "fp32", "config": {"bf16": 1}}  # bf16 asked for, fp32 ran: a CPU without native bf16
