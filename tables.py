@@ -122,10 +122,9 @@ def students_speed():
         student = b["command"].split("--student ")[1].split()[0]
         row = [f"[{os.path.basename(path)}]({path.replace('results/', '')})", f"{len(b['rounds']['ours'])}",
                str(b.get("threads", "–")), f"{teacher:,.0f}"]
-        for name in ("student", "student-int8"):
-            tok = med.get(name, {}).get("infer_tok_s")
+        fp32, int8 = (med.get(n, {}).get("infer_tok_s") for n in ("student", "student-int8"))
+        for tok in (fp32, int8):
             row += ["–", "–"] if tok is None else [f"{tok:,.0f}", f"{tok / teacher:.2f}×"]
-        int8, fp32 = (med.get(n, {}).get("infer_tok_s") for n in ("student-int8", "student"))
         rounds = b["rounds"]
         by_round = round_ratios(rounds, "student-int8", "ours")
         drift = [r["infer_tok_s"] for r in rounds["ours"]]

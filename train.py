@@ -149,7 +149,6 @@ def parse_args(argv=None):
     return parse_config(Config, argv, description=__doc__.split("\n\n")[0])
 
 
-
 def check_config(cfg):
     """Refuse settings that cannot train, in one line naming the flag, before anything is loaded."""
     world = processes()
