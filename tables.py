@@ -349,7 +349,7 @@ def training_checkpoints():
 def context_inference():
     body = []
     base = None
-    for n in (0, 64, 128):
+    for n in (0, 32, 64, 128):
         b = record(f"results/context/bench_infer_c{n}.json")["median"]["ours"]
         base = base or b["infer_words_s"]
         body.append([str(n), f"{b['infer_tok_s']:,.0f}", f"{b['infer_words_s']:,.0f}",
