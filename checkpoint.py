@@ -9,14 +9,16 @@ random generator, and the RunState: history, the best dev score so far, the coun
 state) and settings.json (every flag that shapes the result and the data files by content hash). They are written
 atomically (data.atomic_write: to a temporary file, flushed, renamed) by the master process alone; the same command
 run again after a kill (even kill -9) or Ctrl-C resumes from there and ends exactly where the run would have ended
-without the interruption. A checkpoint of other settings is refused in one line.
+without the interruption. A checkpoint of other settings is refused in one line. Run again once the run has finished
+(its metrics.json written), the same command gives that run back without training it again, and other settings in
+its folder are refused in one line; --restart 1 trains it again either way.
 """
 import os
 import shutil
 import signal
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
@@ -24,7 +26,7 @@ import torch.distributed as dist
 
 from cli import DataError
 from data import atomic_write
-from runs import claim, file_hash, write_json
+from runs import claim, file_hash, read_json, write_json
 
 CHECKPOINT = "checkpoint"  # the folder in out_dir: settings.json, last.pt and the best dev state best-STEP.pt
 # the flags that may change when a run resumes: where it writes and how it reports, not what it computes
@@ -64,6 +66,26 @@ def run_settings(cfg, paths):
     return settings
 
 
+INPUTS = ("data", "teacher_weights")  # the settings that are files' content, kept in metrics.json as "inputs"
+
+
+def finished_run(out_dir, cfg, settings):
+    """The metrics.json of the run that has finished in out_dir (None where none has), refused in one line when that
+    run had other settings. A record written before a flag or its inputs were kept is compared on what it holds."""
+    metrics = read_json(os.path.join(out_dir, "metrics.json"))
+    if metrics is None:
+        return None
+    held = {**metrics.get("config", {}), **metrics.get("inputs", {})}
+    mine = {**asdict(cfg), **{k: settings[k] for k in INPUTS if k in settings}}
+    diff = sorted(k for k in held.keys() & mine.keys() if k not in FLAGS_FREE_ON_RESUME and held[k] != mine[k])
+    if diff:
+        words = {"data": "the data files' content", "teacher_weights": "the teacher's weights"}
+        named = ", ".join(words.get(k, "--" + k) for k in diff)
+        raise DataError(f"{out_dir} holds a finished run with other settings ({named} differ; see its metrics.json): "
+                        "choose another --out_dir, or --restart 1 to train this one again")
+    return metrics
+
+
 def load_checkpoint(folder, settings):
     """The state an earlier try of this run left in `folder` (None if it left none), refused in one line when that
     run had other settings."""
@@ -79,11 +101,14 @@ def load_checkpoint(folder, settings):
 
 def resume_or_start(folder, saved, settings, parts, *, rank, best_dev):
     """The RunState of `saved`, the checkpoint an earlier try of the same command left (its parts and random state put
-    back), or of a fresh start: whatever an earlier try left is dropped first, and settings.json says the new run's."""
+    back), or of a fresh start: whatever an earlier try left is dropped first (a finished run's metrics.json too, so a
+    restart killed early never looks finished), and settings.json says the new run's."""
     if saved:
         return restore(folder, saved, parts, rank)
     if rank == 0:
         shutil.rmtree(folder, ignore_errors=True)
+        with suppress(FileNotFoundError):
+            os.remove(os.path.join(os.path.dirname(folder), "metrics.json"))
         os.makedirs(folder)
         write_json(os.path.join(folder, "settings.json"), settings)
     return RunState(best_dev=best_dev)

@@ -32,8 +32,9 @@ Writes into --out_dir:
   "wall_seconds" (of the last try), "checkpoint_seconds" and "checkpoints" (their cost), "resumed", "precision" (bf16
   or fp32), "record" (the command that gives this run, the code's commit, the machine: runs.provenance),
   "strategy", "schedule", "realised_d_share" (and per step), "world_size", with --teacher "teacher" (the
-  layer map, the weights) and "loss_terms" (each term's mean over the run), and "config" (every flag). It is written
-  last, atomically: a folder with metrics.json holds a finished run (runs.finished).
+  layer map, the weights) and "loss_terms" (each term's mean over the run), "config" (every flag) and "inputs" (the data
+  files and a --teacher's weights by content hash). It is written last, atomically: a folder with metrics.json holds a
+  finished run (runs.finished), and the same command run again gives it back instead of training it again.
 - model/: a Hugging Face folder of the best dev checkpoint (transformers loads it with the same logits).
 - test_predictions.conll (token gold predicted) or test_predictions.jsonl ({"text", "gold", "pred"}).
 - while it trains, checkpoint/: the same command run again after a kill (even kill -9) or Ctrl-C resumes there and
@@ -52,7 +53,8 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from checkpoint import CHECKPOINT, catch_sigint, load_checkpoint, resume_or_start, run_settings, save_checkpoint
+from checkpoint import (CHECKPOINT, INPUTS, catch_sigint, finished_run, load_checkpoint, resume_or_start, run_settings,
+                        save_checkpoint)
 from cli import DataError, command_line, opt, parse_config, run_main
 from data import atomic_write
 from distill import Teacher, check_teacher, flag_errors as distill_flag_errors, loss_sum, soft_targets
@@ -141,7 +143,7 @@ class Config:
     ckpt_minutes: float = opt(5.0, "a resumable checkpoint (out_dir/checkpoint/) after this many minutes of training, "
                                    "and at every dev evaluation; 0: at evaluations only")
     ckpt_every: int = opt(0, "> 0: a checkpoint every this many steps instead of by time")
-    restart: int = opt(0, "1: start over, dropping a checkpoint left in out_dir", choices=[0, 1])
+    restart: int = opt(0, "1: start over, dropping a checkpoint or a finished run left in out_dir", choices=[0, 1])
     progress: int = opt(1, "tqdm bars; 0: a log line every 5% of the steps instead", choices=[0, 1])
 
 
@@ -273,6 +275,14 @@ def train(cfg):
     rank, world, device = setup_distributed(cfg)
     master, log = rank == 0, (print if rank == 0 else (lambda *a, **k: None))  # the master process alone reports
     ckpt_dir, settings = os.path.join(cfg.out_dir, CHECKPOINT), run_settings(cfg, paths)
+    done = None if cfg.restart else finished_run(cfg.out_dir, cfg, settings)
+    if done:  # the same command once more: the finished run, not a second training that replaces it
+        scores = done["test"] or done["dev"]
+        log(f"{cfg.out_dir} holds this run, finished ({'test' if done['test'] else 'dev'} {task.word} "
+            f"{100 * scores[task.key]:.2f}): not trained again (--restart 1 trains it again)")
+        if world > 1:
+            dist.destroy_process_group()
+        return done
     saved = None if cfg.restart else load_checkpoint(ckpt_dir, settings)
     torch.manual_seed(cfg.seed)
 
@@ -336,7 +346,8 @@ def train(cfg):
 
     facts = {"total_steps": total_steps, "world_size": world, "precision": "bf16" if bf16 else "fp32", "resumed":
              bool(saved), "schedule": getattr(schedule, "describe", cfg.schedule), "realised": sampler.realised,
-             "has_dev_file": bool(paths[2]), "started": started}
+             "has_dev_file": bool(paths[2]), "started": started,
+             "inputs": {k: settings[k] for k in INPUTS if k in settings}}
     metrics = write_outputs(cfg, task, run, raw_model, model_dir, test, labels, device, teacher, facts) if master else None
     if world > 1:
         dist.destroy_process_group()
@@ -412,6 +423,7 @@ def write_outputs(cfg, task, run, model, model_dir, test, labels, device, teache
         "strategy": cfg.strategy, "schedule": facts["schedule"],
         "realised_d_share": sum(d_share) / max(1, len(d_share)), "realised_d_share_per_step": d_share,
         "history": run.history, "world_size": world, "precision": facts["precision"], "config": asdict(cfg),
+        "inputs": facts["inputs"],
         "dev_source": "the valid file" if facts["has_dev_file"] else f"a seeded {cfg.dev_share:g} of the training "
                                                                      "data, scored against its own (possibly LLM) labels",
     }

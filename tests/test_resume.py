@@ -1,6 +1,7 @@
 """train.py survives being killed: a run killed at a random moment (SIGKILL, mid-step or mid-save) and run again
 with the same command ends exactly where the uninterrupted run ends; Ctrl-C stops at the end of a step with a
-checkpoint; other settings in the same folder are refused; a loss that becomes NaN stops the run."""
+checkpoint; other settings in the same folder are refused; a finished run is given back, not trained again; a loss
+that becomes NaN stops the run."""
 import json
 import os
 import random
@@ -117,6 +118,35 @@ def test_a_checkpoint_of_other_settings_is_refused_and_restart_starts_over(tiny,
     r = run(command(tiny, out, "--lr", "3e-4", "--max_steps", "3", "--restart", "1"))
     assert r.returncode == 0 and "resuming" not in r.stdout, r.stderr
     assert json.loads((out / "metrics.json").read_text())["config"]["lr"] == 3e-4
+
+
+def test_a_finished_run_is_given_back_not_trained_again_and_other_settings_are_refused(tiny, uninterrupted, tmp_path):
+    out = tmp_path / "finished"
+    shutil.copytree(uninterrupted[0], out)  # a finished run, as a committed record is one (its out_dir may change)
+    before = (out / "metrics.json").read_bytes()
+    r = run(command(tiny, out))
+    assert r.returncode == 0 and "not trained again" in r.stdout and "step 1/" not in r.stdout, r.stdout + r.stderr
+    assert (out / "metrics.json").read_bytes() == before
+    r = run(command(tiny, out, "--lr", "3e-4"))
+    assert r.returncode == 2 and "finished run" in r.stderr and "lr differ" in r.stderr and \
+        "--restart 1" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = run(command(tiny, out, "--lr", "3e-4", "--max_steps", "3", "--restart", "1"))
+    assert r.returncode == 0 and "not trained again" not in r.stdout, r.stderr
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["config"]["lr"] == 3e-4 and m["total_steps"] == 3 and set(m["inputs"]["data"]) == {"original", "dev", "test"}
+
+
+def test_a_finished_run_on_other_data_is_refused(tiny, uninterrupted, tmp_path):
+    out = tmp_path / "finished"
+    shutil.copytree(uninterrupted[0], out)
+    m = json.loads((out / "metrics.json").read_text())
+    m["inputs"]["data"]["original"] = "0" * 40  # the run was trained on a train.txt of other content
+    (out / "metrics.json").write_text(json.dumps(m))
+    r = run(command(tiny, out))
+    assert r.returncode == 2 and "the data files' content differ" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    del m["inputs"]  # a record written before the inputs were kept is compared on its flags alone
+    (out / "metrics.json").write_text(json.dumps(m))
+    assert "not trained again" in run(command(tiny, out)).stdout
 
 
 def test_a_loss_that_becomes_nan_stops_the_run_naming_the_step(tiny, tmp_path):
