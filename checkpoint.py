@@ -66,7 +66,9 @@ def run_settings(cfg, paths):
     return settings
 
 
-INPUTS = ("data", "teacher_weights")  # the settings that are files' content, kept in metrics.json as "inputs"
+def run_inputs(settings):
+    """The settings that are files' content (the data, a teacher's weights): what metrics.json keeps as "inputs"."""
+    return {k: settings[k] for k in ("data", "teacher_weights") if k in settings}
 
 
 def finished_run(out_dir, cfg, settings):
@@ -76,7 +78,7 @@ def finished_run(out_dir, cfg, settings):
     if metrics is None:
         return None
     held = {**metrics.get("config", {}), **metrics.get("inputs", {})}
-    mine = {**asdict(cfg), **{k: settings[k] for k in INPUTS if k in settings}}
+    mine = {**asdict(cfg), **run_inputs(settings)}
     diff = sorted(k for k in held.keys() & mine.keys() if k not in FLAGS_FREE_ON_RESUME and held[k] != mine[k])
     if diff:
         words = {"data": "the data files' content", "teacher_weights": "the teacher's weights"}

@@ -53,8 +53,8 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from checkpoint import (CHECKPOINT, INPUTS, catch_sigint, finished_run, load_checkpoint, resume_or_start, run_settings,
-                        save_checkpoint)
+from checkpoint import (CHECKPOINT, catch_sigint, finished_run, load_checkpoint, resume_or_start, run_inputs,
+                        run_settings, save_checkpoint)
 from cli import DataError, command_line, opt, parse_config, run_main
 from data import atomic_write
 from distill import Teacher, check_teacher, flag_errors as distill_flag_errors, loss_sum, soft_targets
@@ -347,7 +347,7 @@ def train(cfg):
     facts = {"total_steps": total_steps, "world_size": world, "precision": "bf16" if bf16 else "fp32", "resumed":
              bool(saved), "schedule": getattr(schedule, "describe", cfg.schedule), "realised": sampler.realised,
              "has_dev_file": bool(paths[2]), "started": started,
-             "inputs": {k: settings[k] for k in INPUTS if k in settings}}
+             "inputs": run_inputs(settings)}
     metrics = write_outputs(cfg, task, run, raw_model, model_dir, test, labels, device, teacher, facts) if master else None
     if world > 1:
         dist.destroy_process_group()
