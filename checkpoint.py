@@ -26,7 +26,7 @@ import torch.distributed as dist
 
 from cli import DataError
 from data import atomic_write
-from runs import claim, file_hash, read_json, write_json
+from runs import claim, differing, file_hash, read_json, write_json
 
 CHECKPOINT = "checkpoint"  # the folder in out_dir: settings.json, last.pt and the best dev state best-STEP.pt
 # the flags that may change when a run resumes: where it writes and how it reports, not what it computes
@@ -79,7 +79,7 @@ def finished_run(out_dir, cfg, settings):
         return None
     held = {**metrics.get("config", {}), **metrics.get("inputs", {})}
     mine = {**asdict(cfg), **run_inputs(settings)}
-    diff = sorted(k for k in held.keys() & mine.keys() if k not in FLAGS_FREE_ON_RESUME and held[k] != mine[k])
+    diff = differing(mine, held, FLAGS_FREE_ON_RESUME, shared_only=True)
     if diff:
         words = {"data": "the data files' content", "teacher_weights": "the teacher's weights"}
         named = ", ".join(words.get(k, "--" + k) for k in diff)

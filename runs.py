@@ -62,6 +62,13 @@ def write_json(path, obj):
     atomic_write(path, json.dumps(obj, indent=1) + "\n")
 
 
+def differing(mine, held, free=(), shared_only=False):
+    """The sorted keys whose values differ between two settings dicts, leaving out those in `free`. A key only one of
+    them holds counts as differing, unless shared_only (a record written before that setting was kept)."""
+    keys = mine.keys() & held.keys() if shared_only else mine.keys() | held.keys()
+    return sorted(k for k in keys if k not in free and mine.get(k) != held.get(k))
+
+
 def claim(folder, settings, name="settings.json", free=(), renamed=None):
     """Bind `folder` to `settings` (a JSON-able dict): written on first use; afterwards the same settings
     are required, except the keys in `free` (what may change on a resumed run: a server address, how many
@@ -74,9 +81,7 @@ def claim(folder, settings, name="settings.json", free=(), renamed=None):
         write_json(path, settings)
         return
     held = {(renamed or {}).get(k, k): v for k, v in held.items()}
-    mine = {k: v for k, v in settings.items() if k not in free}
-    theirs = {k: v for k, v in held.items() if k not in free}
-    diff = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+    diff = differing(settings, held, free)
     if diff:
         raise DataError(f"{folder} holds a run with other settings ({', '.join('--' + k for k in diff)} differ; "
                         f"see {path}): use the same flags to resume it, or another output folder")
