@@ -45,8 +45,8 @@ Files written, FILE being --out without its extension:
 
 `--labeller MODEL_DIR` labels the same sentences with a trained NER model folder instead (predict.py), into
 the same files: a strong annotator, such as MiniLM trained on all of CoNLL-2003, to set beside the LLM. With
-`--context N` (a model trained with train.py --context N) it reads each sentence in its document, the sampled ones
-and the others alike lending context (predict.py --context).
+`--context N` (a model trained with train.py --context N; by default the N the model was trained with) it reads each
+sentence in its document, the sampled ones and the others alike lending context (predict.py --context).
 
 A sentence whose request failed for good (after retries) or whose reply cannot be read is NOT written
 to --out as all-O (that would teach the student its names are not names): it is left out and listed
@@ -115,9 +115,10 @@ class Config(LLMConfig):  # the endpoint, model, key, retries, concurrency and c
                             "annotator to set beside it; the prompt flags are then unused")
     labeller_runtime: str = opt("torch", "--labeller through torch or its ONNX export in ONNX Runtime (predict.py "
                                          "--runtime)", choices=["torch", "onnx"])
-    context: int = opt(0, "with --labeller: the model reads each sentence with up to N word pieces of its document "
-                          "on each side (predict.py --context; documents: -DOCSTART- in CoNLL, the article in JSONL), "
-                          "from every sentence of the input, sampled or not", type=at_least(0))
+    context: int = opt(None, "with --labeller: the model reads each sentence with up to N word pieces of its document "
+                             "on each side (predict.py --context; documents: -DOCSTART- in CoNLL, the article in "
+                             "JSONL), from every sentence of the input, sampled or not; default (None): the N the "
+                             "model was trained with", type=at_least(0))
     # how sure the LLM is of each label (confidence.py)
     confidence: str = opt("none", "a confidence per entity and sentence: logprobs (the reply's token "
                                   "log-probabilities, where the endpoint returns them) | samples (agreement of "
@@ -388,10 +389,11 @@ def run(cfg):
 def label_with_model(cfg, records, t0):
     """--labeller: the model folder's tags for every sentence, written as an LLM's would be (--out, the replies
     file with each sentence's entities and, for BBC, article and sentence; the report, with span F1 given gold)."""
-    from predict import check_labeller, tag_words
+    from predict import check_labeller, reading_context, tag_words
     check_labeller(cfg.labeller)
+    context = reading_context(cfg.labeller, cfg.context)
     sents, docs = input_sentences(cfg)  # the records' context comes from their whole documents
-    tags = tag_words(cfg.labeller, [words for words, _, _ in sents], context=cfg.context, docs=docs,
+    tags = tag_words(cfg.labeller, [words for words, _, _ in sents], context=context, docs=docs,
                      scored=[r["index"] for r in records], progress=bool(cfg.progress) and len(records) >= 1000,
                      runtime=cfg.labeller_runtime)
     has_gold = records[0]["gold"] is not None
@@ -400,7 +402,7 @@ def label_with_model(cfg, records, t0):
                          "entities": worked_example(r["words"], t)[1]}, ensure_ascii=False)
              for i, (r, t) in enumerate(zip(records, tags))]
     report = {"config": {k: v for k, v in asdict(cfg).items() if k != "progress"},
-              "record": provenance(command_line("annotate.py", cfg)), "labeller": cfg.labeller,
+              "record": provenance(command_line("annotate.py", cfg)), "labeller": cfg.labeller, "context": context,
               "seconds": round(time.time() - t0, 2), "sentences": len(records), "sentences_written": len(rows),
               "entities_kept": sum(len(get_entities(t)) for t in tags), "failed": []}
     if has_gold:

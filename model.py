@@ -45,6 +45,7 @@ class BertConfig:
     id2label: dict = field(default_factory=lambda: {0: "O"})
     sdpa: bool = True  # PyTorch's fused attention; False runs the same maths step by step
     teacher_layers: list = None  # a student's record: the teacher layers its own were copied from, bottom to top
+    context: int = None  # a NER model's record: the --context N train.py trained it with (predict.py's default)
 
     @property
     def num_labels(self):

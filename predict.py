@@ -24,8 +24,9 @@ lines in text, an article in BBC; data.py, rawtext.py), as [CLS] left sentence r
 it is neither trained on nor scored, and no word's first piece is in it. It only fills the room the sentence leaves
 in max_len (`context_pieces`): the sentence is never cut for it, and a sentence cut into windows (which fill them)
 gets none, nor does a document of one sentence. N = 0 is the encoding without context, bit for bit. A model learns
-with the N it is trained with (train.py --context, in its metrics.json) and should be run with the same N: then this
-script gives train.py's predictions. Examples grow by up to 2N pieces, and batches are sorted by that length, so a
+with the N it is trained with (train.py --context), which train.py writes into its config.json; this script reads
+with that N unless --context asks for another (a line on standard error then says so), and with it gives train.py's
+predictions. Examples grow by up to 2N pieces, and batches are sorted by that length, so a
 forward pass holds fewer sentences within --max_tokens.
 
 Batches (`sorted_batches`): sorted by length, at most `batch_size` examples and `max_tokens` word pieces
@@ -55,6 +56,8 @@ the CoNLL output marks each document with a `-DOCSTART-` line. With both
 scripts' default batch sizes the predictions are train.py's (in bf16 a near tie can flip with the padding
 of the batch a sentence falls in).
 """
+import json
+import os
 import sys
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -357,16 +360,32 @@ def check_labeller(model_dir):
         raise DataError(f"--labeller {model_dir}: not a model folder: {why}; train one with train.py") from None
 
 
-def tag_words(model_dir, sentences, max_len=128, progress=False, int8=False, runtime="torch", context=0, docs=None,
+def reading_context(model_dir, asked):
+    """The --context N the NER model in model_dir reads with: `asked`, or where it is None the N the model was
+    trained with (the `context` train.py writes into its config.json; 0 where there is none). Asked for another N than
+    it learnt with, it reads so, and a line on standard error says so: its predictions are then not train.py's."""
+    with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as f:
+        trained = json.load(f).get("context") or 0
+    if asked is None:
+        return trained
+    if asked != trained:
+        print(f"note: {model_dir} was trained with --context {trained}; it reads with --context {asked} here",
+              file=sys.stderr)
+    return asked
+
+
+def tag_words(model_dir, sentences, max_len=128, progress=False, int8=False, runtime="torch", context=None, docs=None,
               scored=None):
     """A token classifier folder's BIO tags for sentences given as word lists, on the CPU (the labeller of
     annotate.py --labeller and evokd.py; int8 and runtime: as predict.py --int8 1 --runtime onnx tags them).
-    context, docs, scored: encode's (the tags returned are the scored sentences')."""
+    context, docs, scored: encode's (the tags returned are the scored sentences'); context None: the model's own N
+    (reading_context)."""
     if not sentences:
         return []
     model, tokenizer = from_pretrained(model_dir, verbose=False), load_tokenizer(model_dir)
     if not isinstance(model, BertForTokenClassification):
         raise DataError(f"{model_dir} is a sequence classifier; labelling words needs a token classifier (NER)")
+    context = reading_context(model_dir, context)
     model = serving_model(model, model_dir, runtime, int8)
     rows = label_tokens(model, tokenizer, [[[w] for w in words] for words in sentences], torch.device("cpu"),
                         progress=progress, max_len=max_len, context=context, docs=docs, scored=scored,
@@ -390,9 +409,10 @@ class Config:
     decode: str = opt("viterbi", "NER: the best valid BIO sequence, or each word on its own",
                       choices=["viterbi", "argmax"])
     max_len: int = opt(128, "word pieces per window (NER) or per text ([CLS] and [SEP] included)", type=at_least(3))
-    context: int = opt(0, "NER: read each sentence with up to N word pieces of its document's sentences before it and "
-                          "N after it (documents: -DOCSTART- lines in CoNLL, blank lines in text); 0: alone. The "
-                          "model's training run says which N it learnt with", type=at_least(0))
+    context: int = opt(None, "NER: read each sentence with up to N word pieces of its document's sentences before it "
+                             "and N after it (documents: -DOCSTART- lines in CoNLL, blank lines in text); 0: alone. "
+                             "Default (None): the N the model was trained with (train.py --context, kept in its "
+                             "config.json; 0 for a model trained before it was kept)", type=at_least(0))
     batch_size: int = opt(BATCH_SIZE, "at most this many windows or texts per forward pass", type=at_least(1))
     max_tokens: int = opt(MAX_TOKENS, "and at most this many word pieces, padding included (train.py's --eval_tokens)",
                           type=at_least(1))
@@ -460,6 +480,7 @@ def main(argv=None):
     progress = bool(cfg.progress) and len(data) >= 1000
     batching = dict(batch_size=cfg.batch_size, max_tokens=cfg.max_tokens, bf16=bool(cfg.bf16) and not cpu_only)
     if token_model:
+        cfg.context = reading_context(cfg.model_dir, cfg.context)
         rows = label_tokens(model, tokenizer, data, device, soft=cfg.soft, progress=progress, max_len=cfg.max_len,
                             context=cfg.context, docs=docs, decodes=(cfg.decode,), **batching)
         # with context the documents shaped the labels: the labelled copy marks them (-DOCSTART-), so a model

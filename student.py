@@ -74,7 +74,7 @@ def make_student(teacher, spec, init="pretrained", layers="bottom"):
     narrow = hidden < t.hidden_size
     cfg = replace(t, num_hidden_layers=n_layers, hidden_size=hidden, num_attention_heads=hidden // head_size,
                   intermediate_size=4 * hidden if narrow else t.intermediate_size, id2label=dict(t.id2label),
-                  teacher_layers=None)
+                  teacher_layers=None, context=None)
     student = type(teacher)(cfg)
     if init == "random":
         return student

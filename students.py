@@ -13,10 +13,10 @@ rawtext.py's splitter, as annotate.py and predict.py cut raw text; exact duplica
 copies or near-copies a CoNLL dev or test sentence dropped with textfilter.py's leak filter (at least half of its word
 5-grams in one held-out sentence), so nothing of what the student is scored on leaks into what it learns from.
 The teacher labels it, and CoNLL's training text, softly (predict.label_tokens: each word's distribution over the
-labels, and its most probable tag last): bbc_soft.conll and conll_soft.conll. With --context N the teacher reads
-each sentence in its document (its BBC article, its CoNLL document; predict.py --context), and the files mark the
-documents. It prints, and writes to transfer.json, the sizes and the teacher's labels on each part (entities by
-type, tags).
+labels, and its most probable tag last): bbc_soft.conll and conll_soft.conll. A teacher trained with --context N
+reads each sentence in its document (its BBC article, its CoNLL document; predict.py --context) unless --context
+says otherwise, and the files then mark the documents. It prints, and writes to transfer.json, the sizes and the
+teacher's labels on each part (entities by type, tags).
 
 run: the ablation, each row one train.py run per seed in OUT_DIR/<row>_<layers kept>_s<S> (d_hidden:
 <row>_<layers kept>_match-<layers matched>_s<S>), the student built from the teacher (--model_dir = the teacher: its
@@ -45,7 +45,10 @@ resumes.
 
 score: finished runs (students or teachers: any train.py NER out_dir) served each way of --served, their dev and
 test F1 as predict.py tags them: int8 (--int8 1), onnx (--runtime onnx) and onnx-int8 (--runtime onnx --int8 1),
-each measured once and kept in the run's <way>.json with its record (command, commit, machine).
+each measured once and kept in the run's <way>.json with its record (command, commit, machine). With --context N
+every run is read with that N instead of the one it was trained with (kept in <way>-c<N>.json), and --served may
+name torch, train.py's own path: `score --runs results/context/c32_s1 --served torch,int8 --context 0` is a model
+trained with context served one sentence at a time.
 """
 import functools
 import json
@@ -81,9 +84,9 @@ class TransferConfig:
                                           "are kept out")
     near: float = opt(0.5, "a sentence with this share of its word 5-grams in one dev or test sentence is a near copy",
                       type=above(0))
-    context: int = opt(0, "the teacher reads each sentence in its document: up to N word pieces of the sentences "
-                          "before and after it in its BBC article or CoNLL document (predict.py --context); 0: alone. "
-                          "Give the N the teacher was trained with", type=at_least(0))
+    context: int = opt(None, "the teacher reads each sentence in its document: up to N word pieces of the sentences "
+                             "before and after it in its BBC article or CoNLL document (predict.py --context); 0: "
+                             "alone; default (None): the N the teacher was trained with", type=at_least(0))
     out_dir: str = opt("runs/students/transfer", "bbc_soft.conll, conll_soft.conll and transfer.json")
     runtime: str = opt("torch", "the teacher labels through torch or its ONNX export in ONNX Runtime (predict.py "
                                 "--runtime)", choices=["torch", "onnx"])
@@ -124,9 +127,10 @@ def label_counts(rows):
 def transfer(cfg):
     import torch
     from model import from_pretrained, load_tokenizer
-    from predict import check_labeller, label_tokens
+    from predict import check_labeller, label_tokens, reading_context
     from serve import serving_model
     check_labeller(cfg.teacher)
+    cfg.context = reading_context(cfg.teacher, cfg.context)
     held_out = [os.path.join(cfg.data_dir, f) for f in ("valid.txt", "test.txt")]
     sentences, bbc_docs, dropped = bbc_sentences(cfg.bbc, held_out, cfg.near)
     conll, conll_docs = read_conll(os.path.join(cfg.data_dir, "train.txt"), columns=True, docs=True)
@@ -214,33 +218,38 @@ def train_config(rc, row, seed, layers, out_dir, match=""):
     return Config(**common, epochs=rc.transfer_epochs, distilled=both, strategy="distilled", **teacher)
 
 
-# How a finished run may be served besides train.py's own path (PyTorch, bf16 where native), each measured once and
-# kept in run_dir/<name>.json: (predict.py's --runtime, --int8)
-SERVED = {"int8": ("torch", True), "onnx": ("onnx", False), "onnx-int8": ("onnx", True)}
+# How a finished run may be served, each measured once and kept in run_dir/<name>.json: (predict.py's --runtime,
+# --int8). "torch" is train.py's own path (PyTorch, bf16 where native): worth measuring only read with another
+# --context than the run's (score --context), as the others are measured by default.
+SERVED = {"int8": ("torch", True), "onnx": ("onnx", False), "onnx-int8": ("onnx", True), "torch": ("torch", False)}
+SERVED_BY_DEFAULT = "int8,onnx,onnx-int8"
 
 
-def served_scores(run_dir, data_dir, context=0, served="int8", command=None):
-    """A finished run's dev and test span F1 (%) served as SERVED[served] names, as predict.py tags (with the run's
-    --context); kept in run_dir/<served>.json, a record like metrics.json (with `command`, its provenance), so a
-    resumed command does not measure it again."""
+def served_scores(run_dir, data_dir, context=0, served="int8", command=None, name=None):
+    """A finished run's dev and test span F1 (%) served as SERVED[served] names, as predict.py tags (with --context
+    `context`, the run's own unless the caller asks otherwise); kept in run_dir/<name or served>.json, a record like
+    metrics.json (with `command`, its provenance, and the context read with), so a resumed command does not measure
+    it again."""
+    import torch
     from eval import span_f1
-    from predict import tag_words
-    path = os.path.join(run_dir, f"{served}.json")
+    from predict import bf16_supported, tag_words
+    path = os.path.join(run_dir, f"{name or served}.json")
     held = read_json(path)
     if held is None:
         if not os.path.isdir(os.path.join(run_dir, "model")):
             raise DataError(f"{run_dir}: no model folder to serve (weights stay on the machine that trained them)")
         runtime, int8 = SERVED[served]
-        held = {}
+        held = {"context": context} if context else {}
         # a file at a time, as predict.py reads it: int8 scales each batch's inputs on the fly, so sentences batched
         # with another file's could tag differently
-        for split, name in (("dev", "valid.txt"), ("test", "test.txt")):
-            gold, docs = read_conll(os.path.join(data_dir, name), docs=True)
+        for split, file in (("dev", "valid.txt"), ("test", "test.txt")):
+            gold, docs = read_conll(os.path.join(data_dir, file), docs=True)
             tags = tag_words(os.path.join(run_dir, "model"), [words for words, _ in gold], int8=int8, runtime=runtime,
                              context=context, docs=docs)
             held[split] = 100 * span_f1([t for _, t in gold], tags)["f1"]
         if command:
-            held["record"] = provenance(command, precision="int8" if int8 else "fp32")
+            bf16 = runtime == "torch" and not int8 and bf16_supported(torch.device("cpu"))
+            held["record"] = provenance(command, precision="int8" if int8 else "bf16" if bf16 else "fp32")
         atomic_write(path, json.dumps(held, indent=1) + "\n")
     return held
 
@@ -250,7 +259,11 @@ class ScoreConfig:
     runs: str = opt(None, "finished NER runs (train.py's out_dir, with metrics.json and model/), comma-separated",
                     type=str, required=True)
     data_dir: str = opt("data/conll2003", "valid.txt and test.txt, scored as train.py scored them")
-    served: str = opt(",".join(SERVED), f"the ways to serve each run, comma-separated, of {', '.join(SERVED)}")
+    served: str = opt(SERVED_BY_DEFAULT, f"the ways to serve each run, comma-separated, of {', '.join(SERVED)} (torch: "
+                                         "train.py's own, bf16 where native; with --context)")
+    context: int = opt(None, "read every run with this --context N instead of the N it was trained with (0: each "
+                             "sentence alone, as a sentence-level server would; predict.py --context); kept apart, in "
+                             "<way>-c<N>.json", type=at_least(0))
 
 
 def score(cfg, command):
@@ -259,6 +272,8 @@ def score(cfg, command):
     for way in ways:
         if way not in SERVED:
             raise DataError(f"--served {way}: expected any of {', '.join(SERVED)}")
+    if "torch" in ways and cfg.context is None:
+        raise DataError("--served torch is train.py's own way, already in metrics.json: give it with --context N")
     body = []
     for run_dir in [r for r in cfg.runs.split(",") if r]:
         metrics = read_json(os.path.join(run_dir, "metrics.json"))
@@ -266,11 +281,15 @@ def score(cfg, command):
             raise DataError(f"{run_dir}: no metrics.json (not a finished train.py run)")
         if metrics.get("task", "ner") != "ner" or not metrics.get("test"):
             raise DataError(f"{run_dir}: not an NER run with a test score (score serves CoNLL taggers)")
-        context = metrics["config"].get("context", 0)
-        got = {w: served_scores(run_dir, cfg.data_dir, context, w, command) for w in ways}
-        body.append([run_dir, f"{100 * metrics['test']['f1']:.2f} ({metrics['precision']})",
+        own = metrics["config"].get("context", 0)
+        context = own if cfg.context is None else cfg.context
+        names = {w: w if context == own else f"{w}-c{context}" for w in ways}
+        got = {w: served_scores(run_dir, cfg.data_dir, context=context, served=w, command=command, name=names[w])
+               for w in ways}
+        body.append([run_dir, f"{100 * metrics['test']['f1']:.2f} ({metrics['precision']}, --context {own})",
                      *(f"{got[w]['test']:.2f}" for w in ways)])
-    print(table(["run", "test F1, as trained", *ways], body))
+    read = "" if cfg.context is None else f", read with --context {cfg.context}"
+    print(table(["run", "test F1, as trained", *(w + read for w in ways)], body))
 
 
 def check_inputs(rc):
@@ -395,7 +414,8 @@ def main(argv=None):
     name, cfg = parse_command({"transfer": (TransferConfig, "the transfer set: BBC sentences and CoNLL's text, "
                                                             "labelled softly by the teacher"),
                                "run": (RunConfig, "the ablation: gold, soft labels, + transfer set, + hidden states"),
-                               "score": (ScoreConfig, "finished runs' F1 served in int8 and by ONNX Runtime")},
+                               "score": (ScoreConfig, "finished runs' F1 served in int8 and by ONNX Runtime, or read "
+                                                      "with another --context")},
                               argv, description=__doc__.split("\n\n")[0])
     if name == "transfer":
         transfer(cfg)

@@ -386,10 +386,22 @@ def context_grid():
         pairs = {s: m for s, m in base.items() if s in runs}
         body.append([str(n), seeds_cell(runs), cell(test), versus(test, f1s(pairs)) if n else "–",
                      cell(dev, each=False), versus(dev, f1s(pairs, "dev")) if n else "–",
-                     seconds_cell(m["train_seconds"] for m in runs.values()),
-                     f"{mean_std(m['train_tokens_per_s'] for m in runs.values())[0]:,.0f}"])
+                     per_machine(runs, "train_seconds", seconds_cell),
+                     per_machine(runs, "train_tokens_per_s", lambda xs: f"{mean_std(xs)[0]:,.0f}")])
     return table(["--context N", "seeds", "test F1", "test F1 vs N = 0, same seeds", "dev F1", "dev F1 vs N = 0",
                   "training time of a run", "training word pieces / s"], body)
+
+
+def per_machine(runs, key, show):
+    """show(the runs' values of key) as a cell; where the runs ran on more than one kind of CPU (their records say),
+    one part a CPU, with its seeds: times and speeds compare on one machine only."""
+    groups = {}
+    for s, m in sorted(runs.items()):
+        groups.setdefault((m.get("record") or {}).get("machine", {}).get("cpu") or "an unrecorded CPU", {})[s] = m[key]
+    if len(groups) == 1:
+        return show(list(runs[s][key] for s in sorted(runs)))
+    return "; ".join(f"{show(list(v.values()))} on {cpu} (seed{'s' * (len(v) > 1)} {seeds_cell(v)})"
+                     for cpu, v in groups.items())
 
 
 @renders("context_types")
@@ -406,6 +418,32 @@ def context_types():
         body.append([str(n), seeds_cell(runs), *(f"{cell(by_type(runs, t), each=False)} "
                                                  f"({versus(by_type(runs, t), by_type(pairs, t))})" for t in types)])
     return table(["--context N", "seeds", *(f"{t} test F1" for t in types)], body)
+
+
+@renders("context_alone")
+def context_alone():
+    """A model trained with context, read one sentence at a time (students.py score --context 0, its torch-c0.json and
+    int8-c0.json): test F1 against the same model read with its own N, and against the N = 0 model of the same seed,
+    in bf16 and in int8. The runs scored so are those whose weights were at hand."""
+    rows, pattern_of = context_runs(), dict(CONTEXT_RUNS)
+    base = rows[0][1]
+    base_int8 = served_of(pattern_of[0], base)
+    body = []
+    for n, runs in rows[1:]:
+        alone = served_of(pattern_of[n], runs, way="torch-c0")
+        if not alone:
+            continue
+        own = {s: v for s, v in f1s(runs).items() if s in alone}
+        without = {s: v for s, v in f1s(base).items() if s in alone}
+        alone8 = served_of(pattern_of[n], runs, way="int8-c0")
+        body.append([str(n), seeds_cell(alone), cell(own, each=False), cell(alone, each=False), versus(alone, own),
+                     versus(alone, without), cell(alone8, each=False) if alone8 else "–",
+                     versus(alone8, base_int8) if alone8 else "–"])
+    if not body:
+        raise MissingRecord("results/context/c*_s*/torch-c0.json: record missing")
+    return table(["trained with --context N", "seeds", "test F1, read with N", "read alone (--context 0)",
+                  "alone − with N, paired", "alone − the N = 0 model, same seed", "int8, read alone",
+                  "int8 alone − the N = 0 model in int8"], body)
 
 
 CONTEXT_TEACHERS = [("today's teacher (seed 0)", "results/students/L2-H384-teacher-s0"),

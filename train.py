@@ -409,6 +409,7 @@ def evaluate(model, task, dev, device, cfg, labels, run, step, loss, bar):
 def write_outputs(cfg, task, run, model, model_dir, test, labels, device, teacher, facts):
     """The best dev checkpoint, saved and scored on test; metrics.json last: the folder then holds a finished run."""
     model.load_state_dict(run.best_state)
+    model.config.context = cfg.context or None  # config.json keeps the N it learnt with: predict.py reads with it
     save_pretrained(model, os.path.join(cfg.out_dir, "model"), model_dir)
     test_scores, extra = None, {}
     if test is not None:

@@ -69,6 +69,25 @@ def test_predictions_with_context_are_what_train_scored(context_model, tmp_path)
 
 
 @pytest.mark.slow
+def test_a_model_reads_with_the_context_it_was_trained_with(context_model, ner_model, tmp_path):
+    """train.py writes --context into the model's config.json (only where it is not 0: a model trained without context
+    is saved as before); predict.py reads with it unless told otherwise, and then says so on standard error."""
+    d, model, _ = context_model
+    with open(os.path.join(model, "config.json")) as f:
+        assert json.load(f)["context"] == 16
+    with open(os.path.join(ner_model[1], "config.json")) as f:
+        assert "context" not in json.load(f)
+    r = predict("--model_dir", model, "--input", d / "test.txt", "--out", tmp_path / "pred.conll")
+    assert r.returncode == 0, r.stderr
+    assert "note:" not in r.stderr
+    assert read_conll(tmp_path / "pred.conll") == read_conll(d / "out" / "test_predictions.conll")
+    r = predict("--model_dir", model, "--input", d / "test.txt", "--context", 0, "--out", tmp_path / "alone.conll")
+    assert r.returncode == 0, r.stderr
+    assert f"note: {model} was trained with --context 16; it reads with --context 0 here" in r.stderr
+    assert "-DOCSTART-" not in (tmp_path / "alone.conll").read_text()  # read alone, written without documents
+
+
+@pytest.mark.slow
 def test_text_with_context_reads_its_documents_apart(context_model, tmp_path):
     """Plain text: a blank line ends a document; each document labels as it would alone (in fp32, where the padding
     of the batch a sentence shares cannot flip a near tie)."""

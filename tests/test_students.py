@@ -149,3 +149,24 @@ def test_score_serves_finished_runs_in_int8_and_onnx_as_predict_py_tags_and_keep
     (tmp_path / "cls" / "metrics.json").write_text(json.dumps({"task": "classify", "test": {"accuracy": 0.5}}))
     with pytest.raises(S.DataError, match="not an NER run"):
         S.main(["score", "--runs", str(tmp_path / "cls"), "--data_dir", str(data)])
+
+
+def test_score_reads_a_run_with_another_context_and_keeps_that_record_apart(setup, tmp_path, capsys):
+    """score --context N: each run read with N instead of its own (here a teacher trained alone, read with context),
+    as predict.py --context N tags it, in <way>-c<N>.json; its own records stay as they were."""
+    d, data = setup
+    run = d / "teacher"
+    argv = ["score", "--runs", str(run), "--data_dir", str(data), "--served", "torch,int8", "--context", "16"]
+    assert S.main(argv) == 0
+    assert "| torch, read with --context 16 | int8, read with --context 16 |" in capsys.readouterr().out
+    gold = read_conll(str(data / "test.txt"))
+    for name, flags in (("torch", []), ("int8", ["--int8", "1"])):
+        predict.main(["--model_dir", str(run / "model"), "--input", str(data / "test.txt"), "--context", "16",
+                      *flags, "--out", str(tmp_path / f"{name}.conll"), "--progress", "0"])
+        held = json.loads((run / f"{name}-c16.json").read_text())
+        tagged = read_conll(str(tmp_path / f"{name}.conll"))
+        assert held["test"] == 100 * span_f1([t for _, t in gold], [t for _, t in tagged])["f1"]
+        assert held["context"] == 16 and held["record"]["precision"] in (("int8",) if flags else ("bf16", "fp32"))
+    assert not (run / "torch.json").exists()
+    with pytest.raises(S.DataError, match="--served torch is train.py's own way"):
+        S.main(["score", "--runs", str(run), "--data_dir", str(data), "--served", "torch"])
