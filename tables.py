@@ -33,10 +33,12 @@ STUDENT_ROWS = [  # (row, what the student learns from, run folder name with {s}
 
 def served_of(pattern, runs, split="test", way="int8", required=False):
     """{seed: F1 in %} of each run served another way, from its <way>.json (students.py: int8 with run --int8 1, onnx
-    and onnx-int8 with score): the same checkpoint. Runs without one are left out, or with `required` missing."""
+    and onnx-int8 with score): the same checkpoint. `pattern` names the run folders, {s} for the seed, or is
+    {seed: folder}. Runs without one are left out, or with `required` missing."""
     out = {}
     for s in runs:
-        path = os.path.join(pattern.format(s=s), f"{way}.json")
+        folder = pattern[s] if isinstance(pattern, dict) else pattern.format(s=s)
+        path = os.path.join(folder, f"{way}.json")
         data = record(path) if required else optional_record(path)
         if data is not None:
             out[s] = data[split]
@@ -360,88 +362,96 @@ def context_inference():
 # ---------------------------------------------------------------------------------------------
 # Context (train.py --context N on CoNLL-2003, against the default runs: N = 0)
 
-CONTEXT_RUNS = [(0, "results/training/default/s{s}"), (32, "results/context/c32_s{s}"), (64, "results/context/c64_s{s}")]
+CONTEXT_RUNS = [  # (N, the run folders of that N, {s} for the seed): the grid's rows are these by the CPU each ran on
+    (0, ["results/training/default/s{s}", "results/context/xeon/c0_s{s}"]),
+    (32, ["results/context/c32_s{s}", "results/context/xeon/c32_s{s}"]),
+    (64, ["results/context/c64_s{s}"])]
+DEFAULT_RUNS = CONTEXT_RUNS[0][1][0]  # today's teacher: python train.py, seeds 0, 1, 2
+
+
+def cpu_of(m):
+    """The CPU a run's record names, short ("Intel(R) Xeon(R) Processor" is "Intel Xeon")."""
+    cpu = (m.get("record") or {}).get("machine", {}).get("cpu") or "an unrecorded CPU"
+    return cpu.replace("(R)", "").replace(" Processor", "").strip()
 
 
 def context_runs():
-    """[(N, {seed: metrics.json})] of the context sizes with a finished run (the grid fills as its runs finish);
-    N = 0, the default runs, must be there."""
-    out = []
-    for n, pattern in CONTEXT_RUNS:
-        try:
-            out.append((n, seeds_of(pattern)))
-        except MissingRecord:
-            if n == 0:
-                raise
-    return out
+    """[(N, CPU, {seed: metrics.json}, {seed: its folder})] of the context sizes with a finished run, one row for each
+    CPU their records name (runs pair with N = 0 on their own machine only: their F1 and times differ by machine),
+    the CPUs in the order they first appear, N = 0 first on each; N = 0 of the default runs must be there."""
+    rows = {}
+    for n, patterns in CONTEXT_RUNS:
+        for pattern in patterns:
+            try:
+                runs = seeds_of(pattern)
+            except MissingRecord:
+                if pattern == DEFAULT_RUNS:
+                    raise
+                continue
+            for s, m in runs.items():
+                runs_of, folders = rows.setdefault(cpu_of(m), {}).setdefault(n, ({}, {}))
+                if s not in runs_of:  # a seed in two folders of one CPU: the first listed
+                    runs_of[s], folders[s] = m, pattern.format(s=s)
+    return [(n, cpu, *rows[cpu][n]) for cpu in rows for n in sorted(rows[cpu])]
+
+
+def context_base(rows, cpu, runs):
+    """The N = 0 runs on that CPU of the seeds `runs` has ({} where none)."""
+    base = next((r for n, c, r, _ in rows if n == 0 and c == cpu), {})
+    return {s: m for s, m in base.items() if s in runs}
 
 
 @renders("context_grid")
 def context_grid():
     rows = context_runs()
-    base = rows[0][1]
     body = []
-    for n, runs in rows:
-        test, dev = f1s(runs), f1s(runs, "dev")
-        pairs = {s: m for s, m in base.items() if s in runs}
-        body.append([str(n), seeds_cell(runs), cell(test), versus(test, f1s(pairs)) if n else "–",
-                     cell(dev, each=False), versus(dev, f1s(pairs, "dev")) if n else "–",
-                     per_machine(runs, "train_seconds", seconds_cell),
-                     per_machine(runs, "train_tokens_per_s", lambda xs: f"{mean_std(xs)[0]:,.0f}")])
-    return table(["--context N", "seeds", "test F1", "test F1 vs N = 0, same seeds", "dev F1", "dev F1 vs N = 0",
-                  "training time of a run", "training word pieces / s"], body)
-
-
-def per_machine(runs, key, show):
-    """show(the runs' values of key) as a cell; where the runs ran on more than one kind of CPU (their records say),
-    one part a CPU, with its seeds: times and speeds compare on one machine only."""
-    groups = {}
-    for s, m in sorted(runs.items()):
-        groups.setdefault((m.get("record") or {}).get("machine", {}).get("cpu") or "an unrecorded CPU", {})[s] = m[key]
-    if len(groups) == 1:
-        return show(list(runs[s][key] for s in sorted(runs)))
-    return "; ".join(f"{show(list(v.values()))} on {cpu} (seed{'s' * (len(v) > 1)} {seeds_cell(v)})"
-                     for cpu, v in groups.items())
+    for n, cpu, runs, _ in rows:
+        test, dev, pairs = f1s(runs), f1s(runs, "dev"), context_base(rows, cpu, runs)
+        body.append([str(n), cpu, seeds_cell(runs), cell(test), versus(test, f1s(pairs)) if n and pairs else "–",
+                     cell(dev, each=False), versus(dev, f1s(pairs, "dev")) if n and pairs else "–",
+                     seconds_cell(m["train_seconds"] for m in runs.values()),
+                     f"{mean_std(m['train_tokens_per_s'] for m in runs.values())[0]:,.0f}"])
+    return table(["--context N", "machine", "seeds", "test F1", "test F1 vs N = 0, same machine and seeds", "dev F1",
+                  "dev F1 vs N = 0", "training time of a run", "training word pieces / s"], body)
 
 
 @renders("context_types")
 def context_types():
     rows = context_runs()
-    base = rows[0][1]
-    types = sorted(next(iter(base.values()))["test"]["per_type"])
+    types = sorted(next(iter(rows[0][2].values()))["test"]["per_type"])
 
     def by_type(runs, t):
         return {s: 100 * m["test"]["per_type"][t]["f1"] for s, m in runs.items()}
-    body = [["0", seeds_cell(base), *(cell(by_type(base, t), each=False) for t in types)]]
-    for n, runs in rows[1:]:
-        pairs = {s: m for s, m in base.items() if s in runs}
-        body.append([str(n), seeds_cell(runs), *(f"{cell(by_type(runs, t), each=False)} "
-                                                 f"({versus(by_type(runs, t), by_type(pairs, t))})" for t in types)])
-    return table(["--context N", "seeds", *(f"{t} test F1" for t in types)], body)
+    body = []
+    for n, cpu, runs, _ in rows:
+        pairs = context_base(rows, cpu, runs)
+        body.append([str(n), cpu, seeds_cell(runs), *(
+            cell(by_type(runs, t), each=False) + (f" ({versus(by_type(runs, t), by_type(pairs, t))})"
+                                                  if n and pairs else "") for t in types)])
+    return table(["--context N", "machine", "seeds", *(f"{t} test F1" for t in types)], body)
 
 
 @renders("context_alone")
 def context_alone():
     """A model trained with context, read one sentence at a time (students.py score --context 0, its torch-c0.json and
-    int8-c0.json): test F1 against the same model read with its own N, and against the N = 0 model of the same seed,
-    in bf16 and in int8. The runs scored so are those whose weights were at hand."""
-    rows, pattern_of = context_runs(), dict(CONTEXT_RUNS)
-    base = rows[0][1]
-    base_int8 = served_of(pattern_of[0], base)
+    int8-c0.json): test F1 against the same model read with its own N, and against the N = 0 model of the same seed
+    and machine, in bf16 and in int8. The runs scored so are those whose weights were at hand."""
+    rows = context_runs()
     body = []
-    for n, runs in rows[1:]:
-        alone = served_of(pattern_of[n], runs, way="torch-c0")
+    for n, cpu, runs, folders in rows:
+        alone = served_of(folders, runs, way="torch-c0") if n else {}
         if not alone:
             continue
         own = {s: v for s, v in f1s(runs).items() if s in alone}
-        without = {s: v for s, v in f1s(base).items() if s in alone}
-        alone8 = served_of(pattern_of[n], runs, way="int8-c0")
-        body.append([str(n), seeds_cell(alone), cell(own, each=False), cell(alone, each=False), versus(alone, own),
-                     versus(alone, without), cell(alone8, each=False) if alone8 else "–",
-                     versus(alone8, base_int8) if alone8 else "–"])
+        base = context_base(rows, cpu, alone)
+        without, base8 = f1s(base), served_of(next(f for m, c, _, f in rows if m == 0 and c == cpu), base)
+        alone8 = served_of(folders, runs, way="int8-c0")
+        body.append([str(n), cpu, seeds_cell(alone), cell(own, each=False), cell(alone, each=False),
+                     versus(alone, own), versus(alone, without) if without else "–",
+                     cell(alone8, each=False) if alone8 else "–", versus(alone8, base8) if alone8 and base8 else "–"])
     if not body:
         raise MissingRecord("results/context/c*_s*/torch-c0.json: record missing")
-    return table(["trained with --context N", "seeds", "test F1, read with N", "read alone (--context 0)",
+    return table(["trained with --context N", "machine", "seeds", "test F1, read with N", "read alone (--context 0)",
                   "alone − with N, paired", "alone − the N = 0 model, same seed", "int8, read alone",
                   "int8 alone − the N = 0 model in int8"], body)
 
@@ -457,7 +467,7 @@ def context_students():
     seed, and how far the int8 student is behind today's teacher (the default runs, 3 seeds). Fills as runs finish."""
     base, ctx = (dict((name, (row, pattern, runs)) for row, _, name, pattern, runs in student_runs(folder))
                  for _, folder in CONTEXT_TEACHERS)
-    teacher = mean_std(f1s(seeds_of(CONTEXT_RUNS[0][1])).values())[0]
+    teacher = mean_std(f1s(seeds_of(DEFAULT_RUNS)).values())[0]
     body = []
     for name in [n for _, _, n in STUDENT_ROWS if n in base or n in ctx]:
         cells, int8s = [], []  # int8s: {seed: int8 test F1} of today's teacher's students, then the context one's

@@ -115,3 +115,30 @@ def test_the_context_teachers_students_pair_seed_by_seed_and_fill_as_runs_finish
     run("L2-H384-teacher-ctx64", "a_gold_bottom", 0, 84.0, 83.5)  # a row only one teacher's students have yet
     rows = {r[0]: r for r in report.rows_of(tables.context_students())}
     assert rows["`a_gold`"][1:6] == ["–", "–", "84.00 (0)", "83.50", "–"]
+
+
+def test_the_context_grid_pairs_each_run_with_n_0_on_its_own_machine(copy):
+    import tables
+    for old in ["xeon", *(f"c{n}_s{s}" for n in (32, 64) for s in range(3))]:  # set aside: records made by hand
+        shutil.rmtree(copy / "results" / "context" / old, ignore_errors=True)
+    amd = records.f1s(records.seeds_of(tables.DEFAULT_RUNS))
+
+    def run(folder, cpu, test, dev=0.9):
+        d = copy / "results" / "context" / folder
+        d.mkdir(parents=True)
+        (d / "metrics.json").write_text(json.dumps({
+            "test": {"f1": test / 100}, "dev": {"f1": dev}, "train_seconds": 100.0, "train_tokens_per_s": 1000.0,
+            "record": {"machine": {"cpu": cpu}}}))
+    xeon = "Intel(R) Xeon(R) Processor"
+    run("xeon/c0_s0", xeon, 87.0)
+    run("xeon/c0_s1", xeon, 88.0)
+    run("xeon/c32_s0", xeon, 87.5)  # pairs with the Xeon's N = 0, seed 0: +0.50
+    run("c32_s1", xeon, 88.5)       # another folder, the same machine: the same row, pairs with the Xeon's seed 1
+    run("c32_s2", "AMD EPYC", 88.0)  # pairs with the default run of seed 2, which ran on the AMD
+    rows = report.rows_of(tables.context_grid())[1:]
+    assert [r[:3] for r in rows] == [["0", "AMD EPYC", "0, 1, 2"], ["32", "AMD EPYC", "2"],
+                                     ["0", "Intel Xeon", "0, 1"], ["32", "Intel Xeon", "0, 1"]]
+    assert rows[1][4] == f"{88.0 - amd[2]:+.2f}"
+    assert rows[3][3:5] == ["88.00 ± 0.71 (87.50, 88.50)", "+0.50 ± 0.00 (2/2 better)"]
+    run("c64_s0", "a third CPU", 88.0)  # no N = 0 on its machine: nothing to pair with
+    assert report.rows_of(tables.context_grid())[-1][3:5] == ["88.00", "–"]
