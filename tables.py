@@ -365,7 +365,7 @@ def context_inference():
 CONTEXT_RUNS = [  # (N, the run folders of that N, {s} for the seed): the grid's rows are these by the CPU each ran on
     (0, ["results/training/default/s{s}", "results/context/xeon/c0_s{s}"]),
     (32, ["results/context/c32_s{s}", "results/context/xeon/c32_s{s}"]),
-    (64, ["results/context/c64_s{s}"])]
+    (64, ["results/context/c64_s{s}", "results/context/xeon/c64_s{s}"])]
 DEFAULT_RUNS = CONTEXT_RUNS[0][1][0]  # today's teacher: python train.py, seeds 0, 1, 2
 
 
@@ -456,37 +456,47 @@ def context_alone():
                   "int8 alone − the N = 0 model in int8"], body)
 
 
-CONTEXT_TEACHERS = [("today's teacher (seed 0)", "results/students/L2-H384-teacher-s0"),
-                    ("the context teacher (N = 64, seed 0)", "results/students/L2-H384-teacher-ctx64")]
+# each machine's pair of teachers of seed 0: (machine, today's teacher's runs on it, 3 seeds, the students of today's
+# teacher of seed 0, those of the context teacher, N = 64, seed 0); a teacher's weights do not leave its machine
+CONTEXT_TEACHERS = [("AMD EPYC", DEFAULT_RUNS, "results/students/L2-H384-teacher-s0",
+                     "results/students/L2-H384-teacher-ctx64"),
+                    ("Intel Xeon", "results/context/xeon/c0_s{s}", "results/students/L2-H384-xeon-teacher-s0",
+                     "results/students/L2-H384-xeon-teacher-ctx64")]
 
 
 @renders("context_students")
 def context_students():
-    """The same sentence student (students.py run) taught by today's teacher and by the context teacher: each row
-    either folder has runs of, test F1 in fp32 and int8, the context teacher's students paired with today's seed by
-    seed, and how far the int8 student is behind today's teacher (the default runs, 3 seeds). Fills as runs finish."""
-    base, ctx = (dict((name, (row, pattern, runs)) for row, _, name, pattern, runs in student_runs(folder))
-                 for _, folder in CONTEXT_TEACHERS)
-    teacher = mean_std(f1s(seeds_of(DEFAULT_RUNS)).values())[0]
+    """The same sentence student (students.py run) taught by today's teacher and by the context teacher, one machine
+    at a time: each row either folder has runs of, test F1 in fp32 and int8, the context teacher's students paired
+    with today's seed by seed, and how far the int8 student is behind today's teacher (its 3 seeds on that machine).
+    Fills as runs finish; a machine none of whose students has finished has no rows."""
     body = []
-    for name in [n for _, _, n in STUDENT_ROWS if n in base or n in ctx]:
-        cells, int8s = [], []  # int8s: {seed: int8 test F1} of today's teacher's students, then the context one's
-        for runs_of in (base, ctx):
-            if name not in runs_of:
-                cells += ["–", "–"]
-                int8s.append({})
-                continue
-            _, pattern, runs = runs_of[name]
-            int8 = served_of(pattern, runs)
-            cells += [f"{cell(f1s(runs), each=False)} ({seeds_cell(runs)})", cell(int8, each=False) if int8 else "–"]
-            int8s.append(int8)
-        i8_base, i8_ctx = int8s
-        row = (base.get(name) or ctx.get(name))[0]
-        body.append([row, *cells, versus(i8_ctx, i8_base) if set(i8_ctx) & set(i8_base) else "–",
-                     *(f"{teacher - mean_std(i8.values())[0]:.2f}" if i8 else "–" for i8 in (i8_base, i8_ctx))])
-    return table(["row", f"{CONTEXT_TEACHERS[0][0]}: test F1 (seeds)", "int8", f"{CONTEXT_TEACHERS[1][0]}: test F1 "
-                  "(seeds)", "int8", "int8, context teacher − today's, paired",
-                  f"int8 behind today's teacher ({teacher:.2f}): taught by today's", "by the context teacher"], body)
+    for machine, teacher_runs, *folders in CONTEXT_TEACHERS:
+        base, ctx = (dict((name, (row, pattern, runs)) for row, _, name, pattern, runs in student_runs(folder))
+                     for folder in folders)
+        if not base and not ctx:
+            continue
+        teacher = mean_std(f1s(seeds_of(teacher_runs)).values())[0]
+        for name in [n for _, _, n in STUDENT_ROWS if n in base or n in ctx]:
+            cells, int8s = [], []  # int8s: {seed: int8 test F1} of today's teacher's students, then the context one's
+            for runs_of in (base, ctx):
+                if name not in runs_of:
+                    cells += ["–", "–"]
+                    int8s.append({})
+                    continue
+                _, pattern, runs = runs_of[name]
+                int8 = served_of(pattern, runs)
+                cells += [f"{cell(f1s(runs), each=False)} ({seeds_cell(runs)})", cell(int8, each=False) if int8 else "–"]
+                int8s.append(int8)
+            i8_base, i8_ctx = int8s
+            row = (base.get(name) or ctx.get(name))[0]
+            body.append([row, machine, *cells, versus(i8_ctx, i8_base) if set(i8_ctx) & set(i8_base) else "–",
+                         f"{teacher:.2f}",
+                         *(f"{teacher - mean_std(i8.values())[0]:.2f}" if i8 else "–" for i8 in (i8_base, i8_ctx))])
+    return table(["row", "machine", "today's teacher (seed 0): test F1 (seeds)", "int8",
+                  "the context teacher (N = 64, seed 0): test F1 (seeds)", "int8",
+                  "int8, context teacher − today's, paired", "today's teacher, 3 seeds, same machine",
+                  "int8 behind it: taught by today's", "by the context teacher"], body)
 
 
 # ---------------------------------------------------------------------------------------------

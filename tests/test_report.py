@@ -96,8 +96,9 @@ def test_rows_cells_and_machines():
 
 def test_the_context_teachers_students_pair_seed_by_seed_and_fill_as_runs_finish(copy):
     import tables
-    for _, folder in tables.CONTEXT_TEACHERS:  # the committed runs set aside: these records are made by hand
-        shutil.rmtree(copy / folder, ignore_errors=True)
+    for _, _, *folders in tables.CONTEXT_TEACHERS:  # the committed runs set aside: these records are made by hand
+        for folder in folders:
+            shutil.rmtree(copy / folder, ignore_errors=True)
 
     def run(folder, name, seed, test, int8):
         d = copy / "results" / "students" / folder / f"{name}_s{seed}"
@@ -109,12 +110,19 @@ def test_the_context_teachers_students_pair_seed_by_seed_and_fill_as_runs_finish
     run("L2-H384-teacher-ctx64", "d_hidden_bottom_match-bottom", 0, 86.5, 86.0)  # one seed finished so far
     rows = {r[0]: r for r in report.rows_of(tables.context_students())}
     teacher = sum(records.f1s(records.seeds_of("results/training/default/s{s}")).values()) / 3
-    assert list(rows) == ["row", "`d_hidden`"]
-    assert rows["`d_hidden`"][1:6] == ["86.00 ± 0.20 (0, 1, 2)", "85.67 ± 0.21", "86.50 (0)", "86.00", "+0.50"]
-    assert rows["`d_hidden`"][6:] == [f"{teacher - 85.666667:.2f}", f"{teacher - 86.0:.2f}"]
+    assert list(rows) == ["row", "`d_hidden`"]  # no Intel Xeon rows: none of its students has finished
+    assert rows["`d_hidden`"][1:7] == ["AMD EPYC", "86.00 ± 0.20 (0, 1, 2)", "85.67 ± 0.21", "86.50 (0)", "86.00",
+                                       "+0.50"]
+    assert rows["`d_hidden`"][7:] == [f"{teacher:.2f}", f"{teacher - 85.666667:.2f}", f"{teacher - 86.0:.2f}"]
     run("L2-H384-teacher-ctx64", "a_gold_bottom", 0, 84.0, 83.5)  # a row only one teacher's students have yet
-    rows = {r[0]: r for r in report.rows_of(tables.context_students())}
-    assert rows["`a_gold`"][1:6] == ["–", "–", "84.00 (0)", "83.50", "–"]
+    run("L2-H384-xeon-teacher-s0", "a_gold_bottom", 0, 84.4, 84.1)  # the other machine: its own rows and teacher
+    body = report.rows_of(tables.context_students())[1:]
+    rows = {(r[0], r[1]): r for r in body}
+    assert [r[:2] for r in body] == [["`a_gold`", "AMD EPYC"], ["`d_hidden`", "AMD EPYC"], ["`a_gold`", "Intel Xeon"]]
+    assert rows["`a_gold`", "AMD EPYC"][2:7] == ["–", "–", "84.00 (0)", "83.50", "–"]
+    xeon = sum(records.f1s(records.seeds_of("results/context/xeon/c0_s{s}")).values()) / 3
+    assert rows["`a_gold`", "Intel Xeon"][2:] == ["84.40 (0)", "84.10", "–", "–", "–", f"{xeon:.2f}",
+                                                  f"{xeon - 84.1:.2f}", "–"]
 
 
 def test_the_context_grid_pairs_each_run_with_n_0_on_its_own_machine(copy):
