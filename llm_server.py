@@ -18,6 +18,7 @@ import sys
 from dataclasses import dataclass
 
 from cli import DataError, opt, parse_config
+from runs import cpu_info
 
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -29,14 +30,6 @@ def smollm2_gguf():
         return None
     path = os.path.join(spec.submodule_search_locations[0], GGUF)
     return path if os.path.exists(path) else None
-
-
-def cpu_has_amx(cpuinfo="/proc/cpuinfo"):
-    try:
-        with open(cpuinfo) as f:
-            return any(line.startswith("flags") and "amx_int8" in line.split() for line in f)
-    except OSError:
-        return False
 
 
 @dataclass
@@ -67,7 +60,7 @@ def serve(cfg):
     if importlib.util.find_spec("llama_cpp") is None:
         raise DataError('llama.cpp\'s server is not installed: pip install "llama-cpp-python[server]"')
     import llama_cpp.llama_cpp as lib
-    if cfg.repack == "off" or (cfg.repack == "auto" and cpu_has_amx()):
+    if cfg.repack == "off" or (cfg.repack == "auto" and "amx_int8" in cpu_info()[1]):
         default_params = lib.llama_model_default_params
 
         def without_repacking():

@@ -161,13 +161,12 @@ def code_version():
     return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
 
 
-def machine(threads=None):
-    """What a number was measured on: the CPU's model, whether it computes bf16 natively (AVX-512 BF16 or AMX:
-    where it does not, train.py runs in fp32 and speed is not comparable), the threads the run used, and the GPU
-    if one was used. Read from /proc/cpuinfo (Linux); None for what cannot be read."""
+def cpu_info(path="/proc/cpuinfo"):
+    """(the CPU's model name, the set of its flags) from /proc/cpuinfo (Linux); (None, set()) where it cannot be
+    read."""
     cpu, flags = None, set()
     try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+        with open(path, encoding="utf-8", errors="replace") as f:
             for line in f:
                 key, _, value = line.partition(":")
                 if key.strip() == "model name" and cpu is None:
@@ -176,6 +175,14 @@ def machine(threads=None):
                     flags = set(value.split())
     except OSError:
         pass
+    return cpu, flags
+
+
+def machine(threads=None):
+    """What a number was measured on: the CPU's model, whether it computes bf16 natively (AVX-512 BF16 or AMX:
+    where it does not, train.py runs in fp32 and speed is not comparable), the threads the run used, and the GPU
+    if one was used. Read from /proc/cpuinfo (cpu_info); None for what cannot be read."""
+    cpu, flags = cpu_info()
     import torch  # here, not at the top: report.py reads records without importing torch
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {"cpu": cpu, "cores": os.cpu_count(),
