@@ -14,7 +14,15 @@ and last-layer attention learn its. The layer map m is --match_layers, or else -
 (student.student_layers): the embeddings match the embeddings, student layer i matches teacher layer m(i), and the
 attention of the student's last layer matches that of teacher layer m(L - 1) (the teacher's top with spread). Both
 terms are sums over real word pieces, which the loop divides by the count of real pieces in the global batch: a mean
-per piece that grad accumulation and processes leave unchanged, as they leave loss_sum's.
+per piece that grad accumulation and processes leave unchanged, as they leave loss_sum's. The teacher runs up to the
+deepest layer matched only: the layers above shape no target.
+
+A teacher that reads documents beside a student that reads sentences (--teacher_context, by default the --context the
+teacher was trained with): the teacher reads each training sentence in its document, [CLS] left sentence right
+[SEP], the student [CLS] sentence [SEP] (teacher_views pairs the two windows). The targets are the teacher's states at
+the sentence's own pieces, and the attention of those pieces over those pieces, renormalised to sum to 1: what the
+teacher attends to within the sentence, having read its document (at_student_pieces). Read alone, a model trained
+with context is 2 to 3 F1 worse (results/context.md), so its states on a sentence alone would teach that weaker model.
 """
 import json
 import os
@@ -149,6 +157,9 @@ def flag_errors(cfg):
         (cfg.match_layers != "" and not layers_spec(cfg.match_layers),
          f"--match_layers {cfg.match_layers!r}: expected bottom, spread or teacher layer indices, e.g. 0,5"),
         (bool(cfg.match_layers) and not cfg.teacher, f"--match_layers {cfg.match_layers} needs --teacher"),
+        (cfg.teacher_context < -1, f"--teacher_context {cfg.teacher_context}: expected 0 or more word pieces, or -1 "
+                                   "(as the teacher was trained)"),
+        (cfg.teacher_context != -1 and not cfg.teacher, f"--teacher_context {cfg.teacher_context} needs --teacher"),
         (cfg.student_init not in ("pretrained", "random"),
          f"--student_init {cfg.student_init!r}: expected pretrained or random")]
 
@@ -173,9 +184,60 @@ def check_teacher(cfg, model_dir, want):
                         "the student's word pieces")
 
 
+def teacher_reading(cfg):
+    """The --context N the teacher of --teacher reads the training sentences with: --teacher_context, or with -1 the
+    student's N where the student reads with context, and where it reads sentences alone the N the teacher was
+    trained with (its config.json: predict.reading_context). 0 without a teacher."""
+    from predict import reading_context
+    if not cfg.teacher:
+        return 0
+    if cfg.teacher_context == -1 and cfg.context:
+        return cfg.context
+    reads = reading_context(cfg.teacher, None if cfg.teacher_context == -1 else cfg.teacher_context)
+    if cfg.context and reads != cfg.context:
+        raise DataError(f"--teacher_context {reads} with --context {cfg.context}: a student that reads with context "
+                        "learns beside a teacher that reads the same windows; only a student of sentences alone "
+                        "(--context 0) learns from a teacher that reads more")
+    return reads
+
+
+def teacher_views(examples, teacher_examples):
+    """The student's examples, each with "teacher": the same window as the teacher reads it, in its document, and
+    where each of the student's pieces sits in it. The student reads [CLS] sentence [SEP], the teacher [CLS] left
+    sentence right [SEP] (predict.encode with its --context): the sentence's piece k is at 1 + len(left) + k there,
+    [CLS] at 0 and [SEP] last. teacher_examples: encode's of the same sentences, in the same order."""
+    out = []
+    for s, t in zip(examples, teacher_examples, strict=True):
+        assert (s["sent"], s["first_word"]) == (t["sent"], t["first_word"]) and s["starts"][0] == 1, "not one window"
+        shift, n = t["starts"][0] - 1, len(s["ids"]) - 2  # len(left); the sentence's pieces
+        pos = [0] + [shift + k for k in range(1, n + 1)] + [len(t["ids"]) - 1]
+        assert [t["ids"][p] for p in pos] == s["ids"], "the teacher's window does not hold the student's pieces"
+        out.append({**s, "teacher": (t["ids"], pos)})
+    return out
+
+
+def at_student_pieces(hidden, probs, pos):
+    """The teacher's states (B, T_t, H) and attention (B, heads, T_t, T_t), read with context, at the student's
+    pieces: pos (B, T_s) is where each sits in the teacher's window, -1 on the student's padding. The attention of
+    each of the sentence's pieces over the sentence's pieces, renormalised to sum to 1: what the teacher attends to
+    within the sentence, the only keys the student has (its share of the context is left out). Padding gets 0."""
+    real, at = pos >= 0, pos.clamp(min=0)
+    B, T = pos.shape
+    hidden = [h.gather(1, at[:, :, None].expand(B, T, h.size(-1))) for h in hidden]
+    out = {}
+    for i, p in probs.items():
+        heads = p.size(1)
+        rows = p.gather(2, at[:, None, :, None].expand(B, heads, T, p.size(-1)))  # the student's queries
+        a = rows.gather(3, at[:, None, None, :].expand(B, heads, T, T)) * real[:, None, None, :]  # and keys
+        out[i] = a / a.sum(-1, keepdim=True).clamp_min(torch.finfo(a.dtype).tiny)
+    return hidden, out
+
+
 class Teacher:
     """The frozen teacher of --teacher and what the student learns from it: the layer map m, the attention term's
-    weight, and `student`, the student with its projection W (what the optimizer trains)."""
+    weight, and `student`, the student with its projection W (what the optimizer trains). It runs up to the deepest
+    layer matched, reading each sentence with --teacher_context (teacher_reading) of its document: where the student
+    reads the sentence alone, the teacher's states on the sentence's pieces are the targets (at_student_pieces)."""
 
     def __init__(self, cfg, student, device, verbose=True):
         with torch.random.fork_rng(devices=[]):  # the student's training draws the same numbers with or without one
@@ -195,19 +257,30 @@ class Teacher:
             self.student = StudentWithProjection(student, model.config.hidden_size, attend).to(device)
         self.model = model.to(device).eval().requires_grad_(False)
         self.attend = (self.layer_map[-1],) if attend else ()  # the teacher layer whose attention is matched
-        self.name, self.hidden_weight = cfg.teacher, cfg.hidden_weight
+        self.name, self.hidden_weight, self.reads = cfg.teacher, cfg.hidden_weight, cfg.teacher_context
+        self.depth = max(self.layer_map)  # the layers above it shape no target: never run
 
     def describe(self):
         s_width, t_width = self.student.student.config.hidden_size, self.model.config.hidden_size
         return (f"teacher {self.name}: student layer i <- teacher layer m(i): "
                 + ", ".join(f"{i} <- {j}" for i, j in enumerate(self.layer_map))
                 + f"; weights: hidden {self.hidden_weight:g}, attention {self.attn_weight:g}"
-                + (f", W: {s_width} -> {t_width}" if isinstance(self.student.proj, nn.Linear) else ""))
+                + (f", W: {s_width} -> {t_width}" if isinstance(self.student.proj, nn.Linear) else "")
+                + (f"; it reads each sentence with --context {self.reads} of its document" if self.reads else ""))
 
-    def targets(self, ids, mask):
-        """The teacher's hidden states and matched attention on a micro-batch, without gradients."""
+    def targets(self, examples, ids, mask):
+        """The teacher's hidden states and matched attention on a micro-batch (examples; ids and mask their
+        collate), without gradients: at the student's pieces where the examples carry teacher_views."""
+        from predict import collate
         with torch.no_grad():
-            return self.model.bert.internals(ids, mask, self.attend)
+            if "teacher" not in examples[0]:
+                return self.model.bert.internals(ids, mask, self.attend, upto=self.depth)
+            t_ids, t_mask, _ = collate([{"ids": e["teacher"][0], "label": -100} for e in examples], ids.device)
+            pos = torch.full(ids.shape, -1, dtype=torch.long)
+            for i, e in enumerate(examples):
+                pos[i, :len(e["teacher"][1])] = torch.tensor(e["teacher"][1])
+            hidden, probs = self.model.bert.internals(t_ids, t_mask, self.attend, upto=self.depth)
+            return at_student_pieces(hidden, probs, pos.to(ids.device))
 
     def terms(self, student_internals, targets, mask, n_pieces):
         """(hidden, attention): the sums over this micro-batch's pieces / the global batch's count of pieces."""
@@ -220,4 +293,5 @@ class Teacher:
         """metrics.json's "teacher": the layer map and the weights."""
         return {"layer_map": self.layer_map, "hidden_weight": self.hidden_weight, "attn_weight": self.attn_weight,
                 "attention_layers": [len(self.layer_map) - 1, *self.attend] if self.attend else None,
-                "projection": isinstance(self.student.proj, nn.Linear)}
+                "projection": isinstance(self.student.proj, nn.Linear),
+                **({"context": self.reads} if self.reads else {})}  # the --context it read the sentences with

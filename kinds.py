@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from cli import DataError
 from data import labels_from, read_classification, read_conll, write_conll, write_jsonl
+from distill import teacher_views
 from eval import classification_scores, span_f1
 from model import load_tokenizer
 from predict import encode, encode_texts, predict, predict_texts
@@ -156,11 +157,17 @@ def load_data(cfg, task, paths, model_dir):
     labels = label_list(cfg, task, original + distilled, (soft_o or []) + (soft_d or []))
     label2id, tokenizer = {l: i for i, l in enumerate(labels)}, load_tokenizer(model_dir)
 
-    def encoded(items, soft, docs):  # --context: each sentence read in its document (predict.encode)
-        return task.encode(items, tokenizer, label2id, cfg.max_len, soft, context=cfg.context, docs=docs)
+    def encoded(items, soft, docs, context=cfg.context):  # --context: each sentence read in its document
+        return task.encode(items, tokenizer, label2id, cfg.max_len, soft, context=context, docs=docs)
+
+    def to_train(items, soft, docs):  # with a teacher that reads more than the student: its windows beside (distill)
+        examples = encoded(items, soft, docs)
+        if cfg.teacher and cfg.teacher_context != cfg.context and examples:
+            examples = teacher_views(examples, encoded(items, None, docs, cfg.teacher_context))
+        return examples
     dev, test = (None if split is None else Split(split[0], encoded(split[0], None, split[2]), task.gold(split[0]))
                  for split in (dev, test))
-    return labels, encoded(original, soft_o, docs_o), encoded(distilled, soft_d, docs_d), dev, test
+    return labels, to_train(original, soft_o, docs_o), to_train(distilled, soft_d, docs_d), dev, test
 
 
 def label_list(cfg, task, items, soft):

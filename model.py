@@ -154,11 +154,12 @@ class Encoder(nn.Module):
             x = layer(x, mask)
         return x
 
-    def internals(self, x, mask, attentions=()):
+    def internals(self, x, mask, attentions=(), upto=None):
         """Every hidden state, [the input, layer 0's output, ..., layer L-1's], and {i: the attention probabilities
-        of layer i} for the layers i in `attentions`; the same pass as forward, its output the last state."""
+        of layer i} for the layers i in `attentions`; the same pass as forward, its output the last state. upto: stop
+        after layer `upto` (the states above it are never computed; those below are the same numbers)."""
         hidden, probs = [x], {}
-        for i, layer in enumerate(self.layer):
+        for i, layer in enumerate(self.layer[:None if upto is None else upto + 1]):
             if i in attentions:
                 probs[i] = layer.attention.self.probabilities(x, mask)  # (B, n_head, T, T)
             x = layer(x, mask)
@@ -193,11 +194,11 @@ class Bert(nn.Module):
     def forward(self, input_ids, attention_mask, token_type_ids=None):
         return self.encoder(*self.embed(input_ids, attention_mask, token_type_ids))  # (B, T, H)
 
-    def internals(self, input_ids, attention_mask, attentions=(), token_type_ids=None):
+    def internals(self, input_ids, attention_mask, attentions=(), token_type_ids=None, upto=None):
         """What intermediate distillation matches (train.py --teacher): the hidden states after the embeddings and
         after each layer, L + 1 of (B, T, H), and {i: (B, n_head, T, T)} the attention probabilities of the layers i
-        in `attentions` (Encoder.internals)."""
-        return self.encoder.internals(*self.embed(input_ids, attention_mask, token_type_ids), attentions)
+        in `attentions` (Encoder.internals; with upto, only up to layer `upto`)."""
+        return self.encoder.internals(*self.embed(input_ids, attention_mask, token_type_ids), attentions, upto)
 
 
 class BertClassifier(nn.Module):

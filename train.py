@@ -32,7 +32,7 @@ Writes into --out_dir:
   "wall_seconds" (of the last try), "checkpoint_seconds" and "checkpoints" (their cost), "resumed", "precision" (bf16
   or fp32), "record" (the command that gives this run, the code's commit, the machine: runs.provenance),
   "strategy", "schedule", "realised_d_share" (and per step), "world_size", with --teacher "teacher" (the
-  layer map, the weights) and "loss_terms" (each term's mean over the run), "config" (every flag) and "inputs" (the data
+  layer map, the weights, the --teacher_context it read with) and "loss_terms" (each term's mean over the run), "config" (every flag) and "inputs" (the data
   files and a --teacher's weights by content hash). It is written last, atomically: a folder with metrics.json holds a
   finished run (runs.finished), and the same command run again gives it back instead of training it again.
 - model/: a Hugging Face folder of the best dev checkpoint (transformers loads it with the same logits).
@@ -47,7 +47,7 @@ import os
 import shutil
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.distributed as dist
@@ -57,7 +57,8 @@ from checkpoint import (CHECKPOINT, catch_sigint, finished_run, load_checkpoint,
                         run_settings, save_checkpoint)
 from cli import DataError, command_line, opt, parse_config, run_main
 from data import atomic_write
-from distill import Teacher, check_teacher, flag_errors as distill_flag_errors, loss_sum, soft_targets
+from distill import (Teacher, check_teacher, flag_errors as distill_flag_errors, loss_sum, soft_targets,
+                     teacher_reading)
 from kinds import TASKS, data_files, load_data
 from mix import SCHEDULES, STRATEGIES, MixSampler, step_budget, strategy_schedule
 from model import check_model_dir, default_model_dir, from_pretrained, save_pretrained
@@ -114,6 +115,10 @@ class Config:
                                "states of unit scale (LayerNorm): 1 puts it on a par with the cross entropy per word")
     attn_weight: float = opt(-1.0, "with --teacher: weight of the attention KL (nats per word piece, as the cross "
                              "entropy); -1: 1 where the student's last layer has the teacher's number of heads, else 0")
+    teacher_context: int = opt(-1, "with --teacher: the teacher reads each training sentence with up to N word pieces "
+                               "of its document; a student of sentences alone (--context 0) then learns its states on "
+                               "the sentence's pieces. -1: the --context the teacher was trained with (the student's "
+                               "where the student reads with context)")
     # optimisation
     epochs: float = opt(5.0, "passes over the training data (O and D together) that set the step budget")
     max_steps: int = opt(0, "> 0 overrides the step budget (smoke runs)")
@@ -272,6 +277,7 @@ def train(cfg):
     check_model_dir(model_dir)
     if cfg.teacher:
         check_teacher(cfg, model_dir, want=task.head)
+    cfg = replace(cfg, teacher_context=teacher_reading(cfg))  # -1 made the N it stands for, which the record keeps
     rank, world, device = setup_distributed(cfg)
     master, log = rank == 0, (print if rank == 0 else (lambda *a, **k: None))  # the master process alone reports
     ckpt_dir, settings = os.path.join(cfg.out_dir, CHECKPOINT), run_settings(cfg, paths)
@@ -374,7 +380,7 @@ def forward_backward(model, teacher, examples, cfg, run, rank, world, device, n_
             with autocast(device, bf16):
                 # with a teacher, the student's hidden states (through W) and attention too, and the teacher's
                 logits, *internals = model(ids, mask)
-                targets = teacher.targets(ids, mask) if teacher else None
+                targets = teacher.targets(mb, ids, mask) if teacher else None
             loss = loss_sum(logits, labels_t, soft.to(device), has_soft.to(device), cfg)
             loss = loss * world / max(1, n_labelled)  # DDP averages over processes; undo that
             if teacher:  # (hidden, attention): sums over pieces / the global count, as above

@@ -1,11 +1,14 @@
 """predict.encode with --context: windows built by hand for a small document, labels -100 on the context, document
-boundaries never crossed, context trimmed to the room the sentence leaves, and context 0 the encoding without it."""
+boundaries never crossed, context trimmed to the room the sentence leaves, and context 0 the encoding without it; a
+context teacher's windows beside a sentence student's (distill.teacher_views, at_student_pieces) by hand."""
 import os
 
 import pytest
+import torch
 
 from common import CONLL
 from data import labels_from, read_conll
+from distill import at_student_pieces, teacher_views
 from model import default_model_dir, load_tokenizer
 from predict import encode, sorted_batches
 
@@ -134,3 +137,42 @@ def test_context_0_is_the_encoding_without_context(tok):
 def test_scored_sentences_take_context_from_the_others(tok):
     ex = encode(DOC, tok, L2I, max_len=64, context=3, docs=DOCS, scored=[1])
     assert ex == [encode(DOC, tok, L2I, max_len=64, context=3, docs=DOCS)[1]]
+
+
+# ------------------------------------------------------------------------------------------ a context teacher beside a
+# sentence student (train.py --teacher with --teacher_context): the same windows, two readings
+
+def test_teacher_views_place_the_sentence_pieces_of_the_student_in_the_teachers_window(tok):
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    student = encode(DOC, tok, L2I, max_len=64, docs=DOCS)
+    viewed = teacher_views(student, encode(DOC, tok, L2I, max_len=64, context=3, docs=DOCS))
+    assert [{k: v for k, v in e.items() if k != "teacher"} for e in viewed] == student  # the student's are untouched
+    own = flat(tok, DOC[1][0])
+    t_ids, pos = viewed[1]["teacher"]  # He left Vienna, read with 3 pieces each side: [CLS] 3 + own + 3 [SEP]
+    assert t_ids == [cls] + flat(tok, DOC[0][0])[-3:] + own + flat(tok, DOC[2][0])[:3] + [sep]
+    assert pos == [0, 4, 5, 6, 10] and [t_ids[p] for p in pos] == [cls] + own + [sep]
+    first_ids, first_pos = viewed[0]["teacher"]  # nothing before the first sentence: it starts where the student's does
+    n = len(flat(tok, DOC[0][0]))
+    assert first_pos == list(range(n + 1)) + [n + 4] and first_ids[n + 1:n + 4] == own[:3]
+    assert viewed[3]["teacher"] == (student[3]["ids"], list(range(len(student[3]["ids"]))))  # a one-sentence document
+    with pytest.raises(AssertionError):  # windows of other sentences are refused, not silently misaligned
+        teacher_views(student[:2], encode(DOC[1:3], tok, L2I, max_len=64, context=3, docs=DOCS[1:3]))
+
+
+def test_the_teachers_states_and_attention_at_the_students_pieces_by_hand():
+    # one window of the teacher: [CLS] c s1 s2 [SEP] (c a context piece); the student's: [CLS] s1 s2 [SEP] and a pad
+    pos = torch.tensor([[0, 2, 3, 4, -1]])
+    hidden = [torch.arange(5.0).view(1, 5, 1).expand(1, 5, 2)]  # piece j's state is (j, j)
+    att = torch.tensor([[0.1, 0.2, 0.3, 0.2, 0.2],
+                        [0.5, 0.1, 0.1, 0.1, 0.2],
+                        [0.2, 0.4, 0.2, 0.1, 0.1],
+                        [0.1, 0.1, 0.2, 0.2, 0.4],
+                        [0.2, 0.2, 0.2, 0.2, 0.2]]).view(1, 1, 5, 5)
+    (h,), probs = at_student_pieces(hidden, {1: att}, pos)
+    assert h[0, :, 0].tolist() == [0, 2, 3, 4, 0]  # the padding's row is masked by the student's own mask
+    a = probs[1][0, 0]
+    # [CLS]'s query over [CLS], s1, s2, [SEP] (0.1, 0.3, 0.2, 0.2), renormalised over them: 0.8
+    assert a[0].tolist() == pytest.approx([0.125, 0.375, 0.25, 0.25, 0.0])
+    # s1 (teacher row 2) over the same keys: 0.2, 0.2, 0.1, 0.1 of 0.6
+    assert a[1].tolist() == pytest.approx([1 / 3, 1 / 3, 1 / 6, 1 / 6, 0.0])
+    assert torch.allclose(a[:4].sum(-1), torch.ones(4)) and a[:, 4].abs().max() == 0  # no mass on the pad key

@@ -1,7 +1,8 @@
 """Intermediate-layer distillation (train.py --teacher): the two losses against hand computations, zero for a student
 that is its teacher, the model's hidden states and attention against transformers, the layer rule, and smoke runs:
 a spread student trained beside its teacher, exact resume, the same run as without a teacher when the new terms weigh
-nothing, grad accumulation, and refusals."""
+nothing, grad accumulation, and refusals; a teacher that stops at its deepest matched layer, and one that reads
+documents beside a student that reads sentences."""
 import json
 import os
 import subprocess
@@ -17,10 +18,10 @@ from safetensors.torch import load_file
 from common import ROOT, write_tiny_conll
 from cli import DataError
 from data import read_conll, write_conll
-from distill import (StudentWithProjection, attention_loss, distillation_loss, hidden_loss,
-                     intermediate_loss_sums)
+from distill import (StudentWithProjection, Teacher, attention_loss, distillation_loss, hidden_loss,
+                     intermediate_loss_sums, teacher_views)
 from model import BertConfig, BertForTokenClassification, default_model_dir, from_pretrained, load_tokenizer
-from predict import label_tokens
+from predict import collate, encode, label_tokens
 from student import student_layers
 from train import Config, train
 
@@ -283,3 +284,72 @@ def test_a_run_with_a_teacher_killed_and_resumed_ends_where_the_whole_run_ends(t
     wa, wb = (load_file(str(f / "model" / "model.safetensors")) for f in (tmp_path / "whole", out))
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)  # bit for bit
     assert not any("proj" in k for k in wa)  # W is not part of the student
+
+
+# ------------------------------------------------------------------------------------------ a teacher that reads
+# documents beside a student that reads sentences (--teacher_context)
+
+def test_the_teacher_stops_at_its_deepest_matched_layer_with_the_same_numbers():
+    model = small_bert(layers=4)
+    ids, mask = batch(300)
+    with torch.no_grad():
+        full, full_probs = model.bert.internals(ids, mask, attentions=(1,))
+        cut, cut_probs = model.bert.internals(ids, mask, attentions=(1,), upto=1)
+    assert len(full) == 5 and len(cut) == 3  # the embeddings, layers 0 and 1
+    assert all(torch.equal(a, b) for a, b in zip(cut, full)) and torch.equal(cut_probs[1], full_probs[1])
+
+
+@pytest.fixture(scope="module")
+def context_teacher(tmp_path_factory):
+    """Tiny CoNLL splits with their documents and a teacher trained on them with --context 16 (3 steps)."""
+    d = tmp_path_factory.mktemp("docs")
+    write_tiny_conll(str(d), n_train=80, n_eval=24, docs=True)
+    train(Config(data_dir=str(d), out_dir=str(d / "teacher"), max_steps=3, batch_size=8, eval_batch_size=32, bf16=0,
+                 progress=0, lr=1e-3, context=16))
+    return d, str(d / "teacher" / "model")
+
+
+def test_a_context_teachers_targets_are_its_own_reading_of_each_window_at_the_students_pieces(context_teacher):
+    d, teacher = context_teacher
+    tok, l2i = load_tokenizer(teacher), {"O": 0}
+    sents, docs = read_conll(str(d / "train.txt"), docs=True)
+    student = encode(sents[:12], tok, l2i, 128, docs=docs[:12])
+    viewed = teacher_views(student, encode(sents[:12], tok, l2i, 128, context=16, docs=docs[:12]))
+    assert any(len(e["teacher"][0]) > len(e["ids"]) for e in viewed)  # some sentences do read context
+    cfg = Config(teacher=teacher, teacher_context=16, bf16=0)
+    t = Teacher(cfg, from_pretrained(teacher, verbose=False), torch.device("cpu"), verbose=False)
+    assert t.attend == (5,) and t.depth == 5 and "--context 16 of its document" in t.describe()
+    ids, mask, _ = collate(viewed, torch.device("cpu"))
+    hidden, probs = t.targets(viewed, ids, mask)
+    for i, e in enumerate(viewed):  # each window alone, unpadded, and its rows and columns picked by hand
+        t_ids, pos = e["teacher"]
+        with torch.no_grad():
+            h1, p1 = t.model.bert.internals(torch.tensor([t_ids]), torch.ones(1, len(t_ids)), (5,))
+        n = len(pos)
+        for a, b in zip(hidden, h1):
+            assert (a[i, :n] - b[0, pos]).abs().max().item() < 1e-5
+        own = p1[5][0][:, pos][:, :, pos]
+        assert (probs[5][i, :, :n, :n] - own / own.sum(-1, keepdim=True)).abs().max().item() < 1e-5
+        assert probs[5][i, :, :, n:].abs().sum().item() == 0.0  # none on the padding
+
+
+@pytest.mark.slow
+def test_a_sentence_student_learns_beside_a_teacher_that_reads_its_documents(context_teacher, tmp_path):
+    d, teacher = context_teacher
+    kw = dict(data_dir=str(d), max_steps=1, batch_size=8, eval_batch_size=32, progress=0, bf16=0, dropout=0.0,
+              student="L2-H384", model_dir=teacher, teacher=teacher)
+    own = train(Config(out_dir=str(tmp_path / "own"), **kw))  # -1: as the teacher was trained, with 16
+    alone = train(Config(out_dir=str(tmp_path / "alone"), teacher_context=0, **kw))
+    assert own["teacher"]["context"] == 16 and own["config"]["teacher_context"] == 16
+    assert "context" not in alone["teacher"] and alone["config"]["teacher_context"] == 0
+    assert own["loss_terms"]["labels"] == alone["loss_terms"]["labels"]  # the same first step of the student
+    # the student is the teacher's bottom layers: reading what it reads, the teacher has nothing to teach at first;
+    # reading the documents, its states differ from the student's
+    assert alone["loss_terms"]["hidden"] < 1e-9 < 1e-3 < own["loss_terms"]["hidden"]
+    # the student with context too: its teacher reads the same windows, and one that reads others is refused
+    both = train(Config(out_dir=str(tmp_path / "both"), context=16, **kw))
+    assert both["teacher"]["context"] == 16 and both["config"]["context"] == 16
+    with pytest.raises(DataError, match="--teacher_context 8 with --context 16: a student that reads with context"):
+        train(Config(out_dir=str(tmp_path / "no"), context=16, teacher_context=8, **kw))
+    with pytest.raises(SystemExit, match="--teacher_context 8 needs --teacher"):
+        train(Config(data_dir=str(d), out_dir=str(tmp_path / "no"), teacher_context=8))
