@@ -21,6 +21,11 @@ all alike); the median round counts. Configurations:
   train.py --compile 1; its start-up shows in the "first step s" column (the compile happens there);
 - student (with --student L<n>-H<h>): ours with the smaller student model.py's make_student builds
   (train.py --student), to set its speed against the teacher's (ours) in one run;
+- student-teacher, student-teacher-ctx (only when named): the student trained beside a frozen teacher (the MiniLM),
+  its hidden states and attention learning the teacher's, as train.py --teacher does (train.forward_backward, the
+  bottom layers matched): the teacher reads the student's windows, or with -ctx each sentence with
+  --teacher_context N pieces of its document while the student reads it alone (train.py --teacher_context). Tokens
+  are the student's; the teacher's context is the work it costs. Inference is the student's own;
 - ours-int8, student-int8 (only when named in --configs): inference with every Linear layer's weights in int8, a
   scale per row, quantized dynamically by PyTorch's own tooling (predict.py --int8); no training (a quantized model
   does not train);
@@ -43,6 +48,8 @@ own ratio. The last two lines are the ratios of ours to each HF, for inference a
 student-ort-int8 --student L2-H384 --rounds 3 --steps 5 --out runs/serving.json   # every runtime, teacher and student
     python bench.py --report runs/speed.json             # its ratio lines again, from the JSON
     python bench.py --configs ours --context 64          # each sentence read in its document (predict.py --context)
+    python bench.py --configs student,student-teacher,student-teacher-ctx --student L2-H384 --teacher_context 64
+        # what a teacher beside the student costs its training, reading the sentence or its document
     python bench.py --profile                            # where inference time goes, ours and HF's
     python bench.py --profile --student L2-H384          # and the student's, in fp32 and in int8
 """
@@ -76,6 +83,8 @@ CONFIGS = {  # name: (implementation, batching, bf16)
     "student": ("ours-student", "ours-grouped", True),  # added by --student SPEC
     "ours-int8": ("ours-int8", "ours-grouped", False),  # inference only, not run unless asked for
     "student-int8": ("ours-student-int8", "ours-grouped", False),
+    "student-teacher": ("ours-student-teacher", "ours-grouped", True),  # not run unless asked for: the teacher beside
+    "student-teacher-ctx": ("ours-student-teacher-ctx", "ours-grouped", True),  # reading documents
     "ours-fp32": ("ours-fp32", "ours-grouped", False),  # inference only: ours in fp32, the precision ORT runs in
     "student-fp32": ("ours-student-fp32", "ours-grouped", False),
     "ort": ("ort", "ours-grouped", False),  # ONNX Runtime (predict.py --runtime onnx), inference only
@@ -88,7 +97,7 @@ INFERENCE_ONLY = ("int8", "fp32")  # an impl ending so, or ONNX Runtime's, does 
 RATIOS = (("student", "ours"), ("ours-int8", "ours"), ("student-int8", "student"), ("student-int8", "ours"),
           ("ours-fp32", "ort"), ("ours", "ort"), ("ours-int8", "ort-int8"), ("student-fp32", "student-ort"),
           ("student", "student-ort"), ("student-int8", "student-ort-int8"), ("student-ort", "ours"),
-          ("student-ort-int8", "ours"))
+          ("student-ort-int8", "ours"), ("student-teacher", "student"), ("student-teacher-ctx", "student-teacher"))
 DEFAULT_CONFIGS = ("hf-default", "hf-best", "hf-tokens", "ours", "ours-fp32-random")
 
 
@@ -104,8 +113,8 @@ def matmul_peak(dtype, n=2048, k=1024, m=1024, reps=20):
 
 
 def load_examples(n_sentences, seed, data_dir, split="train", context=0):
-    """The seeded sample of a CoNLL split as examples; with context, each sentence read in its document (the
-    sample's sentences take their context from every sentence of the file)."""
+    """The seeded sample of a CoNLL split as examples (numbered by their place in the file); with context, each
+    sentence read in its document (the sample's sentences take their context from every sentence of the file)."""
     from data import labels_from, read_conll, sample_indices
     from model import default_model_dir, load_tokenizer
     from predict import encode
@@ -113,8 +122,6 @@ def load_examples(n_sentences, seed, data_dir, split="train", context=0):
     chosen = sample_indices(len(sents), n_sentences, seed)
     labels = labels_from([sents[i] for i in chosen])
     label2id, tokenizer = {l: i for i, l in enumerate(labels)}, load_tokenizer(default_model_dir())
-    if not context:
-        return encode([sents[i] for i in chosen], tokenizer, label2id, 128), labels
     return encode(sents, tokenizer, label2id, 128, context=context, docs=docs, scored=chosen), labels
 
 
@@ -197,6 +204,37 @@ def infer(name, model, forward, examples, args):
     return tokens, sum(len(e["starts"]) for e in examples)
 
 
+@dataclass
+class Beside:
+    """A student's training step with a teacher beside it, as train.py takes it (forward_backward)."""
+    teacher: object
+    cfg: object
+    n_labels: int
+
+    def step(self, batch, bf16):
+        from checkpoint import RunState
+        from train import forward_backward
+        forward_backward(self.teacher.student, self.teacher, batch, self.cfg, RunState(best_dev={}), 0, 1,
+                         torch.device("cpu"), self.n_labels, bf16)
+
+
+def beside_teacher(impl, student, examples, args):
+    """(Beside, the examples, the optimizer of the student and its map W) of a student-teacher configuration: the
+    teacher is the pretrained MiniLM, matched with the student's bottom layers; with -ctx it reads each sentence with
+    --teacher_context pieces of its document (distill.teacher_views), the student the sentence alone."""
+    from distill import Teacher, teacher_views
+    from model import default_model_dir
+    from train import Config, make_optimizer
+    context = args.teacher_context if impl.endswith("-ctx") else 0
+    cfg = Config(teacher=default_model_dir(), teacher_context=context or args.context, context=args.context)
+    teacher = Teacher(cfg, student, torch.device("cpu"), verbose=False)
+    if context:
+        examples = teacher_views(examples, load_examples(args.sentences, args.seed, args.data_dir, args.split,
+                                                         context)[0])
+    n_labels = student.config.num_labels
+    return Beside(teacher, cfg, n_labels), examples, make_optimizer(teacher.student, Config())
+
+
 def run_one(name, args):
     """One configuration in this process: training steps, then inference over the same sentences."""
     from predict import autocast, collate
@@ -204,17 +242,23 @@ def run_one(name, args):
     torch.manual_seed(0)
     examples, labels = load_examples(args.sentences, args.seed, args.data_dir, args.split, args.context)
     model, opt, forward = build(impl, labels, args.student)
+    beside = beside_teacher(impl, model, examples, args) if "teacher" in impl else None
+    if beside:
+        examples, opt = beside[1], beside[2]
     model.train()
     tokens, padded, seconds, first_step = 0, 0, 0.0, None
     steps = 0 if opt is None else args.warmup + args.steps  # int8, fp32 and ONNX Runtime only infer
     for i, idx in enumerate(batches(examples, batching, args.batch_size, steps, args.seed)):
         t0 = time.perf_counter()
         ids, mask, lab = collate([examples[j] for j in idx], "cpu")
-        with autocast(torch.device("cpu"), bf16):
-            logits = forward(ids, mask)
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), lab.flatten(), ignore_index=-100)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        if beside:  # train.py's own step with its teacher: the labels, hidden and attention terms
+            beside[0].step([examples[j] for j in idx], bf16)
+        else:
+            with autocast(torch.device("cpu"), bf16):
+                logits = forward(ids, mask)
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), lab.flatten(), ignore_index=-100)
+            loss.backward()
+        torch.nn.utils.clip_grad_norm_((beside[0].teacher.student if beside else model).parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         if i == 0:
@@ -279,6 +323,8 @@ class Config:
     data_dir: str = opt(os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "conll2003"),
                         "a CoNLL folder with train.txt")
     student: str = opt("", "also run a student L<layers>-H<hidden> (model.py) against ours")
+    teacher_context: int = opt(64, "student-teacher-ctx: the teacher reads each sentence with up to N word pieces of "
+                                   "its document (train.py --teacher_context)", type=at_least(1))
     profile: bool = opt(False, "instead: one inference pass of ours, hf-best and hf-tokens (and --student's, fp32 "
                                "and int8) under torch.profiler, in one process: where the time goes")
     out: str = opt("", "also write the command, every round and the medians to this JSON file (students.py --speed)")
@@ -321,6 +367,8 @@ def config_names(args):
         raise SystemExit(f"error: --configs: unknown {', '.join(map(repr, unknown))}; known: {', '.join(CONFIGS)}")
     if any(n.startswith("student") for n in names) and not args.student:
         raise SystemExit("error: --configs student needs --student L<layers>-H<hidden>, e.g. L2-H192")
+    if "student-teacher-ctx" in names and args.context:
+        raise SystemExit("error: --configs student-teacher-ctx: its student reads sentences alone; leave out --context")
     if any(CONFIGS[n][0].startswith("ort") for n in names):
         from serve import require_onnxruntime
         require_onnxruntime("--configs ort")
@@ -335,7 +383,8 @@ def config_names(args):
 
 
 def flops_per_token(names, student):
-    """Forward + backward FLOP per token over the encoder's matrices, for each configuration (a student's own)."""
+    """Forward + backward FLOP per token over the encoder's matrices, for each configuration (a student's own; None
+    beside a teacher)."""
     from model import BertConfig
     from student import parse_student
     c = BertConfig()
@@ -348,7 +397,7 @@ def flops_per_token(names, student):
         for n in names:
             if n.startswith("student"):
                 flops[n] = flop(layers, hidden, c.intermediate_size if hidden == c.hidden_size else 4 * hidden)
-    return flops
+    return {n: None if "teacher" in n else f for n, f in flops.items()}  # the teacher's share is not counted
 
 
 def run_rounds(names, args):
@@ -356,7 +405,7 @@ def run_rounds(names, args):
     runs = {n: [] for n in names}
     forwarded = [f"--{k}={getattr(args, k)}"
                  for k in ("steps", "warmup", "batch_size", "eval_batch_size", "eval_tokens", "sentences", "seed",
-                           "threads", "data_dir", "student", "split", "context")]
+                           "threads", "data_dir", "student", "split", "context", "teacher_context")]
     for r in range(args.rounds):
         for n in names:
             out = subprocess.run([sys.executable, os.path.abspath(__file__), "--one", n, *forwarded],
@@ -382,7 +431,7 @@ def medians(runs):
 def print_table(med, flops, peak, native):
     rows = []
     for n, m in med.items():
-        gflops = m["train_tok_s"] * flops[n] / 1e9 if m["train_tok_s"] else None
+        gflops = m["train_tok_s"] * flops[n] / 1e9 if m["train_tok_s"] and flops[n] else None
         fmt = lambda x, f: "–" if x is None else format(x, f)  # noqa: E731
         rows.append([n, fmt(m["train_tok_s"], ",.0f"), fmt(m["fill"] and 100 * m["fill"], ".0f"), fmt(gflops, ".0f"),
                      fmt(gflops and 100 * gflops / peak, ".0f"), fmt(m["infer_tok_s"], ",.0f"),

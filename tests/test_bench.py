@@ -1,10 +1,15 @@
-"""bench.py's ratio lines, from recorded rounds (the timing itself is a benchmark, not a test)."""
+"""bench.py's ratio lines, from recorded rounds (the timing itself is a benchmark, not a test), and its student
+beside a teacher that reads documents taking train.py's step."""
 import json
 import subprocess
 import sys
 
+import torch
+
+import bench
 from bench import student_ratios
-from common import ROOT
+from cli import parse_config
+from common import CONLL, ROOT
 
 
 def rounds(name, infer, train=None):
@@ -36,3 +41,19 @@ def test_onnx_runtime_configurations_are_set_against_ours_in_the_same_precision(
         "ratio ours-fp32/ort: inference 0.84 (by round: median 0.85, 0.80 to 0.90)",
         "ratio ours/ort: inference 1.87 (by round: median 1.90, 1.60 to 2.20)",
         "ratio student-ort-int8/ours: inference 5.52 (by round: median 5.50, 5.00 to 6.00)"]
+
+
+
+def test_a_student_beside_a_teacher_reading_documents_trains_as_train_py_steps():
+    args = parse_config(bench.Config, ["--student", "L2-H384", "--sentences", "24", "--teacher_context", "16",
+                                       "--data_dir", CONLL])
+    torch.manual_seed(0)
+    examples, labels = bench.load_examples(24, 0, CONLL, context=0)
+    model = bench.build("ours-student-teacher-ctx", labels, "L2-H384")[0]
+    beside, viewed, opt = bench.beside_teacher("ours-student-teacher-ctx", model, examples, args)
+    assert beside.teacher.reads == 16 and any(len(e["teacher"][0]) > len(e["ids"]) for e in viewed)
+    before = {k: v.clone() for k, v in beside.teacher.student.state_dict().items()}
+    beside.step(viewed[:8], bf16=False)  # train.forward_backward: the gradients land on the student and W
+    assert all(p.grad is not None for p in beside.teacher.student.parameters() if p.requires_grad)
+    opt.step()
+    assert any(not torch.equal(before[k], v) for k, v in beside.teacher.student.state_dict().items())

@@ -116,6 +116,8 @@ CASES = [
     ("evokd.py", "summary {d}", None, None, "no finished round in {d} (no rounds.jsonl)"),
     ("bench.py", "--data_dir {d}/nowhere", None, None, "{d}/nowhere/train.txt: No such file"),
     ("bench.py", "--steps 0", None, None, "argument --steps: expected an integer >= 1"),
+    ("bench.py", "--configs student-teacher-ctx --student L2-H384 --context 16", None, None,
+     "--configs student-teacher-ctx: its student reads sentences alone; leave out --context"),
     ("bench.py", "--report {d}/nowhere.json", None, None, "--report {d}/nowhere.json: no such file"),
     ("bench.py", "--report {f}", "speed.json", '{"command": "python bench.py"}',
      "--report {f}: not a JSON that bench.py --out wrote"),
