@@ -11,6 +11,7 @@ a figure. The sections follow the pages of the BERT side: students and serving, 
 context; the LLM's labels (annotation, confidence, the LLM's topics) are tables_llm.py's.
 """
 import os
+import shlex
 
 from records import (MissingRecord, cell, f1s, grid, optional_record, pct2, record, renders, seconds_cell, seeds_cell,
                      seeds_of, versus)
@@ -359,6 +360,20 @@ def context_inference():
     return table(["--context N", "word pieces / s (context included)", "words labelled / s", "× N = 0"], body)
 
 
+@renders("context_beside")
+def context_beside():
+    """What a teacher beside the student costs its training (bench.py student-teacher, student-teacher-ctx)."""
+    b = record("results/context/bench_beside.json")
+    med, words = b["median"], shlex.split(b["command"])
+    alone, n = med["student"]["train_tok_s"], words[words.index("--teacher_context") + 1]
+    rows = [("student", "the student alone (its labels term only)"),
+            ("student-teacher", "beside the teacher, which reads the sentence"),
+            ("student-teacher-ctx", f"beside the teacher, which reads the sentence in its document (N = {n})")]
+    return table(["the student trains", "machine", "its word pieces / s", "× alone", "peak memory MB"],
+                 [[what, cpu_of(b), f"{med[c]['train_tok_s']:,.0f}", f"{med[c]['train_tok_s'] / alone:.2f}×",
+                   f"{med[c]['peak_rss_mb']:,.0f}"] for c, what in rows])
+
+
 # ---------------------------------------------------------------------------------------------
 # Context (train.py --context N on CoNLL-2003, against the default runs: N = 0)
 
@@ -370,9 +385,11 @@ DEFAULT_RUNS = CONTEXT_RUNS[0][1][0]  # today's teacher: python train.py, seeds 
 
 
 def cpu_of(m):
-    """The CPU a run's record names, short ("Intel(R) Xeon(R) Processor" is "Intel Xeon")."""
-    cpu = (m.get("record") or {}).get("machine", {}).get("cpu") or "an unrecorded CPU"
-    return cpu.replace("(R)", "").replace(" Processor", "").strip()
+    """The CPU a run's record names, short ("Intel(R) Xeon(R) Processor" is "Intel Xeon"), and "without AVX-512 BF16"
+    where it lacks it (the same model name comes with and without it)."""
+    machine = (m.get("record") or {}).get("machine", {})
+    cpu = (machine.get("cpu") or "an unrecorded CPU").replace("(R)", "").replace(" Processor", "").strip()
+    return cpu + (" without AVX-512 BF16" if machine.get("avx512_bf16") is False else "")
 
 
 def context_runs():
