@@ -32,9 +32,10 @@ Writes into --out_dir:
   "wall_seconds" (of the last try), "checkpoint_seconds" and "checkpoints" (their cost), "resumed", "precision" (bf16
   or fp32), "record" (the command that gives this run, the code's commit, the machine: runs.provenance),
   "strategy", "schedule", "realised_d_share" (and per step), "world_size", with --teacher "teacher" (the
-  layer map, the weights, the --teacher_context it read with) and "loss_terms" (each term's mean over the run), "config" (every flag) and "inputs" (the data
-  files and a --teacher's weights by content hash). It is written last, atomically: a folder with metrics.json holds a
-  finished run (runs.finished), and the same command run again gives it back instead of training it again.
+  layer map, the weights, the --teacher_context it read with) and "loss_terms" (each term's mean over the run),
+  "config" (every flag) and "inputs" (the data files and a --teacher's weights by content hash). It is written last,
+  atomically: a folder with metrics.json holds a finished run (runs.finished), and the same command run again gives it
+  back instead of training it again.
 - model/: a Hugging Face folder of the best dev checkpoint (transformers loads it with the same logits).
 - test_predictions.conll (token gold predicted) or test_predictions.jsonl ({"text", "gold", "pred"}).
 - while it trains, checkpoint/: the same command run again after a kill (even kill -9) or Ctrl-C resumes there and
