@@ -160,6 +160,8 @@ def flag_errors(cfg):
         (cfg.teacher_context < -1, f"--teacher_context {cfg.teacher_context}: expected 0 or more word pieces, or -1 "
                                    "(as the teacher was trained)"),
         (cfg.teacher_context != -1 and not cfg.teacher, f"--teacher_context {cfg.teacher_context} needs --teacher"),
+        (cfg.teacher_context > 0 and cfg.task != "ner",
+         f"--teacher_context {cfg.teacher_context}: context is for ner (a text is read whole)"),
         (cfg.student_init not in ("pretrained", "random"),
          f"--student_init {cfg.student_init!r}: expected pretrained or random")]
 

@@ -39,6 +39,8 @@ CASES = [
     ("train.py", "--data_dir {d}", "test.txt", BAD_TAG, "{f}:2: tag 'B_ORG' is not O, B-TYPE or I-TYPE"),
     ("train.py", "--task classify --data_dir {d}", "valid.jsonl", NOT_OBJECT, "{f}:2: expected a JSON object"),
     ("train.py", "--data_dir {d} --model_dir {d}", None, None, "{d}: not a BERT folder: no config.json"),
+    ("train.py", "--task classify --data_dir {d} --teacher {d} --teacher_context 8", None, None,
+     "--teacher_context 8: context is for ner (a text is read whole)"),
     ("train.py", "--data_dir {d} --model_dir {d}", "config.json", '{"model_type": "gpt2"}',
      "{d}: not a BERT folder: model_type 'gpt2'"),
     ("train.py", "--data_dir {d} --model_dir {d}", "config.json", '{"model_type": "bert"}',
