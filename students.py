@@ -24,7 +24,8 @@ embeddings, head and --student_layers layers):
   a_gold        the student on CoNLL's gold labels (cross entropy);
   b_soft        on the teacher's soft labels of the same CoNLL text (KL at T, kd_alpha 0);
   c_transfer    on the teacher's soft labels of CoNLL and the BBC transfer set;
-  d_hidden      c, and the teacher run beside it: hidden states and last-layer attention (train.py --teacher).
+  d_hidden      c, and the teacher run beside it: hidden states and last-layer attention (train.py --teacher); a
+                teacher trained with --context reads each sentence in its document there (train.py --teacher_context).
 Which teacher layers the student keeps (bottom, or spread from bottom to top as DistilBERT does) is chosen first,
 on dev: b_soft with each of --layer_choices on the first seed; the one with the better dev F1 builds every row.
 Which teacher layers d_hidden matches the student's with is chosen the same way, d_hidden with each of
