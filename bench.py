@@ -204,24 +204,20 @@ def infer(name, model, forward, examples, args):
     return tokens, sum(len(e["starts"]) for e in examples)
 
 
-@dataclass
-class Beside:
-    """A student's training step with a teacher beside it, as train.py takes it (forward_backward)."""
-    teacher: object
-    cfg: object
-    n_labels: int
-
-    def step(self, batch, bf16):
-        from checkpoint import RunState
-        from train import forward_backward
-        forward_backward(self.teacher.student, self.teacher, batch, self.cfg, RunState(best_dev={}), 0, 1,
-                         torch.device("cpu"), self.n_labels, bf16)
+def step_beside(teacher, cfg, batch, bf16):
+    """A student's training step with its teacher beside it, train.py's own (forward_backward): the labels, hidden
+    and attention terms; the gradients are left on the student and its map W (teacher.student)."""
+    from checkpoint import RunState
+    from train import forward_backward
+    forward_backward(teacher.student, teacher, batch, cfg, RunState(best_dev={}), 0, 1, torch.device("cpu"),
+                     teacher.student.student.config.num_labels, bf16)
 
 
 def beside_teacher(impl, student, examples, args):
-    """(Beside, the examples, the optimizer of the student and its map W) of a student-teacher configuration: the
-    teacher is the pretrained MiniLM, matched with the student's bottom layers; with -ctx it reads each sentence with
-    --teacher_context pieces of its document (distill.teacher_views), the student the sentence alone."""
+    """(the Teacher, its train.py Config, the examples, the optimizer of the student and its map W) of a
+    student-teacher configuration: the teacher is the pretrained MiniLM, matched with the student's bottom layers;
+    with -ctx it reads each sentence with --teacher_context pieces of its document (distill.teacher_views), the
+    student the sentence alone."""
     from distill import Teacher, teacher_views
     from model import default_model_dir
     from train import Config, make_optimizer
@@ -231,8 +227,7 @@ def beside_teacher(impl, student, examples, args):
     if context:
         examples = teacher_views(examples, load_examples(args.sentences, args.seed, args.data_dir, args.split,
                                                          context)[0])
-    n_labels = student.config.num_labels
-    return Beside(teacher, cfg, n_labels), examples, make_optimizer(teacher.student, Config())
+    return teacher, cfg, examples, make_optimizer(teacher.student, Config())
 
 
 def run_one(name, args):
@@ -242,23 +237,23 @@ def run_one(name, args):
     torch.manual_seed(0)
     examples, labels = load_examples(args.sentences, args.seed, args.data_dir, args.split, args.context)
     model, opt, forward = build(impl, labels, args.student)
-    beside = beside_teacher(impl, model, examples, args) if "teacher" in impl else None
-    if beside:
-        examples, opt = beside[1], beside[2]
+    teacher, cfg = None, None
+    if "teacher" in impl:
+        teacher, cfg, examples, opt = beside_teacher(impl, model, examples, args)
     model.train()
     tokens, padded, seconds, first_step = 0, 0, 0.0, None
     steps = 0 if opt is None else args.warmup + args.steps  # int8, fp32 and ONNX Runtime only infer
     for i, idx in enumerate(batches(examples, batching, args.batch_size, steps, args.seed)):
         t0 = time.perf_counter()
         ids, mask, lab = collate([examples[j] for j in idx], "cpu")
-        if beside:  # train.py's own step with its teacher: the labels, hidden and attention terms
-            beside[0].step([examples[j] for j in idx], bf16)
+        if teacher:
+            step_beside(teacher, cfg, [examples[j] for j in idx], bf16)
         else:
             with autocast(torch.device("cpu"), bf16):
                 logits = forward(ids, mask)
             loss = F.cross_entropy(logits.flatten(0, 1).float(), lab.flatten(), ignore_index=-100)
             loss.backward()
-        torch.nn.utils.clip_grad_norm_((beside[0].teacher.student if beside else model).parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_((teacher.student if teacher else model).parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         if i == 0:

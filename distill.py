@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from cli import DataError
 from model import check_model_dir, from_pretrained, load_tokenizer
+from predict import collate, reading_context
 from student import student_layers
 
 # ---------------------------------------------------------------------------------------------
@@ -190,7 +191,6 @@ def teacher_reading(cfg):
     """The --context N the teacher of --teacher reads the training sentences with: --teacher_context, or with -1 the
     student's N where the student reads with context, and where it reads sentences alone the N the teacher was
     trained with (its config.json: predict.reading_context). 0 without a teacher."""
-    from predict import reading_context
     if not cfg.teacher:
         return 0
     if cfg.teacher_context == -1 and cfg.context:
@@ -273,7 +273,6 @@ class Teacher:
     def targets(self, examples, ids, mask):
         """The teacher's hidden states and matched attention on a micro-batch (examples; ids and mask their
         collate), without gradients: at the student's pieces where the examples carry teacher_views."""
-        from predict import collate
         with torch.no_grad():
             if "teacher" not in examples[0]:
                 return self.model.bert.internals(ids, mask, self.attend, upto=self.depth)

@@ -50,10 +50,10 @@ def test_a_student_beside_a_teacher_reading_documents_trains_as_train_py_steps()
     torch.manual_seed(0)
     examples, labels = bench.load_examples(24, 0, CONLL, context=0)
     model = bench.build("ours-student-teacher-ctx", labels, "L2-H384")[0]
-    beside, viewed, opt = bench.beside_teacher("ours-student-teacher-ctx", model, examples, args)
-    assert beside.teacher.reads == 16 and any(len(e["teacher"][0]) > len(e["ids"]) for e in viewed)
-    before = {k: v.clone() for k, v in beside.teacher.student.state_dict().items()}
-    beside.step(viewed[:8], bf16=False)  # train.forward_backward: the gradients land on the student and W
-    assert all(p.grad is not None for p in beside.teacher.student.parameters() if p.requires_grad)
+    teacher, cfg, viewed, opt = bench.beside_teacher("ours-student-teacher-ctx", model, examples, args)
+    assert teacher.reads == 16 and any(len(e["teacher"][0]) > len(e["ids"]) for e in viewed)
+    before = {k: v.clone() for k, v in teacher.student.state_dict().items()}
+    bench.step_beside(teacher, cfg, viewed[:8], bf16=False)  # train.forward_backward: gradients on the student and W
+    assert all(p.grad is not None for p in teacher.student.parameters() if p.requires_grad)
     opt.step()
-    assert any(not torch.equal(before[k], v) for k, v in beside.teacher.student.state_dict().items())
+    assert any(not torch.equal(before[k], v) for k, v in teacher.student.state_dict().items())
