@@ -26,6 +26,8 @@ all alike); the median round counts. Configurations:
   bottom layers matched): the teacher reads the student's windows, or with -ctx each sentence with
   --teacher_context N pieces of its document while the student reads it alone (train.py --teacher_context). Tokens
   are the student's; the teacher's context is the work it costs. Inference is the student's own;
+- student-teacher-ctx-cached (only when named): the same with the teacher's targets of every sentence on file first
+  (train.py --cache_teacher 1), so each timed step reads them back: the epochs after the first;
 - ours-int8, student-int8 (only when named in --configs): inference with every Linear layer's weights in int8, a
   scale per row, quantized dynamically by PyTorch's own tooling (predict.py --int8); no training (a quantized model
   does not train);
@@ -48,20 +50,24 @@ own ratio. The last two lines are the ratios of ours to each HF, for inference a
 student-ort-int8 --student L2-H384 --rounds 3 --steps 5 --out runs/serving.json   # every runtime, teacher and student
     python bench.py --report runs/speed.json             # its ratio lines again, from the JSON
     python bench.py --configs ours --context 64          # each sentence read in its document (predict.py --context)
-    python bench.py --configs student,student-teacher,student-teacher-ctx --student L2-H384 --teacher_context 64
-        # what a teacher beside the student costs its training, reading the sentence or its document
+    python bench.py --configs student,student-teacher,student-teacher-ctx,student-teacher-ctx-cached \
+        --student L2-H384 --teacher_context 64
+        # what a teacher beside the student costs its training, reading the sentence or its document, or read back
     python bench.py --profile                            # where inference time goes, ours and HF's
     python bench.py --profile --student L2-H384          # and the student's, in fp32 and in int8
 """
 import argparse
+import atexit
 import contextlib
 import json
 import os
 import resource
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -85,6 +91,7 @@ CONFIGS = {  # name: (implementation, batching, bf16)
     "student-int8": ("ours-student-int8", "ours-grouped", False),
     "student-teacher": ("ours-student-teacher", "ours-grouped", True),  # not run unless asked for: the teacher beside
     "student-teacher-ctx": ("ours-student-teacher-ctx", "ours-grouped", True),  # reading documents
+    "student-teacher-ctx-cached": ("ours-student-teacher-ctx-cached", "ours-grouped", True),  # its targets on file
     "ours-fp32": ("ours-fp32", "ours-grouped", False),  # inference only: ours in fp32, the precision ORT runs in
     "student-fp32": ("ours-student-fp32", "ours-grouped", False),
     "ort": ("ort", "ours-grouped", False),  # ONNX Runtime (predict.py --runtime onnx), inference only
@@ -97,7 +104,8 @@ INFERENCE_ONLY = ("int8", "fp32")  # an impl ending so, or ONNX Runtime's, does 
 RATIOS = (("student", "ours"), ("ours-int8", "ours"), ("student-int8", "student"), ("student-int8", "ours"),
           ("ours-fp32", "ort"), ("ours", "ort"), ("ours-int8", "ort-int8"), ("student-fp32", "student-ort"),
           ("student", "student-ort"), ("student-int8", "student-ort-int8"), ("student-ort", "ours"),
-          ("student-ort-int8", "ours"), ("student-teacher", "student"), ("student-teacher-ctx", "student-teacher"))
+          ("student-ort-int8", "ours"), ("student-teacher", "student"), ("student-teacher-ctx", "student-teacher"),
+          ("student-teacher-ctx-cached", "student-teacher-ctx"), ("student-teacher-ctx-cached", "student"))
 DEFAULT_CONFIGS = ("hf-default", "hf-best", "hf-tokens", "ours", "ours-fp32-random")
 
 
@@ -213,20 +221,30 @@ def step_beside(teacher, cfg, batch, bf16):
                      teacher.student.student.config.num_labels, bf16)
 
 
-def beside_teacher(impl, student, examples, args):
+def beside_teacher(impl, student, examples, args, bf16):
     """(the Teacher, its train.py Config, the examples, the optimizer of the student and its map W) of a
     student-teacher configuration: the teacher is the pretrained MiniLM, matched with the student's bottom layers;
     with -ctx it reads each sentence with --teacher_context pieces of its document (distill.teacher_views), the
     student the sentence alone."""
     from distill import Teacher, teacher_views
     from model import default_model_dir
+    from predict import autocast, collate
     from train import Config, make_optimizer
-    context = args.teacher_context if impl.endswith("-ctx") else 0
-    cfg = Config(teacher=default_model_dir(), teacher_context=context or args.context, context=args.context)
+    context = args.teacher_context if "-ctx" in impl else 0
+    cached = impl.endswith("-cached")
+    cfg = Config(teacher=default_model_dir(), teacher_context=context or args.context, context=args.context,
+                 cache_teacher=int(cached), out_dir=tempfile.mkdtemp(prefix="bench-cache-"))
     teacher = Teacher(cfg, student, torch.device("cpu"), verbose=False)
     if context:
         examples = teacher_views(examples, load_examples(args.sentences, args.seed, args.data_dir, args.split,
                                                          context)[0])
+    if cached:  # every sentence's targets on file, as after the first epoch; the file goes when the process ends
+        atexit.register(shutil.rmtree, cfg.out_dir, ignore_errors=True)
+        for i in range(0, len(examples), args.batch_size):
+            chunk = examples[i:i + args.batch_size]
+            ids, mask, _ = collate(chunk, "cpu")
+            with autocast(torch.device("cpu"), bf16):
+                teacher.targets(chunk, ids, mask)
     return teacher, cfg, examples, make_optimizer(teacher.student, Config())
 
 
@@ -239,7 +257,7 @@ def run_one(name, args):
     model, opt, forward = build(impl, labels, args.student)
     teacher, cfg = None, None
     if "teacher" in impl:
-        teacher, cfg, examples, opt = beside_teacher(impl, model, examples, args)
+        teacher, cfg, examples, opt = beside_teacher(impl, model, examples, args, bf16)
     model.train()
     tokens, padded, seconds, first_step = 0, 0, 0.0, None
     steps = 0 if opt is None else args.warmup + args.steps  # int8, fp32 and ONNX Runtime only infer
@@ -362,7 +380,7 @@ def config_names(args):
         raise SystemExit(f"error: --configs: unknown {', '.join(map(repr, unknown))}; known: {', '.join(CONFIGS)}")
     if any(n.startswith("student") for n in names) and not args.student:
         raise SystemExit("error: --configs student needs --student L<layers>-H<hidden>, e.g. L2-H192")
-    if "student-teacher-ctx" in names and args.context:
+    if any(n.startswith("student-teacher-ctx") for n in names) and args.context:
         raise SystemExit("error: --configs student-teacher-ctx: its student reads sentences alone; leave out --context")
     if any(CONFIGS[n][0].startswith("ort") for n in names):
         from serve import require_onnxruntime

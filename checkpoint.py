@@ -56,10 +56,10 @@ class RunState:
 def run_settings(cfg, paths):
     """What a resumed run must share with the run it resumes: every flag that shapes the result, and the data files
     (original, distilled, dev, test) by their content."""
-    # --context 0, --dev_share 0 and --teacher_context 0 are left out, so a checkpoint written before the flags
-    # existed still resumes
-    settings = {k: v for k, v in asdict(cfg).items()
-                if k not in FLAGS_FREE_ON_RESUME and (k not in ("context", "dev_share", "teacher_context") or v)}
+    # --context 0, --dev_share 0, --teacher_context 0 and --cache_teacher 0 are left out, so a checkpoint written
+    # before the flags existed still resumes
+    settings = {k: v for k, v in asdict(cfg).items() if k not in FLAGS_FREE_ON_RESUME
+                and (k not in ("context", "dev_share", "teacher_context", "cache_teacher") or v)}
     settings["data"] = {role: file_hash(p) for role, p in zip(("original", "distilled", "dev", "test"), paths) if p}
     if cfg.teacher:  # by content, as the data: a teacher retrained into the same folder gives other targets
         weights = [os.path.join(cfg.teacher, n) for n in ("model.safetensors", "pytorch_model.bin")]

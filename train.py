@@ -47,7 +47,7 @@ import math
 import os
 import shutil
 import time
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -120,6 +120,9 @@ class Config:
                                "of its document; a student of sentences alone (--context 0) then learns its states on "
                                "the sentence's pieces. -1: the --context the teacher was trained with (the student's "
                                "where the student reads with context)")
+    cache_teacher: int = opt(0, "with --teacher, 1: each window's targets are kept in a file in --out_dir the first "
+                             "time the teacher reads it and read back in the later epochs, which then run no teacher "
+                             "(its states are the same each epoch); the file, GBs for a large set, goes at the end")
     # optimisation
     epochs: float = opt(5.0, "passes over the training data (O and D together) that set the step budget")
     max_steps: int = opt(0, "> 0 overrides the step budget (smoke runs)")
@@ -312,7 +315,7 @@ def train(cfg):
 
     # the loop: one optimizer step per batch the sampler draws
     source, last_ckpt = {"O": ex_o, "D": ex_d}, (sampler.step, run.train_time)  # the newest checkpoint's step, time
-    with catch_sigint(world) as stop_asked:
+    with catch_sigint(world) as stop_asked, closing(teacher) if teacher else nullcontext():  # closing: the cache
         bar = tqdm(total=total_steps, initial=sampler.step, disable=not (master and cfg.progress), dynamic_ncols=True)
         model.train()
         for batch in sampler:

@@ -50,10 +50,23 @@ def test_a_student_beside_a_teacher_reading_documents_trains_as_train_py_steps()
     torch.manual_seed(0)
     examples, labels = bench.load_examples(24, 0, CONLL, context=0)
     model = bench.build("ours-student-teacher-ctx", labels, "L2-H384")[0]
-    teacher, cfg, viewed, opt = bench.beside_teacher("ours-student-teacher-ctx", model, examples, args)
+    teacher, cfg, viewed, opt = bench.beside_teacher("ours-student-teacher-ctx", model, examples, args, bf16=False)
     assert teacher.reads == 16 and any(len(e["teacher"][0]) > len(e["ids"]) for e in viewed)
     before = {k: v.clone() for k, v in teacher.student.state_dict().items()}
     bench.step_beside(teacher, cfg, viewed[:8], bf16=False)  # train.forward_backward: gradients on the student and W
     assert all(p.grad is not None for p in teacher.student.parameters() if p.requires_grad)
     opt.step()
     assert any(not torch.equal(before[k], v) for k, v in teacher.student.state_dict().items())
+
+
+def test_a_student_beside_a_cached_teacher_reads_every_step_back():
+    args = parse_config(bench.Config, ["--student", "L2-H384", "--sentences", "24", "--teacher_context", "16",
+                                       "--data_dir", CONLL])
+    examples, labels = bench.load_examples(24, 0, CONLL, context=0)
+    model = bench.build("ours-student-teacher-ctx-cached", labels, "L2-H384")[0]
+    teacher, cfg, viewed, opt = bench.beside_teacher("ours-student-teacher-ctx-cached", model, examples, args,
+                                                     bf16=False)
+    assert teacher.reads == 16 and cfg.cache_teacher == 1 and len(teacher.cache.at) == len(viewed)
+    bench.step_beside(teacher, cfg, viewed[3:11], bf16=False)
+    bench.step_beside(teacher, cfg, viewed[:5], bf16=False)
+    assert teacher.read_back == 2  # every step's targets from the file: no teacher in the timed steps

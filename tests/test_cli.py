@@ -41,6 +41,7 @@ CASES = [
     ("train.py", "--data_dir {d} --model_dir {d}", None, None, "{d}: not a BERT folder: no config.json"),
     ("train.py", "--task classify --data_dir {d} --teacher {d} --teacher_context 8", None, None,
      "--teacher_context 8: context is for ner (a text is read whole)"),
+    ("train.py", "--data_dir {d} --cache_teacher 1", None, None, "--cache_teacher 1 needs --teacher"),
     ("train.py", "--data_dir {d} --model_dir {d}", "config.json", '{"model_type": "gpt2"}',
      "{d}: not a BERT folder: model_type 'gpt2'"),
     ("train.py", "--data_dir {d} --model_dir {d}", "config.json", '{"model_type": "bert"}',

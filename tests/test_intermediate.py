@@ -2,7 +2,7 @@
 that is its teacher, the model's hidden states and attention against transformers, the layer rule, and smoke runs:
 a spread student trained beside its teacher, exact resume, the same run as without a teacher when the new terms weigh
 nothing, grad accumulation, and refusals; a teacher that stops at its deepest matched layer, and one that reads
-documents beside a student that reads sentences."""
+documents beside a student that reads sentences, and the teacher's targets kept on file for the later epochs."""
 import json
 import os
 import subprocess
@@ -22,7 +22,7 @@ from distill import (StudentWithProjection, Teacher, attention_loss, distillatio
                      intermediate_loss_sums, teacher_views)
 from model import BertConfig, BertForTokenClassification, default_model_dir, from_pretrained, load_tokenizer
 from predict import collate, encode, label_tokens
-from student import student_layers
+from student import make_student, student_layers
 from train import Config, train
 
 LABELS = {0: "O", 1: "B-PER", 2: "I-PER"}
@@ -353,3 +353,60 @@ def test_a_sentence_student_learns_beside_a_teacher_that_reads_its_documents(con
         train(Config(out_dir=str(tmp_path / "no"), context=16, teacher_context=8, **kw))
     with pytest.raises(SystemExit, match="--teacher_context 8 needs --teacher"):
         train(Config(data_dir=str(d), out_dir=str(tmp_path / "no"), teacher_context=8))
+
+
+# ------------------------------------------------------------------------------------------ the teacher's targets
+# kept on file and read back in the later epochs (--cache_teacher 1)
+
+def test_the_cache_gives_back_each_windows_targets_in_any_batch_and_only_when_it_holds_them_all(context_teacher,
+                                                                                               tmp_path):
+    d, teacher = context_teacher
+    tok, l2i = load_tokenizer(teacher), {"O": 0}
+    sents, docs = read_conll(str(d / "train.txt"), docs=True)
+    viewed = teacher_views(encode(sents[:12], tok, l2i, 128, docs=docs[:12]),
+                           encode(sents[:12], tok, l2i, 128, context=16, docs=docs[:12]))
+    cfg = Config(teacher=teacher, teacher_context=16, match_layers="spread", cache_teacher=1, out_dir=str(tmp_path))
+    student = make_student(from_pretrained(teacher, verbose=False), "L2-H384")
+    t = Teacher(cfg, student, torch.device("cpu"), verbose=False)
+    assert t.layer_map == [0, 5] and t.cache.states == [0, 1, 6] and t.attend == (5,)
+    first, rest = viewed[:8], viewed[8:]
+    ids, mask, _ = collate(first, torch.device("cpu"))
+    hidden, probs = t.targets(first, ids, mask)  # read by the teacher, and kept
+    assert t.read_back == 0 and os.path.getsize(t.cache.path) > 0
+    order = (5, 0, 2)
+    again = [first[b] for b in order]  # another batch of the same windows: read back, padded to its own length
+    ids2, mask2, _ = collate(again, torch.device("cpu"))
+    got_hidden, got_probs = t.targets(again, ids2, mask2)
+    assert t.read_back == 1 and [h is None for h in got_hidden] == [False, False, True, True, True, True, False]
+    for k, b in enumerate(order):
+        n = len(first[b]["ids"])
+        for i in (0, 1, 6):
+            assert torch.equal(got_hidden[i][k, :n], hidden[i][b, :n]) and got_hidden[i][k, n:].abs().sum() == 0
+        assert torch.equal(got_probs[5][k, :, :n, :n], probs[5][b, :, :n, :n])
+        assert got_probs[5][k, :, n:].abs().sum() == 0 and got_probs[5][k, :, :, n:].abs().sum() == 0
+    T, width, heads = ids2.size(1), hidden[0].size(-1), probs[5].size(1)
+    assert got_hidden[0].shape == (3, T, width) and got_probs[5].shape == (3, heads, T, T)
+    mixed = [first[1], rest[0]]  # one window it has not read: the teacher reads the batch
+    ids3, mask3, _ = collate(mixed, torch.device("cpu"))
+    h3, _ = t.targets(mixed, ids3, mask3)
+    assert t.read_back == 1 and all(h is not None for h in h3)
+    path = t.cache.path
+    t.close()
+    assert not os.path.exists(path)
+
+
+@pytest.mark.slow
+def test_a_run_with_the_cache_is_the_run_without_it_until_windows_come_back_and_then_runs_no_teacher(context_teacher,
+                                                                                                    tmp_path):
+    d, teacher = context_teacher
+    kw = dict(data_dir=str(d), max_steps=25, eval_every=10, batch_size=8, eval_batch_size=32, progress=0, bf16=0,
+              student="L2-H384", model_dir=teacher, teacher=teacher)  # 80 sentences: 10 steps a pass
+    plain = train(Config(out_dir=str(tmp_path / "plain"), **kw))
+    cached = train(Config(out_dir=str(tmp_path / "cached"), cache_teacher=1, **kw))
+    assert cached["teacher"]["read_back"] >= 10 and "read_back" not in plain["teacher"]  # the second pass on
+    assert not list((tmp_path / "cached").glob("teacher_targets*"))  # the file went with the run
+    a, b = plain["history"], cached["history"]
+    assert a[0] == b[0]  # the first pass: the same numbers
+    for x, y in zip(a[1:], b[1:]):  # then the targets of a window's first batch: the same to the last bits
+        assert x["loss"] == pytest.approx(y["loss"], rel=1e-4)
+    assert cached["loss_terms"]["hidden"] == pytest.approx(plain["loss_terms"]["hidden"], rel=1e-4)
