@@ -184,6 +184,9 @@ class RunConfig:
                                type=at_least(0.0, float))
     attn_weight: float = opt(-1.0, "d_hidden: weight of the attention term (train.py --attn_weight; "
                                    "-1: 1 where the heads match)")
+    cache_teacher: int = opt(0, "d_hidden, 1: the teacher's targets of each sentence kept on file the first time and "
+                                "read back in the later epochs, which run no teacher (train.py --cache_teacher 1: "
+                                "GBs of disk in each run's folder while it runs)", choices=[0, 1])
     max_steps: int = opt(0, "> 0: this many steps for every run (smoke runs)", type=at_least(0))
     context: int = opt(0, "the student too reads each sentence with up to N word pieces of its document on each side "
                           "(train.py --context; the transfer set must mark its documents: students.py transfer "
@@ -197,8 +200,9 @@ class RunConfig:
     progress: int = opt(0, "tqdm bars in the training runs", choices=[0, 1])
 
 
-# what may change in a folder: more seeds, which row gets them all, the speed file
-FREE = {"seeds", "ablation_seeds", "full_rows", "speed", "int8", "out_dir", "progress"}
+# what may change in a folder: more seeds, which row gets them all, the speed file, and the teacher's cache (its
+# targets read back are the same to the last bits; each run's record keeps whether it read them)
+FREE = {"seeds", "ablation_seeds", "full_rows", "speed", "int8", "out_dir", "progress", "cache_teacher"}
 
 
 def train_config(rc, row, seed, layers, out_dir, match=""):
@@ -214,7 +218,7 @@ def train_config(rc, row, seed, layers, out_dir, match=""):
         return Config(**common, epochs=rc.epochs, distilled=soft["conll"], strategy="distilled")
     both = os.path.join(rc.transfer, "conll+bbc_soft.conll")
     teacher = (dict(teacher=rc.teacher, hidden_weight=rc.hidden_weight, attn_weight=rc.attn_weight,
-                    match_layers=match)
+                    match_layers=match, cache_teacher=rc.cache_teacher)
                if row == "d_hidden" else {})
     return Config(**common, epochs=rc.transfer_epochs, distilled=both, strategy="distilled", **teacher)
 

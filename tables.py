@@ -362,16 +362,19 @@ def context_inference():
 
 @renders("context_beside")
 def context_beside():
-    """What a teacher beside the student costs its training (bench.py student-teacher, student-teacher-ctx)."""
+    """What a teacher beside the student costs its training (bench.py student-teacher, student-teacher-ctx, and
+    -cached where the record has it)."""
     b = record("results/context/bench_beside.json")
     med, words = b["median"], shlex.split(b["command"])
     alone, n = med["student"]["train_tok_s"], words[words.index("--teacher_context") + 1]
     rows = [("student", "the student alone (its labels term only)"),
             ("student-teacher", "beside the teacher, which reads the sentence"),
-            ("student-teacher-ctx", f"beside the teacher, which reads the sentence in its document (N = {n})")]
+            ("student-teacher-ctx", f"beside the teacher, which reads the sentence in its document (N = {n})"),
+            ("student-teacher-ctx-cached", "beside that teacher's targets read back from file (`--cache_teacher 1`: "
+                                           "the epochs after the first)")]
     return table(["the student trains", "machine", "its word pieces / s", "× alone", "peak memory MB"],
                  [[what, cpu_of(b), f"{med[c]['train_tok_s']:,.0f}", f"{med[c]['train_tok_s'] / alone:.2f}×",
-                   f"{med[c]['peak_rss_mb']:,.0f}"] for c, what in rows])
+                   f"{med[c]['peak_rss_mb']:,.0f}"] for c, what in rows if c in med])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -115,6 +115,12 @@ def test_the_ablation_chooses_layers_on_dev_runs_every_row_and_resumes(setup, tm
     assert S.main(argv + ["--full_rows", "c_transfer,d_hidden", "--int8", "1"]) == 0
     assert quantized == {p: os.path.getmtime(p / "int8.json") for p in stamps}
     assert stamps == {p: os.path.getmtime(p / "metrics.json") for p in stamps}
+    # the teacher's targets kept on file: a setting a folder may change, so the finished rows come back untrained
+    assert S.main(argv + ["--full_rows", "c_transfer,d_hidden", "--cache_teacher", "1"]) == 0
+    assert stamps == {p: os.path.getmtime(p / "metrics.json") for p in stamps}
+    rc = S.RunConfig(teacher=str(d / "teacher" / "model"), cache_teacher=1)
+    assert S.train_config(rc, "d_hidden", 0, "bottom", str(out), "bottom").cache_teacher == 1  # where a teacher runs
+    assert S.train_config(rc, "c_transfer", 0, "bottom", str(out)).cache_teacher == 0
     with pytest.raises(S.DataError, match="--full_rows e_more: expected rows among a_gold"):
         S.main(argv + ["--full_rows", "e_more"])
     with pytest.raises(S.DataError, match="other settings"):
